@@ -1,0 +1,31 @@
+# Two commands are the contract: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,dask]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/triage demo --out demo-output
+
+test: $(STAMP)
+	bash scripts/ensure_chromium.sh || true
+	$(VENV)/bin/ruff check hashing index triage cli benchmarks synthetic_fixtures tests
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hashing index triage cli benchmarks synthetic_fixtures tests
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(VENV)/bin/triage bench all --out benchmarks/results
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Click commands only: each command parses arguments and calls one library function."""

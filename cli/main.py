@@ -1,0 +1,43 @@
+"""The `triage` console script: a group whose subcommands are imported only when used,
+
+so `triage hash` does not pay for importing FAISS or Dask.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute"; a new command is one new *_cmd.py plus one line here.
+COMMANDS: dict[str, str] = {
+    "hash": "cli.hash_cmd:hash_cmd",
+    "bank": "cli.bank_cmd:bank",
+    "scan": "cli.scan_cmd:scan",
+    "demo": "cli.scan_cmd:demo",
+    "fixtures": "cli.fixtures_cmd:fixtures",
+    "bench": "cli.bench_cmd:bench",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="osec-triage")
+def cli() -> None:
+    """Triage media against known-material hash banks. Never displays content."""
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""Per-algorithm hashing code: one module per algorithm family."""

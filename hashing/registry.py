@@ -1,0 +1,45 @@
+"""The algorithm specs: names, sizes, default radii and quality floors, each stated once here."""
+
+from __future__ import annotations
+
+from hashing.errors import UnknownAlgorithmError
+from hashing.types import AlgorithmSpec
+
+PDQ = AlgorithmSpec(
+    "pdq", "perceptual", 256, default_radius=31, quality_floor=50,
+    description="Meta PDQ, 256-bit DCT hash with quality score",
+)
+PHASH = AlgorithmSpec("phash", "perceptual", 64, default_radius=8, description="imagehash.phash")
+DHASH = AlgorithmSpec("dhash", "perceptual", 64, default_radius=8, description="imagehash.dhash")
+AHASH = AlgorithmSpec("ahash", "perceptual", 64, default_radius=6, description="imagehash.average_hash")
+WHASH = AlgorithmSpec("whash", "perceptual", 64, default_radius=8, description="imagehash.whash (haar)")
+MD5 = AlgorithmSpec("md5", "digest", 128, description="MD5 of the file bytes")
+SHA1 = AlgorithmSpec("sha1", "digest", 160, description="SHA-1 of the file bytes")
+SHA256 = AlgorithmSpec("sha256", "digest", 256, description="SHA-256 of the file bytes")
+
+SPECS: dict[str, AlgorithmSpec] = {
+    s.name: s for s in (PDQ, PHASH, DHASH, AHASH, WHASH, MD5, SHA1, SHA256)
+}
+PERCEPTUAL = tuple(n for n, s in SPECS.items() if s.kind == "perceptual")
+DIGESTS = tuple(n for n, s in SPECS.items() if s.kind == "digest")
+DEFAULT_ALGORITHMS = ("pdq", "md5", "sha1", "sha256")
+
+
+def spec(name: str) -> AlgorithmSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise UnknownAlgorithmError(name) from None
+
+
+def parse_algorithms(text: str) -> tuple[str, ...]:
+    """Parse a comma-separated algorithm list, keeping order and dropping repeats."""
+    names: list[str] = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        spec(name)
+        if name not in names:
+            names.append(name)
+    return tuple(names)

@@ -1,0 +1,178 @@
+"""Value types shared by every layer: algorithm specs, hash values and the per-file hash record.
+
+The record defined here is the one shape written by `triage hash` and, with its manifest
+fields filled, by the scan manifest; nothing else defines output keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["perceptual", "digest"]
+Status = Literal["hashed", "error", "skipped"]
+EntryKind = Literal["file", "archive_member", "symlink", "special"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmSpec:
+    """Everything generic code needs to know about one hash algorithm, stated once."""
+
+    name: str
+    kind: Kind
+    bits: int
+    default_radius: int | None = None  # inclusive Hamming radius for a near match
+    quality_floor: int | None = None  # hashes below this quality are not matched
+    description: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return self.bits // 8
+
+    @property
+    def hex_length(self) -> int:
+        return self.bits // 4
+
+
+@dataclass(frozen=True, slots=True)
+class HashValue:
+    """A hash that knows its algorithm. `a - b` is the Hamming distance, `str()` the hex."""
+
+    algorithm: str
+    bits: bytes
+    quality: int | None = None
+
+    @property
+    def hex(self) -> str:
+        return self.bits.hex()
+
+    def __str__(self) -> str:
+        return self.hex
+
+    def __sub__(self, other: HashValue) -> int:
+        if self.algorithm != other.algorithm or len(self.bits) != len(other.bits):
+            raise TypeError(f"cannot compare {self.algorithm} with {other.algorithm}")
+        x = int.from_bytes(self.bits, "big") ^ int.from_bytes(other.bits, "big")
+        return x.bit_count()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHash:
+    """One sampled video frame's PDQ hash."""
+
+    t: float
+    pdq: str
+    quality: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": round(self.t, 3), "pdq": self.pdq, "quality": self.quality}
+
+
+def path_to_text(path: str | bytes) -> tuple[str, str | None]:
+    """Return (printable path, hex of the raw bytes when the name is not valid UTF-8).
+
+    Evidence file names can hold any bytes; the hex keeps them lossless in JSON.
+    """
+    raw = os.fsencode(path)
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), raw.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class HashRecord:
+    """Outcome of hashing one file or archive member.
+
+    `hashes` maps algorithm name to hex and is flattened into top-level keys on output,
+    so a record reads `{"path":..., "pdq": "...", "md5": "..."}`. Manifest fields
+    (`size`, `mtime`, `kind`, `reason`) are filled by the scan and by `triage hash`.
+    """
+
+    path: str
+    status: Status
+    error: str | None = None
+    media_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    pdq_quality: int | None = None
+    pdq_dihedral: tuple[str, ...] | None = None
+    exif_orientation: int | None = None
+    exif_hashes: Mapping[str, str] | None = None  # EXIF-transposed hashes, keys "<algo>_exif"
+    pdq_frames: tuple[FrameHash, ...] | None = None
+    duration: float | None = None
+    size: int | None = None
+    mtime: float | None = None
+    kind: EntryKind = "file"
+    reason: str | None = None
+    link_target: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        text, raw_hex = path_to_text(self.path)
+        out: dict[str, Any] = {"path": text}
+        if raw_hex is not None:
+            out["path_bytes_hex"] = raw_hex
+        out.update(
+            status=self.status,
+            error=self.error,
+            reason=self.reason,
+            kind=self.kind,
+            size=self.size,
+            mtime=self.mtime,
+            media_type=self.media_type,
+            width=self.width,
+            height=self.height,
+        )
+        if self.exif_orientation is not None:
+            out["exif_orientation"] = self.exif_orientation
+        if self.link_target is not None:
+            out["link_target"] = path_to_text(self.link_target)[0]
+        for name, value in self.hashes.items():
+            out[name] = value
+        if "pdq" in self.hashes or self.pdq_quality is not None:
+            out["pdq_quality"] = self.pdq_quality
+        if self.pdq_dihedral is not None:
+            out["pdq_dihedral"] = list(self.pdq_dihedral)
+        if self.exif_hashes:
+            for name, value in self.exif_hashes.items():
+                out[f"{name}_exif"] = value
+        if self.pdq_frames is not None:
+            out["pdq_frames"] = [f.to_dict() for f in self.pdq_frames]
+            out["duration"] = self.duration
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], algorithms: tuple[str, ...]) -> HashRecord:
+        """Inverse of `to_dict` for the named algorithms (used by resume and tests)."""
+        path = d["path"]
+        if d.get("path_bytes_hex"):
+            path = os.fsdecode(bytes.fromhex(d["path_bytes_hex"]))
+        frames = d.get("pdq_frames")
+        exif = {a: d[f"{a}_exif"] for a in algorithms if f"{a}_exif" in d}
+        return cls(
+            path=path,
+            status=d["status"],
+            error=d.get("error"),
+            media_type=d.get("media_type"),
+            width=d.get("width"),
+            height=d.get("height"),
+            hashes={a: d[a] for a in algorithms if d.get(a) is not None},
+            pdq_quality=d.get("pdq_quality"),
+            pdq_dihedral=tuple(d["pdq_dihedral"]) if d.get("pdq_dihedral") else None,
+            exif_orientation=d.get("exif_orientation"),
+            exif_hashes=exif or None,
+            pdq_frames=(
+                tuple(FrameHash(f["t"], f["pdq"], f["quality"]) for f in frames)
+                if frames is not None
+                else None
+            ),
+            duration=d.get("duration"),
+            size=d.get("size"),
+            mtime=d.get("mtime"),
+            kind=d.get("kind", "file"),
+            reason=d.get("reason"),
+            link_target=d.get("link_target"),
+        )

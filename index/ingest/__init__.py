@@ -1,0 +1,1 @@
+"""Hash-list parsers: one module per import format, all yielding typed records with line numbers."""

@@ -1,0 +1,1 @@
+"""The evidence scan: walk, hash, match, cluster, score and write the case outputs."""

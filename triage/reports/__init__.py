@@ -1,0 +1,1 @@
+"""Case report writers (HTML, VICS JSON, CSV)."""
