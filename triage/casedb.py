@@ -1,0 +1,140 @@
+"""The case database (CASE_DIR/case.sqlite, WAL): per-file progress that makes a scan resumable.
+
+Each walk item is one row keyed by its record path; a row is reused by a later scan only when
+size, mtime and the hashing options are the same, so a killed scan restarted with the same
+arguments re-hashes nothing it had recorded. Only the scan's parent process writes here.
+Every scan is a `run`; rows the current walk saw carry its run id, so files that vanished
+from the evidence since an earlier scan drop out of the manifest without being deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from triage.outputs import FILE_MODE
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items(
+    path_key BLOB PRIMARY KEY,
+    size INTEGER,
+    mtime REAL,
+    opts TEXT NOT NULL,
+    hashed INTEGER NOT NULL,      -- 1 when the row came from a hashing call
+    record TEXT NOT NULL,         -- HashRecord.to_dict() as JSON, manifest fields filled
+    seen_run INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_seen ON items(seen_run);
+CREATE TABLE IF NOT EXISTS runs(
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    ended TEXT,
+    hash_calls INTEGER,
+    fingerprint TEXT
+);
+"""
+
+
+def path_key(path: str) -> bytes:
+    """Lossless bytes of a record path (surrogatepass keeps undecodable names distinct)."""
+    return path.encode("utf-8", "surrogatepass")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    path_key: bytes
+    hashed: bool
+    record: dict[str, Any]
+
+
+class CaseDB:
+    """Progress store of one case; use as a context manager so the connection is closed."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process; only power loss may drop the last commits,
+        # which a rerun simply hashes again.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def __enter__(self) -> CaseDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def begin_run(self, started: str) -> int:
+        cur = self._db.execute("INSERT INTO runs(started) VALUES (?)", (started,))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_run(self, run: int, ended: str, hash_calls: int, fingerprint: str) -> None:
+        self._db.execute(
+            "UPDATE runs SET ended=?, hash_calls=?, fingerprint=? WHERE id=?",
+            (ended, hash_calls, fingerprint, run),
+        )
+
+    def last_fingerprint(self, before_run: int) -> str | None:
+        """Fingerprint of the latest finished run before `before_run` (None if there is none)."""
+        row = self._db.execute(
+            "SELECT fingerprint FROM runs WHERE id < ? AND ended IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (before_run,),
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def reusable(self, path: str, size: int | None, mtime: float | None, opts: str) -> bool:
+        """True when a hashed row exists for this path with the same size, mtime and options."""
+        row = self._db.execute(
+            "SELECT size, mtime, opts FROM items WHERE path_key=? AND hashed=1",
+            (path_key(path),),
+        ).fetchone()
+        return row is not None and tuple(row) == (size, mtime, opts)
+
+    def mark_seen(self, run: int, paths: Iterable[str]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "UPDATE items SET seen_run=? WHERE path_key=?",
+            ((run, path_key(p)) for p in paths),
+        )
+        self._db.execute("COMMIT")
+
+    def put(self, run: int, opts: str, rows: Iterable[tuple[dict[str, Any], str, bool]]) -> None:
+        """Upsert `(record dict, record path, hashed)` rows in one transaction."""
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO items(path_key, size, mtime, opts, hashed, record, seen_run) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path_key) DO UPDATE SET "
+            "size=excluded.size, mtime=excluded.mtime, opts=excluded.opts, "
+            "hashed=excluded.hashed, record=excluded.record, seen_run=excluded.seen_run",
+            (
+                (path_key(path), rec.get("size"), rec.get("mtime"), opts, int(hashed),
+                 json.dumps(rec), run)
+                for rec, path, hashed in rows
+            ),
+        )
+        self._db.execute("COMMIT")
+
+    def rows(self, run: int) -> Iterator[StoredRow]:
+        """Rows seen by `run`, in path order (the manifest order)."""
+        for key, hashed, record in self._db.execute(
+            "SELECT path_key, hashed, record FROM items WHERE seen_run=? ORDER BY path_key",
+            (run,),
+        ):
+            yield StoredRow(key, bool(hashed), json.loads(record))
+
+    def count_hashed(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM items WHERE hashed=1").fetchone()[0])

@@ -1,0 +1,159 @@
+"""The scan policy: match radii, quality floor, video thresholds and tier numbers, from TOML.
+
+Defaults for radii and the quality floor come from `hashing.registry` (stated once there);
+a policy file only overrides them. Example (every key optional):
+
+    [match]
+    radius = { pdq = 31, phash = 8 }
+    min_quality = 50
+    dihedral = true
+
+    [video]
+    query_frames_pct = 80.0   # share of the video's frames that must match
+    bank_frames_pct = 0.0     # share of the bank item's frames that must be matched
+
+    [cluster]
+    enabled = true
+    radius = 31
+
+    [tiers]
+    possible_new = 1   # unknown media clustered with known-bad material
+    near = 2           # near (perceptual) matches to known-bad material
+    exact = 3          # exact digest matches
+    unmatched = 4      # other media that matched nothing
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hashing.errors import TriageError
+from hashing.registry import PDQ, PERCEPTUAL, spec
+
+TIER_KEYS = ("possible_new", "near", "exact", "unmatched")
+
+
+class PolicyError(TriageError, ValueError):
+    """A policy file that cannot be used; names the file and the offending key."""
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        super().__init__(f"{path}: [{key}] {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+
+def _default_radii() -> dict[str, int]:
+    return {n: r for n in PERCEPTUAL if (r := spec(n).default_radius) is not None}
+
+
+def _default_tiers() -> dict[str, int]:
+    return {k: i + 1 for i, k in enumerate(TIER_KEYS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    radius: Mapping[str, int] = field(default_factory=_default_radii)
+    min_quality: int = PDQ.quality_floor or 0
+    dihedral: bool = True
+    video_query_pct: float = 80.0
+    video_bank_pct: float = 0.0
+    cluster_enabled: bool = True
+    cluster_radius: int = PDQ.default_radius or 0
+    tiers: Mapping[str, int] = field(default_factory=_default_tiers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "match": {
+                "radius": dict(sorted(self.radius.items())),
+                "min_quality": self.min_quality,
+                "dihedral": self.dihedral,
+            },
+            "video": {
+                "query_frames_pct": self.video_query_pct,
+                "bank_frames_pct": self.video_bank_pct,
+            },
+            "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius},
+            "tiers": dict(self.tiers),
+        }
+
+
+def _int(src: str, key: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise PolicyError(src, key, f"expected an integer in {lo}..{hi}, got {value!r}")
+    return value
+
+
+def _pct(src: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise PolicyError(src, key, f"expected a percentage 0..100, got {value!r}")
+    return float(value)
+
+
+def _bool(src: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(src, key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _table(src: str, doc: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise PolicyError(src, name, "expected a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise PolicyError(src, name, f"unknown keys {sorted(unknown)}")
+    return table
+
+
+def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy:
+    """Validate a parsed policy document; unknown keys are errors (a typo must not go unseen)."""
+    unknown = set(doc) - {"match", "video", "cluster", "tiers"}
+    if unknown:
+        raise PolicyError(src, "", f"unknown tables {sorted(unknown)}")
+    m = _table(src, doc, "match", {"radius", "min_quality", "dihedral"})
+    v = _table(src, doc, "video", {"query_frames_pct", "bank_frames_pct"})
+    c = _table(src, doc, "cluster", {"enabled", "radius"})
+    t = _table(src, doc, "tiers", set(TIER_KEYS))
+    base = Policy()
+    radius = dict(base.radius)
+    radius_in = m.get("radius", {})
+    if not isinstance(radius_in, dict):
+        raise PolicyError(src, "match.radius", "expected a table of algorithm = radius")
+    for algo, r in radius_in.items():
+        if algo not in PERCEPTUAL:
+            raise PolicyError(src, "match.radius", f"{algo!r} is not a perceptual algorithm")
+        radius[algo] = _int(src, f"match.radius.{algo}", r, 0, spec(algo).bits)
+    tiers = dict(base.tiers)
+    for key, value in t.items():
+        tiers[key] = _int(src, f"tiers.{key}", value, 1, 99)
+    return Policy(
+        radius=radius,
+        min_quality=_int(src, "match.min_quality", m.get("min_quality", base.min_quality), 0, 100),
+        dihedral=_bool(src, "match.dihedral", m.get("dihedral", base.dihedral)),
+        video_query_pct=_pct(src, "video.query_frames_pct",
+                             v.get("query_frames_pct", base.video_query_pct)),
+        video_bank_pct=_pct(src, "video.bank_frames_pct",
+                            v.get("bank_frames_pct", base.video_bank_pct)),
+        cluster_enabled=_bool(src, "cluster.enabled", c.get("enabled", base.cluster_enabled)),
+        cluster_radius=_int(src, "cluster.radius", c.get("radius", base.cluster_radius), 0, 256),
+        tiers=tiers,
+    )
+
+
+def load_policy(path: Path | None) -> Policy:
+    """The default policy, or the one in the TOML file at `path`."""
+    if path is None:
+        return Policy()
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise PolicyError(str(path), "", f"cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(str(path), "", f"not valid TOML: {exc}") from exc
+    return policy_from_mapping(doc, str(path))
