@@ -1,0 +1,527 @@
+"""Read archives in memory, never on disk: zip, tar, and gzip/bzip2/xz streams (tarred or not).
+
+The archive is read from a read-only file object (or bytes, when nested); members become
+`WalkItem` rows labelled `outer.zip!/member`. A member name is only ever a label: `../../x`
+or `/etc/passwd` is recorded, flagged, and never joined to a filesystem path, and nothing is
+extracted.
+
+Hostile archives are the norm in evidence, so every read is bounded:
+- declared sizes are checked first (zip central directory, tar headers), then every byte
+  that comes out of a decompressor is counted as it is read, in chunks, so a lying header
+  cannot make us allocate more than the limits allow;
+- a member is materialised as bytes only when it is at most `max_member_bytes`;
+- an archive whose decompressed output exceeds `max_expansion_ratio` times its own size, or
+  whose expansion (output beyond its own size, summed over nested archives) exceeds
+  `max_archive_total_bytes`, stops with an error row on its root label `outer.zip!/`;
+- nesting stops at `max_archive_depth`.
+
+The standard library's `zipfile`, `tarfile`, `gzip`, `bz2` and `lzma` do the parsing; this
+module only adds the bounds. Two places need care beyond them: `zipfile` decompresses
+bzip2 members without an output bound (a few KiB can expand to GiB in one call), so those
+are read through `bz2.BZ2File` over the raw member bytes; and `tarfile` ends iteration
+silently on a truncated or garbled header, so the block where it stopped is checked.
+"""
+
+from __future__ import annotations
+
+import bz2
+import calendar
+import copy
+import gzip
+import io
+import lzma
+import posixpath
+import stat
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from hashing.errors import TriageError
+from hashing.sniff import SNIFF_BYTES, sniff
+from triage.limits import RATIO_GRACE_BYTES, WalkItem, WalkLimits, format_bytes
+
+# Decompressed bytes are pulled in chunks of this size, so one read never holds more.
+_CHUNK = 1024 * 1024
+
+_FORMATS = {
+    "application/zip": "zip",
+    "application/x-tar": "tar",
+    "application/gzip": "gzip",
+    "application/x-bzip2": "bzip2",
+    "application/x-xz": "xz",
+    "application/x-7z-compressed": "7z",
+    "application/vnd.rar": "rar",
+    "application/zstd": "zstd",
+}
+_UNSUPPORTED = frozenset({"7z", "rar", "zstd"})
+
+_STREAM_OPENERS: dict[str, Callable[[BinaryIO], io.BufferedIOBase]] = {
+    "gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+    "bzip2": lambda f: bz2.BZ2File(f, mode="rb"),
+    "xz": lambda f: lzma.LZMAFile(f, mode="rb"),
+}
+_STREAM_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bzip2", ".xz", ".lzma")
+
+# Everything a damaged archive can raise out of the standard library readers.
+_CORRUPT = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    OSError,  # gzip.BadGzipFile, short reads
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+    NotImplementedError,  # unknown zip compression method
+    UnicodeDecodeError,
+    struct.error,
+)
+
+
+class ArchiveLimitError(TriageError):
+    """An archive crossed one of the walk limits; `reason` goes into its root row."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(f"{label}: {reason}")
+        self.label = label
+        self.reason = reason
+
+
+def archive_format(head: bytes) -> str | None:
+    """Archive format named by the first bytes ("zip", "tar", "gzip", "7z", ...), or None.
+
+    Uses the shared magic-byte table in `hashing.sniff`, plus a stricter bzip2 check: "BZh"
+    alone starts ordinary text too often, so the block magic after it must follow.
+    """
+    kind = sniff(head)
+    if kind.family != "archive" or kind.media_type is None:
+        return None
+    fmt = _FORMATS.get(kind.media_type)
+    if fmt == "bzip2" and not (
+        len(head) >= 10 and head[3:4] in b"123456789" and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90")
+    ):
+        return None
+    return fmt
+
+
+@dataclass(slots=True)
+class _Total:
+    """Expansion summed over an outer archive and everything nested in it."""
+
+    expanded: int = 0
+
+
+@dataclass(slots=True)
+class _Budget:
+    """Counts one archive's decompressed output against the ratio and total limits.
+
+    Expansion is output beyond the archive's own size, so stored zips and plain tars cost
+    nothing however large they are, while a bomb's output is charged almost in full.
+    """
+
+    label: str
+    limits: WalkLimits
+    compressed: int
+    total: _Total
+    produced: int = 0
+    excess: int = 0
+
+    def charge(self, n: int) -> None:
+        self.produced += n
+        excess = max(0, self.produced - self.compressed)
+        self.total.expanded += excess - self.excess
+        self.excess = excess
+        self.check(self.produced, self.total.expanded)
+
+    def check(self, produced: int, expanded: int) -> None:
+        """Raise if `produced` output bytes (or `expanded` in all) would cross a limit."""
+        lim = self.limits
+        if expanded > lim.max_archive_total_bytes:
+            raise ArchiveLimitError(
+                self.label,
+                f"archive expansion exceeds the {format_bytes(lim.max_archive_total_bytes)} limit",
+            )
+        ratio = produced / max(self.compressed, 1)
+        if produced > RATIO_GRACE_BYTES and ratio > lim.max_expansion_ratio:
+            raise ArchiveLimitError(
+                self.label,
+                f"expansion ratio {ratio:.0f} exceeds {lim.max_expansion_ratio:g}",
+            )
+
+
+class _Counted(io.RawIOBase):
+    """A read-only view of a decompressed stream that charges every byte to a budget.
+
+    It also keeps the last bytes it returned, so the tar reader can look at the block
+    where `tarfile` stopped (tarfile ends iteration silently on a bad header).
+    """
+
+    _KEEP = 4 * tarfile.RECORDSIZE
+
+    def __init__(self, raw: _Reader, budget: _Budget) -> None:
+        self._raw = raw
+        self._budget = budget
+        self.pos = 0
+        self._tail = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > _CHUNK:
+            size = _CHUNK  # never one unbounded read: callers loop until b""
+        data = self._raw.read(size)
+        self._budget.charge(len(data))
+        self.pos += len(data)
+        self._tail += data
+        if len(self._tail) > self._KEEP:
+            del self._tail[: len(self._tail) - self._KEEP]
+        return data
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def block_at(self, offset: int, size: int) -> bytes | None:
+        """Bytes at absolute `offset` if still kept (shorter at end of stream), else None."""
+        start = self.pos - len(self._tail)
+        if offset < start:
+            return None
+        return bytes(self._tail[offset - start : offset - start + size])
+
+
+class _MemberTooLarge(Exception):
+    pass
+
+
+class _Reader(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def _read_bounded(stream: _Reader, budget: _Budget, limit: int, charge: bool) -> bytes:
+    """Read a member in chunks, raising `_MemberTooLarge` past `limit` bytes."""
+    chunks: list[bytes] = []
+    got = 0
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        got += len(chunk)
+        if charge:
+            budget.charge(len(chunk))
+        if got > limit:
+            raise _MemberTooLarge
+        chunks.append(chunk)
+
+
+def _root_row(label: str, status: str, reason: str, archive_error: bool) -> WalkItem:
+    return WalkItem(
+        path=f"{label}!/",
+        kind="archive_member",
+        size=None,
+        mtime=None,
+        status=status,  # type: ignore[arg-type]
+        reason=reason,
+        archive_error=archive_error,
+    )
+
+
+def _escapes(name: str) -> bool:
+    """True when a member name would leave the archive root if it were ever a path."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return True
+    return ".." in norm.split("/")
+
+
+_ESCAPE_NOTE = "path escapes archive root (label only)"
+
+
+def _too_large_reason(limits: WalkLimits) -> str:
+    return f"member exceeds {format_bytes(limits.max_member_bytes)} limit"
+
+
+def iter_archive(
+    source: BinaryIO,
+    label: str,
+    size: int,
+    limits: WalkLimits,
+    depth: int = 1,
+    total: _Total | None = None,
+) -> Iterator[WalkItem]:
+    """Yield the member rows of the archive in `source` (seekable), labelled under `label`.
+
+    `size` is the archive's own size (the denominator of the expansion ratio) and `depth`
+    its nesting level, 1 for an archive on disk. Nothing is yielded when `source` is not
+    an archive. Never raises for bad data: problems become rows.
+    """
+    source.seek(0)
+    fmt = archive_format(source.read(SNIFF_BYTES))
+    source.seek(0)
+    if fmt is None:
+        return
+    if depth > limits.max_archive_depth:
+        yield _root_row(
+            label,
+            "skipped",
+            f"archive depth limit {limits.max_archive_depth} reached; members not read",
+            False,
+        )
+        return
+    if fmt in _UNSUPPORTED:
+        yield _root_row(label, "skipped", f"unsupported archive format: {fmt}", True)
+        return
+    budget = _Budget(label, limits, size, total if total is not None else _Total())
+    try:
+        if fmt == "zip":
+            yield from _zip_members(source, label, budget, depth)
+        elif fmt == "tar":
+            yield from _tar_members(_Counted(source, budget), label, budget, depth)
+        else:
+            yield from _stream_members(source, fmt, label, budget, depth)
+    except ArchiveLimitError as exc:
+        yield _root_row(label, "error", exc.reason, True)
+    except _CORRUPT as exc:
+        yield _root_row(label, "error", f"corrupt archive: {_describe(exc)}", True)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _member(
+    label: str,
+    name: str,
+    data: bytes,
+    mtime: float | None,
+    budget: _Budget,
+    depth: int,
+) -> Iterator[WalkItem]:
+    """The row of a readable member, then the rows of the archive it is, if it is one."""
+    member_label = f"{label}!/{name}"
+    yield WalkItem(
+        path=member_label,
+        kind="archive_member",
+        size=len(data),
+        mtime=mtime,
+        data=data,
+        reason=_ESCAPE_NOTE if _escapes(name) else None,
+    )
+    if archive_format(data[:SNIFF_BYTES]) is not None:
+        yield from iter_archive(
+            io.BytesIO(data), member_label, len(data), budget.limits, depth + 1, budget.total
+        )
+
+
+def _member_count_guard(count: int, label: str, limits: WalkLimits) -> None:
+    if count > limits.max_members:
+        raise ArchiveLimitError(
+            label, f"more than {limits.max_members} members; the rest were not read"
+        )
+
+
+# --- zip -------------------------------------------------------------------------------
+
+
+def _zip_mtime(info: zipfile.ZipInfo) -> float | None:
+    # zip stores local wall-clock time without a zone; it is recorded as if it were UTC
+    try:
+        return float(calendar.timegm((*info.date_time, 0, 0, 0)))
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def _zip_members(source: BinaryIO, label: str, budget: _Budget, depth: int) -> Iterator[WalkItem]:
+    limits = budget.limits
+    with zipfile.ZipFile(source) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        loadable = sum(i.file_size for i in infos if i.file_size <= limits.max_member_bytes)
+        # declared sizes first: a bomb is refused before a single byte is inflated
+        budget.check(loadable, budget.total.expanded + max(0, loadable - budget.compressed))
+        for count, info in enumerate(infos, start=1):
+            _member_count_guard(count, label, limits)
+            yield from _zip_member(zf, info, label, budget, depth)
+
+
+def _zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: _Budget, depth: int
+) -> Iterator[WalkItem]:
+    limits = budget.limits
+    name = info.filename
+    path = f"{label}!/{name}"
+    mtime = _zip_mtime(info)
+
+    def row(status: str, reason: str, archive_error: bool = False, **kw: object) -> WalkItem:
+        return WalkItem(
+            path=path,
+            kind="archive_member",
+            size=info.file_size,
+            mtime=mtime,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            archive_error=archive_error,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    if info.flag_bits & 0x1:
+        yield row("error", "encrypted member", True)
+        return
+    if info.file_size > limits.max_member_bytes:
+        yield row("skipped", _too_large_reason(limits))
+        return
+    is_link = info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
+    try:
+        # any byte past the declared size proves a lying header; file_size <= the member limit
+        data = _read_zip_data(zf, info, budget, info.file_size)
+    except _MemberTooLarge:
+        yield row("error", "member larger than its declared size (lying header)", True)
+        return
+    except ArchiveLimitError:
+        raise
+    except _CORRUPT as exc:
+        yield row("error", f"corrupt member: {_describe(exc)}", True)
+        return
+    if is_link:
+        target = data.decode("utf-8", "surrogateescape")
+        yield row("skipped", "symlink member not followed", link_target=target)
+        return
+    yield from _member(label, name, data, mtime, budget, depth)
+
+
+def _read_zip_data(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, limit: int
+) -> bytes:
+    if info.compress_type != zipfile.ZIP_BZIP2:
+        with zf.open(info) as stream:
+            return _read_bounded(stream, budget, limit, charge=True)
+    # zipfile inflates bzip2 without an output bound; read the raw bytes as "stored" and
+    # decompress them with BZ2File, whose reads are bounded, then check the CRC ourselves
+    raw = copy.copy(info)
+    raw.compress_type = zipfile.ZIP_STORED
+    raw.file_size = info.compress_size
+    del raw.CRC  # the stored view's CRC would be the compressed bytes'; checked below instead
+    with zf.open(raw) as stored, bz2.BZ2File(stored) as stream:
+        data = _read_bounded(stream, budget, limit, charge=True)
+    if zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return data
+
+
+# --- tar -------------------------------------------------------------------------------
+
+
+def _tar_members(stream: _Counted, label: str, budget: _Budget, depth: int) -> Iterator[WalkItem]:
+    """Members of an uncompressed tar stream, read strictly forward (`r|`)."""
+    limits = budget.limits
+    tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
+    count = 0
+    while True:
+        ti = tf.next()
+        if ti is None:
+            break
+        # stream mode keeps every header it has seen; we never look one up again
+        tf.members.clear()  # type: ignore[attr-defined]  # a plain list, not in the stubs
+        if ti.isdir():
+            continue
+        count += 1
+        _member_count_guard(count, label, limits)
+        yield from _tar_member(tf, ti, label, budget, depth)
+    _check_tar_end(stream, tf.offset, label)
+
+
+def _tar_member(
+    tf: tarfile.TarFile, ti: tarfile.TarInfo, label: str, budget: _Budget, depth: int
+) -> Iterator[WalkItem]:
+    limits = budget.limits
+    path = f"{label}!/{ti.name}"
+    mtime = float(ti.mtime)
+
+    def row(status: str, reason: str, **kw: object) -> WalkItem:
+        return WalkItem(
+            path=path,
+            kind="archive_member",
+            size=ti.size,
+            mtime=mtime,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    if ti.issym():
+        yield row("skipped", "symlink member not followed", link_target=ti.linkname)
+    elif ti.islnk():
+        yield row("skipped", "hardlink member not followed", link_target=ti.linkname)
+    elif ti.ischr() or ti.isblk():
+        yield row("skipped", "device member not read")
+    elif ti.isfifo():
+        yield row("skipped", "fifo member not read")
+    elif not ti.isreg():
+        yield row("skipped", f"unsupported tar member type {ti.type!r}")
+    elif ti.size > limits.max_member_bytes:
+        yield row("skipped", _too_large_reason(limits))
+    else:
+        member = tf.extractfile(ti)
+        assert member is not None  # isreg() members always have a data stream
+        # the bytes were charged by the counted stream underneath, so not again here
+        data = _read_bounded(member, budget, limits.max_member_bytes, charge=False)
+        yield from _member(label, ti.name, data, mtime, budget, depth)
+
+
+def _check_tar_end(stream: _Counted, offset: int, label: str) -> None:
+    """Raise unless tarfile stopped at a real end-of-archive marker (a zero block)."""
+    block = stream.block_at(offset, tarfile.BLOCKSIZE)
+    if block is None:
+        return  # stopped further back than we keep; tarfile's own checks must do
+    if len(block) < tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"truncated at offset {offset}")
+    if block.count(0) != tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"invalid header at offset {offset}")
+
+
+# --- gzip / bzip2 / xz streams ---------------------------------------------------------
+
+
+def _stream_member_name(label: str) -> str:
+    """Name of the single file inside a compressed stream: the archive's name less suffix."""
+    base = posixpath.basename(label.replace("!/", "/")) or "data"
+    lower = base.lower()
+    if lower.endswith(".tgz"):
+        return base[:-4] + ".tar"
+    for suffix in _STREAM_SUFFIXES:
+        if lower.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def _stream_members(
+    source: BinaryIO, fmt: str, label: str, budget: _Budget, depth: int
+) -> Iterator[WalkItem]:
+    opener = _STREAM_OPENERS[fmt]
+    with opener(source) as probe:
+        head = probe.read(SNIFF_BYTES)
+    source.seek(0)
+    with opener(source) as raw:
+        stream = _Counted(raw, budget)
+        if archive_format(head) == "tar":
+            yield from _tar_members(stream, label, budget, depth)
+            return
+        name = _stream_member_name(label)
+        limits = budget.limits
+        try:
+            data = _read_bounded(stream, budget, limits.max_member_bytes, charge=False)
+        except _MemberTooLarge:
+            yield WalkItem(
+                path=f"{label}!/{name}",
+                kind="archive_member",
+                size=None,
+                mtime=None,
+                status="skipped",
+                reason=_too_large_reason(limits),
+            )
+            return
+    yield from _member(label, name, data, None, budget, depth)
