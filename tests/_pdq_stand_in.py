@@ -1,5 +1,6 @@
-"""Stand-in for the PDQ modules (`hashing.algorithms.pdq`, `hashing.pdq_kernels`) while they
-are being written: wraps the `pdqhash` reference bindings behind the contract's names.
+"""Stand-in for the PDQ modules (`hashing.algorithms.pdq`, `hashing.pdq_kernels`,
+`hashing.fast_luma`) while they are being written: wraps the `pdqhash` reference bindings
+behind the contract's names, and a fast luma decoder that always declines.
 
 `install()` does nothing once the real modules import, so tests written against the contract
 run unchanged on our own PDQ. Only the hashing-layer tests use this, never library code.
@@ -7,6 +8,7 @@ run unchanged on our own PDQ. Only the hashing-layer tests use this, never libra
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from dataclasses import dataclass
@@ -47,13 +49,22 @@ def _pdq_from_luma(luma: np.ndarray, dihedral: bool = False) -> PdqResult:
     return _pdq_from_rgb(np.repeat(grey[..., None], 3, axis=2), dihedral)
 
 
+def _decode_luma_fast(data: bytes, *, width: int, height: int) -> None:
+    return None  # "use the exact path", which the contract allows for any input
+
+
 def install() -> bool:
-    """Register the stand-in if the real modules are missing; True when it was installed."""
+    """Register the stand-ins for whichever real modules are missing (PDQ, fast JPEG luma);
+    True when the PDQ stand-in was installed."""
     try:
-        import hashing.algorithms.pdq  # noqa: F401
-
-        import hashing.pdq_kernels  # noqa: F401
-
+        importlib.import_module("hashing.fast_luma")
+    except ImportError:
+        fast = types.ModuleType("hashing.fast_luma")
+        fast.decode_luma_fast = _decode_luma_fast  # type: ignore[attr-defined]
+        sys.modules["hashing.fast_luma"] = fast
+    try:
+        importlib.import_module("hashing.algorithms.pdq")
+        importlib.import_module("hashing.pdq_kernels")
         return False
     except ImportError:
         pass

@@ -1,0 +1,373 @@
+"""One file (or in-memory member) in, one `HashRecord` out; and the same over many in a pool.
+
+The bytes of a file are read once: digests and decoding use the same buffer. Files that are
+not media, or larger than `max_media_bytes`, are streamed through the digests in chunks
+instead of being held whole (a large video is then decoded from the same read-only handle).
+Evidence is opened read-only, with O_NOATIME where the kernel allows it so reading does not
+even touch access times, and symlinks and special files are recorded, never followed or
+read. Bad media never raises: the record says `status: "error"` with the reason and still
+carries the digests.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import mimetypes
+import os
+import stat
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from multiprocessing import get_context
+from typing import Any
+
+from hashing.algorithms.digests import digest_bytes, digest_stream
+from hashing.algorithms.imagehash_family import NAMES as IMAGEHASH_NAMES
+from hashing.algorithms.imagehash_family import imagehash_hashes
+from hashing.decode import (
+    DEFAULT_PIXEL_LIMIT,
+    DecodedImage,
+    DecodeMode,
+    Need,
+    decode_image,
+    exif_transposed,
+)
+from hashing.errors import MediaError, UnsupportedMediaError
+from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, spec
+from hashing.sniff import SNIFF_BYTES, MediaKind, sniff
+from hashing.types import HashRecord
+
+# A file larger than this is never held in memory whole: images above it are reported, videos
+# above it are decoded from the open handle after the digest pass.
+DEFAULT_MAX_MEDIA_BYTES = 512 * 1024 * 1024
+_FILES_PER_TASK = 16
+_NOT_MEDIA = "unsupported media: content is not a recognised image or video format"  # amortises pickling; small enough that one slow video doesn't stall a batch
+
+
+@dataclass(frozen=True, slots=True)
+class HashOptions:
+    """What to compute and how. Validated on construction (unknown algorithms raise)."""
+
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    dihedral: bool = False
+    decode_mode: DecodeMode = "fast"
+    pixel_limit: int = DEFAULT_PIXEL_LIMIT
+    exif_transpose: bool = False
+    video_fps: float = 1.0
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    digests: tuple[str, ...] = field(init=False)
+    perceptual: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in self.algorithms:
+            spec(name)
+        if self.decode_mode not in ("fast", "exact"):
+            raise ValueError(f"decode_mode must be 'fast' or 'exact', not {self.decode_mode!r}")
+        if self.pixel_limit <= 0 or self.max_media_bytes <= 0 or self.video_fps <= 0:
+            raise ValueError("pixel_limit, max_media_bytes and video_fps must be positive")
+        object.__setattr__(self, "digests", tuple(a for a in self.algorithms if a in DIGESTS))
+        object.__setattr__(
+            self, "perceptual", tuple(a for a in self.algorithms if a not in DIGESTS)
+        )
+
+
+def _claims_media(path: str) -> bool:
+    guess = mimetypes.guess_type(os.fsdecode(path))[0] or ""
+    return guess.startswith(("image/", "video/"))
+
+
+def _image_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
+    from hashing.algorithms.pdq import pdq_from_luma
+
+    hashes: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    if "pdq" in opts.perceptual:
+        assert img.luma is not None
+        res = pdq_from_luma(img.luma, dihedral=opts.dihedral)
+        hashes["pdq"] = res.hash
+        out["pdq_quality"] = res.quality
+        out["pdq_dihedral"] = res.dihedral if opts.dihedral else None
+    if img.pil is not None:
+        hashes.update(imagehash_hashes(img.pil, opts.perceptual))
+    out["hashes"] = hashes
+    if opts.exif_transpose and img.pil is not None and img.exif_orientation not in (None, 1):
+        out["exif_hashes"] = _transposed_hashes(img, opts)
+    return out
+
+
+def _transposed_hashes(img: DecodedImage, opts: HashOptions) -> dict[str, str]:
+    """Hashes of the image as displayed; only when the orientation actually changes pixels."""
+    import numpy as np
+
+    from hashing.algorithms.pdq import pdq_from_rgb
+
+    assert img.pil is not None
+    shown = exif_transposed(img.pil)
+    hashes: dict[str, str] = {}
+    if "pdq" in opts.perceptual:
+        hashes["pdq"] = pdq_from_rgb(np.asarray(shown.convert("RGB"))).hash
+    hashes.update(imagehash_hashes(shown, opts.perceptual))
+    return hashes
+
+
+def _needs(opts: HashOptions) -> set[Need]:
+    needs: set[Need] = set()
+    if "pdq" in opts.perceptual:
+        needs.add("luma")
+    if any(a in IMAGEHASH_NAMES for a in opts.perceptual) or opts.exif_transpose:
+        needs.add("pil")
+    return needs
+
+
+def _hash_image(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
+    img = decode_image(
+        data, path=path, mode=opts.decode_mode, pixel_limit=opts.pixel_limit,
+        need=_needs(opts),
+    )
+    fields = _image_fields(img, opts)
+    fields.update(
+        media_type=img.media_type, width=img.width, height=img.height,
+        exif_orientation=img.exif_orientation,
+    )
+    return fields
+
+
+def _hash_video(source: bytes | io.BufferedIOBase, path: str, opts: HashOptions,
+                media_type: str | None) -> dict[str, Any]:
+    from hashing.algorithms.video import hash_video
+
+    res = hash_video(source, path=path, fps=opts.video_fps, pixel_limit=opts.pixel_limit)
+    fields: dict[str, Any] = dict(
+        media_type=media_type, width=res.width, height=res.height,
+        pdq_frames=res.frames, duration=res.duration, hashes={},
+    )
+    if res.error is not None:
+        fields.update(status="error", error=res.error)
+    return fields
+
+
+def _media_fields(
+    kind: MediaKind, source: bytes | io.BufferedIOBase, path: str, opts: HashOptions
+) -> dict[str, Any]:
+    """Perceptual part of a record; an error dict instead of raising for bad media."""
+    try:
+        if kind.family == "video":
+            if "pdq" not in opts.perceptual:
+                return {"media_type": kind.media_type}
+            return _hash_video(source, path, opts, kind.media_type)
+        if isinstance(source, bytes):
+            return _hash_image(source, path, opts)
+        return {"media_type": kind.media_type, "status": "error",
+                "error": f"image larger than max_media_bytes ({opts.max_media_bytes})"}
+    except UnsupportedMediaError as exc:
+        return {"media_type": kind.media_type, "status": "error", "error": exc.reason,
+                "unsupported": True}
+    except MediaError as exc:
+        return {"media_type": kind.media_type, "status": "error", "error": exc.reason}
+    except MemoryError:
+        return {"media_type": kind.media_type, "status": "error",
+                "error": "out of memory while decoding"}
+
+
+def _record(path: str, kind: MediaKind, digests: dict[str, str],
+            media: dict[str, Any] | None, size: int | None, mtime: float | None) -> HashRecord:
+    fields: dict[str, Any] = {"status": "hashed", "media_type": kind.media_type}
+    if media is not None:
+        fields.update(media)
+    hashes = dict(fields.pop("hashes", None) or {})
+    hashes.update(digests)
+    ordered = {a: hashes[a] for a in _ORDER if a in hashes}
+    return HashRecord(path=path, hashes=ordered, size=size, mtime=mtime, **fields)
+
+
+_ORDER = ("pdq", "phash", "dhash", "ahash", "whash", "md5", "sha1", "sha256")
+
+
+def _classify(data_head: bytes, path: str, opts: HashOptions) -> tuple[MediaKind, bool]:
+    """(what the bytes are, whether to try decoding them)."""
+    kind = sniff(data_head)
+    if not opts.perceptual:
+        return kind, False
+    if kind.family in ("image", "video"):
+        return kind, True
+    # Pillow reads a few formats the sniffer does not name (PPM, TGA, PCX ...); a file whose
+    # name claims media is tried too so a disguised or corrupt one gets an error row.
+    return kind, kind.family == "other"
+
+
+def hash_bytes(data: bytes, path: str, opts: HashOptions, *, size: int | None = None,
+               mtime: float | None = None) -> HashRecord:
+    """Hash bytes already in memory (a small file or an archive member). Never raises for bad
+    media; `path` names the item in the record."""
+    kind, try_decode = _classify(data[:SNIFF_BYTES], path, opts)
+    digests = digest_bytes(data, opts.digests)
+    media: dict[str, Any] | None = None
+    if try_decode:
+        media = _media_fields(kind, data, path, opts)
+        if media.pop("unsupported", False) and kind.family == "other":
+            if _claims_media(path):
+                media = {"status": "error", "media_type": None, "error": _NOT_MEDIA}
+            else:
+                media = None  # an ordinary non-media file: digests only
+    return _record(path, kind, digests, media, len(data) if size is None else size, mtime)
+
+
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
+    getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_readonly(path: str) -> int:
+    try:
+        return os.open(path, _OPEN_FLAGS | _NOATIME)
+    except OSError as exc:
+        # O_NOATIME is refused (EPERM) for files the caller does not own
+        if _NOATIME and exc.errno == errno.EPERM:
+            return os.open(path, _OPEN_FLAGS)
+        raise
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = max(size, 0) + 1  # one more byte so a file that grew is still read to its end
+    while True:
+        chunk = os.read(fd, max(remaining, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def hash_path(path: str, opts: HashOptions) -> HashRecord:
+    """Hash one file on disk, read-only and read once. Never raises for bad or odd files."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return HashRecord(path=path, status="error", error=f"cannot stat: {exc.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target: str | None = os.readlink(path)
+        except OSError:
+            target = None
+        return HashRecord(path=path, status="skipped", kind="symlink", reason="symlink not followed",
+                          link_target=target, size=st.st_size, mtime=st.st_mtime)
+    if not stat.S_ISREG(st.st_mode):
+        return HashRecord(path=path, status="skipped", kind="special",
+                          reason="not a regular file", mtime=st.st_mtime)
+    try:
+        fd = _open_readonly(path)
+    except OSError as exc:
+        return HashRecord(path=path, status="error", error=f"cannot open: {exc.strerror}",
+                          size=st.st_size, mtime=st.st_mtime)
+    try:
+        st = os.fstat(fd)  # the file actually opened, in case the name was swapped meanwhile
+        if not stat.S_ISREG(st.st_mode):
+            return HashRecord(path=path, status="skipped", kind="special",
+                              reason="not a regular file", mtime=st.st_mtime)
+        if st.st_size <= opts.max_media_bytes:
+            data = _read_all(fd, st.st_size)
+            return hash_bytes(data, path, opts, size=len(data), mtime=st.st_mtime)
+        return _hash_large(fd, path, opts, st.st_mtime)
+    except OSError as exc:
+        return HashRecord(path=path, status="error", error=f"read failed: {exc.strerror}",
+                          size=st.st_size, mtime=st.st_mtime)
+    finally:
+        os.close(fd)
+
+
+def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashRecord:
+    head = os.pread(fd, SNIFF_BYTES, 0)
+    kind, try_decode = _classify(head, path, opts)
+    with io.FileIO(fd, "rb", closefd=False) as raw:
+        digests, size = digest_stream(raw, opts.digests)
+        media: dict[str, Any] | None = None
+        if try_decode and kind.family in ("image", "video"):
+            raw.seek(0)
+            media = _media_fields(kind, io.BufferedReader(raw), path, opts)
+        elif try_decode and _claims_media(path):
+            media = {"status": "error", "media_type": None,
+                     "error": _NOT_MEDIA}
+    return _record(path, kind, digests, media, size, mtime)
+
+
+def _hash_chunk(paths: list[str], opts: HashOptions) -> list[HashRecord]:
+    return [hash_path(p, opts) for p in paths]
+
+
+def _crash_record(path: str) -> HashRecord:
+    return HashRecord(path=path, status="error",
+                      error="decoder crashed the worker process (hostile or corrupt file)")
+
+
+def _isolate(paths: list[str], opts: HashOptions) -> list[HashRecord]:
+    """Re-run a batch whose worker died, one file per fresh process, to find the culprit."""
+    out = []
+    for p in paths:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as one:
+            try:
+                out.append(one.submit(hash_path, p, opts).result())
+            except BrokenProcessPool:
+                out.append(_crash_record(p))
+    return out
+
+
+def hash_many(paths: Iterable[str], opts: HashOptions, workers: int = 1) -> Iterator[HashRecord]:
+    """Hash files in input order with `workers` processes (1 = in this process).
+
+    Batches are submitted a few at a time, so an iterator of millions of paths is never
+    materialised; a worker killed by a hostile file costs only that file an error row.
+    """
+    it = iter(paths)
+    first = list(islice(it, _FILES_PER_TASK))
+    if workers <= 1 or len(first) < _FILES_PER_TASK:
+        # one batch or fewer: starting processes would cost more than it saves
+        for p in chain(first, it):
+            yield hash_path(p, opts)
+        return
+    ctx = get_context("spawn")  # fork would copy numba/OpenCV threads' state into workers
+    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    pending: deque[tuple[list[str], Future[list[HashRecord]]]] = deque()
+    pending.append((first, pool.submit(_hash_chunk, first, opts)))
+    try:
+        while True:
+            while len(pending) < workers * 4:
+                batch = list(islice(it, _FILES_PER_TASK))
+                if not batch:
+                    break
+                pending.append((batch, pool.submit(_hash_chunk, batch, opts)))
+            if not pending:
+                return
+            batch, fut = pending.popleft()
+            try:
+                yield from fut.result()
+            except BrokenProcessPool:
+                yield from _isolate(batch, opts)
+                # every other in-flight batch died with the pool: resubmit them on a new one
+                pool.shutdown(cancel_futures=True)
+                pool = ProcessPoolExecutor(workers, mp_context=ctx)
+                pending = deque((b, pool.submit(_hash_chunk, b, opts)) for b, _ in pending)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def expand_paths(roots: Iterable[str]) -> Iterator[str]:
+    """Absolute paths of the files under each root, sorted; a root that is a file is itself.
+
+    Directory symlinks are not descended (evidence trees can loop or point outside); file
+    symlinks are yielded so `hash_path` records them as skipped links.
+    """
+    for root in map(os.path.abspath, roots):
+        if not os.path.isdir(root) or os.path.islink(root):
+            yield root
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames.sort()
+            # a symlinked directory appears in dirnames but os.walk won't enter it: record it
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in sorted(filenames + links):
+                yield os.path.join(dirpath, name)
