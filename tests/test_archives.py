@@ -265,14 +265,29 @@ def test_member_over_size_limit_is_skipped_not_loaded() -> None:
 
 
 def test_member_count_limit() -> None:
-    data = make_zip({f"m{i}": b"x" for i in range(5)})
-    got = rows(data, "ev/many.zip", WalkLimits(max_members=3))
-    assert summary(got)[-1] == (
-        "ev/many.zip!/",
-        "error",
-        "more than 3 members; the rest were not read",
-    )
-    assert len(got) == 4
+    limits = WalkLimits(max_members=3)
+    tar = make_tar({f"m{i}": b"x" for i in range(5)})
+    got = rows(tar, "ev/many.tar", limits)
+    assert [i.path for i in got[:3]] == ["ev/many.tar!/m0", "ev/many.tar!/m1", "ev/many.tar!/m2"]
+    assert summary(got[3:]) == [
+        ("ev/many.tar!/", "error", "more than 3 members; the rest were not read")
+    ]
+    # zipfile would parse the whole central directory first, so a zip is refused up front
+    zipped = make_zip({f"m{i}": b"x" for i in range(5)})
+    refused = [("ev/many.zip!/", "error", "zip declares more than 3 members; not read")]
+    assert summary(rows(zipped, "ev/many.zip", limits)) == refused
+    # ... also when the end record lies about the count
+    eocd = zipped.rfind(b"PK\x05\x06")
+    liar = bytearray(zipped)
+    struct.pack_into("<HH", liar, eocd + 8, 1, 1)
+    assert summary(rows(bytes(liar), "ev/many.zip", limits)) == refused
+
+
+def test_oversized_central_directory_is_refused() -> None:
+    data = make_zip({f"member-{i:04d}": b"x" for i in range(20)})
+    got = rows(data, "ev/cd.zip", WalkLimits(max_member_bytes=512))
+    assert [(i.path, i.status) for i in got] == [("ev/cd.zip!/", "error")]
+    assert got[0].reason is not None and "central directory" in got[0].reason
 
 
 def test_escaping_member_names_stay_labels() -> None:
@@ -317,11 +332,56 @@ def test_encrypted_member_is_an_error_the_investigator_sees() -> None:
     assert got[0].data is None and got[1].data == PAYLOAD_B
 
 
-def test_truncated_zip_is_an_archive_error() -> None:
-    data = make_zip(MEMBERS)
-    got = rows(data[: len(data) // 2], "ev/t.zip")
-    assert [(i.path, i.status, i.archive_error) for i in got] == [("ev/t.zip!/", "error", True)]
-    assert got[0].reason is not None and got[0].reason.startswith("corrupt archive: ")
+def test_truncated_zip_members_are_recovered_from_local_headers() -> None:
+    data = make_zip({"a.bin": PAYLOAD_A, "b.txt": PAYLOAD_B})
+    cd = data.find(b"PK\x01\x02")
+    got = rows(data[:cd], "ev/t.zip")  # every member intact, the directory lost
+    assert [(i.path, i.status, i.data) for i in got[:2]] == [
+        ("ev/t.zip!/a.bin", "pending", PAYLOAD_A),
+        ("ev/t.zip!/b.txt", "pending", PAYLOAD_B),
+    ]
+    assert summary(got[2:]) == [
+        (
+            "ev/t.zip!/",
+            "error",
+            "corrupt archive: File is not a zip file; 2 members read from local headers",
+        )
+    ]
+    assert got[2].archive_error
+    cut = rows(data[:1000], "ev/t.zip")  # inside a.bin's compressed bytes
+    assert [(i.path, i.status, i.archive_error) for i in cut] == [
+        ("ev/t.zip!/a.bin", "error", True),
+        ("ev/t.zip!/", "error", True),
+    ]
+    assert cut[0].reason is not None and cut[0].reason.startswith("corrupt member: ")
+
+
+def test_truncated_streamed_zip_stops_at_data_descriptor() -> None:
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.buf = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b) -> int:  # type: ignore[override]
+            self.buf += b
+            return len(b)
+
+    out = Unseekable()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:  # type: ignore[arg-type]
+        zf.writestr("streamed.txt", PAYLOAD_B)
+    data = bytes(out.buf)
+    assert data[6] & 0x8  # sizes in a data descriptor after the member
+    got = rows(data[: data.find(b"PK\x01\x02")], "ev/s.zip")
+    assert summary(got) == [
+        (
+            "ev/s.zip!/",
+            "error",
+            "corrupt archive: File is not a zip file; 0 members read from local headers; "
+            "sizes of the next member are not in its local header",
+        )
+    ]
 
 
 def test_corrupt_zip_member_does_not_stop_the_rest() -> None:

@@ -38,7 +38,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from hashing.errors import TriageError
 from hashing.sniff import SNIFF_BYTES, sniff
@@ -336,20 +336,149 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float | None:
         return None
 
 
+# Fixed parts of the zip records read directly: end of central directory (EOCD), its
+# zip64 locator and record, and a local file header.
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+_EOCD64_LOCATOR_SIZE = 20
+_LOCAL = struct.Struct("<4s5H3L2H")
+
+
+def _zip_directory_guard(source: BinaryIO, size: int, label: str, limits: WalkLimits) -> None:
+    """Refuse a central directory that would take unbounded memory to parse.
+
+    `zipfile` reads the whole central directory and builds an object per entry before we
+    see any; a few hundred MiB of tiny entries would cost GiB. Its size comes from the end
+    record, and the entries are counted by their signatures (an upper bound: a name may
+    contain the signature too).
+    """
+    tail_len = min(size, _EOCD.size + 0xFFFF)
+    source.seek(size - tail_len)
+    tail = source.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + _EOCD.size > len(tail):
+        return  # no end record: zipfile reports the archive as corrupt
+    entries, cd_size = _EOCD.unpack_from(tail, pos)[4:6]
+    cd_end = size - tail_len + pos
+    loc = pos - _EOCD64_LOCATOR_SIZE
+    if loc >= 0 and tail[loc : loc + 4] == b"PK\x06\x07":
+        cd_end = size - tail_len + loc - _EOCD64.size
+        source.seek(max(cd_end, 0))
+        rec = source.read(_EOCD64.size)
+        if len(rec) == _EOCD64.size and rec[:4] == b"PK\x06\x06":
+            entries, cd_size = _EOCD64.unpack(rec)[7:9]
+    if cd_size > limits.max_member_bytes:
+        raise ArchiveLimitError(
+            label,
+            f"zip central directory of {cd_size} bytes exceeds the "
+            f"{format_bytes(limits.max_member_bytes)} member limit; not read",
+        )
+    count = entries
+    if entries <= limits.max_members:
+        count = 0
+        source.seek(max(cd_end - cd_size, 0))
+        left = cd_size
+        carry = b""
+        while left > 0 and count <= limits.max_members:
+            chunk = source.read(min(left, _CHUNK))
+            if not chunk:
+                break
+            left -= len(chunk)
+            block = carry + chunk
+            count += block.count(b"PK\x01\x02")
+            carry = block[-3:]
+            count -= carry.count(b"PK\x01\x02")  # never counted twice across chunks
+    if count > limits.max_members:
+        raise ArchiveLimitError(
+            label, f"zip declares more than {limits.max_members} members; not read"
+        )
+    source.seek(0)
+
+
 def _zip_members(source: BinaryIO, label: str, budget: _Budget, depth: int) -> Iterator[WalkItem]:
     limits = budget.limits
-    with zipfile.ZipFile(source) as zf:
+    _zip_directory_guard(source, budget.compressed, label, limits)
+    try:
+        zf = zipfile.ZipFile(source)
+    except zipfile.BadZipFile as exc:
+        # no usable central directory (typically a truncated file): what the local
+        # headers still describe is read, then the archive is reported corrupt
+        yield from _zip_recovered(source, label, budget, depth, _describe(exc))
+        return
+    with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         loadable = sum(i.file_size for i in infos if i.file_size <= limits.max_member_bytes)
         # declared sizes first: a bomb is refused before a single byte is inflated
         budget.check(loadable, budget.total.expanded + max(0, loadable - budget.compressed))
         for count, info in enumerate(infos, start=1):
             _member_count_guard(count, label, limits)
-            yield from _zip_member(zf, info, label, budget, depth)
+            yield from _zip_member(zf.open, info, label, budget, depth)
+
+
+def _dos_date_time(date: int, time: int) -> tuple[int, int, int, int, int, int]:
+    return (
+        (date >> 9) + 1980,
+        (date >> 5) & 0xF,
+        date & 0x1F,
+        time >> 11,
+        (time >> 5) & 0x3F,
+        (time & 0x1F) * 2,
+    )
+
+
+def _zip_recovered(
+    source: BinaryIO, label: str, budget: _Budget, depth: int, why: str
+) -> Iterator[WalkItem]:
+    """Members of a zip without a central directory, from its local headers in order.
+
+    Each local header carries name, method, CRC and sizes, so members before the damage
+    can still be read (with zipfile's own decompressing reader over the bytes in place).
+    Recovery stops at the first record that is not a local header, or whose sizes are
+    only in a trailing data descriptor; then the archive's error row says what happened.
+    """
+    limits = budget.limits
+    pos = 0
+    recovered = 0
+    stop = ""
+    while True:
+        source.seek(pos)
+        head = source.read(_LOCAL.size)
+        if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
+            break
+        fields = _LOCAL.unpack(head)
+        flags, method, dostime, dosdate, crc, csize, usize, nlen, xlen = fields[2:]
+        raw_name = source.read(nlen)
+        data_at = pos + _LOCAL.size + nlen + xlen
+        if flags & 0x8 or csize == 0xFFFFFFFF:
+            stop = "; sizes of the next member are not in its local header"
+            break
+        pos = data_at + csize
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        if name.endswith("/"):
+            continue
+        recovered += 1
+        _member_count_guard(recovered, label, limits)
+        info = zipfile.ZipInfo(name, _dos_date_time(dosdate, dostime))
+        info.flag_bits = flags
+        info.compress_type = method
+        info.CRC = crc
+        info.compress_size = csize
+        info.file_size = usize
+
+        def open_in_place(i: zipfile.ZipInfo, at: int = data_at) -> BinaryIO:
+            source.seek(at)
+            return zipfile.ZipExtFile(source, "r", i)  # type: ignore[return-value]
+
+        yield from _zip_member(open_in_place, info, label, budget, depth)
+    raise zipfile.BadZipFile(f"{why}; {recovered} members read from local headers{stop}")
 
 
 def _zip_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, budget: _Budget, depth: int
+    open_member: Callable[[zipfile.ZipInfo], BinaryIO | IO[bytes]],
+    info: zipfile.ZipInfo,
+    label: str,
+    budget: _Budget,
+    depth: int,
 ) -> Iterator[WalkItem]:
     limits = budget.limits
     name = info.filename
@@ -377,7 +506,7 @@ def _zip_member(
     is_link = info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
     try:
         # any byte past the declared size proves a lying header; file_size <= the member limit
-        data = _read_zip_data(zf, info, budget, info.file_size)
+        data = _read_zip_data(open_member, info, budget, info.file_size)
     except _MemberTooLarge:
         yield row("error", "member larger than its declared size (lying header)", True)
         return
@@ -394,10 +523,13 @@ def _zip_member(
 
 
 def _read_zip_data(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget, limit: int
+    open_member: Callable[[zipfile.ZipInfo], BinaryIO | IO[bytes]],
+    info: zipfile.ZipInfo,
+    budget: _Budget,
+    limit: int,
 ) -> bytes:
     if info.compress_type != zipfile.ZIP_BZIP2:
-        with zf.open(info) as stream:
+        with open_member(info) as stream:
             return _read_bounded(stream, budget, limit, charge=True)
     # zipfile inflates bzip2 without an output bound; read the raw bytes as "stored" and
     # decompress them with BZ2File, whose reads are bounded, then check the CRC ourselves
@@ -405,7 +537,7 @@ def _read_zip_data(
     raw.compress_type = zipfile.ZIP_STORED
     raw.file_size = info.compress_size
     del raw.CRC  # the stored view's CRC would be the compressed bytes'; checked below instead
-    with zf.open(raw) as stored, bz2.BZ2File(stored) as stream:
+    with open_member(raw) as stored, bz2.BZ2File(stored) as stream:
         data = _read_bounded(stream, budget, limit, charge=True)
     if zlib.crc32(data) != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
