@@ -1,0 +1,47 @@
+"""PDQ lists in the reference tools' output shape: `hash,quality[,anything...]` per line.
+
+A line holding only a hash is accepted with no quality (exports of banks whose source gave none).
+
+The reference `pdq-photo-hasher` prints `hash,quality,filename`; fields after the quality are
+ignored (never stored: a file name can identify a person).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from index.ingest.records import (
+    ParsedRecord,
+    ParseOptions,
+    Record,
+    RecordError,
+    RejectedRecord,
+    check_hash,
+    check_quality,
+    is_skippable,
+    iter_text_lines,
+)
+
+
+def parse(path: str, options: ParseOptions) -> Iterator[Record]:
+    with open(path, "rb") as f:
+        for line, text in iter_text_lines(f):
+            if text is None:
+                yield RejectedRecord(line, "not valid UTF-8")
+                continue
+            if is_skippable(text):
+                continue
+            fields = text.split(",")
+            try:
+                hashes = (check_hash("pdq", fields[0]),)
+                quality = check_quality(fields[1]) if len(fields) > 1 else None
+            except RecordError as e:
+                yield RejectedRecord(line, str(e))
+                continue
+            yield ParsedRecord(
+                line,
+                hashes,
+                quality=quality,
+                category=options.category,
+                known_good=options.known_good,
+            )

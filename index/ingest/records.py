@@ -1,0 +1,141 @@
+"""The record shapes every hash-list parser yields, and the small value checks they share.
+
+A parser never raises for one bad record: it yields `RejectedRecord(line, reason)` and goes on,
+so an import can list every problem at once. Only a file that cannot be read at all (not
+JSON, no header, ambiguous hash length without `--algo`) raises `HashListFormatError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from hashing import codec
+from hashing.errors import HashFormatError, UnknownAlgorithmError
+from index.categories import CategoryScheme
+
+BOM = b"\xef\xbb\xbf"
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f", ""})
+_CAID = frozenset({"A", "B", "C"})
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecord:
+    """One valid item of a hash list: one media item, possibly with several hashes.
+
+    `line` is 1-based in the source file (for VICS: the line where the Media object starts);
+    `item` is the 1-based Media ordinal for VICS, None for line formats.
+    """
+
+    line: int
+    hashes: tuple[tuple[str, str], ...]  # (algorithm, lower-case hex checked by the codec)
+    entry_id: str | None = None
+    quality: int | None = None
+    category: str | None = None
+    vic_category: int | None = None
+    caid_category: str | None = None
+    series: str | None = None
+    known_good: bool = False
+    item: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """One invalid item, with the reason an analyst can act on."""
+
+    line: int
+    reason: str
+    item: int | None = None
+
+
+Record = ParsedRecord | RejectedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """What the caller tells every parser: forced algorithm, default labels, category scheme."""
+
+    algo: str | None = None
+    category: str | None = None  # label for records that carry none
+    scheme: CategoryScheme | None = None
+    known_good: bool = False
+
+
+class RecordError(ValueError):
+    """Raised by the value checks below; parsers turn it into a `RejectedRecord`."""
+
+
+def check_hash(algorithm: str, text: str) -> tuple[str, str]:
+    try:
+        return algorithm, codec.normalise_hex(algorithm, text)
+    except HashFormatError as e:
+        raise RecordError(f"{algorithm}: {e.reason}") from None
+    except UnknownAlgorithmError as e:
+        raise RecordError(str(e)) from None
+
+
+def check_quality(value: object) -> int:
+    try:
+        q = int(str(value).strip()) if not isinstance(value, int | float) else value
+    except ValueError:
+        raise RecordError(f"quality {value!r} is not an integer") from None
+    if isinstance(q, float):
+        if not q.is_integer():
+            raise RecordError(f"quality {value!r} is not an integer")
+        q = int(q)
+    if isinstance(q, bool) or not 0 <= q <= 100:
+        raise RecordError(f"quality {value!r} out of range 0-100")
+    return q
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Booleans arrive as JSON booleans or as strings ("true", "False", "1")."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RecordError(f"{name}: expected a boolean, got {value!r}")
+
+
+def check_vic(value: object) -> int:
+    text = str(value).strip()
+    if text.isdigit() and 0 <= int(text) <= 5:
+        return int(text)
+    raise RecordError(f"vic_category {value!r} not in 0-5")
+
+
+def check_caid(value: object) -> str:
+    text = str(value).strip().upper()
+    if text in _CAID:
+        return text
+    raise RecordError(f"caid_category {value!r} not one of A, B, C")
+
+
+def iter_text_lines(f: BinaryIO) -> Iterator[tuple[int, str | None]]:
+    """Yield (1-based line number, text without line ending) of a UTF-8 file.
+
+    Decoding is per line so that one undecodable line is one rejected record (text None)
+    rather than an exception that loses the line number. Handles a BOM and LF/CRLF.
+    """
+    for number, raw in enumerate(f, 1):
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        raw = raw.rstrip(b"\r\n")
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
+
+
+def is_skippable(text: str) -> bool:
+    """Blank lines and `#` comments carry no record."""
+    stripped = text.strip()
+    return not stripped or stripped.startswith("#")

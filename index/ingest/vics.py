@@ -1,0 +1,250 @@
+"""Project VIC VICS JSON (1.x and 2.0), streamed with ijson so a 500 MB export never sits in memory.
+
+Shapes seen in the wild: a top-level object with `odata.metadata` (1.x, `.../1.3.xml#Cases`) or
+`@odata.context` (2.0, `.../2.0.xml/<US|UK|Default|...>/$metadata#Cases` or `#Media`), and a
+`value` array holding either Media objects (hash sets) or Cases each with a `Media` array (case
+exports). Which shape it is, is decided per item: an item with a `Media` key is a Case.
+
+Line numbers: ijson reports no positions, so the file is pushed into ijson's coroutine one
+physical line at a time and each Media record gets the line on which its `{` was read, which is
+exact. A minified file is one line long; `item` (the 1-based Media ordinal) is always recorded.
+
+`Category` codes are labelled through a `CategoryScheme`: `--scheme` if given, else the
+scheme named by the 2.0 context path (UK -> caid, anything else -> vic), else vic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import ijson
+
+from index.categories import BUILTIN, CategoryScheme
+from index.errors import HashListFormatError
+from index.ingest.records import (
+    BOM,
+    ParsedRecord,
+    ParseOptions,
+    Record,
+    RecordError,
+    RejectedRecord,
+    check_bool,
+    check_hash,
+    check_quality,
+)
+
+_CONTEXT_KEYS = ("odata.metadata", "@odata.context")
+_CONTEXT = re.compile(r"DataModels/(?P<version>[\d.]+?)\.xml(?:/(?P<region>[^/$#]+))?", re.I)
+_FIELD_HASHES = {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}
+# AlternativeHashes names we can use; matching ignores case, '-' and spaces.
+_ALT_HASHES = {
+    "pdq": "pdq",
+    "md5": "md5",
+    "sha1": "sha1",
+    "sha256": "sha256",
+    "phash": "phash",
+    "dhash": "dhash",
+    "ahash": "ahash",
+    "whash": "whash",
+}
+_CHUNK = 1 << 16
+
+
+def parse(path: str, options: ParseOptions) -> Iterator[Record]:
+    with open(path, "rb") as f:
+        yield from _Reader(path, options).run(f)
+
+
+def context_scheme(context: str) -> tuple[str | None, str]:
+    """(VICS data-model version, scheme name) named by an odata context/metadata URL."""
+    m = _CONTEXT.search(context)
+    if m is None:
+        return None, "vic"
+    region = (m.group("region") or "").upper()
+    return m.group("version"), "caid" if region == "UK" else "vic"
+
+
+def _pieces(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, bytes) pieces, each within one physical line, BOM removed."""
+    line = 1
+    first = True
+    while block := f.read(_CHUNK):
+        if first:
+            first = False
+            if block.startswith(BOM):
+                block = block[len(BOM) :]
+        for piece in block.splitlines(keepends=True):
+            yield line, piece
+            if piece.endswith(b"\n"):
+                line += 1
+
+
+def _json_error(e: Exception) -> str:
+    text = e.args[0] if e.args else str(e)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return "invalid JSON: " + str(text).splitlines()[0].strip()
+
+
+class _Reader:
+    """Turns ijson events into records; keeps only the Media object being built in memory."""
+
+    def __init__(self, path: str, options: ParseOptions) -> None:
+        self.path = path
+        self.options = options
+        self.scheme: CategoryScheme | None = options.scheme
+        self.seen_value = False
+        self.items = 0
+        self.media: ijson.ObjectBuilder | None = None
+        self.media_depth = 0
+        self.media_line = 0
+        self.top: ijson.ObjectBuilder | None = None
+        self.top_depth = 0
+        self.top_line = 0
+        self.top_is_case = False
+
+    def run(self, f: BinaryIO) -> Iterator[Record]:
+        events = ijson.sendable_list()
+        coro = ijson.parse_coro(events, use_float=True)
+        line = 1
+        for line, piece in _pieces(f):
+            try:
+                coro.send(piece)
+            except ijson.JSONError as e:
+                raise HashListFormatError(self.path, line, _json_error(e)) from None
+            for prefix, event, value in events:
+                yield from self._event(prefix, event, value, line)
+            del events[:]
+        try:
+            coro.close()
+        except ijson.JSONError as e:
+            raise HashListFormatError(self.path, line, _json_error(e)) from None
+        for prefix, event, value in events:
+            yield from self._event(prefix, event, value, line)
+        if not self.seen_value:
+            raise HashListFormatError(self.path, None, "not a VICS document: no 'value' array")
+
+    def _event(self, prefix: str, event: str, value: Any, line: int) -> Iterator[Record]:
+        if self.media is not None:
+            self.media.event(event, value)
+            self.media_depth += _depth(event)
+            if self.media_depth == 0:
+                obj, self.media = self.media.value, None
+                yield self._record(obj, self.media_line)
+            return
+        if self.top is not None:
+            if prefix == "value.item.Media" or prefix.startswith("value.item.Media."):
+                if prefix == "value.item.Media.item" and event == "start_map":
+                    self.media = ijson.ObjectBuilder()
+                    self.media.event(event, value)
+                    self.media_depth, self.media_line = 1, line
+                return
+            if prefix == "value.item" and event == "map_key" and value == "Media":
+                self.top_is_case = True
+                return
+            self.top.event(event, value)
+            self.top_depth += _depth(event)
+            if self.top_depth == 0:
+                obj, self.top = self.top.value, None
+                if not self.top_is_case:
+                    yield self._record(obj, self.top_line)
+            return
+        if prefix == "" and event == "map_key" and value == "value":
+            self.seen_value = True
+        elif prefix in _CONTEXT_KEYS and event == "string" and self.options.scheme is None:
+            self.scheme = BUILTIN[context_scheme(value)[1]]
+        elif prefix == "value.item":
+            if event == "start_map":
+                self.top = ijson.ObjectBuilder()
+                self.top.event(event, value)
+                self.top_depth, self.top_line, self.top_is_case = 1, line, False
+            elif event != "end_array":
+                self.items += 1
+                yield RejectedRecord(line, "value item is not an object", self.items)
+        elif prefix == "" and event in ("start_array", "string", "number", "boolean", "null"):
+            raise HashListFormatError(
+                self.path, line, "not a VICS document: top level is not an object"
+            )
+
+    def _record(self, obj: dict[str, Any], line: int) -> Record:
+        self.items += 1
+        try:
+            return self._media(obj, line)
+        except RecordError as e:
+            return RejectedRecord(line, str(e), self.items)
+
+    def _media(self, obj: dict[str, Any], line: int) -> ParsedRecord:
+        fields = {str(k).lower(): v for k, v in obj.items()}
+        hashes: dict[str, str] = {}
+        notes: list[str] = []
+        for key, algo in _FIELD_HASHES.items():
+            value = fields.get(key)
+            if value not in (None, ""):
+                hashes[algo] = check_hash(algo, _text(key, value))[1]
+        quality = None
+        alternatives = fields.get("alternativehashes")
+        if alternatives is None:
+            alternatives = []
+        if not isinstance(alternatives, list):
+            raise RecordError("AlternativeHashes is not a list")
+        for alt in alternatives:
+            if not isinstance(alt, dict):
+                raise RecordError("AlternativeHashes item is not an object")
+            alt = {str(k).lower(): v for k, v in alt.items()}
+            name = str(alt.get("hashname", ""))
+            alt_algo = _ALT_HASHES.get(name.lower().replace("-", "").replace(" ", ""))
+            if alt_algo is None:
+                notes.append(f"ignored alternative hash {name!r}")
+                continue
+            value = alt.get("hashvalue")
+            if value in (None, ""):
+                continue
+            normal = check_hash(alt_algo, _text(name, value))[1]
+            if hashes.setdefault(alt_algo, normal) != normal:
+                raise RecordError(f"two different {alt_algo} hashes")
+            if alt.get("quality") is not None:
+                quality = check_quality(alt["quality"])
+        if not hashes:
+            raise RecordError("Media record has no usable hash")
+        label = None
+        category = fields.get("category")
+        if category is not None and category != "":
+            scheme = self.scheme or BUILTIN["vic"]
+            label = scheme.lookup(category)
+            if label is None or isinstance(category, bool):
+                raise RecordError(f"unknown category {category!r} in scheme {scheme.name}")
+        if "isprecategorized" in fields:
+            check_bool("IsPrecategorized", fields["isprecategorized"])
+        media_id = fields.get("mediaid")
+        series = fields.get("series")
+        return ParsedRecord(
+            line,
+            tuple(hashes.items()),
+            entry_id=None if media_id in (None, "") else _text("MediaID", media_id),
+            quality=quality,
+            category=label.label if label else self.options.category,
+            vic_category=label.vic_category if label else None,
+            caid_category=label.caid_category if label else None,
+            series=None if series in (None, "") else _text("Series", series),
+            known_good=self.options.known_good,
+            item=self.items,
+            notes=tuple(notes),
+        )
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, bool) or isinstance(value, dict | list):
+        raise RecordError(f"{name}: expected text, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _depth(event: str) -> int:
+    if event in ("start_map", "start_array"):
+        return 1
+    if event in ("end_map", "end_array"):
+        return -1
+    return 0
