@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from hashing.algorithms.digests import digest_bytes, digest_stream
@@ -295,6 +296,19 @@ def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashReco
     return _record(path, kind, digests, media, size, mtime)
 
 
+def _pool_context() -> BaseContext:
+    """Workers forked from a clean server that has already imported the decoders.
+
+    Plain fork would copy the parent's threads (numba, OpenCV, tqdm) mid-state; spawn would
+    re-import NumPy, SciPy, OpenCV and numba in every worker (seconds each).
+    """
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload(
+        ["hashing.hasher", "hashing.algorithms.pdq", "hashing.algorithms.video", "imagehash"]
+    )
+    return ctx
+
+
 def _hash_chunk(paths: list[str], opts: HashOptions) -> list[HashRecord]:
     return [hash_path(p, opts) for p in paths]
 
@@ -308,7 +322,7 @@ def _isolate(paths: list[str], opts: HashOptions) -> list[HashRecord]:
     """Re-run a batch whose worker died, one file per fresh process, to find the culprit."""
     out = []
     for p in paths:
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as one:
+        with ProcessPoolExecutor(1, mp_context=_pool_context()) as one:
             try:
                 out.append(one.submit(hash_path, p, opts).result())
             except BrokenProcessPool:
@@ -329,7 +343,7 @@ def hash_many(paths: Iterable[str], opts: HashOptions, workers: int = 1) -> Iter
         for p in chain(first, it):
             yield hash_path(p, opts)
         return
-    ctx = get_context("spawn")  # fork would copy numba/OpenCV threads' state into workers
+    ctx = _pool_context()
     pool = ProcessPoolExecutor(workers, mp_context=ctx)
     pending: deque[tuple[list[str], Future[list[HashRecord]]]] = deque()
     pending.append((first, pool.submit(_hash_chunk, first, opts)))

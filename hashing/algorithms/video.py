@@ -54,7 +54,8 @@ def collapse(frames: list[FrameHash], max_distance: int) -> tuple[FrameHash, ...
 
 def _open(stream: io.BufferedIOBase, path: str) -> cv2.VideoCapture:
     try:
-        cap = cv2.VideoCapture(stream, cv2.CAP_FFMPEG, [])
+        # the stubs name IStreamReader; at run time this build wants an io.BufferedIOBase
+        cap = cv2.VideoCapture(stream, cv2.CAP_FFMPEG, [])  # type: ignore[call-overload]
     except cv2.error as exc:
         raise UnsupportedMediaError(path, f"cannot read video stream: {exc}") from None
     if not cap.isOpened():
