@@ -226,7 +226,7 @@ def test_lying_bzip2_header_stops_at_declared_size() -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_BZIP2) as zf:
         with zf.open("zeros.bin", "w") as out:
-            for _ in range(64):
+            for _ in range(16):
                 out.write(bytes(MiB))
     liar = patch_zip_sizes(buf.getvalue(), 10)
     assert len(liar) < 10_000
@@ -513,3 +513,23 @@ def test_mutated_archives_never_crash(which: int, flips: list[tuple[int, int]], 
         assert item.path.startswith("ev/m!/")
         if item.status == "pending":
             assert item.data is not None
+
+
+def test_nested_bomb_is_bounded_by_the_shared_total() -> None:
+    """A 42.zip-style bomb: each level holds copies of the level below. Every level looks
+    harmless on its own (ratio lifted here), so only the total summed over the nesting stops it."""
+    data = make_zip({"zeros.bin": bytes(2 * MiB)})
+    for level in range(3):
+        data = make_zip({f"copy{i}-{level}.zip": data for i in range(4)}, zipfile.ZIP_STORED)
+    limits = WalkLimits(
+        max_archive_depth=5, max_expansion_ratio=1e9, max_archive_total_bytes=16 * MiB
+    )
+    got = rows(data, "ev/42.zip", limits)
+    loaded = [i for i in got if i.path.endswith("zeros.bin") and i.status == "pending"]
+    stopped = [i for i in got if i.reason == "archive expansion exceeds the 16 MiB limit"]
+    assert 1 <= len(loaded) <= 9  # 64 copies of 2 MiB sit in the bomb; at most 16 MiB + one
+    assert stopped and all(i.path.endswith("!/") and i.archive_error for i in stopped)
+    # with the default ratio limit the innermost zips are refused from their declared sizes
+    default = rows(data, "ev/42.zip", WalkLimits(max_archive_depth=5))
+    assert not [i for i in default if i.path.endswith("zeros.bin")]
+    assert sum(1 for i in default if (i.reason or "").startswith("expansion ratio")) == 64

@@ -16,6 +16,7 @@ import sys
 import tarfile
 import threading
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -343,3 +344,54 @@ def test_open_evidence_falls_back_without_noatime(
 def test_archive_rows_follow_the_archive_file_row(evidence: Path) -> None:
     got = [rel(i, evidence) for i in walk_with_guard([str(evidence / "t.tgz")])]
     assert got == ["t.tgz", "t.tgz!/t/one.bin"]
+
+
+def sparse_tar_with_big_member(path: Path, size: int) -> None:
+    """A tar whose one member is `size` bytes of holes: large on paper, nothing on disk."""
+    info = tarfile.TarInfo("huge.bin")
+    info.size = size
+    with open(path, "wb") as f:
+        f.write(info.tobuf(format=tarfile.PAX_FORMAT))
+        f.truncate(f.tell() + size + 2 * tarfile.BLOCKSIZE)
+
+
+def test_peak_memory_stays_bounded_on_bombs_and_huge_files(tmp_path: Path) -> None:
+    """Zip and gzip bombs, an 8 GiB sparse file and a 300 MiB tar member, walked in a
+    fresh process: the peak RSS grows by far less than any of them would need if loaded."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    with zipfile.ZipFile(ev / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("zeros.bin", "w") as out:
+            for _ in range(32):
+                out.write(bytes(1 << 20))
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(ev / "bomb.gz", "wb") as f:
+        for _ in range(32):
+            f.write(comp.compress(bytes(1 << 20)))
+        f.write(comp.flush())
+    with open(ev / "sparse.bin", "wb") as f:
+        f.truncate(8 << 30)
+    sparse_tar_with_big_member(ev / "big.tar", 300 << 20)
+    code = (
+        "import json, resource, sys\n"
+        "from triage.walk import walk\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "rows = [[i.path, i.status, i.reason] for i in walk(sys.argv[1:])]\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'rows': rows, 'grew_kib': after - before}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ev)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    got = {p[len(str(ev)) + 1 :]: (status, reason) for p, status, reason in out["rows"]}
+    assert got["sparse.bin"] == ("pending", None)
+    assert got["big.tar!/huge.bin"] == ("skipped", "member exceeds 256 MiB limit")
+    assert got["bomb.zip!/"][0] == "error" and "exceeds 200" in got["bomb.zip!/"][1]
+    assert got["bomb.gz!/"][0] == "error" and "exceeds 200" in got["bomb.gz!/"][1]
+    assert out["grew_kib"] < 100 * 1024

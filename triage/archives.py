@@ -36,6 +36,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, BinaryIO, Protocol
@@ -155,17 +156,17 @@ class _Budget:
 class _Counted(io.RawIOBase):
     """A read-only view of a decompressed stream that charges every byte to a budget.
 
-    It also keeps the last bytes it returned, so the tar reader can look at the block
+    It also keeps the last chunks it returned, so the tar reader can look at the block
     where `tarfile` stopped (tarfile ends iteration silently on a bad header).
     """
-
-    _KEEP = 4 * tarfile.RECORDSIZE
 
     def __init__(self, raw: _Reader, budget: _Budget) -> None:
         self._raw = raw
         self._budget = budget
         self.pos = 0
-        self._tail = bytearray()
+        # (start offset, bytes) of the latest reads; tarfile's stream buffer is one chunk,
+        # so the block it stopped at lies within the last two
+        self._recent: deque[tuple[int, bytes]] = deque(maxlen=3)
 
     def readable(self) -> bool:
         return True
@@ -175,10 +176,9 @@ class _Counted(io.RawIOBase):
             size = _CHUNK  # never one unbounded read: callers loop until b""
         data = self._raw.read(size)
         self._budget.charge(len(data))
+        if data:
+            self._recent.append((self.pos, data))
         self.pos += len(data)
-        self._tail += data
-        if len(self._tail) > self._KEEP:
-            del self._tail[: len(self._tail) - self._KEEP]
         return data
 
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -188,10 +188,13 @@ class _Counted(io.RawIOBase):
 
     def block_at(self, offset: int, size: int) -> bytes | None:
         """Bytes at absolute `offset` if still kept (shorter at end of stream), else None."""
-        start = self.pos - len(self._tail)
+        if not self._recent:
+            return b"" if offset >= self.pos else None
+        start = self._recent[0][0]
         if offset < start:
             return None
-        return bytes(self._tail[offset - start : offset - start + size])
+        kept = b"".join(chunk for _, chunk in self._recent)
+        return kept[offset - start : offset - start + size]
 
 
 class _MemberTooLarge(Exception):
@@ -280,7 +283,7 @@ def iter_archive(
         if fmt == "zip":
             yield from _zip_members(source, label, budget, depth)
         elif fmt == "tar":
-            yield from _tar_members(_Counted(source, budget), label, budget, depth)
+            yield from _tar_members(source, label, budget, depth)
         else:
             yield from _stream_members(source, fmt, label, budget, depth)
     except ArchiveLimitError as exc:
@@ -547,23 +550,30 @@ def _read_zip_data(
 # --- tar -------------------------------------------------------------------------------
 
 
-def _tar_members(stream: _Counted, label: str, budget: _Budget, depth: int) -> Iterator[WalkItem]:
-    """Members of an uncompressed tar stream, read strictly forward (`r|`)."""
+def _tar_members(
+    stream: BinaryIO | _Counted, label: str, budget: _Budget, depth: int
+) -> Iterator[WalkItem]:
+    """Members of an uncompressed tar: a plain file is read with seeks (`r:`), so skipped
+    members cost nothing; a decompressed `_Counted` stream strictly forward (`r|`)."""
     limits = budget.limits
-    tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
+    if isinstance(stream, _Counted):
+        # reads of one chunk at a time keep the per-read overhead low on long skips
+        tf = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)  # type: ignore[call-overload]
+    else:
+        tf = tarfile.open(fileobj=stream, mode="r:")
     count = 0
     while True:
         ti = tf.next()
         if ti is None:
             break
-        # stream mode keeps every header it has seen; we never look one up again
+        # tarfile keeps every header it has seen; we never look one up again
         tf.members.clear()  # type: ignore[attr-defined]  # a plain list, not in the stubs
         if ti.isdir():
             continue
         count += 1
         _member_count_guard(count, label, limits)
         yield from _tar_member(tf, ti, label, budget, depth)
-    _check_tar_end(stream, tf.offset, label)
+    _check_tar_end(stream, tf.offset)
 
 
 def _tar_member(
@@ -604,11 +614,15 @@ def _tar_member(
         yield from _member(label, ti.name, data, mtime, budget, depth)
 
 
-def _check_tar_end(stream: _Counted, offset: int, label: str) -> None:
+def _check_tar_end(stream: BinaryIO | _Counted, offset: int) -> None:
     """Raise unless tarfile stopped at a real end-of-archive marker (a zero block)."""
-    block = stream.block_at(offset, tarfile.BLOCKSIZE)
-    if block is None:
-        return  # stopped further back than we keep; tarfile's own checks must do
+    if isinstance(stream, _Counted):
+        block = stream.block_at(offset, tarfile.BLOCKSIZE)
+        if block is None:
+            return  # stopped further back than we keep; tarfile's own checks must do
+    else:
+        stream.seek(offset)
+        block = stream.read(tarfile.BLOCKSIZE)
     if len(block) < tarfile.BLOCKSIZE:
         raise tarfile.ReadError(f"truncated at offset {offset}")
     if block.count(0) != tarfile.BLOCKSIZE:
