@@ -5,7 +5,7 @@ Plots show numbers only (rates, times, sizes), never image content.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def grid(n_panels: int, ncols: int = 3, panel_size: tuple[float, float] = (4.2, 
     return fig, flat[:n_panels]
 
 
-def bars(ax: Axes, labels: Sequence[str], series: dict[str, Sequence[float]], ylabel: str) -> None:
+def bars(ax: Axes, labels: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str) -> None:
     """Grouped bar chart: one group per label, one bar per series."""
     n = max(1, len(series))
     width = 0.8 / n
@@ -51,7 +51,7 @@ def bars(ax: Axes, labels: Sequence[str], series: dict[str, Sequence[float]], yl
     ax.legend(fontsize="small")
 
 
-def stacked_bars(ax: Axes, labels: Sequence[str], parts: dict[str, Sequence[float]], ylabel: str) -> None:
+def stacked_bars(ax: Axes, labels: Sequence[str], parts: Mapping[str, Sequence[float]], ylabel: str) -> None:
     """Stacked bar chart: one bar per label, one segment per part (e.g. stage times)."""
     bottoms = [0.0] * len(labels)
     for i, (name, values) in enumerate(parts.items()):
