@@ -70,7 +70,14 @@ def _open(data: bytes, path: str, pixel_limit: int) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise PixelLimitError(path, f"exceeds pixel limit: {exc}") from None
     except UnidentifiedImageError:
-        raise UnsupportedMediaError(path, "not a recognised image format") from None
+        kind = sniff(data[:512])
+        if kind.family != "image":
+            raise UnsupportedMediaError(path, "not a recognised image format") from None
+        if kind.media_type not in _pillow_media_types():
+            raise UnsupportedMediaError(path, f"no decoder for {kind.media_type}") from None
+        raise CorruptMediaError(
+            path, f"malformed image header: {kind.media_type} signature but unreadable"
+        ) from None
     except _DECODER_ERRORS as exc:
         raise CorruptMediaError(path, f"malformed image header: {exc}") from None
     width, height = im.size
@@ -94,6 +101,11 @@ def _load(im: Image.Image, path: str) -> None:
         if isinstance(exc, EOFError) or "truncated" in text or "end of file" in text.lower():
             raise CorruptMediaError(path, f"truncated image data: {text}") from None
         raise CorruptMediaError(path, f"malformed image data: {text}") from None
+
+
+def _pillow_media_types() -> set[str]:
+    Image.init()  # registers every plugin, so MIME lists all formats this Pillow can read
+    return set(Image.MIME.values())
 
 
 def _orientation(im: Image.Image) -> int | None:

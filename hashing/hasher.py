@@ -38,15 +38,15 @@ from hashing.decode import (
     exif_transposed,
 )
 from hashing.errors import MediaError, UnsupportedMediaError
-from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, spec
+from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, SPECS, spec
 from hashing.sniff import SNIFF_BYTES, MediaKind, sniff
 from hashing.types import HashRecord
 
 # A file larger than this is never held in memory whole: images above it are reported, videos
 # above it are decoded from the open handle after the digest pass.
 DEFAULT_MAX_MEDIA_BYTES = 512 * 1024 * 1024
-_FILES_PER_TASK = 16
-_NOT_MEDIA = "unsupported media: content is not a recognised image or video format"  # amortises pickling; small enough that one slow video doesn't stall a batch
+_FILES_PER_TASK = 16  # amortises pickling; small enough that one slow video doesn't stall a batch
+_NOT_MEDIA = "unsupported media: content is not a recognised image or video format"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,22 +181,19 @@ def _record(path: str, kind: MediaKind, digests: dict[str, str],
         fields.update(media)
     hashes = dict(fields.pop("hashes", None) or {})
     hashes.update(digests)
-    ordered = {a: hashes[a] for a in _ORDER if a in hashes}
+    ordered = {a: hashes[a] for a in SPECS if a in hashes}  # registry order, whatever --algo said
     return HashRecord(path=path, hashes=ordered, size=size, mtime=mtime, **fields)
 
 
-_ORDER = ("pdq", "phash", "dhash", "ahash", "whash", "md5", "sha1", "sha256")
-
-
-def _classify(data_head: bytes, path: str, opts: HashOptions) -> tuple[MediaKind, bool]:
+def _classify(data_head: bytes, opts: HashOptions) -> tuple[MediaKind, bool]:
     """(what the bytes are, whether to try decoding them)."""
     kind = sniff(data_head)
     if not opts.perceptual:
         return kind, False
     if kind.family in ("image", "video"):
         return kind, True
-    # Pillow reads a few formats the sniffer does not name (PPM, TGA, PCX ...); a file whose
-    # name claims media is tried too so a disguised or corrupt one gets an error row.
+    # Pillow reads a few formats the sniffer does not name (PPM, TGA, PCX ...), so unknown
+    # content is offered to it; archives are left to the scan's archive layer.
     return kind, kind.family == "other"
 
 
@@ -204,7 +201,7 @@ def hash_bytes(data: bytes, path: str, opts: HashOptions, *, size: int | None = 
                mtime: float | None = None) -> HashRecord:
     """Hash bytes already in memory (a small file or an archive member). Never raises for bad
     media; `path` names the item in the record."""
-    kind, try_decode = _classify(data[:SNIFF_BYTES], path, opts)
+    kind, try_decode = _classify(data[:SNIFF_BYTES], opts)
     digests = digest_bytes(data, opts.digests)
     media: dict[str, Any] | None = None
     if try_decode:
@@ -283,7 +280,7 @@ def hash_path(path: str, opts: HashOptions) -> HashRecord:
 
 def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashRecord:
     head = os.pread(fd, SNIFF_BYTES, 0)
-    kind, try_decode = _classify(head, path, opts)
+    kind, try_decode = _classify(head, opts)
     with io.FileIO(fd, "rb", closefd=False) as raw:
         digests, size = digest_stream(raw, opts.digests)
         media: dict[str, Any] | None = None

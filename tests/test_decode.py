@@ -244,3 +244,14 @@ def test_configurable_pixel_limit() -> None:
         decode_image(data, path="p.png", pixel_limit=6911)
     assert decode_image(data, path="p.png", pixel_limit=6912).width == 96
     assert DEFAULT_PIXEL_LIMIT >= 178_000_000
+
+
+def test_recognised_but_undecodable_format_names_it() -> None:
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+    with pytest.raises(UnsupportedMediaError, match="no decoder for image/heic"):
+        decode_image(heic, path="x.heic")
+
+
+def test_signature_without_a_readable_header_is_corrupt() -> None:
+    with pytest.raises(CorruptMediaError, match="malformed image header"):
+        decode_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, path="x.png")
