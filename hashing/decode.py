@@ -156,7 +156,8 @@ def decode_image(
     if pixels_needed:
         _load(im, path)
     if "rgb" in need or ("luma" in need and luma is None):
-        rgb = np.asarray(im.convert("RGB"))
+        # convert("RGB") of an RGB image is a full copy; asarray copies once anyway
+        rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     if "luma" in need and luma is None:
         from hashing.pdq_kernels import rgb_to_luma
 
