@@ -533,3 +533,36 @@ def test_nested_bomb_is_bounded_by_the_shared_total() -> None:
     default = rows(data, "ev/42.zip", WalkLimits(max_archive_depth=5))
     assert not [i for i in default if i.path.endswith("zeros.bin")]
     assert sum(1 for i in default if (i.reason or "").startswith("expansion ratio")) == 64
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_repeated_member_names_get_unique_labels() -> None:
+    """tar appends newer copies under the same name; every copy is a row of its own."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for content in (b"v1", b"v2", b"v3"):
+            info = tarfile.TarInfo("notes.txt")
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    got = rows(buf.getvalue(), "ev/a.tar")
+    assert [(i.path, i.data, i.reason) for i in got] == [
+        ("ev/a.tar!/notes.txt", b"v1", None),
+        ("ev/a.tar!/notes.txt (duplicate 2)", b"v2", "duplicate member name (occurrence 2)"),
+        ("ev/a.tar!/notes.txt (duplicate 3)", b"v3", "duplicate member name (occurrence 3)"),
+    ]
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as zf:
+        zf.writestr("../x", b"1")
+        zf.writestr("../x", b"2")
+    note = "path escapes archive root (label only)"
+    assert [(i.path, i.reason) for i in rows(zbuf.getvalue(), "ev/z.zip")] == [
+        ("ev/z.zip!/../x", note),
+        ("ev/z.zip!/../x (duplicate 2)", f"{note}; duplicate member name (occurrence 2)"),
+    ]
+
+
+def test_limits_reject_nonsense() -> None:
+    with pytest.raises(ValueError, match="max_members"):
+        WalkLimits(max_members=-1)
+    with pytest.raises(ValueError, match="max_expansion_ratio"):
+        WalkLimits(max_expansion_ratio=0)

@@ -38,7 +38,7 @@ import zipfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Protocol
 
 from hashing.errors import TriageError
@@ -221,16 +221,7 @@ def _read_bounded(stream: _Reader, budget: _Budget, limit: int, charge: bool) ->
         chunks.append(chunk)
 
 
-def _root_row(label: str, status: str, reason: str, archive_error: bool) -> WalkItem:
-    return WalkItem(
-        path=f"{label}!/",
-        kind="archive_member",
-        size=None,
-        mtime=None,
-        status=status,  # type: ignore[arg-type]
-        reason=reason,
-        archive_error=archive_error,
-    )
+_ESCAPE_NOTE = "path escapes archive root (label only)"
 
 
 def _escapes(name: str) -> bool:
@@ -241,11 +232,99 @@ def _escapes(name: str) -> bool:
     return ".." in norm.split("/")
 
 
-_ESCAPE_NOTE = "path escapes archive root (label only)"
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _too_large_reason(limits: WalkLimits) -> str:
-    return f"member exceeds {format_bytes(limits.max_member_bytes)} limit"
+@dataclass(slots=True)
+class _Archive:
+    """One archive being read: where it sits, its budget, and the member labels given out.
+
+    Every member row is made here, so the member limit, the escape note and unique labels
+    hold for every format. Labels must be unique because the case database keys rows by
+    path, and archives legitimately repeat names (tar appends a newer copy of a file).
+    """
+
+    label: str
+    depth: int
+    budget: _Budget
+    count: int = 0
+    labels: set[str] = field(default_factory=set)
+
+    @property
+    def limits(self) -> WalkLimits:
+        return self.budget.limits
+
+    def root_row(self, status: str, reason: str, archive_error: bool) -> WalkItem:
+        """A row about the archive as a whole, on its root label `outer.zip!/`."""
+        return WalkItem(
+            path=f"{self.label}!/",
+            kind="archive_member",
+            size=None,
+            mtime=None,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            archive_error=archive_error,
+        )
+
+    def row(
+        self,
+        name: str,
+        size: int | None,
+        mtime: float | None,
+        status: str = "pending",
+        reason: str | None = None,
+        *,
+        data: bytes | None = None,
+        link_target: str | None = None,
+        archive_error: bool = False,
+    ) -> WalkItem:
+        self.count += 1
+        if self.count > self.limits.max_members:
+            raise ArchiveLimitError(
+                self.label, f"more than {self.limits.max_members} members; the rest were not read"
+            )
+        notes = [reason] if reason else []
+        if _escapes(name):
+            notes.append(_ESCAPE_NOTE)
+        path = base = f"{self.label}!/{name}"
+        occurrence = 1
+        while path in self.labels or path == f"{self.label}!/":
+            occurrence += 1
+            path = f"{base} (duplicate {occurrence})"
+        if occurrence > 1:
+            notes.append(f"duplicate member name (occurrence {occurrence})")
+        self.labels.add(path)
+        return WalkItem(
+            path=path,
+            kind="archive_member",
+            size=size,
+            mtime=mtime,
+            data=data,
+            status=status,  # type: ignore[arg-type]
+            reason="; ".join(notes) or None,
+            link_target=link_target,
+            archive_error=archive_error,
+        )
+
+    def member(self, name: str, data: bytes, mtime: float | None) -> Iterator[WalkItem]:
+        """The row of a readable member, then the rows of the archive it is, if it is one."""
+        item = self.row(name, len(data), mtime, data=data)
+        yield item
+        if archive_format(data[:SNIFF_BYTES]) is not None:
+            yield from iter_archive(
+                io.BytesIO(data),
+                item.path,
+                len(data),
+                self.limits,
+                self.depth + 1,
+                self.budget.total,
+            )
+
+    def too_large(self, name: str, size: int | None, mtime: float | None) -> WalkItem:
+        limit = format_bytes(self.limits.max_member_bytes)
+        return self.row(name, size, mtime, "skipped", f"member exceeds {limit} limit")
 
 
 def iter_archive(
@@ -267,65 +346,26 @@ def iter_archive(
     source.seek(0)
     if fmt is None:
         return
+    budget = _Budget(label, limits, size, total if total is not None else _Total())
+    arc = _Archive(label, depth, budget)
     if depth > limits.max_archive_depth:
-        yield _root_row(
-            label,
-            "skipped",
-            f"archive depth limit {limits.max_archive_depth} reached; members not read",
-            False,
-        )
+        reason = f"archive depth limit {limits.max_archive_depth} reached; members not read"
+        yield arc.root_row("skipped", reason, False)
         return
     if fmt in _UNSUPPORTED:
-        yield _root_row(label, "skipped", f"unsupported archive format: {fmt}", True)
+        yield arc.root_row("skipped", f"unsupported archive format: {fmt}", True)
         return
-    budget = _Budget(label, limits, size, total if total is not None else _Total())
     try:
         if fmt == "zip":
-            yield from _zip_members(source, label, budget, depth)
+            yield from _zip_members(source, arc)
         elif fmt == "tar":
-            yield from _tar_members(source, label, budget, depth)
+            yield from _tar_members(source, arc)
         else:
-            yield from _stream_members(source, fmt, label, budget, depth)
+            yield from _stream_members(source, fmt, arc)
     except ArchiveLimitError as exc:
-        yield _root_row(label, "error", exc.reason, True)
+        yield arc.root_row("error", exc.reason, True)
     except _CORRUPT as exc:
-        yield _root_row(label, "error", f"corrupt archive: {_describe(exc)}", True)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _member(
-    label: str,
-    name: str,
-    data: bytes,
-    mtime: float | None,
-    budget: _Budget,
-    depth: int,
-) -> Iterator[WalkItem]:
-    """The row of a readable member, then the rows of the archive it is, if it is one."""
-    member_label = f"{label}!/{name}"
-    yield WalkItem(
-        path=member_label,
-        kind="archive_member",
-        size=len(data),
-        mtime=mtime,
-        data=data,
-        reason=_ESCAPE_NOTE if _escapes(name) else None,
-    )
-    if archive_format(data[:SNIFF_BYTES]) is not None:
-        yield from iter_archive(
-            io.BytesIO(data), member_label, len(data), budget.limits, depth + 1, budget.total
-        )
-
-
-def _member_count_guard(count: int, label: str, limits: WalkLimits) -> None:
-    if count > limits.max_members:
-        raise ArchiveLimitError(
-            label, f"more than {limits.max_members} members; the rest were not read"
-        )
+        yield arc.root_row("error", f"corrupt archive: {_describe(exc)}", True)
 
 
 # --- zip -------------------------------------------------------------------------------
@@ -347,7 +387,7 @@ _EOCD64_LOCATOR_SIZE = 20
 _LOCAL = struct.Struct("<4s5H3L2H")
 
 
-def _zip_directory_guard(source: BinaryIO, size: int, label: str, limits: WalkLimits) -> None:
+def _zip_directory_guard(source: BinaryIO, arc: _Archive) -> None:
     """Refuse a central directory that would take unbounded memory to parse.
 
     `zipfile` reads the whole central directory and builds an object per entry before we
@@ -355,6 +395,8 @@ def _zip_directory_guard(source: BinaryIO, size: int, label: str, limits: WalkLi
     record, and the entries are counted by their signatures (an upper bound: a name may
     contain the signature too).
     """
+    limits = arc.limits
+    size = arc.budget.compressed
     tail_len = min(size, _EOCD.size + 0xFFFF)
     source.seek(size - tail_len)
     tail = source.read(tail_len)
@@ -372,7 +414,7 @@ def _zip_directory_guard(source: BinaryIO, size: int, label: str, limits: WalkLi
             entries, cd_size = _EOCD64.unpack(rec)[7:9]
     if cd_size > limits.max_member_bytes:
         raise ArchiveLimitError(
-            label,
+            arc.label,
             f"zip central directory of {cd_size} bytes exceeds the "
             f"{format_bytes(limits.max_member_bytes)} member limit; not read",
         )
@@ -393,29 +435,28 @@ def _zip_directory_guard(source: BinaryIO, size: int, label: str, limits: WalkLi
             count -= carry.count(b"PK\x01\x02")  # never counted twice across chunks
     if count > limits.max_members:
         raise ArchiveLimitError(
-            label, f"zip declares more than {limits.max_members} members; not read"
+            arc.label, f"zip declares more than {limits.max_members} members; not read"
         )
     source.seek(0)
 
 
-def _zip_members(source: BinaryIO, label: str, budget: _Budget, depth: int) -> Iterator[WalkItem]:
-    limits = budget.limits
-    _zip_directory_guard(source, budget.compressed, label, limits)
+def _zip_members(source: BinaryIO, arc: _Archive) -> Iterator[WalkItem]:
+    limits, budget = arc.limits, arc.budget
+    _zip_directory_guard(source, arc)
     try:
         zf = zipfile.ZipFile(source)
     except zipfile.BadZipFile as exc:
         # no usable central directory (typically a truncated file): what the local
         # headers still describe is read, then the archive is reported corrupt
-        yield from _zip_recovered(source, label, budget, depth, _describe(exc))
+        yield from _zip_recovered(source, arc, _describe(exc))
         return
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         loadable = sum(i.file_size for i in infos if i.file_size <= limits.max_member_bytes)
         # declared sizes first: a bomb is refused before a single byte is inflated
         budget.check(loadable, budget.total.expanded + max(0, loadable - budget.compressed))
-        for count, info in enumerate(infos, start=1):
-            _member_count_guard(count, label, limits)
-            yield from _zip_member(zf.open, info, label, budget, depth)
+        for info in infos:
+            yield from _zip_member(zf.open, info, arc)
 
 
 def _dos_date_time(date: int, time: int) -> tuple[int, int, int, int, int, int]:
@@ -429,9 +470,7 @@ def _dos_date_time(date: int, time: int) -> tuple[int, int, int, int, int, int]:
     )
 
 
-def _zip_recovered(
-    source: BinaryIO, label: str, budget: _Budget, depth: int, why: str
-) -> Iterator[WalkItem]:
+def _zip_recovered(source: BinaryIO, arc: _Archive, why: str) -> Iterator[WalkItem]:
     """Members of a zip without a central directory, from its local headers in order.
 
     Each local header carries name, method, CRC and sizes, so members before the damage
@@ -439,7 +478,6 @@ def _zip_recovered(
     Recovery stops at the first record that is not a local header, or whose sizes are
     only in a trailing data descriptor; then the archive's error row says what happened.
     """
-    limits = budget.limits
     pos = 0
     recovered = 0
     stop = ""
@@ -460,7 +498,6 @@ def _zip_recovered(
         if name.endswith("/"):
             continue
         recovered += 1
-        _member_count_guard(recovered, label, limits)
         info = zipfile.ZipInfo(name, _dos_date_time(dosdate, dostime))
         info.flag_bits = flags
         info.compress_type = method
@@ -472,57 +509,42 @@ def _zip_recovered(
             source.seek(at)
             return zipfile.ZipExtFile(source, "r", i)  # type: ignore[return-value]
 
-        yield from _zip_member(open_in_place, info, label, budget, depth)
+        yield from _zip_member(open_in_place, info, arc)
     raise zipfile.BadZipFile(f"{why}; {recovered} members read from local headers{stop}")
 
 
 def _zip_member(
     open_member: Callable[[zipfile.ZipInfo], BinaryIO | IO[bytes]],
     info: zipfile.ZipInfo,
-    label: str,
-    budget: _Budget,
-    depth: int,
+    arc: _Archive,
 ) -> Iterator[WalkItem]:
-    limits = budget.limits
-    name = info.filename
-    path = f"{label}!/{name}"
-    mtime = _zip_mtime(info)
-
-    def row(status: str, reason: str, archive_error: bool = False, **kw: object) -> WalkItem:
-        return WalkItem(
-            path=path,
-            kind="archive_member",
-            size=info.file_size,
-            mtime=mtime,
-            status=status,  # type: ignore[arg-type]
-            reason=reason,
-            archive_error=archive_error,
-            **kw,  # type: ignore[arg-type]
-        )
-
+    name, size, mtime = info.filename, info.file_size, _zip_mtime(info)
     if info.flag_bits & 0x1:
-        yield row("error", "encrypted member", True)
+        yield arc.row(name, size, mtime, "error", "encrypted member", archive_error=True)
         return
-    if info.file_size > limits.max_member_bytes:
-        yield row("skipped", _too_large_reason(limits))
+    if size > arc.limits.max_member_bytes:
+        yield arc.too_large(name, size, mtime)
         return
-    is_link = info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
     try:
         # any byte past the declared size proves a lying header; file_size <= the member limit
-        data = _read_zip_data(open_member, info, budget, info.file_size)
+        data = _read_zip_data(open_member, info, arc.budget, size)
     except _MemberTooLarge:
-        yield row("error", "member larger than its declared size (lying header)", True)
+        reason = "member larger than its declared size (lying header)"
+        yield arc.row(name, size, mtime, "error", reason, archive_error=True)
         return
     except ArchiveLimitError:
         raise
     except _CORRUPT as exc:
-        yield row("error", f"corrupt member: {_describe(exc)}", True)
+        reason = f"corrupt member: {_describe(exc)}"
+        yield arc.row(name, size, mtime, "error", reason, archive_error=True)
         return
-    if is_link:
+    if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
         target = data.decode("utf-8", "surrogateescape")
-        yield row("skipped", "symlink member not followed", link_target=target)
+        yield arc.row(
+            name, size, mtime, "skipped", "symlink member not followed", link_target=target
+        )
         return
-    yield from _member(label, name, data, mtime, budget, depth)
+    yield from arc.member(name, data, mtime)
 
 
 def _read_zip_data(
@@ -550,68 +572,51 @@ def _read_zip_data(
 # --- tar -------------------------------------------------------------------------------
 
 
-def _tar_members(
-    stream: BinaryIO | _Counted, label: str, budget: _Budget, depth: int
-) -> Iterator[WalkItem]:
+def _tar_members(stream: BinaryIO | _Counted, arc: _Archive) -> Iterator[WalkItem]:
     """Members of an uncompressed tar: a plain file is read with seeks (`r:`), so skipped
     members cost nothing; a decompressed `_Counted` stream strictly forward (`r|`)."""
-    limits = budget.limits
     if isinstance(stream, _Counted):
         # reads of one chunk at a time keep the per-read overhead low on long skips
         tf = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)  # type: ignore[call-overload]
     else:
         tf = tarfile.open(fileobj=stream, mode="r:")
-    count = 0
     while True:
         ti = tf.next()
         if ti is None:
             break
         # tarfile keeps every header it has seen; we never look one up again
         tf.members.clear()  # type: ignore[attr-defined]  # a plain list, not in the stubs
-        if ti.isdir():
-            continue
-        count += 1
-        _member_count_guard(count, label, limits)
-        yield from _tar_member(tf, ti, label, budget, depth)
+        if not ti.isdir():
+            yield from _tar_member(tf, ti, arc)
     _check_tar_end(stream, tf.offset)
 
 
-def _tar_member(
-    tf: tarfile.TarFile, ti: tarfile.TarInfo, label: str, budget: _Budget, depth: int
-) -> Iterator[WalkItem]:
-    limits = budget.limits
-    path = f"{label}!/{ti.name}"
-    mtime = float(ti.mtime)
+_TAR_SKIPS: tuple[tuple[Callable[[tarfile.TarInfo], bool], str], ...] = (
+    (tarfile.TarInfo.issym, "symlink member not followed"),
+    (tarfile.TarInfo.islnk, "hardlink member not followed"),
+    (tarfile.TarInfo.ischr, "device member not read"),
+    (tarfile.TarInfo.isblk, "device member not read"),
+    (tarfile.TarInfo.isfifo, "fifo member not read"),
+)
 
-    def row(status: str, reason: str, **kw: object) -> WalkItem:
-        return WalkItem(
-            path=path,
-            kind="archive_member",
-            size=ti.size,
-            mtime=mtime,
-            status=status,  # type: ignore[arg-type]
-            reason=reason,
-            **kw,  # type: ignore[arg-type]
-        )
 
-    if ti.issym():
-        yield row("skipped", "symlink member not followed", link_target=ti.linkname)
-    elif ti.islnk():
-        yield row("skipped", "hardlink member not followed", link_target=ti.linkname)
-    elif ti.ischr() or ti.isblk():
-        yield row("skipped", "device member not read")
-    elif ti.isfifo():
-        yield row("skipped", "fifo member not read")
-    elif not ti.isreg():
-        yield row("skipped", f"unsupported tar member type {ti.type!r}")
-    elif ti.size > limits.max_member_bytes:
-        yield row("skipped", _too_large_reason(limits))
+def _tar_member(tf: tarfile.TarFile, ti: tarfile.TarInfo, arc: _Archive) -> Iterator[WalkItem]:
+    name, size, mtime = ti.name, ti.size, float(ti.mtime)
+    for test, reason in _TAR_SKIPS:
+        if test(ti):
+            target = ti.linkname if ti.issym() or ti.islnk() else None
+            yield arc.row(name, size, mtime, "skipped", reason, link_target=target)
+            return
+    if not ti.isreg():
+        yield arc.row(name, size, mtime, "skipped", f"unsupported tar member type {ti.type!r}")
+    elif size > arc.limits.max_member_bytes:
+        yield arc.too_large(name, size, mtime)
     else:
         member = tf.extractfile(ti)
         assert member is not None  # isreg() members always have a data stream
         # the bytes were charged by the counted stream underneath, so not again here
-        data = _read_bounded(member, budget, limits.max_member_bytes, charge=False)
-        yield from _member(label, ti.name, data, mtime, budget, depth)
+        data = _read_bounded(member, arc.budget, arc.limits.max_member_bytes, charge=False)
+        yield from arc.member(name, data, mtime)
 
 
 def _check_tar_end(stream: BinaryIO | _Counted, offset: int) -> None:
@@ -644,30 +649,20 @@ def _stream_member_name(label: str) -> str:
     return base
 
 
-def _stream_members(
-    source: BinaryIO, fmt: str, label: str, budget: _Budget, depth: int
-) -> Iterator[WalkItem]:
+def _stream_members(source: BinaryIO, fmt: str, arc: _Archive) -> Iterator[WalkItem]:
     opener = _STREAM_OPENERS[fmt]
     with opener(source) as probe:
         head = probe.read(SNIFF_BYTES)
     source.seek(0)
     with opener(source) as raw:
-        stream = _Counted(raw, budget)
+        stream = _Counted(raw, arc.budget)
         if archive_format(head) == "tar":
-            yield from _tar_members(stream, label, budget, depth)
+            yield from _tar_members(stream, arc)
             return
-        name = _stream_member_name(label)
-        limits = budget.limits
+        name = _stream_member_name(arc.label)
         try:
-            data = _read_bounded(stream, budget, limits.max_member_bytes, charge=False)
+            data = _read_bounded(stream, arc.budget, arc.limits.max_member_bytes, charge=False)
         except _MemberTooLarge:
-            yield WalkItem(
-                path=f"{label}!/{name}",
-                kind="archive_member",
-                size=None,
-                mtime=None,
-                status="skipped",
-                reason=_too_large_reason(limits),
-            )
+            yield arc.too_large(name, None, None)
             return
-    yield from _member(label, name, data, None, budget, depth)
+    yield from arc.member(name, data, None)
