@@ -136,5 +136,12 @@ class CaseDB:
         ):
             yield StoredRow(key, bool(hashed), json.loads(record))
 
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
     def count_hashed(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM items WHERE hashed=1").fetchone()[0])

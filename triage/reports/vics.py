@@ -1,0 +1,54 @@
+"""export.vics.json: the case's categorised media as Project VIC VICS 2.0 JSON (hashes only).
+
+Only queue rows with a numeric category (the Project VIC scale carried by the bank entry, or
+the category text when it is a number) are exported; MediaID is the queue rank. No paths,
+no content: MD5/SHA1/SHA256 in upper-case hex, PDQ as an alternative hash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from triage.outputs import write_text_atomic
+from triage.queue import Queue, QueueRow
+
+VICS2_CONTEXT = "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
+
+
+def _category(row: QueueRow) -> int | None:
+    if row.vic_category is not None:
+        return int(row.vic_category)
+    if row.category is not None and str(row.category).strip().isdigit():
+        return int(str(row.category).strip())
+    return None
+
+
+def vics_media(queue: Queue) -> list[dict[str, Any]]:
+    media: list[dict[str, Any]] = []
+    for row in queue.rows:
+        category = _category(row)
+        if category is None or not row.md5:
+            continue
+        item: dict[str, Any] = {
+            "MediaID": row.rank,
+            "Category": category,
+            "MD5": row.md5.upper(),
+            "SHA1": (row.sha1 or "").upper(),
+            "MediaSize": row.size,
+            # Exact matches carry the bank's categorisation; near and cluster ones are leads.
+            "IsPrecategorized": any(r.kind == "exact" for r in row.reasons),
+        }
+        if row.sha256:
+            item["SHA256"] = row.sha256.upper()
+        pdq = [r for r in row.reasons if r.algo == "pdq"]
+        if pdq:
+            item["Comments"] = f"{pdq[0].kind} match, PDQ distance {pdq[0].distance}"
+        media.append(item)
+    return media
+
+
+def write_vics(path: Path, queue: Queue) -> None:
+    doc = {"@odata.context": VICS2_CONTEXT, "value": vics_media(queue)}
+    write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
