@@ -59,7 +59,7 @@ class DemoSpec:
     """`expected["files"]` maps evidence paths (as in EvidenceSpec) to the outcome a scan should give:
 
     `expect` is one of exact | near | dihedral | video | cluster | known_good | unmatched |
-    non_media | error, with `entry`/`bank`/`category` of the bank item it should point at.
+    non_media | error (undecodable media, or non-media content under a media extension), with `entry`/`bank`/`category` of the bank item it should point at.
     """
 
     evidence_dir: str
@@ -234,7 +234,7 @@ def make_demo(out_dir: str | os.PathLike[str], seed: int = 7, n_series: int = 6,
 
     # A video that shows a known picture from 1 s to 3 s.
     e3, d3 = originals[3 % len(originals)]
-    vpath = b._abs("Videos/clip.avi").decode()
+    vpath = b.path_for("Videos/clip.avi").decode()
     make_video(np.random.default_rng([seed, 503]), vpath, seconds=5, fps=4, size=(240, 180),
                insert=_decoded(d3), insert_at=(1.0, 3.0))
     expect(b.add_existing("Videos/clip.avi", "hashed", "video"), "video", e3,
@@ -264,7 +264,7 @@ def make_demo(out_dir: str | os.PathLike[str], seed: int = 7, n_series: int = 6,
     expect(b.add_file("Documents/blob.bin", rng.bytes(2048)), "non_media")
     expect(b.add_file("Pictures/broken.jpg", truncate(d0, 0.35), "error", "image"), "error",
            note="truncated JPEG")
-    expect(b.add_file("Pictures/empty.png", b""), "non_media", note="empty file")
+    expect(b.add_file("Pictures/empty.png", b""), "error", note="empty file named .png")
     b.add_symlink("Pictures/latest.jpg", "../Users/suspect/Pictures/set0/IMG_000.jpg", "symlink")
     evidence = b.finish()
 

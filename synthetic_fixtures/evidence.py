@@ -9,6 +9,9 @@ Expected statuses follow the issue-4 rules:
 - a regular file or archive member that can be read gets its digests: `hashed`, whether or
   not it is media (text, PDF-like, random bytes, empty files and archives themselves too);
 - content that claims to be media by its magic bytes but cannot be decoded: `error`;
+- non-media content under an image or video extension (by `mimetypes`, e.g. text named
+  `.jpg`, an empty `.png`): `error`, because the name claims media that is not there
+  (`EvidenceBuilder.add_file` applies this rule itself);
 - symlinks (to a file, dangling, looping) are recorded, never followed: kind `symlink`, `skipped`;
 - FIFOs: kind `special`, `skipped`, never opened.
 Archive members are named `ARCHIVE!/member/path`, nested ones `outer.zip!/inner.tar!/x.jpg`,
@@ -24,6 +27,7 @@ import gzip
 import hashlib
 import io
 import json
+import mimetypes
 import os
 import stat
 import tarfile
@@ -141,6 +145,12 @@ def archive_member(name: str, fmt: ArchiveFormat, children: Sequence[Member], no
     return Member(name, pack_archive(fmt, children), "hashed", "archive", note, tuple(children))
 
 
+def claims_media(name: str | bytes) -> bool:
+    """Whether a file name's extension says image or video."""
+    guess = mimetypes.guess_type(os.fsdecode(name))[0] or ""
+    return guess.startswith(("image/", "video/"))
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -156,13 +166,15 @@ class EvidenceBuilder:
         self.skipped: list[str] = []
         self._order: list[str] = []
 
-    def _abs(self, rel: str | bytes) -> bytes:
+    def path_for(self, rel: str | bytes) -> bytes:
+        """The filesystem path (bytes) of `rel` under the root, its directories created."""
         raw = os.fsencode(rel)
         path = os.path.join(os.fsencode(self.root), raw)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    def _record(self, entry: ExpectedEntry) -> None:
+    def record(self, entry: ExpectedEntry) -> None:
+        """Add an expected row for something written by other means."""
         if entry.path in self.entries:
             raise ValueError(f"{entry.path!r} written twice")
         self.entries[entry.path] = entry
@@ -170,22 +182,27 @@ class EvidenceBuilder:
 
     def add_file(self, rel: str | bytes, data: bytes, status: Status = "hashed",
                  media: Media = None, note: str = "") -> str | None:
-        """Write a regular file; returns its key, or None where the OS refuses the name."""
+        """Write a regular file; returns its key, or None where the OS refuses the name.
+
+        Non-media content (`media` None) under a media extension is expected as an error.
+        """
+        if media is None and status == "hashed" and claims_media(rel):
+            status = "error"
         try:
-            path = self._abs(rel)
+            path = self.path_for(rel)
             with open(path, "wb") as f:
                 f.write(data)
         except (OSError, UnicodeError):
             self.skipped.append(f"name:{os.fsdecode(rel)!r}")
             return None
         key = os.fsdecode(rel)
-        self._record(ExpectedEntry(key, "file", status, media, note, _sha(data), len(data)))
+        self.record(ExpectedEntry(key, "file", status, media, note, _sha(data), len(data)))
         return key
 
     def add_existing(self, rel: str, status: Status, media: Media, note: str = "") -> str:
         """Record a file written by someone else (e.g. OpenCV's VideoWriter) under the root."""
-        data = Path(self._abs(rel).decode()).read_bytes()
-        self._record(ExpectedEntry(rel, "file", status, media, note, _sha(data), len(data)))
+        data = Path(self.path_for(rel).decode()).read_bytes()
+        self.record(ExpectedEntry(rel, "file", status, media, note, _sha(data), len(data)))
         return rel
 
     def add_archive(self, rel: str, fmt: ArchiveFormat, members: Sequence[Member], note: str = "") -> str:
@@ -198,18 +215,18 @@ class EvidenceBuilder:
     def _add_members(self, prefix: str, members: Sequence[Member]) -> None:
         for m in members:
             key = f"{prefix}!/{m.name}"
-            self._record(ExpectedEntry(key, "archive_member", m.status, m.media, m.note,
+            self.record(ExpectedEntry(key, "archive_member", m.status, m.media, m.note,
                                        _sha(m.data), len(m.data)))
             if m.children:
                 self._add_members(key, m.children)
 
     def add_symlink(self, rel: str, target: str, note: str = "") -> str | None:
         try:
-            os.symlink(target, self._abs(rel))
+            os.symlink(target, self.path_for(rel))
         except (OSError, NotImplementedError):
             self.skipped.append(f"symlink:{rel}")
             return None
-        self._record(ExpectedEntry(rel, "symlink", "skipped", None, note, link_target=target))
+        self.record(ExpectedEntry(rel, "symlink", "skipped", None, note, link_target=target))
         return rel
 
     def add_fifo(self, rel: str, note: str = "") -> str | None:
@@ -218,11 +235,11 @@ class EvidenceBuilder:
             self.skipped.append("fifo")
             return None
         try:
-            mkfifo(self._abs(rel))
+            mkfifo(self.path_for(rel))
         except OSError:
             self.skipped.append("fifo")
             return None
-        self._record(ExpectedEntry(rel, "special", "skipped", None, note))
+        self.record(ExpectedEntry(rel, "special", "skipped", None, note))
         return rel
 
     def finish(self) -> EvidenceSpec:
@@ -286,7 +303,7 @@ def make_evidence(
 
     for j in range(n_videos):
         vrel = f"Users/alice/Videos/clip_{j}.{'mp4' if j % 2 == 0 else 'avi'}"
-        path = b._abs(vrel).decode()
+        path = b.path_for(vrel).decode()
         make_video(np.random.default_rng([seed, 103, j]), path, video_seconds, video_fps, video_size)
         b.add_existing(vrel, "hashed", "video", "synthetic pans")
 
@@ -295,7 +312,7 @@ def make_evidence(
         b.add_file(f"backup/old_phone/copy_{k}_{Path(rel).name}", data, "hashed", "image", f"duplicate of {rel}")
     if images:
         b.add_file("Users/bob/Documents/invoice.txt", images[0][1], "hashed", "image", "JPEG named .txt")
-    b.add_file("Users/alice/Pictures/notes.jpg", b"shopping list\nmilk\neggs\n", "hashed", None,
+    b.add_file("Users/alice/Pictures/notes.jpg", b"shopping list\nmilk\neggs\n", "error", None,
                "text named .jpg")
 
     # Corrupt, truncated and empty files.
@@ -304,7 +321,7 @@ def make_evidence(
     b.add_file("damaged/truncated.jpg", truncate(jpeg, 0.4), "error", "image", "JPEG cut at 40%")
     b.add_file("damaged/truncated.png", truncate(png, 0.5), "error", "image", "PNG cut at 50%")
     b.add_file("damaged/corrupt.jpg", corrupt_body(jpeg, rng), "error", "image", "JPEG header, random body")
-    b.add_file("damaged/empty.jpg", b"", "hashed", None, "empty file with an image extension")
+    b.add_file("damaged/empty.jpg", b"", "error", None, "empty file with an image extension")
     b.add_file("damaged/empty", b"", "hashed", None, "empty file")
 
     # Non-media files.
