@@ -153,6 +153,10 @@ class _Budget:
             )
 
 
+class _Reader(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
 class _Counted(io.RawIOBase):
     """A read-only view of a decompressed stream that charges every byte to a budget.
 
@@ -160,7 +164,7 @@ class _Counted(io.RawIOBase):
     where `tarfile` stopped (tarfile ends iteration silently on a bad header).
     """
 
-    def __init__(self, raw: _Reader, budget: _Budget) -> None:
+    def __init__(self, raw: io.BufferedIOBase, budget: _Budget) -> None:
         self._raw = raw
         self._budget = budget
         self.pos = 0
@@ -174,7 +178,9 @@ class _Counted(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0 or size > _CHUNK:
             size = _CHUNK  # never one unbounded read: callers loop until b""
-        data = self._raw.read(size)
+        # read1 returns what one step of decompression gave; read() would keep going and a
+        # truncated stream's EOFError would discard the good bytes already decompressed
+        data = self._raw.read1(size)
         self._budget.charge(len(data))
         if data:
             self._recent.append((self.pos, data))
@@ -198,11 +204,7 @@ class _Counted(io.RawIOBase):
 
 
 class _MemberTooLarge(Exception):
-    pass
-
-
-class _Reader(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
+    """A member produced more bytes than it may (the member limit or its declared size)."""
 
 
 def _read_bounded(stream: _Reader, budget: _Budget, limit: int, charge: bool) -> bytes:
@@ -233,6 +235,8 @@ def _escapes(name: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, EOFError) and not str(exc):
+        return "unexpected end of data"
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -494,7 +498,7 @@ def _zip_recovered(source: BinaryIO, arc: _Archive, why: str) -> Iterator[WalkIt
             stop = "; sizes of the next member are not in its local header"
             break
         pos = data_at + csize
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "surrogateescape")
         if name.endswith("/"):
             continue
         recovered += 1
