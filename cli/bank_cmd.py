@@ -1,0 +1,245 @@
+"""`triage bank ...`: manage known-material banks (import, list, show, export, retract, ...).
+
+Each command parses its options and calls one `index.banks.BankStore` method. Exit status 2
+means an import was rejected (nothing written); 1 any other refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from hashing.errors import TriageError
+from index.bank_export import FORMATS as EXPORT_FORMATS
+from index.bank_import import PARSERS, ImportOptions
+from index.bank_types import BankInfo, ImportRejectedError, ImportResult
+from index.banks import BankStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_option(f: F) -> F:
+    return click.option(
+        "--store",
+        "store_dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Store directory (default $TRIAGE_STORE, else $XDG_DATA_HOME/osec-triage).",
+    )(f)
+
+
+def _open(store_dir: str | None) -> BankStore:
+    logging.basicConfig(level=logging.WARNING, format="triage: %(message)s", stream=sys.stderr)
+    return BankStore(store_dir)
+
+
+def _fail(e: TriageError) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+@click.group("bank")
+def bank() -> None:
+    """Known-material hash banks: import lists, inspect, export, retract, enable/disable."""
+
+
+@bank.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bank", "bank_name", required=True, help="Bank to import into (created if new).")
+@click.option(
+    "--format", "fmt", type=click.Choice(("auto", *PARSERS)), default="auto", show_default=True
+)
+@click.option("--algo", default=None, help="Algorithm of a plain hash list (needed for 64/16 hex).")
+@click.option("--category", default=None, help="Category label for records that carry none.")
+@click.option("--known-good", is_flag=True, help="The list is known-good (NSRL-style).")
+@click.option("--source", default=None, help="Source organisation.")
+@click.option("--version", "list_version", default=None, help="List version.")
+@click.option("--scheme", default=None, help="Category scheme: vic, caid or a JSON scheme file.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records, report the rest.")
+@click.option("--report", "report", default=None, help="JSON report path.")
+@store_option
+def import_cmd(
+    file: str,
+    bank_name: str,
+    fmt: str,
+    algo: str | None,
+    category: str | None,
+    known_good: bool,
+    source: str | None,
+    list_version: str | None,
+    scheme: str | None,
+    skip_invalid: bool,
+    report: str | None,
+    store_dir: str | None,
+) -> None:
+    """Import hash list FILE into a bank (all-or-nothing unless --skip-invalid)."""
+    options = ImportOptions(
+        bank=bank_name,
+        format=fmt,
+        algo=algo.lower() if algo else None,
+        category=category,
+        known_good=known_good,
+        source=source,
+        version=list_version,
+        scheme=scheme,
+        skip_invalid=skip_invalid,
+    )
+    try:
+        with _open(store_dir) as store:
+            result = store.import_file(file, options, report)
+    except ImportRejectedError as e:
+        _print_rejected(e.result)
+        click.echo(f"triage: {e}; nothing imported (report: {e.result.report_path})", err=True)
+        sys.exit(2)
+    except TriageError as e:
+        raise _fail(e) from None
+    _print_rejected(result)
+    click.echo(
+        f"bank {result.bank}: {result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {result.duplicates} repeated, "
+        f"{len(result.rejected)} rejected (report: {result.report_path})"
+    )
+
+
+def _print_rejected(result: ImportResult) -> None:
+    if result.error:
+        click.echo(f"{result.file}: {result.error}", err=True)
+    for r in result.rejected:
+        item = f" (media #{r.item})" if r.item is not None else ""
+        click.echo(f"{result.file}:{r.line}{item}: {r.reason}", err=True)
+    for note, count in sorted(result.notes.items()):
+        click.echo(f"note: {note} ({count}x)", err=True)
+
+
+@bank.command("list")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text")
+@store_option
+def list_cmd(fmt: str, store_dir: str | None) -> None:
+    """List the banks."""
+    with _open(store_dir) as store:
+        banks = store.list_banks()
+    if fmt == "json":
+        click.echo(json.dumps([b.to_dict() for b in banks], indent=2))
+        return
+    for b in banks:
+        click.echo(_line(b))
+
+
+def _line(b: BankInfo) -> str:
+    state = "enabled" if b.enabled else "disabled"
+    kind = "known-good" if b.known_good else "known-bad"
+    return (
+        f"{b.name}\t{b.entries} entries\t{','.join(b.algorithms) or '-'}\t{state}\t{kind}"
+        f"\tsource={b.source or '-'}\tversion={b.version or '-'}"
+    )
+
+
+@bank.command("show")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text")
+@store_option
+def show_cmd(name: str, fmt: str, store_dir: str | None) -> None:
+    """Show one bank: provenance, entries per algorithm, import history."""
+    try:
+        with _open(store_dir) as store:
+            detail = store.show(name)
+    except TriageError as e:
+        raise _fail(e) from None
+    if fmt == "json":
+        click.echo(json.dumps(detail.to_dict(), indent=2))
+        return
+    for key, value in detail.to_dict().items():
+        if key == "imports":
+            for h in value:
+                click.echo(
+                    f"import\t{h['imported_at']}\t{h['format']}\t{h['file']}\t"
+                    f"+{h['added']} ~{h['updated']} ={h['unchanged']} !{h['rejected']}"
+                )
+        else:
+            click.echo(f"{key}\t{value}")
+
+
+@bank.command("export")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="Default stdout.")
+@store_option
+def export_cmd(name: str, fmt: str, out: str | None, store_dir: str | None) -> None:
+    """Export a bank's active hashes and labels (never content) as a list partners can import."""
+    try:
+        with _open(store_dir) as store:
+            if out is None:
+                n = store.export(name, fmt, sys.stdout)
+            else:
+                with open(out, "w", encoding="utf-8", newline="") as f:
+                    n = store.export(name, fmt, f)
+    except TriageError as e:
+        raise _fail(e) from None
+    click.echo(f"exported {n} records", err=True)
+
+
+@bank.command("retract")
+@click.argument("name")
+@click.option("--hash", "hashes", multiple=True, help="Hash to retract (repeatable).")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--reason", default=None, help="Why (kept in the history).")
+@store_option
+def retract_cmd(
+    name: str, hashes: tuple[str, ...], file: str | None, reason: str | None, store_dir: str | None
+) -> None:
+    """Retract entries: kept in the history, never matched again."""
+    if bool(hashes) == bool(file):
+        raise click.UsageError("give --hash H (repeatable) or --file F")
+    try:
+        with _open(store_dir) as store:
+            if file:
+                result = store.retract_file(name, file, reason)
+            else:
+                result = store.retract(name, hashes, reason)
+    except TriageError as e:
+        raise _fail(e) from None
+    for h in result.not_found:
+        click.echo(f"not in bank {name}: {h}", err=True)
+    click.echo(f"retracted {result.retracted} entries")
+    if result.not_found:
+        sys.exit(1)
+
+
+@bank.command("enable")
+@click.argument("name")
+@store_option
+def enable_cmd(name: str, store_dir: str | None) -> None:
+    """Match against this bank again."""
+    _set(name, True, store_dir)
+
+
+@bank.command("disable")
+@click.argument("name")
+@store_option
+def disable_cmd(name: str, store_dir: str | None) -> None:
+    """Stop matching against this bank (entries kept)."""
+    _set(name, False, store_dir)
+
+
+def _set(name: str, enabled: bool, store_dir: str | None) -> None:
+    try:
+        with _open(store_dir) as store:
+            info = store.set_enabled(name, enabled)
+    except TriageError as e:
+        raise _fail(e) from None
+    click.echo(_line(info))
+
+
+@bank.command("rebuild")
+@store_option
+def rebuild_cmd(store_dir: str | None) -> None:
+    """Rebuild every perceptual index file from the stored entries."""
+    with _open(store_dir) as store:
+        for info in store.rebuild():
+            click.echo(
+                f"{info.algorithm}\t{info.rows} rows\t{info.entries} entries\t{info.sha256 or '-'}"
+            )

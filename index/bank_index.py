@@ -1,0 +1,288 @@
+"""Perceptual index files of the bank store, their freshness checks, and the matcher built on them.
+
+One index file per perceptual algorithm holds the distinct hashes of every enabled,
+non-retracted entry, sorted; `index_rows` maps each row to its entries (the same hash known to
+several banks is one row with several entries). A file is trusted only when its recorded
+generation equals the algorithm's current generation and its bytes match the recorded sha256;
+otherwise it is rebuilt, with a warning saying why. Files are replaced atomically by
+`faiss_store.write_index_atomic` *before* the SQLite record is committed, so a crash in between
+leaves a checksum mismatch, which the next open detects and repairs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+
+from hashing import codec
+from hashing.errors import HashFormatError
+from hashing.registry import PERCEPTUAL, spec
+from index.bank_import import now
+from index.bank_types import BankEntry, IndexInfo
+from index.errors import IndexCorruptError
+from index.store_schema import transaction
+
+log = logging.getLogger(__name__)
+
+_ENTRY_SELECT = (
+    "SELECT b.name, e.entry_id, e.algorithm, e.hash, e.quality, e.category, e.vic_category,"
+    " e.caid_category, e.series, MAX(e.known_good, b.known_good) FROM entries e"
+    " JOIN banks b ON b.id = e.bank_id WHERE e.retracted = 0 AND b.enabled = 1"
+)
+
+
+def generation(con: sqlite3.Connection, algorithm: str) -> int:
+    row = con.execute(
+        "SELECT generation FROM generations WHERE algorithm = ?", (algorithm,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def bump(con: sqlite3.Connection, algorithms: set[str]) -> None:
+    """Mark the algorithms' indexes stale (call inside the changing transaction)."""
+    for algo in sorted(algorithms):
+        con.execute(
+            "INSERT INTO generations (algorithm, generation) VALUES (?, 1) ON CONFLICT(algorithm)"
+            " DO UPDATE SET generation = generation + 1",
+            (algo,),
+        )
+
+
+def index_path(store_dir: str, algorithm: str) -> str:
+    return os.path.join(store_dir, "index", f"{algorithm}.faissbin")
+
+
+def build(con: sqlite3.Connection, store_dir: str, algorithm: str) -> IndexInfo:
+    """Rebuild one algorithm's index file and its row mapping from the current entries."""
+    from index.faiss_store import write_index_atomic
+
+    nbytes = spec(algorithm).nbytes
+    with transaction(con, write=False):
+        gen = generation(con, algorithm)
+        rows = con.execute(
+            "SELECT e.id, e.hash, b.name, b.version FROM entries e JOIN banks b"
+            " ON b.id = e.bank_id WHERE e.algorithm = ? AND e.retracted = 0 AND b.enabled = 1"
+            " ORDER BY e.hash, e.id",
+            (algorithm,),
+        ).fetchall()
+    codes: list[bytes] = []
+    mapping: list[tuple[str, int, int]] = []
+    versions: dict[str, str | None] = {}
+    last: str | None = None
+    for pk, hex_, bank, version in rows:
+        if hex_ != last:
+            try:
+                bits = codec.hex_to_bits(algorithm, hex_)
+            except HashFormatError as e:
+                log.warning("skipping stored %s entry %d of bank %s: %s", algorithm, pk, bank, e)
+                continue
+            codes.append(bits)
+            last = hex_
+        mapping.append((algorithm, len(codes) - 1, pk))
+        versions[bank] = version
+    path = index_path(store_dir, algorithm)
+    sha: str | None = None
+    if codes:
+        array = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes), nbytes)
+        sha = write_index_atomic(path, array)
+        os.chmod(path, 0o600)
+    elif os.path.exists(path):
+        os.remove(path)
+    with transaction(con):
+        con.execute("DELETE FROM index_rows WHERE algorithm = ?", (algorithm,))
+        con.executemany("INSERT INTO index_rows (algorithm, row, entry) VALUES (?, ?, ?)", mapping)
+        con.execute(
+            "INSERT OR REPLACE INTO index_files (algorithm, file, sha256, rows, entries,"
+            " generation, bank_versions, built_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                algorithm,
+                os.path.basename(path) if sha else "",
+                sha or "",
+                len(codes),
+                len(mapping),
+                gen,
+                json.dumps(versions, sort_keys=True),
+                now(),
+            ),
+        )
+    return IndexInfo(algorithm, path if sha else None, sha, len(codes), len(mapping), gen)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedIndex:
+    codes: np.ndarray  # uint8[rows, nbytes]
+    row_ptr: np.ndarray  # int64[rows + 1]: entries of row r are entry_pks[row_ptr[r]:row_ptr[r+1]]
+    entry_pks: np.ndarray  # int64
+    sha256: str | None
+    bank_versions: dict[str, str | None]
+
+
+def _try_load(con: sqlite3.Connection, store_dir: str, algorithm: str) -> LoadedIndex | str:
+    """The recorded index if it is fresh and intact, else the reason it is not."""
+    from index.faiss_store import read_index
+
+    with transaction(con, write=False):
+        rec = con.execute(
+            "SELECT sha256, rows, generation, bank_versions FROM index_files WHERE algorithm = ?",
+            (algorithm,),
+        ).fetchone()
+        if rec is None:
+            return "not built yet"
+        sha, nrows, built_gen, versions = rec
+        gen = generation(con, algorithm)
+        if built_gen != gen:
+            return f"stale (built at generation {built_gen}, bank data now at {gen})"
+        if nrows:
+            try:
+                codes = read_index(index_path(store_dir, algorithm), sha)
+            except IndexCorruptError as e:
+                return f"corrupt ({e.reason})"
+            if codes.shape != (nrows, spec(algorithm).nbytes):
+                return f"corrupt (holds {codes.shape[0]} rows, {nrows} recorded)"
+        else:
+            codes = np.zeros((0, spec(algorithm).nbytes), dtype=np.uint8)
+        pairs = np.array(
+            con.execute(
+                "SELECT row, entry FROM index_rows WHERE algorithm = ? ORDER BY row, entry",
+                (algorithm,),
+            ).fetchall(),
+            dtype=np.int64,
+        ).reshape(-1, 2)
+    if pairs.shape[0] and (pairs[:, 0].max() >= nrows or len(np.unique(pairs[:, 0])) != nrows):
+        return "corrupt (row mapping does not cover the index)"
+    row_ptr = np.zeros(nrows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=nrows), out=row_ptr[1:])
+    return LoadedIndex(codes, row_ptr, pairs[:, 1].copy(), sha or None, json.loads(versions))
+
+
+def load_fresh(con: sqlite3.Connection, store_dir: str, algorithm: str) -> LoadedIndex:
+    """Load an algorithm's index, rebuilding it first when it is missing, stale or corrupt."""
+    loaded = _try_load(con, store_dir, algorithm)
+    if isinstance(loaded, LoadedIndex):
+        return loaded
+    level = logging.INFO if loaded == "not built yet" else logging.WARNING
+    log.log(
+        level, "%s index %s: %s; rebuilding", algorithm, index_path(store_dir, algorithm), loaded
+    )
+    build(con, store_dir, algorithm)
+    again = _try_load(con, store_dir, algorithm)
+    if isinstance(again, str):
+        raise IndexCorruptError(index_path(store_dir, algorithm), f"after rebuild: {again}")
+    return again
+
+
+class _Entries:
+    """Fetches entries by primary key through the matcher's shared connection."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        self.lock = threading.Lock()
+
+    def by_pk(self, pks: Sequence[int]) -> list[BankEntry]:
+        if not pks:
+            return []
+        marks = ",".join("?" * len(pks))
+        with self.lock:
+            rows = self.con.execute(
+                f"{_ENTRY_SELECT} AND e.id IN ({marks}) ORDER BY b.name, e.id", list(pks)
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def by_hash(self, algorithm: str, hex_: str) -> list[BankEntry]:
+        with self.lock:
+            rows = self.con.execute(
+                f"{_ENTRY_SELECT} AND e.algorithm = ? AND e.hash = ? ORDER BY b.name, e.id",
+                (algorithm, hex_),
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+
+def _entry(row: tuple[Any, ...]) -> BankEntry:
+    bank, entry_id, algorithm, hex_, quality, category, vic, caid, series, known_good = row
+    return BankEntry(
+        bank, entry_id, algorithm, hex_, quality, category, vic, caid, series, bool(known_good)
+    )
+
+
+class RowEntries(Sequence[list[BankEntry]]):
+    """Index row -> the bank entries with that hash (read from SQLite when asked).
+
+    Labels are read live, so an entry retracted or a bank disabled after the matcher was
+    opened drops out (a row can then map to an empty list).
+    """
+
+    def __init__(self, entries: _Entries, row_ptr: np.ndarray, entry_pks: np.ndarray) -> None:
+        self._entries = entries
+        self._row_ptr = row_ptr
+        self._pks = entry_pks
+
+    def __len__(self) -> int:
+        return len(self._row_ptr) - 1
+
+    @overload
+    def __getitem__(self, row: int) -> list[BankEntry]: ...
+    @overload
+    def __getitem__(self, row: slice) -> list[list[BankEntry]]: ...
+    def __getitem__(self, row: int | slice) -> list[BankEntry] | list[list[BankEntry]]:
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        if not -len(self) <= row < len(self):
+            raise IndexError(row)
+        row %= len(self)
+        pks = self._pks[self._row_ptr[row] : self._row_ptr[row + 1]]
+        return self._entries.by_pk([int(p) for p in pks])
+
+
+class BankMatcher:
+    """What a scan matches against: digest lookups and one Hamming index per perceptual algorithm.
+
+    Perceptual indexes are a snapshot taken at open; digest lookups read SQLite live.
+    Safe to share between threads (one connection behind a lock).
+    """
+
+    def __init__(self, con: sqlite3.Connection, store_dir: str) -> None:
+        from index.hamming import HammingIndex
+
+        self._con = con
+        self._entries = _Entries(con)
+        self._indexes: dict[str, tuple[Any, RowEntries]] = {}
+        self._checksums: dict[str, str] = {}
+        for algorithm in PERCEPTUAL:
+            loaded = load_fresh(con, store_dir, algorithm)
+            rows = RowEntries(self._entries, loaded.row_ptr, loaded.entry_pks)
+            self._indexes[algorithm] = (HammingIndex(loaded.codes), rows)
+            if loaded.sha256:
+                self._checksums[algorithm] = loaded.sha256
+        with self._entries.lock:
+            self._versions: dict[str, str | None] = dict(
+                con.execute("SELECT name, version FROM banks WHERE enabled = 1 ORDER BY name")
+            )
+
+    def lookup_digest(self, algorithm: str, hex_: str) -> list[BankEntry]:
+        """Entries of enabled banks whose `algorithm` hash equals `hex_` (any case)."""
+        return self._entries.by_hash(algorithm, codec.normalise_hex(algorithm, hex_))
+
+    def perceptual(self, algorithm: str) -> tuple[Any, RowEntries]:
+        """(HammingIndex over the distinct hashes, row -> entries) for a perceptual algorithm."""
+        if spec(algorithm).kind != "perceptual":
+            raise ValueError(f"{algorithm} is not a perceptual hash")
+        return self._indexes[algorithm]
+
+    def bank_versions(self) -> dict[str, str | None]:
+        """Enabled bank name -> list version, as of opening (for the scan's audit record)."""
+        return dict(self._versions)
+
+    def index_checksums(self) -> dict[str, str]:
+        """Algorithm -> sha256 of the index file in use (algorithms with entries only)."""
+        return dict(self._checksums)
+
+    def close(self) -> None:
+        self._con.close()

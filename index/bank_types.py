@@ -1,0 +1,157 @@
+"""Value types of the bank store: entries handed to matching, bank summaries, import outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from index.errors import BankError
+from index.ingest.records import RejectedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BankEntry:
+    """One known hash of one bank, as matching sees it (never retracted, bank enabled)."""
+
+    bank: str
+    entry_id: str
+    algorithm: str
+    hash: str
+    quality: int | None
+    category: str | None
+    vic_category: int | None
+    caid_category: str | None
+    series: str | None
+    known_good: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BankInfo:
+    """One bank's provenance and size; `to_dict()` is the `bank list --format json` item."""
+
+    name: str
+    entries: int  # active (non-retracted) entries
+    algorithms: tuple[str, ...]
+    enabled: bool
+    known_good: bool
+    source: str | None
+    version: str | None
+    list_name: str | None
+    imported_at: str
+    scheme: str | None
+    retracted: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "entries": self.entries,
+            "algorithms": list(self.algorithms),
+            "enabled": self.enabled,
+            "known_good": self.known_good,
+            "source": self.source,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportHistory:
+    file: str
+    file_sha256: str
+    format: str
+    version: str | None
+    imported_at: str
+    added: int
+    updated: int
+    unchanged: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class BankDetail:
+    """`bank show`: the summary, active entries per algorithm and the import history."""
+
+    info: BankInfo
+    per_algorithm: dict[str, int]
+    imports: tuple[ImportHistory, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.info.to_dict()
+        out.update(
+            list_name=self.info.list_name,
+            imported_at=self.info.imported_at,
+            scheme=self.info.scheme,
+            retracted=self.info.retracted,
+            per_algorithm=self.per_algorithm,
+            imports=[vars_of(h) for h in self.imports],
+        )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What one `bank import` did; `to_dict()` is the JSON report."""
+
+    bank: str
+    file: str
+    format: str
+    status: str  # "imported" | "rejected"
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: tuple[RejectedRecord, ...] = ()
+    notes: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # a whole-file problem (not JSON, no header, ...)
+    skip_invalid: bool = False
+    report_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank,
+            "file": self.file,
+            "format": self.format,
+            "status": self.status,
+            "skip_invalid": self.skip_invalid,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "rejected_count": len(self.rejected),
+            "rejected": [
+                {"line": r.line, "item": r.item, "reason": r.reason} for r in self.rejected
+            ],
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetractResult:
+    retracted: int
+    not_found: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    """One perceptual index file as recorded in the store."""
+
+    algorithm: str
+    file: str | None  # None when no active entry has this algorithm
+    sha256: str | None
+    rows: int
+    entries: int
+    generation: int
+
+
+class ImportRejectedError(BankError):
+    """An all-or-nothing import met invalid records (or an unreadable file): nothing written."""
+
+    def __init__(self, result: ImportResult) -> None:
+        n = len(result.rejected)
+        what = result.error or f"{n} invalid record{'s' if n != 1 else ''}"
+        super().__init__(f"{result.file}: import into bank {result.bank!r} rejected: {what}")
+        self.result = result
+
+
+def vars_of(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__slots__}

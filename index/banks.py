@@ -1,0 +1,329 @@
+"""The bank store: one private directory with a SQLite database and perceptual index files.
+
+`BankStore` is the library behind every `triage bank` command (import, list, show, export,
+retract, enable, disable, rebuild) and `open_matcher()` is what a scan uses. Every change is one
+SQLite transaction that also bumps the generation of the algorithms it affects; index files are
+rebuilt after the commit, so a crash between the two only leaves an index that the next
+`open_matcher()` sees is stale and rebuilds.
+
+Layout of the store directory (0700; files 0600):
+    banks.sqlite (+ -wal, -shm)   metadata, entries, import history, index records
+    index/<algorithm>.faissbin    one FAISS binary index per perceptual algorithm
+    reports/import-<bank>-<time>.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from hashing.registry import PERCEPTUAL, SPECS
+from index import bank_export
+from index.bank_import import (
+    ImportOptions,
+    Rollback,
+    check_bank_name,
+    import_into,
+    resolve,
+)
+from index.bank_index import BankMatcher, build, bump
+from index.bank_types import (
+    BankDetail,
+    BankEntry,
+    BankInfo,
+    ImportHistory,
+    ImportRejectedError,
+    ImportResult,
+    IndexInfo,
+    RetractResult,
+)
+from index.errors import BankError, HashListFormatError
+from index.ingest.records import ParseOptions, is_skippable
+from index.store_schema import connect, transaction
+
+__all__ = [
+    "BankDetail",
+    "BankEntry",
+    "BankInfo",
+    "BankMatcher",
+    "BankStore",
+    "ImportOptions",
+    "ImportRejectedError",
+    "ImportResult",
+    "IndexInfo",
+    "RetractResult",
+    "default_store_dir",
+]
+
+log = logging.getLogger(__name__)
+_HEX = frozenset("0123456789abcdef")
+_HASH_LENGTHS = {s.hex_length for s in SPECS.values()}
+
+
+def default_store_dir() -> str:
+    """`$TRIAGE_STORE`, else `$XDG_DATA_HOME/osec-triage` (XDG default ~/.local/share)."""
+    env = os.environ.get("TRIAGE_STORE")
+    if env:
+        return env
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(data, "osec-triage")
+
+
+def _private_dir(path: str) -> None:
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask
+    elif os.stat(path).st_mode & 0o077:
+        log.warning("store directory %s is readable by other users", path)
+
+
+def _private_file(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+class BankStore:
+    """A bank store directory. Open one per process; it holds one SQLite connection."""
+
+    def __init__(self, store_dir: str | os.PathLike[str] | None = None) -> None:
+        self.dir = os.path.abspath(os.fspath(store_dir) if store_dir else default_store_dir())
+        _private_dir(self.dir)
+        for sub in ("index", "reports"):
+            _private_dir(os.path.join(self.dir, sub))
+        self.db_path = os.path.join(self.dir, "banks.sqlite")
+        if not os.path.exists(self.db_path):
+            # create it 0600 before SQLite does; SQLite gives -wal/-shm the same mode
+            os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self.con = connect(self.db_path)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> BankStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- import ---------------------------------------------------------------------------
+
+    def import_file(
+        self, path: str, options: ImportOptions, report_path: str | None = None
+    ) -> ImportResult:
+        """Import one list into `options.bank`; raises ImportRejectedError when nothing was written.
+
+        The JSON report is written in both cases (default under `<store>/reports/`).
+        """
+        check_bank_name(options.bank)
+        fmt = options.format
+        touched: set[str] = set()
+        try:
+            fmt, scheme, scheme_name = resolve(path, options)
+            parse_options = ParseOptions(
+                algo=options.algo,
+                category=options.category,
+                scheme=scheme,
+                known_good=options.known_good,
+            )
+            with transaction(self.con):
+                result, touched = import_into(
+                    self.con, path, options, fmt, parse_options, scheme_name
+                )
+                bump(self.con, touched)
+        except Rollback as r:
+            result = r.result
+        except (HashListFormatError, OSError) as e:
+            reason = e.reason if isinstance(e, HashListFormatError) else str(e)
+            line = e.line if isinstance(e, HashListFormatError) else None
+            error = f"line {line}: {reason}" if line is not None else reason
+            result = ImportResult(
+                options.bank, path, fmt, "rejected", error=error, skip_invalid=options.skip_invalid
+            )
+        report = report_path or os.path.join(
+            self.dir,
+            "reports",
+            f"import-{options.bank}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json",
+        )
+        result = _with_report(result, report)
+        _private_file(report, json.dumps(result.to_dict(), indent=2) + "\n")
+        if result.status == "rejected":
+            raise ImportRejectedError(result)
+        for algo in sorted(touched & set(PERCEPTUAL)):
+            build(self.con, self.dir, algo)
+        return result
+
+    # -- read -------------------------------------------------------------------------------
+
+    def list_banks(self) -> list[BankInfo]:
+        names = [n for (n,) in self.con.execute("SELECT name FROM banks ORDER BY name")]
+        return [self._info(n) for n in names]
+
+    def show(self, name: str) -> BankDetail:
+        info = self._info(name)
+        bank_id = self._bank_id(name)
+        per_algo = dict(
+            self.con.execute(
+                "SELECT algorithm, COUNT(*) FROM entries WHERE bank_id = ? AND retracted = 0"
+                " GROUP BY algorithm ORDER BY algorithm",
+                (bank_id,),
+            )
+        )
+        imports = tuple(
+            ImportHistory(*row)
+            for row in self.con.execute(
+                "SELECT file, file_sha256, format, version, imported_at, added, updated,"
+                " unchanged, rejected FROM imports WHERE bank_id = ? ORDER BY id",
+                (bank_id,),
+            )
+        )
+        return BankDetail(info, per_algo, imports)
+
+    def history(self, name: str) -> list[dict[str, object]]:
+        """Every entry of the bank, retracted ones included, with retraction time and reason."""
+        bank_id = self._bank_id(name)
+        cur = self.con.execute(
+            "SELECT entry_id, algorithm, hash, retracted, retracted_at, retract_reason"
+            " FROM entries WHERE bank_id = ? ORDER BY id",
+            (bank_id,),
+        )
+        keys = [d[0] for d in cur.description]
+        return [dict(zip(keys, row, strict=True)) for row in cur]
+
+    def export(self, name: str, fmt: str, out: TextIO) -> int:
+        bank_id = self._bank_id(name)
+        (scheme,) = self.con.execute("SELECT scheme FROM banks WHERE id = ?", (bank_id,)).fetchone()
+        with transaction(self.con, write=False):
+            return bank_export.export(self.con, bank_id, scheme, fmt, out)
+
+    # -- change -----------------------------------------------------------------------------
+
+    def set_enabled(self, name: str, enabled: bool) -> BankInfo:
+        bank_id = self._bank_id(name)
+        with transaction(self.con):
+            changed = self.con.execute(
+                "UPDATE banks SET enabled = ? WHERE id = ? AND enabled != ?",
+                (int(enabled), bank_id, int(enabled)),
+            ).rowcount
+            algos = self._algorithms(bank_id) if changed else set()
+            bump(self.con, algos)
+        self._rebuild(algos)
+        return self._info(name)
+
+    def retract(self, name: str, hashes: Iterable[str], reason: str | None = None) -> RetractResult:
+        """Retract entries of bank `name` with these hashes (any algorithm): kept, never matched."""
+        bank_id = self._bank_id(name)
+        wanted = [_normal_hash(h) for h in hashes]
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        count = 0
+        not_found: list[str] = []
+        algos: set[str] = set()
+        with transaction(self.con):
+            for h in wanted:
+                rows = self.con.execute(
+                    "SELECT id, algorithm FROM entries WHERE bank_id = ? AND hash = ?"
+                    " AND retracted = 0",
+                    (bank_id, h),
+                ).fetchall()
+                if not rows:
+                    already = self.con.execute(
+                        "SELECT 1 FROM entries WHERE bank_id = ? AND hash = ?", (bank_id, h)
+                    ).fetchone()
+                    if already is None:
+                        not_found.append(h)
+                    continue
+                for pk, algo in rows:
+                    self.con.execute(
+                        "UPDATE entries SET retracted = 1, retracted_at = ?, retract_reason = ?"
+                        " WHERE id = ?",
+                        (stamp, reason, pk),
+                    )
+                    algos.add(algo)
+                    count += 1
+            bump(self.con, algos)
+        self._rebuild(algos)
+        return RetractResult(count, tuple(not_found))
+
+    def retract_file(self, name: str, path: str, reason: str | None = None) -> RetractResult:
+        """`retract` with hashes read from a file, one per line (`#` comments allowed)."""
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                hashes = [line.strip() for line in f if not is_skippable(line)]
+        except (OSError, UnicodeDecodeError) as e:
+            raise BankError(f"{path}: cannot read: {e}") from None
+        return self.retract(name, hashes, reason)
+
+    def rebuild(self) -> list[IndexInfo]:
+        """Rebuild every perceptual index file from the current entries."""
+        return [build(self.con, self.dir, algo) for algo in PERCEPTUAL]
+
+    def open_matcher(self) -> BankMatcher:
+        """A matcher over enabled, non-retracted entries; stale or corrupt indexes are rebuilt."""
+        return BankMatcher(connect(self.db_path), self.dir)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _rebuild(self, algos: set[str]) -> None:
+        for algo in sorted(algos & set(PERCEPTUAL)):
+            build(self.con, self.dir, algo)
+
+    def _bank_id(self, name: str) -> int:
+        row = self.con.execute("SELECT id FROM banks WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise BankError(f"no bank named {name!r} in {self.dir}")
+        return int(row[0])
+
+    def _algorithms(self, bank_id: int) -> set[str]:
+        return {
+            a
+            for (a,) in self.con.execute(
+                "SELECT DISTINCT algorithm FROM entries WHERE bank_id = ?", (bank_id,)
+            )
+        }
+
+    def _info(self, name: str) -> BankInfo:
+        bank_id = self._bank_id(name)
+        row = self.con.execute(
+            "SELECT name, enabled, known_good, source, version, list_name, imported_at, scheme"
+            " FROM banks WHERE id = ?",
+            (bank_id,),
+        ).fetchone()
+        counts = self.con.execute(
+            "SELECT algorithm, SUM(retracted = 0), SUM(retracted) FROM entries"
+            " WHERE bank_id = ? GROUP BY algorithm ORDER BY algorithm",
+            (bank_id,),
+        ).fetchall()
+        return BankInfo(
+            name=row[0],
+            entries=sum(c[1] for c in counts),
+            algorithms=tuple(c[0] for c in counts if c[1]),
+            enabled=bool(row[1]),
+            known_good=bool(row[2]),
+            source=row[3],
+            version=row[4],
+            list_name=row[5],
+            imported_at=row[6],
+            scheme=row[7],
+            retracted=sum(c[2] for c in counts),
+        )
+
+
+def _normal_hash(text: str) -> str:
+    value = text.strip().lower()
+    if value.startswith("0x"):
+        value = value[2:]
+    if not value or not set(value) <= _HEX or len(value) not in _HASH_LENGTHS:
+        raise BankError(f"{text!r} is not a hash of any known algorithm")
+    return value
+
+
+def _with_report(result: ImportResult, path: str) -> ImportResult:
+    return replace(result, report_path=str(Path(path)))

@@ -1,0 +1,122 @@
+"""The bank store's SQLite schema and connection settings, kept apart from the logic using them.
+
+Tables: `banks` (provenance, enabled, known-good), `entries` (one row per bank x algorithm x
+hash; retracted rows stay as history), `imports` (what was imported when, from which file),
+`generations` (a counter per algorithm bumped by every change that alters what it matches),
+`index_files` (checksum, row count, generation and bank versions of each perceptual index file)
+and `index_rows` (index row -> entries: identical hashes from several banks share one row).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS banks (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    source TEXT,
+    list_name TEXT,
+    version TEXT,
+    imported_at TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    known_good INTEGER NOT NULL DEFAULT 0,
+    scheme TEXT
+);
+CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY,
+    bank_id INTEGER NOT NULL REFERENCES banks(id),
+    file TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    format TEXT NOT NULL,
+    version TEXT,
+    imported_at TEXT NOT NULL,
+    added INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    unchanged INTEGER NOT NULL,
+    rejected INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    bank_id INTEGER NOT NULL REFERENCES banks(id),
+    entry_id TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    quality INTEGER,
+    category TEXT,
+    vic_category INTEGER,
+    caid_category TEXT,
+    series TEXT,
+    known_good INTEGER NOT NULL DEFAULT 0,
+    retracted INTEGER NOT NULL DEFAULT 0,
+    retracted_at TEXT,
+    retract_reason TEXT,
+    import_id INTEGER NOT NULL REFERENCES imports(id),
+    line INTEGER NOT NULL,
+    UNIQUE (bank_id, algorithm, hash)
+);
+CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (algorithm, hash);
+CREATE INDEX IF NOT EXISTS entries_by_id ON entries (bank_id, entry_id);
+CREATE TABLE IF NOT EXISTS generations (
+    algorithm TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS index_files (
+    algorithm TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    entries INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    bank_versions TEXT NOT NULL,
+    built_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS index_rows (
+    algorithm TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    entry INTEGER NOT NULL REFERENCES entries(id)
+);
+CREATE INDEX IF NOT EXISTS index_rows_by_row ON index_rows (algorithm, row);
+"""
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open the store database in autocommit mode; callers open transactions explicitly.
+
+    WAL lets a scan read while an import writes; synchronous=FULL makes a committed import
+    survive power loss, not only a process crash.
+    """
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA foreign_keys=ON")
+    # imports touch random pages of the (algorithm, hash) indexes: a large page cache keeps
+    # a million-entry import from being bound by re-reading them
+    con.execute("PRAGMA cache_size=-262144")
+    con.executescript(SCHEMA)
+    con.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+    return con
+
+
+@contextmanager
+def transaction(con: sqlite3.Connection, write: bool = True) -> Iterator[sqlite3.Connection]:
+    """One SQLite transaction: committed on success, rolled back on any exception.
+
+    Write transactions take the lock up front (BEGIN IMMEDIATE) so two importers queue
+    instead of failing half-way; read transactions give a consistent snapshot under WAL.
+    """
+    con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

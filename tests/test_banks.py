@@ -1,0 +1,439 @@
+"""The bank store: all-or-nothing imports, idempotence, round trips, retraction, enable/disable,
+stale and corrupt index detection, crash safety under SIGKILL, private permissions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from index.errors import IndexCorruptError
+
+
+def install_shims() -> None:
+    """Stand-ins for the search engineer's modules until they are committed (tests only)."""
+    try:
+        import index.faiss_store  # noqa: F401
+    except ImportError:
+        import faiss
+
+        def write_index_atomic(path: str, codes: np.ndarray) -> str:
+            index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+            index.add(codes)
+            tmp = path + ".tmp"
+            faiss.write_index_binary(index, tmp)
+            os.replace(tmp, path)
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+        def read_index(path: str, expected_sha256: str | None = None) -> np.ndarray:
+            try:
+                data = Path(path).read_bytes()
+            except OSError as e:
+                raise IndexCorruptError(path, str(e)) from None
+            if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
+                raise IndexCorruptError(path, "checksum mismatch")
+            index = faiss.read_index_binary(path)
+            return faiss.vector_to_array(index.xb).reshape(index.ntotal, index.code_size)
+
+        module = types.ModuleType("index.faiss_store")
+        module.write_index_atomic = write_index_atomic  # type: ignore[attr-defined]
+        module.read_index = read_index  # type: ignore[attr-defined]
+        sys.modules["index.faiss_store"] = module
+    try:
+        import index.hamming  # noqa: F401
+    except ImportError:
+
+        class HammingIndex:
+            def __init__(self, codes: np.ndarray) -> None:
+                self.codes = codes
+                self.ntotal = len(codes)
+
+            def range_search(self, queries: np.ndarray, radius: int):  # type: ignore[no-untyped-def]
+                d = np.unpackbits(queries[:, None, :] ^ self.codes[None], axis=2).sum(axis=2)
+                hits = [np.nonzero(row <= radius)[0] for row in d]
+                lims = np.concatenate([[0], np.cumsum([len(h) for h in hits])])
+                ids = np.concatenate(hits) if hits else np.zeros(0, np.int64)
+                dist = np.concatenate([row[h] for row, h in zip(d, hits, strict=True)])
+                return lims, dist, ids
+
+        module = types.ModuleType("index.hamming")
+        module.HammingIndex = HammingIndex  # type: ignore[attr-defined]
+        sys.modules["index.hamming"] = module
+
+
+install_shims()
+
+from index.bank_types import ImportRejectedError  # noqa: E402
+from index.banks import BankStore, ImportOptions, default_store_dir  # noqa: E402
+
+MD5 = [hashlib.md5(bytes([i])).hexdigest() for i in range(50)]
+SHA1 = [hashlib.sha1(bytes([i])).hexdigest() for i in range(50)]
+PDQ = [hashlib.sha256(bytes([i])).hexdigest() for i in range(50)]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BankStore:
+    s = BankStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def csv_list(n: int = 5, bad_line: int | None = None) -> str:
+    rows = ["id,md5,pdq,quality,category,series"]
+    for i in range(n):
+        rows.append(f"m{i},{MD5[i]},{PDQ[i]},{50 + i},cat{i % 2},s{i}")
+    if bad_line is not None:
+        rows.insert(bad_line - 1, "bad,nothex,,,,")
+    return "\n".join(rows) + "\n"
+
+
+def counts(store: BankStore) -> tuple[int, int, int]:
+    return tuple(
+        store.con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        for t in ("banks", "entries", "imports")
+    )  # type: ignore[return-value]
+
+
+def test_all_or_nothing_writes_nothing_and_reports_every_bad_line(
+    store: BankStore, tmp_path: Path
+) -> None:
+    text = csv_list(5, bad_line=3) + "x9,ab,,,,\n"
+    path = write(tmp_path, "l.csv", text)
+    report = tmp_path / "report.json"
+    with pytest.raises(ImportRejectedError) as e:
+        store.import_file(path, ImportOptions(bank="b1"), str(report))
+    assert counts(store) == (0, 0, 0)
+    doc = json.loads(report.read_text())
+    assert doc["status"] == "rejected"
+    assert [(r["line"], r["reason"]) for r in doc["rejected"]] == [
+        (3, "md5: not hexadecimal"),
+        (8, "md5: expected 32 hex digits, got 2"),
+    ]
+    assert e.value.result.report_path == str(report)
+    assert not list((Path(store.dir) / "index").iterdir())
+
+
+def test_skip_invalid_imports_the_valid_records(store: BankStore, tmp_path: Path) -> None:
+    path = write(tmp_path, "l.csv", csv_list(5, bad_line=3))
+    result = store.import_file(path, ImportOptions(bank="b1", skip_invalid=True))
+    assert (result.status, result.added, len(result.rejected)) == ("imported", 10, 1)
+    doc = json.loads(Path(result.report_path).read_text())  # type: ignore[arg-type]
+    assert doc["rejected"] == [{"line": 3, "item": None, "reason": "md5: not hexadecimal"}]
+    assert Path(result.report_path).parent == Path(store.dir) / "reports"  # type: ignore[arg-type]
+    m = store.open_matcher()
+    assert [e.entry_id for e in m.lookup_digest("md5", MD5[4].upper())] == ["m4"]
+
+
+def test_reimport_is_idempotent(store: BankStore, tmp_path: Path) -> None:
+    path = write(tmp_path, "l.csv", csv_list(5))
+    first = store.import_file(path, ImportOptions(bank="b1", version="1"))
+    sums = store.open_matcher().index_checksums()
+    again = store.import_file(path, ImportOptions(bank="b1", version="1"))
+    assert (first.added, again.added, again.unchanged, again.updated) == (10, 0, 10, 0)
+    assert counts(store) == (1, 10, 2)
+    assert store.open_matcher().index_checksums() == sums
+
+
+def test_new_version_updates_labels_in_place(store: BankStore, tmp_path: Path) -> None:
+    store.import_file(write(tmp_path, "a.csv", csv_list(3)), ImportOptions(bank="b1", version="1"))
+    text = csv_list(3).replace("cat0", "relabelled")
+    result = store.import_file(
+        write(tmp_path, "b.csv", text), ImportOptions(bank="b1", version="2")
+    )
+    assert (result.added, result.updated, result.unchanged) == (0, 4, 2)
+    (entry,) = store.open_matcher().lookup_digest("md5", MD5[0])
+    assert entry.category == "relabelled"
+    assert store.list_banks()[0].version == "2"
+
+
+def test_duplicates_in_one_file(store: BankStore, tmp_path: Path) -> None:
+    same = f"id,md5\na,{MD5[0]}\na,{MD5[0]}\n"
+    result = store.import_file(write(tmp_path, "a.csv", same), ImportOptions(bank="b1"))
+    assert (result.added, result.duplicates) == (1, 1)
+    conflicting = f"id,md5,category\na,{MD5[1]},x\nb,{MD5[1]},x\nc,{MD5[2]},x\nc,{MD5[3]},x\n"
+    with pytest.raises(ImportRejectedError) as e:
+        store.import_file(write(tmp_path, "b.csv", conflicting), ImportOptions(bank="b1"))
+    assert [(r.line, r.reason) for r in e.value.result.rejected] == [
+        (3, "duplicate md5 hash with different data than line 2"),
+        (5, "duplicate id 'c' with different data than line 4"),
+    ]
+    assert counts(store) == (1, 1, 1)
+
+
+def test_format_errors_and_bad_names_write_nothing(store: BankStore, tmp_path: Path) -> None:
+    with pytest.raises(ImportRejectedError, match="give --algo"):
+        store.import_file(write(tmp_path, "h.txt", PDQ[0] + "\n"), ImportOptions(bank="b1"))
+    with pytest.raises(ImportRejectedError, match="invalid JSON"):
+        store.import_file(write(tmp_path, "v.json", '{"value": [{'), ImportOptions(bank="b1"))
+    from index.errors import BankError
+
+    with pytest.raises(BankError, match="bank name"):
+        store.import_file(write(tmp_path, "h2.txt", MD5[0]), ImportOptions(bank="../x"))
+    assert counts(store) == (0, 0, 0)
+
+
+def entries_of(store: BankStore, bank: str) -> set[tuple]:
+    return set(
+        store.con.execute(
+            "SELECT entry_id, algorithm, hash, quality, category, vic_category, caid_category,"
+            " series FROM entries e JOIN banks b ON b.id = e.bank_id WHERE b.name = ?"
+            " AND retracted = 0",
+            (bank,),
+        ).fetchall()
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "pdq", "vics"])
+def test_export_import_round_trip(store: BankStore, tmp_path: Path, fmt: str) -> None:
+    media = [
+        {
+            "MediaID": i,
+            "Category": i % 6,
+            "MD5": MD5[i].upper(),
+            "SHA1": SHA1[i].upper(),
+            "Series": f"s{i}" if i % 2 else None,
+            "AlternativeHashes": [{"HashName": "PDQ", "HashValue": PDQ[i], "Quality": 40 + i}],
+        }
+        for i in range(8)
+    ]
+    src = write(tmp_path, "v.json", json.dumps({"value": media}))
+    store.import_file(src, ImportOptions(bank="orig", format="vics"))
+    out = tmp_path / f"export.{fmt}"
+    with open(out, "w", encoding="utf-8", newline="") as f:
+        n = store.export("orig", fmt, f)
+    assert n == 8
+    store.import_file(str(out), ImportOptions(bank="copy", format=fmt))
+    original = entries_of(store, "orig")
+    if fmt == "pdq":  # hashes and quality only
+        assert {(e[2], e[3]) for e in entries_of(store, "copy")} == {
+            (e[2], e[3]) for e in original if e[1] == "pdq"
+        }
+    else:
+        assert entries_of(store, "copy") == original
+
+
+def test_retract_not_matched_but_kept_in_history(store: BankStore, tmp_path: Path) -> None:
+    store.import_file(write(tmp_path, "l.csv", csv_list(3)), ImportOptions(bank="b1"))
+    result = store.retract("b1", [MD5[0].upper(), PDQ[1], "f" * 32], reason="wrong list")
+    assert (result.retracted, result.not_found) == (2, ("f" * 32,))
+    m = store.open_matcher()
+    assert m.lookup_digest("md5", MD5[0]) == []
+    index, rows = m.perceptual("pdq")
+    assert index.ntotal == 2
+    assert PDQ[1] not in {e.hash for r in range(len(rows)) for e in rows[r]}
+    history = {h["hash"]: h for h in store.history("b1")}
+    assert history[MD5[0]]["retracted"] == 1 and history[MD5[0]]["retract_reason"] == "wrong list"
+    again = store.import_file(write(tmp_path, "l.csv", csv_list(3)), ImportOptions(bank="b1"))
+    assert again.added == 0
+    assert store.open_matcher().lookup_digest("md5", MD5[0]) == []  # retraction is sticky
+    assert store.show("b1").info.retracted == 2
+
+
+def test_enable_disable(store: BankStore, tmp_path: Path) -> None:
+    store.import_file(write(tmp_path, "l.csv", csv_list(3)), ImportOptions(bank="b1"))
+    assert not store.set_enabled("b1", False).enabled
+    m = store.open_matcher()
+    assert m.lookup_digest("md5", MD5[0]) == [] and m.perceptual("pdq")[0].ntotal == 0
+    assert m.bank_versions() == {} and m.index_checksums() == {}
+    store.set_enabled("b1", True)
+    m = store.open_matcher()
+    assert len(m.lookup_digest("md5", MD5[0])) == 1 and m.perceptual("pdq")[0].ntotal == 3
+
+
+def test_same_hash_in_two_banks_is_one_row_with_two_entries(
+    store: BankStore, tmp_path: Path
+) -> None:
+    store.import_file(write(tmp_path, "a.csv", csv_list(3)), ImportOptions(bank="a", version="7"))
+    store.import_file(
+        write(tmp_path, "p.txt", f"{PDQ[1]},99\n{PDQ[9]},80\n"),
+        ImportOptions(bank="b", known_good=True),
+    )
+    m = store.open_matcher()
+    index, rows = m.perceptual("pdq")
+    assert index.ntotal == 4 and len(rows) == 4
+    query = np.frombuffer(bytes.fromhex(PDQ[1]), dtype=np.uint8).copy()
+    query[0] ^= 0b111  # 3 bits away
+    lims, dist, ids = index.range_search(query[None, :], 31)
+    assert list(dist) == [3]
+    entries = rows[int(ids[0])]
+    assert [(e.bank, e.known_good, e.quality) for e in entries] == [
+        ("a", False, 51),
+        ("b", True, 99),
+    ]
+    assert m.bank_versions() == {"a": "7", "b": None}
+
+
+def test_stale_index_is_detected_and_rebuilt(
+    store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.import_file(write(tmp_path, "l.csv", csv_list(3)), ImportOptions(bank="b1"))
+    # what a crash between the import's commit and its index rebuild leaves behind
+    store.con.execute(
+        "INSERT INTO entries (bank_id, entry_id, algorithm, hash, known_good, import_id, line)"
+        " VALUES (1, 'late', 'pdq', ?, 0, 1, 99)",
+        (PDQ[20],),
+    )
+    store.con.execute("UPDATE generations SET generation = generation + 1 WHERE algorithm='pdq'")
+    with caplog.at_level(logging.WARNING, logger="index.bank_index"):
+        m = store.open_matcher()
+    assert "stale" in caplog.text and "rebuilding" in caplog.text
+    assert m.perceptual("pdq")[0].ntotal == 4
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.bank_index"):
+        store.open_matcher()
+    assert caplog.text == ""
+
+
+def test_corrupt_index_is_detected_by_checksum_and_rebuilt(
+    store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.import_file(write(tmp_path, "l.csv", csv_list(5)), ImportOptions(bank="b1"))
+    good = store.open_matcher().index_checksums()["pdq"]
+    path = Path(store.dir) / "index" / "pdq.faissbin"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="index.bank_index"):
+        m = store.open_matcher()
+    assert "corrupt" in caplog.text
+    assert m.index_checksums()["pdq"] == good
+    path.unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="index.bank_index"):
+        assert store.open_matcher().perceptual("pdq")[0].ntotal == 5
+    assert "corrupt" in caplog.text
+
+
+def test_build_skips_an_invalid_stored_hash(
+    store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.import_file(write(tmp_path, "l.csv", csv_list(2)), ImportOptions(bank="b1"))
+    store.con.execute(
+        "INSERT INTO entries (bank_id, entry_id, algorithm, hash, known_good, import_id, line)"
+        " VALUES (1, 'bad', 'pdq', 'abcd', 0, 1, 9)"
+    )
+    with caplog.at_level(logging.WARNING, logger="index.bank_index"):
+        info = {i.algorithm: i for i in store.rebuild()}
+    assert info["pdq"].rows == 2
+    assert "skipping stored pdq entry" in caplog.text and "expected 64 hex digits" in caplog.text
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_private_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = BankStore(tmp_path / "s")
+        path = store.import_file(
+            write(tmp_path, "l.csv", csv_list(2)), ImportOptions(bank="b1")
+        ).report_path
+        root = tmp_path / "s"
+        assert mode(root) == mode(root / "index") == mode(root / "reports") == 0o700
+        files = [root / "banks.sqlite", root / "index" / "pdq.faissbin", Path(path)]  # type: ignore[arg-type]
+        files += [p for p in root.glob("banks.sqlite-*")]
+        assert len(files) >= 4
+        assert {str(f): mode(f) for f in files} == {str(f): 0o600 for f in files}
+        store.close()
+    finally:
+        os.umask(old)
+
+
+def test_default_store_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TRIAGE_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_store_dir() == str(tmp_path / "xdg" / "osec-triage")
+    monkeypatch.setenv("TRIAGE_STORE", str(tmp_path / "env"))
+    assert default_store_dir() == str(tmp_path / "env")
+
+
+VALID_CSV = csv_list(4)
+
+
+@st.composite
+def mutated_csv(draw: st.DrawFn) -> str:
+    lines = VALID_CSV.splitlines()
+    for _ in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        j = draw(st.integers(0, max(0, len(lines[i]) - 1)))
+        ch = draw(st.sampled_from(list(',gG0a"#')))
+        lines[i] = lines[i][:j] + ch + lines[i][j + 1 :]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mutated_csv())
+def test_mutated_lists_import_whole_or_not_at_all(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    tmp = tmp_path_factory.mktemp("m")
+    with BankStore(tmp / "s") as store:
+        path = write(tmp, "l.csv", text)
+        try:
+            result = store.import_file(path, ImportOptions(bank="b"))
+        except ImportRejectedError as e:
+            assert e.result.rejected or e.result.error
+            assert counts(store) == (0, 0, 0)
+            return
+        assert not result.rejected
+        assert counts(store)[1] == result.added
+
+
+def test_sigkill_during_import_leaves_a_consistent_store(tmp_path: Path) -> None:
+    n = 60_000
+    rng = random.Random(5)
+    lines = [f"{rng.getrandbits(128):032x}" for _ in range(n)]
+    path = write(tmp_path, "big.txt", "\n".join(lines) + "\n")
+    root = tmp_path / "s"
+    with BankStore(root) as store:
+        store.import_file(write(tmp_path, "small.txt", MD5[0] + "\n"), ImportOptions(bank="old"))
+    code = (
+        "import sys; from index.banks import BankStore, ImportOptions\n"
+        "BankStore(sys.argv[1]).import_file(sys.argv[2], ImportOptions(bank='big'))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root), path], cwd=ROOT)
+    wal = root / "banks.sqlite-wal"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if wal.exists() and wal.stat().st_size > 1_000_000:  # well into the transaction
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "import finished before it could be killed; raise n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with BankStore(root) as store:
+        assert store.con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert [b.name for b in store.list_banks()] == ["old"]
+        assert counts(store) == (1, 1, 1)
+        assert len(store.open_matcher().lookup_digest("md5", MD5[0])) == 1
+        result = store.import_file(path, ImportOptions(bank="big"))
+        assert result.added == n
+
+
+def test_sqlite_file_is_a_plain_sqlite_database(store: BankStore) -> None:
+    con = sqlite3.connect(os.path.join(store.dir, "banks.sqlite"))
+    assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    con.close()
