@@ -79,7 +79,7 @@ def _open(data: bytes, path: str, pixel_limit: int) -> Image.Image:
             path, f"malformed image header: {kind.media_type} signature but unreadable"
         ) from None
     except _DECODER_ERRORS as exc:
-        raise CorruptMediaError(path, f"malformed image header: {exc}") from None
+        raise CorruptMediaError(path, _reason(exc, "header")) from None
     width, height = im.size
     if width <= 0 or height <= 0:
         raise CorruptMediaError(path, f"invalid dimensions {width}x{height}")
@@ -97,10 +97,16 @@ def _load(im: Image.Image, path: str) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im.load()
     except _DECODER_ERRORS as exc:
-        text = str(exc) or type(exc).__name__
-        if isinstance(exc, EOFError) or "truncated" in text or "end of file" in text.lower():
-            raise CorruptMediaError(path, f"truncated image data: {text}") from None
-        raise CorruptMediaError(path, f"malformed image data: {text}") from None
+        raise CorruptMediaError(path, _reason(exc, "data")) from None
+
+
+def _reason(exc: BaseException, part: str) -> str:
+    """'truncated image data: ...' or 'malformed image header: ...' from a decoder error."""
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if isinstance(exc, EOFError) or "truncated" in lowered or "end of file" in lowered:
+        return f"truncated image {part}: {text}"
+    return f"malformed image {part}: {text}"
 
 
 def _pillow_media_types() -> set[str]:
@@ -125,8 +131,12 @@ def _media_type(data: bytes, im: Image.Image) -> str:
 
 
 def _fast_luma(data: bytes, width: int, height: int) -> np.ndarray | None:
-    from hashing.fast_luma import decode_luma_fast
-
+    try:
+        from hashing.fast_luma import decode_luma_fast
+    except ImportError:
+        # the fast decoder is an optimisation with a native part; the exact path is always
+        # correct, so an install without it is slower, never wrong
+        return None
     return decode_luma_fast(data, width=width, height=height)
 
 

@@ -172,6 +172,9 @@ def _media_fields(
     except MemoryError:
         return {"media_type": kind.media_type, "status": "error",
                 "error": "out of memory while decoding"}
+    except Exception as exc:  # one hostile file must not abort a whole case
+        return {"media_type": kind.media_type, "status": "error",
+                "error": f"decoder failed: {type(exc).__name__}: {exc}"}
 
 
 def _record(path: str, kind: MediaKind, digests: dict[str, str],

@@ -255,3 +255,17 @@ def test_recognised_but_undecodable_format_names_it() -> None:
 def test_signature_without_a_readable_header_is_corrupt() -> None:
     with pytest.raises(CorruptMediaError, match="malformed image header"):
         decode_image(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, path="x.png")
+
+
+def test_fast_mode_without_fast_decoder_uses_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hashing.fast_luma", None)  # import now raises ImportError
+    data = _save(Image.fromarray(_photo()), "JPEG")
+    dec = decode_image(data, path="f.jpg", mode="fast", need={"luma"})
+    assert not dec.fast_luma and dec.luma is not None and dec.luma.shape == (72, 96)
+
+
+def test_cut_inside_header_says_truncated() -> None:
+    data = _save(Image.fromarray(_photo()), "JPEG")
+    with pytest.raises(CorruptMediaError) as err:
+        decode_image(data[:300], path="c.jpg")
+    assert err.value.reason.startswith("truncated image"), err.value.reason

@@ -338,3 +338,19 @@ def test_hash_many_order_and_equality(tmp_path: Path, workers: int) -> None:
     assert got == [hash_path(p, opts) for p in paths]
     statuses = {os.path.basename(r.path): r.status for r in got}
     assert statuses["cut.jpg"] == "error" and statuses["loop"] == "skipped"
+
+
+def test_unexpected_decoder_exception_is_an_error_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashing.hasher as hasher
+
+    def explode(*args: object, **kw: object) -> None:
+        raise KeyError("bug in a decoder plugin")
+
+    monkeypatch.setattr(hasher, "decode_image", explode)
+    p = tmp_path / "a.png"
+    data = _write_image(p, "PNG")
+    rec = hash_path(str(p), EXACT)
+    assert rec.status == "error" and (rec.error or "").startswith("decoder failed: KeyError")
+    assert rec.hashes == _digests(data)
