@@ -282,7 +282,8 @@ def write_variants(
 ) -> list[VariantInfo]:
     """Write every edit of every original under `out_dir`, plus a JSON labels file.
 
-    Non-encoding edits are stored as PNG so the file holds exactly the edited pixels.
+    Non-encoding edits are stored as PNG so the file holds exactly the edited pixels. Paths in
+    the labels file are relative to `out_dir`, so the folder can be moved.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -305,7 +306,8 @@ def write_variants(
             path.write_bytes(data)
             infos.append(VariantInfo(str(path), str(src), name, FAMILY_OF[name]))
     labels = [
-        {"path": os.path.relpath(v.path, out), "original": v.original, "edit": v.edit, "family": v.family}
+        {"path": os.path.relpath(v.path, out), "original": os.path.relpath(v.original, out),
+         "edit": v.edit, "family": v.family}
         for v in infos
     ]
     (out / labels_name).write_text(json.dumps(labels, indent=1), encoding="utf-8")

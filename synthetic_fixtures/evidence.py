@@ -190,8 +190,10 @@ class EvidenceBuilder:
             status = "error"
         try:
             path = self.path_for(rel)
-            with open(path, "wb") as f:
+            with open(path, "xb") as f:
                 f.write(data)
+        except FileExistsError:
+            raise
         except (OSError, UnicodeError):
             self.skipped.append(f"name:{os.fsdecode(rel)!r}")
             return None
@@ -223,6 +225,8 @@ class EvidenceBuilder:
     def add_symlink(self, rel: str, target: str, note: str = "") -> str | None:
         try:
             os.symlink(target, self.path_for(rel))
+        except FileExistsError:
+            raise
         except (OSError, NotImplementedError):
             self.skipped.append(f"symlink:{rel}")
             return None
@@ -236,6 +240,8 @@ class EvidenceBuilder:
             return None
         try:
             mkfifo(self.path_for(rel))
+        except FileExistsError:
+            raise
         except OSError:
             self.skipped.append("fifo")
             return None

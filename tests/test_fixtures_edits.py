@@ -114,6 +114,8 @@ def test_write_variants_files_equal_in_memory_edits(tmp_path: Path) -> None:
     assert len(variants) == 2 * len(names)
     labels = json.loads((tmp_path / "var" / "variants.json").read_text())
     assert [(lab["edit"], lab["family"]) for lab in labels] == [(v.edit, v.family) for v in variants]
+    assert all((tmp_path / "var" / lab["original"]).resolve() == Path(v.original).resolve()
+               for lab, v in zip(labels, variants, strict=True))
     for k, v in enumerate(variants):
         i = k // len(names)
         assert v.original == originals[i].path
