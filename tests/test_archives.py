@@ -189,12 +189,25 @@ def zip_bomb() -> bytes:
 def test_zip_bomb_refused_from_declared_sizes(zip_bomb: bytes) -> None:
     got, peak = peak_alloc(lambda: rows(zip_bomb, "ev/bomb.zip"))
     assert len(zip_bomb) < 200_000
-    assert len(got) == 1
-    (row,) = got
-    assert row.path == "ev/bomb.zip!/" and row.status == "error" and row.archive_error
-    assert row.reason is not None and row.reason.startswith("expansion ratio ")
-    assert row.reason.endswith(" exceeds 200")
+    assert [(i.path, i.status, i.archive_error, i.data) for i in got] == [
+        ("ev/bomb.zip!/zeros.bin", "error", True, None)
+    ]
+    assert got[0].reason is not None and got[0].reason.startswith("expansion ratio ")
+    assert got[0].reason.endswith(" exceeds 200")
     assert peak < 10 * MiB
+
+
+def test_bomb_member_does_not_hide_its_neighbours(zip_bomb: bytes) -> None:
+    """Refusing the whole archive for one bomb member would let a bomb hide real files."""
+    buf = io.BytesIO(zip_bomb)
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr("photo.bin", PAYLOAD_A)
+    got = rows(buf.getvalue(), "ev/mixed.zip")
+    assert [(i.path, i.status) for i in got] == [
+        ("ev/mixed.zip!/zeros.bin", "error"),
+        ("ev/mixed.zip!/photo.bin", "pending"),
+    ]
+    assert got[1].data == PAYLOAD_A
 
 
 def patch_zip_sizes(data: bytes, file_size: int) -> bytes:
@@ -543,11 +556,14 @@ def test_nested_bomb_is_bounded_by_the_shared_total() -> None:
     loaded = [i for i in got if i.path.endswith("zeros.bin") and i.status == "pending"]
     stopped = [i for i in got if i.reason == "archive expansion exceeds the 16 MiB limit"]
     assert 1 <= len(loaded) <= 9  # 64 copies of 2 MiB sit in the bomb; at most 16 MiB + one
-    assert stopped and all(i.path.endswith("!/") and i.archive_error for i in stopped)
+    assert stopped and all(i.status == "error" and i.archive_error for i in stopped)
     # with the default ratio limit the innermost zips are refused from their declared sizes
     default = rows(data, "ev/42.zip", WalkLimits(max_archive_depth=5))
-    assert not [i for i in default if i.path.endswith("zeros.bin")]
-    assert sum(1 for i in default if (i.reason or "").startswith("expansion ratio")) == 64
+    zeros = [i for i in default if i.path.endswith("zeros.bin")]
+    assert len(zeros) == 64
+    assert all(
+        i.status == "error" and (i.reason or "").startswith("expansion ratio") for i in zeros
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")

@@ -131,14 +131,23 @@ class _Budget:
     excess: int = 0
 
     def charge(self, n: int) -> None:
-        self.produced += n
-        excess = max(0, self.produced - self.compressed)
-        self.total.expanded += excess - self.excess
-        self.excess = excess
-        self.check(self.produced, self.total.expanded)
+        """Count `n` more output bytes; raise `ArchiveLimitError` once a limit is crossed."""
+        self.produced, self.total.expanded = self._after(n)
+        self.excess = self._excess(self.produced)
+        self._check(self.produced, self.total.expanded)
 
-    def check(self, produced: int, expanded: int) -> None:
-        """Raise if `produced` output bytes (or `expanded` in all) would cross a limit."""
+    def check_ahead(self, n: int) -> None:
+        """Raise now if `n` more output bytes (a declared member size) would cross a limit."""
+        self._check(*self._after(n))
+
+    def _excess(self, produced: int) -> int:
+        return max(0, produced - self.compressed)
+
+    def _after(self, n: int) -> tuple[int, int]:
+        produced = self.produced + n
+        return produced, self.total.expanded + self._excess(produced) - self.excess
+
+    def _check(self, produced: int, expanded: int) -> None:
         lim = self.limits
         if expanded > lim.max_archive_total_bytes:
             raise ArchiveLimitError(
@@ -445,7 +454,6 @@ def _zip_directory_guard(source: BinaryIO, arc: _Archive) -> None:
 
 
 def _zip_members(source: BinaryIO, arc: _Archive) -> Iterator[WalkItem]:
-    limits, budget = arc.limits, arc.budget
     _zip_directory_guard(source, arc)
     try:
         zf = zipfile.ZipFile(source)
@@ -455,12 +463,9 @@ def _zip_members(source: BinaryIO, arc: _Archive) -> Iterator[WalkItem]:
         yield from _zip_recovered(source, arc, _describe(exc))
         return
     with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        loadable = sum(i.file_size for i in infos if i.file_size <= limits.max_member_bytes)
-        # declared sizes first: a bomb is refused before a single byte is inflated
-        budget.check(loadable, budget.total.expanded + max(0, loadable - budget.compressed))
-        for info in infos:
-            yield from _zip_member(zf.open, info, arc)
+        for info in zf.infolist():
+            if not info.is_dir():
+                yield from _zip_member(zf.open, info, arc)
 
 
 def _dos_date_time(date: int, time: int) -> tuple[int, int, int, int, int, int]:
@@ -528,6 +533,13 @@ def _zip_member(
         return
     if size > arc.limits.max_member_bytes:
         yield arc.too_large(name, size, mtime)
+        return
+    try:
+        # declared sizes first: a bomb member is refused before a byte is inflated, and the
+        # archive's other members are still read (a bomb must not hide what sits next to it)
+        arc.budget.check_ahead(size)
+    except ArchiveLimitError as exc:
+        yield arc.row(name, size, mtime, "error", exc.reason, archive_error=True)
         return
     try:
         # any byte past the declared size proves a lying header; file_size <= the member limit
