@@ -3,23 +3,31 @@
 The archive is read from a read-only file object (or bytes, when nested); members become
 `WalkItem` rows labelled `outer.zip!/member`. A member name is only ever a label: `../../x`
 or `/etc/passwd` is recorded, flagged, and never joined to a filesystem path, and nothing is
-extracted.
+extracted. Repeated names get unique labels (`x (duplicate 2)`), since rows are keyed by path.
 
 Hostile archives are the norm in evidence, so every read is bounded:
 - declared sizes are checked first (zip central directory, tar headers), then every byte
   that comes out of a decompressor is counted as it is read, in chunks, so a lying header
   cannot make us allocate more than the limits allow;
 - a member is materialised as bytes only when it is at most `max_member_bytes`;
-- an archive whose decompressed output exceeds `max_expansion_ratio` times its own size, or
-  whose expansion (output beyond its own size, summed over nested archives) exceeds
-  `max_archive_total_bytes`, stops with an error row on its root label `outer.zip!/`;
-- nesting stops at `max_archive_depth`.
+- output beyond `max_expansion_ratio` times the archive's own size, or expansion (output
+  beyond its own size, summed over nested archives) beyond `max_archive_total_bytes`, is
+  refused: a zip member whose declared size would cross a limit becomes an error row and
+  the other members are still read (a bomb must not hide its neighbours); a stream that
+  crosses a limit while being read stops with an error row on the root label `outer.zip!/`;
+- nesting stops at `max_archive_depth`; a zip whose central directory is larger than
+  `max_member_bytes` or lists more than `max_members` entries is not parsed at all.
+
+Problems with the archive as a whole (corrupt, truncated, limits) are rows on the root
+label `outer.zip!/`, marked `archive_error`; a truncated zip or compressed tar still yields
+the members before the damage.
 
 The standard library's `zipfile`, `tarfile`, `gzip`, `bz2` and `lzma` do the parsing; this
-module only adds the bounds. Two places need care beyond them: `zipfile` decompresses
+module only adds the bounds. Places that need care beyond them: `zipfile` decompresses
 bzip2 members without an output bound (a few KiB can expand to GiB in one call), so those
-are read through `bz2.BZ2File` over the raw member bytes; and `tarfile` ends iteration
-silently on a truncated or garbled header, so the block where it stopped is checked.
+are read through `bz2.BZ2File` over the raw member bytes; `tarfile` ends iteration silently
+on a truncated or garbled header, so the block where it stopped is checked; and a zip
+without its central directory is read from its local headers.
 """
 
 from __future__ import annotations

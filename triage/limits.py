@@ -65,7 +65,8 @@ class WalkItem:
     `outer.zip!/dir/member`, nested as `a.zip!/b.tar!/c.jpg`. A label is never joined to a
     filesystem path. Problems with an archive as a whole (corrupt, bomb, depth limit) are
     reported on the archive's root label, `outer.zip!/`, so they never share a path with
-    the archive file's own row.
+    the archive file's own row. Directories are not rows, except one the walk cannot enter
+    (unreadable, or past the depth limit): kind "special", status "error".
     """
 
     path: str
