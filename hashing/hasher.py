@@ -17,7 +17,7 @@ import mimetypes
 import os
 import stat
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -309,8 +309,11 @@ def _pool_context() -> BaseContext:
     return ctx
 
 
-def _hash_chunk(paths: list[str], opts: HashOptions) -> list[HashRecord]:
-    return [hash_path(p, opts) for p in paths]
+Task = Callable[[str, HashOptions], HashRecord]
+
+
+def _hash_chunk(paths: list[str], opts: HashOptions, task: Task) -> list[HashRecord]:
+    return [task(p, opts) for p in paths]
 
 
 def _crash_record(path: str) -> HashRecord:
@@ -318,53 +321,60 @@ def _crash_record(path: str) -> HashRecord:
                       error="decoder crashed the worker process (hostile or corrupt file)")
 
 
-def _isolate(paths: list[str], opts: HashOptions) -> list[HashRecord]:
+def _isolate(paths: list[str], opts: HashOptions, task: Task) -> list[HashRecord]:
     """Re-run a batch whose worker died, one file per fresh process, to find the culprit."""
     out = []
     for p in paths:
         with ProcessPoolExecutor(1, mp_context=_pool_context()) as one:
             try:
-                out.append(one.submit(hash_path, p, opts).result())
+                out.append(one.submit(task, p, opts).result())
             except BrokenProcessPool:
                 out.append(_crash_record(p))
     return out
 
 
-def hash_many(paths: Iterable[str], opts: HashOptions, workers: int = 1) -> Iterator[HashRecord]:
+def hash_many(paths: Iterable[str], opts: HashOptions, workers: int = 1, *,
+              task: Task = hash_path) -> Iterator[HashRecord]:
     """Hash files in input order with `workers` processes (1 = in this process).
 
     Batches are submitted a few at a time, so an iterator of millions of paths is never
-    materialised; a worker killed by a hostile file costs only that file an error row.
+    materialised; a worker killed by a hostile file (a crash inside a native decoder) costs
+    only that file an error row. `task` is the per-path function (a module-level function,
+    so workers can import it); it defaults to `hash_path`.
     """
     it = iter(paths)
     first = list(islice(it, _FILES_PER_TASK))
     if workers <= 1 or len(first) < _FILES_PER_TASK:
         # one batch or fewer: starting processes would cost more than it saves
         for p in chain(first, it):
-            yield hash_path(p, opts)
+            yield task(p, opts)
         return
     ctx = _pool_context()
     pool = ProcessPoolExecutor(workers, mp_context=ctx)
     pending: deque[tuple[list[str], Future[list[HashRecord]]]] = deque()
-    pending.append((first, pool.submit(_hash_chunk, first, opts)))
+    pending.append((first, pool.submit(_hash_chunk, first, opts, task)))
     try:
         while True:
             while len(pending) < workers * 4:
                 batch = list(islice(it, _FILES_PER_TASK))
                 if not batch:
                     break
-                pending.append((batch, pool.submit(_hash_chunk, batch, opts)))
+                pending.append((batch, pool.submit(_hash_chunk, batch, opts, task)))
             if not pending:
                 return
             batch, fut = pending.popleft()
             try:
                 yield from fut.result()
             except BrokenProcessPool:
-                yield from _isolate(batch, opts)
-                # every other in-flight batch died with the pool: resubmit them on a new one
+                yield from _isolate(batch, opts, task)
+                # in-flight batches died with the pool: keep finished ones, resubmit the rest
                 pool.shutdown(cancel_futures=True)
                 pool = ProcessPoolExecutor(workers, mp_context=ctx)
-                pending = deque((b, pool.submit(_hash_chunk, b, opts)) for b, _ in pending)
+                pending = deque(
+                    (b, f if f.done() and f.exception() is None
+                     else pool.submit(_hash_chunk, b, opts, task))
+                    for b, f in pending
+                )
     finally:
         pool.shutdown(cancel_futures=True)
 

@@ -25,6 +25,7 @@ from hashing.hasher import (
     hash_many,
     hash_path,
 )
+from hashing.types import HashRecord
 
 install()
 
@@ -354,3 +355,24 @@ def test_unexpected_decoder_exception_is_an_error_row(
     rec = hash_path(str(p), EXACT)
     assert rec.status == "error" and (rec.error or "").startswith("decoder failed: KeyError")
     assert rec.hashes == _digests(data)
+
+
+def crash_on_boom(path: str, opts: HashOptions) -> HashRecord:
+    """Stands in for a native decoder that segfaults on one hostile file."""
+    if path.endswith("boom.png"):
+        os._exit(139)
+    return hash_path(path, opts)
+
+
+def test_worker_crash_costs_one_error_row(tmp_path: Path) -> None:
+    paths = []
+    for i in range(20):  # a full first batch, then a short second one holding the culprit
+        p = tmp_path / (f"{i:02d}boom.png" if i == 17 else f"{i:02d}.png")
+        _write_image(p, "PNG", seed=i % 3)
+        paths.append(str(p))
+    opts = HashOptions(algorithms=("md5",))
+    got = list(hash_many(paths, opts, workers=2, task=crash_on_boom))
+    assert [r.path for r in got] == paths
+    assert got[17].status == "error" and "crashed" in (got[17].error or "")
+    assert all(r.status == "hashed" for i, r in enumerate(got) if i != 17)
+    assert got[18] == hash_path(paths[18], opts)
