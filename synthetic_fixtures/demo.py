@@ -181,19 +181,19 @@ def make_demo(out_dir: str | os.PathLike[str], seed: int = 7, n_series: int = 6,
     originals: list[tuple[BankListEntry, bytes]] = []
     for s in range(n_series):
         s0, s1, s2 = _series(np.random.default_rng([seed, 501, s]), pdq_fn)
-        pdq, quality = pdq_fn(_decoded(s0))
+        h0, q0 = pdq_fn(_decoded(s0))
         entry = entry_from_bytes(s0, f"DEMO-K{s:03d}", f"series{s}_0.jpg", category=1 + s % 3,
-                                 series=f"SERIES-{s:02d}", pdq=pdq, pdq_quality=quality)
+                                 series=f"SERIES-{s:02d}", pdq=h0, pdq_quality=q0)
         bad.append(entry)
         originals.append((entry, s0))
         base = f"Users/suspect/Pictures/set{s}"
         expect(b.add_file(f"{base}/IMG_{s}00.jpg", s0, media="image"), "exact", entry, "exact copy")
         if s1 is not None:
-            d = _dist(pdq_fn(_decoded(s1))[0], pdq)
+            d = _dist(pdq_fn(_decoded(s1))[0], h0)
             expect(b.add_file(f"{base}/IMG_{s}01.jpg", s1, media="image"), "near", entry,
                    "unseen shot of a known series", distance=d)
         if s2 is not None:
-            d = _dist(pdq_fn(_decoded(s2))[0], pdq)
+            d = _dist(pdq_fn(_decoded(s2))[0], h0)
             expect(b.add_file(f"{base}/IMG_{s}02.jpg", s2, media="image"), "cluster", entry,
                    "unseen shot linked to the series only through another evidence file", distance=d)
 

@@ -92,7 +92,7 @@ def _transpose(op: Image.Transpose) -> Edit:
     return lambda img, rng: img.transpose(op)
 
 
-def _enhance(kind: type[ImageEnhance._Enhance], factor: float) -> Edit:
+def _enhance(kind: type[ImageEnhance.Brightness] | type[ImageEnhance.Contrast], factor: float) -> Edit:
     return lambda img, rng: kind(img).enhance(factor)
 
 

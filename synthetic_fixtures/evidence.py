@@ -123,18 +123,18 @@ def pack_archive(fmt: ArchiveFormat, members: Sequence[Member]) -> bytes:
     if fmt == "zip":
         with zipfile.ZipFile(buf, "w") as zf:
             for m in members:
-                info = zipfile.ZipInfo(m.name, date_time=ZIP_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, m.data)
+                zinfo = zipfile.ZipInfo(m.name, date_time=ZIP_DATE)
+                zinfo.compress_type = zipfile.ZIP_DEFLATED
+                zinfo.external_attr = 0o644 << 16
+                zf.writestr(zinfo, m.data)
         return buf.getvalue()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         for m in members:
-            info = tarfile.TarInfo(m.name)
-            info.size = len(m.data)
-            info.mtime = BASE_MTIME
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(m.data))
+            tinfo = tarfile.TarInfo(m.name)
+            tinfo.size = len(m.data)
+            tinfo.mtime = BASE_MTIME
+            tinfo.mode = 0o644
+            tf.addfile(tinfo, io.BytesIO(m.data))
     data = buf.getvalue()
     # mtime=0 and no file name in the gzip header: same input, same bytes.
     return gzip.compress(data, compresslevel=6, mtime=0) if fmt == "tar.gz" else data

@@ -278,7 +278,7 @@ def _write_malformed(
                           note="quality 0 is legal (flagged unreliable), 101 is not"))
 
     # NSRL: a bad SHA-1 and a short MD5.
-    rows = [list(NSRL_HEADER), _nsrl_row(a), _nsrl_row(replace(b, sha1=_bad_hex(b.sha1))),
+    rows: list[list[object]] = [list(NSRL_HEADER), _nsrl_row(a), _nsrl_row(replace(b, sha1=_bad_hex(b.sha1))),
             _nsrl_row(replace(c, md5=c.md5[:31]))]
     p = out / f"{name}.bad.nsrl.txt"
     _write(p, _csv_text(rows, quote_all=True, crlf=True))
