@@ -11,7 +11,7 @@ import click
 
 from hashing.decode import DEFAULT_PIXEL_LIMIT, DecodeMode
 from hashing.errors import UnknownAlgorithmError
-from hashing.hasher import HashOptions, expand_paths, hash_many
+from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES, HashOptions, expand_paths, hash_many
 from hashing.output import FORMATS, Format, write_records
 from hashing.registry import DEFAULT_ALGORITHMS, parse_algorithms
 
@@ -49,11 +49,14 @@ def _default_workers() -> int:
               show_default=True)
 @click.option("--pixel-limit", type=click.IntRange(min=1), default=DEFAULT_PIXEL_LIMIT,
               show_default=True, help="Refuse images with more pixels (decompression bombs).")
+@click.option("--max-media-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_MEDIA_BYTES,
+              show_default=True,
+              help="Larger files are streamed: digests only for images, videos decoded from disk.")
 @click.option("--video-fps", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Video frames sampled per second.")
 def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool,
              decode_mode: str, exif_transpose: bool, workers: int | None, fmt: str,
-             pixel_limit: int, video_fps: float) -> None:
+             pixel_limit: int, max_media_bytes: int, video_fps: float) -> None:
     """Hash PATH... (files, or folders walked recursively in sorted order).
 
     Reads evidence read-only and never follows symlinks. A file that cannot be decoded is an
@@ -65,7 +68,8 @@ def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool
             raise click.BadParameter(f"{p!r} does not exist", param_hint="PATH")
     opts = HashOptions(algorithms=algorithms, dihedral=dihedral,
                        decode_mode=cast(DecodeMode, decode_mode), pixel_limit=pixel_limit,
-                       exif_transpose=exif_transpose, video_fps=video_fps)
+                       exif_transpose=exif_transpose, video_fps=video_fps,
+                       max_media_bytes=max_media_bytes)
     files: Iterable[str] = expand_paths(paths)
     progress: Any = None
     if sys.stderr.isatty():

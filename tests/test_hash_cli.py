@@ -150,3 +150,9 @@ def test_text_keeps_one_line_per_record() -> None:
     out = io.StringIO()
     list(write_records([rec], "text", out, ("md5",)))
     assert out.getvalue().count("\n") == 1
+
+
+def test_max_media_bytes_flag(case: Path) -> None:
+    (r,) = _jsonl(str(case / "b.png"), "--max-media-bytes", "10")
+    assert r["status"] == "error" and "max_media_bytes" in r["error"]
+    assert r["md5"] == hashlib.md5((case / "b.png").read_bytes()).hexdigest()

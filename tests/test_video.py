@@ -127,3 +127,27 @@ def test_collapse_rule() -> None:
     assert [f.t for f in collapse(frames, 4)] == [0, 2, 3]
     assert [f.t for f in collapse(frames, 3)] == [0, 1, 2, 3]
     assert collapse([], 4) == ()
+
+
+@pytest.mark.parametrize(
+    ("fourcc", "suffix", "media_type"),
+    [("VP80", ".webm", "video/webm"), ("XVID", ".mkv", "video/x-matroska"),
+     ("mp4v", ".mov", "video/quicktime"), ("FLV1", ".flv", "video/x-flv")],
+)
+def test_other_containers_from_memory(tmp_path: Path, fourcc: str, suffix: str,
+                                      media_type: str) -> None:
+    from hashing.sniff import sniff
+
+    data = _write(tmp_path / f"c{suffix}", fourcc, [4, 5])
+    assert sniff(data[:512]).media_type == media_type
+    res = hash_video(data, path=f"c{suffix}")
+    assert len(res.frames) == 2 and res.duration == pytest.approx(2.0)
+
+
+def test_build_without_stream_support_gives_reason(monkeypatch: pytest.MonkeyPatch,
+                                                   avi: bytes) -> None:
+    import hashing.algorithms.video as video
+
+    monkeypatch.setattr(video, "_can_read_streams", lambda: False)
+    with pytest.raises(MediaError, match="cannot decode video from memory"):
+        hash_video(avi, path="a.avi")

@@ -52,11 +52,22 @@ def collapse(frames: list[FrameHash], max_distance: int) -> tuple[FrameHash, ...
     return tuple(kept)
 
 
+def _can_read_streams() -> bool:
+    registry = getattr(cv2, "videoio_registry", None)
+    finder = getattr(registry, "getStreamBufferedBackends", None)
+    return finder is not None and cv2.CAP_FFMPEG in finder()
+
+
 def _open(stream: io.BufferedIOBase, path: str) -> cv2.VideoCapture:
+    if not _can_read_streams():
+        # older OpenCV builds read only from file names; evidence is never copied to disk
+        raise UnsupportedMediaError(
+            path, "this OpenCV build cannot decode video from memory (needs >= 4.10 with FFmpeg)"
+        )
     try:
         # the stubs name IStreamReader; at run time this build wants an io.BufferedIOBase
         cap = cv2.VideoCapture(stream, cv2.CAP_FFMPEG, [])  # type: ignore[call-overload]
-    except cv2.error as exc:
+    except (cv2.error, TypeError) as exc:
         raise UnsupportedMediaError(path, f"cannot read video stream: {exc}") from None
     if not cap.isOpened():
         raise CorruptMediaError(path, "cannot open video: container unreadable or truncated")
