@@ -1,0 +1,74 @@
+"""`triage scan` and `triage demo`: parse arguments, call one library function, print a summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from hashing.errors import TriageError
+
+
+def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
+    counts = summary["counts"]
+    names = summary["tier_names"]
+    click.echo(f"files: {summary['files']}  queue: {counts['queue']}  "
+               f"known-good: {counts['known_good']}  attention: {counts['attention']}"
+               + ("  (no change since the last scan)" if noop else ""))
+    for tier, n in counts["tier"].items():
+        click.echo(f"  tier {tier} {names[tier]}: {n}")
+    for label in ("category", "status"):
+        if counts[label]:
+            click.echo(f"  {label}: " + ", ".join(f"{k}={v}" for k, v in counts[label].items()))
+    for name, path in outputs.items():
+        click.echo(f"  {name}: {path}")
+
+
+@click.command("scan")
+@click.argument("evidence", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
+              help="Case directory for the database, queue and reports (created 0700).")
+@click.option("--store", "store_dir", type=click.Path(path_type=Path), default=None,
+              help="Bank store (default: $TRIAGE_STORE, else the XDG data dir).")
+@click.option("--workers", type=int, default=None,
+              help="Hashing processes (default: CPUs available; 0 hashes in-process).")
+@click.option("--scheduler", default=None,
+              help="Distributed scheduler address (Dask), instead of the local pool.")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="TOML policy file (radii, quality floor, tiers).")
+@click.option("--decode", "decode_mode", type=click.Choice(["fast", "exact"]), default="fast",
+              show_default=True, help="Image decode path for perceptual hashes.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
+              help="Files per batch sent to a worker.")
+def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
+         workers: int | None, scheduler: str | None, policy_path: Path | None,
+         decode_mode: str, batch_size: int) -> None:
+    """Hash EVIDENCE, match it against the banks and write a prioritised case queue."""
+    from triage.pipeline import ScanConfig, run_scan
+
+    try:
+        result = run_scan(ScanConfig(
+            evidence=evidence, case_dir=case_dir, store_dir=store_dir, workers=workers,
+            scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
+            batch_size=batch_size, argv=tuple(sys.argv),
+        ))
+    except TriageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_summary(result.summary, result.outputs, result.noop)
+
+
+@click.command("demo")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("demo-output"),
+              show_default=True, help="Where fixtures, the bank store and the case go.")
+@click.option("--workers", type=int, default=None, help="Hashing processes.")
+def demo(out_dir: Path, workers: int | None) -> None:
+    """Generate synthetic evidence and banks, then run a whole scan on them."""
+    from triage.demo import run_demo
+
+    try:
+        result = run_demo(out_dir, workers=workers)
+    except TriageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"evidence: {result.evidence_dir}  store: {result.store_dir}")
+    _print_summary(result.scan.summary, result.scan.outputs, result.scan.noop)

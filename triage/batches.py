@@ -1,0 +1,70 @@
+"""The unit of hashing work a scan sends to a worker: a batch of tasks in, records out.
+
+Files are sent by path (the worker reads them from storage it can see); archive members are
+sent as bytes, because only the parent walked the archive. A batch never fails as a whole:
+each task yields a record, an error record when something goes wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from hashing.hasher import HashOptions, hash_bytes, hash_path
+from hashing.types import HashRecord
+
+
+@dataclass(frozen=True, slots=True)
+class HashTask:
+    path: str  # record path (for archive members the ARCHIVE!/member label)
+    fs_path: str | None  # where a file is read from; None for archive members
+    data: bytes | None  # archive member bytes
+    size: int | None
+    mtime: float | None
+    kind: str = "file"  # manifest fields the parent fills in; the worker ignores them
+    reason: str | None = None
+    archive_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HashBatch:
+    seq: int
+    tasks: tuple[HashTask, ...]
+    opts: HashOptions
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.size or 0 for t in self.tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    seq: int
+    records: tuple[HashRecord, ...]  # in task order
+    seconds: float  # hashing time inside the worker
+    worker: str  # host:pid, for the audit log
+
+
+INTERNAL_ERROR = "internal error"  # prefix of records a rerun should hash again
+
+
+def _hash_one(task: HashTask, opts: HashOptions) -> HashRecord:
+    try:
+        if task.data is not None:
+            return hash_bytes(task.data, task.path, opts, size=task.size, mtime=task.mtime)
+        assert task.fs_path is not None
+        return hash_path(task.fs_path, opts)
+    except Exception as exc:  # noqa: BLE001 - one bad item must never abort the batch
+        return HashRecord(path=task.path, status="error",
+                          error=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
+
+
+def hash_batch(batch: HashBatch) -> BatchResult:
+    """Hash every task of `batch` (module level so process pools and Dask can pickle it)."""
+    start = time.perf_counter()
+    records = tuple(_hash_one(t, batch.opts) for t in batch.tasks)
+    return BatchResult(
+        batch.seq, records, time.perf_counter() - start, f"{socket.gethostname()}:{os.getpid()}"
+    )
