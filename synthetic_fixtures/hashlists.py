@@ -1,14 +1,15 @@
 """Hash lists in every import format (csv, hashlist, pdq, VICS 1.3 and 2.0, NSRL), plus malformed ones.
 
 The same bank entries are written in each format, so an ingest test can check that every
-format yields the same records. Each malformed list states the rejections a correct parser
-must report as `(line, reason_keyword)`: `line` is 1-based in the file (header and comment
-lines count; for VICS JSON it is the 1-based position of the Media object in the file), and
-`reason_keyword` is a lower-case word the rejection reason should contain:
-`hex` (not hexadecimal), `length` (wrong number of digits), `quality` (PDQ quality outside
-0-100), `duplicate` (the same hash with the same labels again), `conflict` (the same hash with
-different labels; the later line is the one rejected). BOMs, CRLF line ends, `#` comments and
-blank lines are legal and must not be rejected.
+format yields the same records. Each malformed list states what a correct import reports:
+`expected_rejections` as `(line, reason_keyword)`, where `line` is 1-based in the file (header
+and comment lines count; for VICS JSON it is the 1-based position of the Media object in the
+file) and `reason_keyword` is a lower-case word the rejection reason contains: `hex` (not
+hexadecimal), `digits` (wrong number of hex digits), `quality` (PDQ quality outside 0-100),
+`duplicate` (the same hash again with *different* labels: a conflict, the later line is
+rejected). A repeat with identical data is not an error: it is counted in
+`expected_duplicates`. `n_valid` is the number of distinct entries the bank ends up with.
+BOMs, CRLF line ends, `#` comments, blank lines and upper-case hex are legal.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class ListInfo:
     n_valid: int = 0
     malformed: bool = False
     expected_rejections: list[tuple[int, str]] = field(default_factory=list)
+    expected_duplicates: int = 0
     note: str = ""
 
 
@@ -225,23 +227,23 @@ def _write_malformed(
         (_csv_row(a), None),
         ("", None),
         (_csv_row(replace(b, md5=_bad_hex(b.md5))), "hex"),
-        (_csv_row(replace(b, sha1=b.sha1[:-1])), "length"),
-        (_csv_row(replace(b, pdq=(b.pdq or "0" * 64) + "00")), "length"),
+        (_csv_row(replace(b, sha1=b.sha1[:-1])), "digits"),
+        (_csv_row(replace(b, pdq=(b.pdq or "0" * 64) + "00")), "digits"),
         (_csv_row(c), None),
-        (_csv_row(c), "duplicate"),
-        (_csv_row(replace(c, category=c.category % 5 + 1)), "conflict"),
+        (_csv_row(c), "repeat"),
+        (_csv_row(replace(c, category=c.category % 5 + 1)), "duplicate"),
     ]
     p, rejections, valid = out / f"{name}.bad.csv", [], 0
     text = ""
     for lineno, (row, reason) in enumerate(lines, start=1):
         text += (row if isinstance(row, str) else _csv_text([row]).rstrip("\n")) + "\r\n"
-        if reason is not None:
+        if reason is not None and reason != "repeat":
             rejections.append((lineno, reason))
-        elif not isinstance(row, str) and lineno > 1:
+        elif reason is None and not isinstance(row, str) and lineno > 1:
             valid += 1
     _write(p, text, bom=True)
     infos.append(ListInfo(str(p), "csv", n_valid=valid, malformed=True, expected_rejections=rejections,
-                          note="BOM, CRLF, comment, blank line"))
+                          expected_duplicates=1, note="BOM, CRLF, comment, blank line"))
 
     # hashlist (md5): BOM, CRLF, comments, blank lines, upper case (legal), faults.
     hl: list[tuple[str, str | None]] = [
@@ -249,16 +251,16 @@ def _write_malformed(
         (a.md5.upper(), None),
         ("", None),
         (_bad_hex(b.md5), "hex"),
-        (b.md5[:30], "length"),
+        (b.md5[:30], "digits"),
         (c.md5, None),
-        (c.md5, "duplicate"),
+        (c.md5, "repeat"),
         ("   ", None),
     ]
     p = out / f"{name}.bad.md5.txt"
     _write(p, "".join(line + "\r\n" for line, _ in hl), bom=True)
     infos.append(ListInfo(str(p), "hashlist", algorithm="md5", n_valid=2, malformed=True,
-                          expected_rejections=[(i, r) for i, (_, r) in enumerate(hl, 1) if r],
-                          note="BOM, CRLF, comments, blank lines, upper-case hex"))
+                          expected_rejections=[(i, r) for i, (_, r) in enumerate(hl, 1) if r and r != "repeat"],
+                          expected_duplicates=1, note="BOM, CRLF, comments, blank lines, upper-case hex"))
 
     # pdq: quality out of range, bad hex, wrong length, duplicate.
     pa, pb, pc = (e.pdq or "f" * 64 for e in (a, b, c))
@@ -266,15 +268,16 @@ def _write_malformed(
         (f"{pa},100", None),
         (f"{pb},101", "quality"),
         (f"{_bad_hex(pb)},90", "hex"),
-        (f"{pb[:60]},90", "length"),
+        (f"{pb[:60]},90", "digits"),
         ("", None),
         (f"{pc},0", None),
-        (f"{pc},0", "duplicate"),
+        (f"{pc},0", "repeat"),
     ]
     p = out / f"{name}.bad.pdq.txt"
     _write(p, "".join(line + "\n" for line, _ in pl))
     infos.append(ListInfo(str(p), "pdq", algorithm="pdq", n_valid=2, malformed=True,
-                          expected_rejections=[(i, r) for i, (_, r) in enumerate(pl, 1) if r],
+                          expected_rejections=[(i, r) for i, (_, r) in enumerate(pl, 1) if r and r != "repeat"],
+                          expected_duplicates=1,
                           note="quality 0 is legal (flagged unreliable), 101 is not"))
 
     # NSRL: a bad SHA-1 and a short MD5.
@@ -283,7 +286,7 @@ def _write_malformed(
     p = out / f"{name}.bad.nsrl.txt"
     _write(p, _csv_text(rows, quote_all=True, crlf=True))
     infos.append(ListInfo(str(p), "nsrl", n_valid=1, malformed=True,
-                          expected_rejections=[(3, "hex"), (4, "length")]))
+                          expected_rejections=[(3, "hex"), (4, "digits")]))
 
     # VICS 1.3: Media 2 has a bad MD5, Media 3 a short SHA1, Media 5 repeats Media 4 with another category.
     media = [
@@ -296,6 +299,6 @@ def _write_malformed(
     p = out / f"{name}.bad.vics13.json"
     _write(p, _vics1([], case_number, media), bom=True)
     infos.append(ListInfo(str(p), "vics", n_valid=2, malformed=True,
-                          expected_rejections=[(2, "hex"), (3, "length"), (5, "conflict")],
+                          expected_rejections=[(2, "hex"), (3, "digits"), (5, "duplicate")],
                           note="line = 1-based Media position; file has a BOM"))
     return infos

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from synthetic_fixtures.hashlists import (
     CSV_HEADER,
@@ -75,7 +76,8 @@ def test_malformed_lists_state_their_rejections(tmp_path: Path) -> None:
     bad = [i for i in infos if i.malformed]
     assert {i.format for i in bad} == {"csv", "hashlist", "pdq", "vics", "nsrl"}
     keywords = {k for i in bad for _, k in i.expected_rejections}
-    assert keywords == {"hex", "length", "quality", "duplicate", "conflict"}
+    assert keywords == {"hex", "digits", "quality", "duplicate"}
+    assert sum(i.expected_duplicates for i in bad) == 3
     for info in bad:
         raw = Path(info.path).read_bytes()
         if info.format != "vics":
@@ -99,3 +101,21 @@ def test_lists_are_deterministic(tmp_path: Path) -> None:
     assert files
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+
+
+def test_line_level_rejections_agree_with_the_ingest_parsers(tmp_path: Path) -> None:
+    """Cross-check with index.ingest: the parsers reject exactly the lines stated (bad hex,
+    wrong length, bad quality); repeats and conflicts are the bank importer's business."""
+    importlib = pytest.importorskip("importlib")
+    records = pytest.importorskip("index.ingest.records")
+    _, infos = _lists(tmp_path)
+    for info in infos:
+        parser = importlib.import_module(f"index.ingest.{info.format}")
+        algo = info.algorithm if info.format == "hashlist" else None
+        got = [r for r in parser.parse(info.path, records.ParseOptions(algo=algo))
+               if isinstance(r, records.RejectedRecord)]
+        where = [(r.item if info.format == "vics" else r.line) for r in got]
+        line_level = [(n, k) for n, k in info.expected_rejections if k != "duplicate"]
+        assert where == [n for n, _ in line_level], info.path
+        for r, (_, keyword) in zip(got, line_level, strict=True):
+            assert keyword in r.reason.lower(), (info.path, r.reason)
