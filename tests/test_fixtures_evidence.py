@@ -124,3 +124,21 @@ def test_two_builds_are_identical(tmp_path: Path) -> None:
         return out
 
     assert state(tmp_path / "a") == state(tmp_path / "b")
+
+
+def test_walk_and_hasher_agree_with_the_spec(spec: EvidenceSpec) -> None:
+    """Cross-check with the scan's walk and the hasher: same rows, kinds and statuses."""
+    walk_mod = pytest.importorskip("triage.walk")
+    hasher = pytest.importorskip("hashing.hasher")
+    opts = hasher.HashOptions(decode_mode="exact")
+    prefix = spec.root + os.sep
+    rows = {}
+    for item in walk_mod.walk([spec.root]):
+        key = item.path[len(prefix):] if item.path.startswith(prefix) else item.path
+        status = item.status
+        if status == "pending":
+            rec = (hasher.hash_bytes(item.data, item.path, opts) if item.data is not None
+                   else hasher.hash_path(item.fs_path, opts))
+            status = rec.status
+        rows[key] = (item.kind, status)
+    assert rows == {k: (e.kind, e.status) for k, e in spec.entries.items()}
