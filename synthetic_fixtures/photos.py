@@ -147,10 +147,11 @@ def _add_gradient(rng: np.random.Generator, img: np.ndarray) -> None:
     img *= (1.0 - 0.25 * (x * x + y * y))[..., None]
 
 
-def _texture(rng: np.random.Generator, cw: int, ch: int) -> np.ndarray:
-    """One of stripes, checks, rings or fine noise, float32 HxW in [-1, 1]."""
-    y, x = np.mgrid[0:ch, 0:cw].astype(np.float32)
-    period = rng.uniform(3, 24) * max(cw, ch) / 512
+def _texture(rng: np.random.Generator, box: tuple[int, int, int, int], scale: int) -> np.ndarray:
+    """One of stripes, checks, rings or fine noise over `box` (x0, y0, x1, y1), float32 in [-1, 1]."""
+    x0, y0, x1, y1 = box
+    y, x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    period = rng.uniform(3, 24) * scale / 512
     kind = int(rng.integers(4))
     if kind == 0:
         a = rng.uniform(0, np.pi)
@@ -158,26 +159,29 @@ def _texture(rng: np.random.Generator, cw: int, ch: int) -> np.ndarray:
     if kind == 1:
         return np.sign(np.sin(x * np.pi / period) * np.sin(y * np.pi / period))
     if kind == 2:
-        cx, cy = rng.uniform(0, cw), rng.uniform(0, ch)
+        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
         return np.sin(np.hypot(x - cx, y - cy) * (2 * np.pi / period))
-    return rng.uniform(-1, 1, size=(ch, cw)).astype(np.float32)
+    return rng.uniform(-1, 1, size=(y1 - y0, x1 - x0)).astype(np.float32)
 
 
 def _add_textured_regions(rng: np.random.Generator, img: np.ndarray, count: int) -> None:
+    """Blend textured convex regions in; the work is done only inside each region's box."""
     ch, cw = img.shape[:2]
     for _ in range(count):
-        mask = np.zeros((ch, cw), np.uint8)
-        pts = np.stack(
-            [rng.uniform(0, cw, 5), rng.uniform(0, ch, 5)], axis=1
-        ).astype(np.int32)
-        cv2.fillConvexPoly(mask, cv2.convexHull(pts), 255, lineType=cv2.LINE_AA)
-        m = mask.astype(np.float32) / 255.0
-        tex = _texture(rng, cw, ch)
+        pts = np.stack([rng.uniform(0, cw, 5), rng.uniform(0, ch, 5)], axis=1).astype(np.int32)
+        x0, y0 = np.clip(pts.min(axis=0), 0, [cw - 1, ch - 1])
+        x1, y1 = np.clip(pts.max(axis=0) + 1, 1, [cw, ch])
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillConvexPoly(mask, cv2.convexHull(pts - [x0, y0]).astype(np.int32), 255,
+                           lineType=cv2.LINE_AA)
+        m = (mask.astype(np.float32) / 255.0)[..., None]
+        tex = _texture(rng, (int(x0), int(y0), int(x1), int(y1)), max(cw, ch))
         colour = rng.uniform(0, 255, size=3).astype(np.float32)
         contrast = rng.uniform(15, 60)
         region = colour[None, None, :] + (tex * contrast)[..., None]
-        img *= (1 - m)[..., None]
-        img += region * m[..., None]
+        view = img[y0:y1, x0:x1]
+        view *= 1 - m
+        view += region * m
 
 
 def _add_shapes(rng: np.random.Generator, img: np.ndarray, count: int) -> None:
@@ -227,14 +231,22 @@ def _add_text(rng: np.random.Generator, canvas: np.ndarray, count: int) -> np.nd
     return np.asarray(pil)
 
 
-def _grain(rng: np.random.Generator, height: int, width: int, strength: float) -> np.ndarray:
-    """Full-resolution sensor grain, int16 HxW, tiled from a prime-sized block for speed."""
+def _add_grain(rng: np.random.Generator, img: np.ndarray, strength: float) -> None:
+    """Add full-resolution luminance grain to uint8 HxWx3 `img` in place.
+
+    The grain is a prime-sized random block tiled over the image (cheap at 16 MP), split into
+    positive and negative uint8 parts so OpenCV's saturating add/subtract can apply it
+    without a pass through a wider integer type.
+    """
+    height, width = img.shape[:2]
     th, tw = min(height, 521), min(width, 523)
     tile = np.rint(rng.standard_normal((th, tw)) * strength).astype(np.int16)
-    reps = (-(-height // th), -(-width // tw))
-    oy, ox = int(rng.integers(th)), int(rng.integers(tw))
-    big = np.tile(np.roll(tile, (oy, ox), axis=(0, 1)), reps)
-    return big[:height, :width]
+    tile = np.roll(tile, (int(rng.integers(th)), int(rng.integers(tw))), axis=(0, 1))
+    reps = (-(-height // th), -(-width // tw), 1)
+    for part, op in ((np.maximum(tile, 0), cv2.add), (np.maximum(-tile, 0), cv2.subtract)):
+        block = np.repeat(part.astype(np.uint8)[..., None], 3, axis=2)
+        full = np.tile(block, reps)[:height, :width]
+        op(img, np.ascontiguousarray(full), dst=img)
 
 
 def make_photo(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -249,11 +261,9 @@ def make_photo(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     canvas = _add_text(rng, canvas, int(rng.integers(1, 4)))
     if (cw, ch) != (width, height):
         canvas = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_LINEAR)
-    grain = _grain(rng, height, width, float(rng.uniform(2.0, 5.0)))
-    out = canvas.astype(np.int16)
-    out += grain[..., None]
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
+    out = canvas if canvas.flags.writeable and canvas.flags.c_contiguous else canvas.copy()
+    _add_grain(rng, out, float(rng.uniform(2.0, 5.0)))
+    return out
 
 
 def make_flat(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
