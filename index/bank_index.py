@@ -145,6 +145,8 @@ def _try_load(con: sqlite3.Connection, store_dir: str, algorithm: str) -> Loaded
                 codes = read_index(index_path(store_dir, algorithm), sha)
             except IndexCorruptError as e:
                 return f"corrupt ({e.reason})"
+            except OSError as e:
+                return f"unreadable ({e})"
             if codes.shape != (nrows, spec(algorithm).nbytes):
                 return f"corrupt (holds {codes.shape[0]} rows, {nrows} recorded)"
         else:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from hashing.errors import TriageError
 from hashing.registry import PERCEPTUAL, SPECS
 from index import bank_export
 from index.bank_import import (
@@ -157,8 +159,7 @@ class BankStore:
         _private_file(report, json.dumps(result.to_dict(), indent=2) + "\n")
         if result.status == "rejected":
             raise ImportRejectedError(result)
-        for algo in sorted(touched & set(PERCEPTUAL)):
-            build(self.con, self.dir, algo)
+        self._rebuild(touched)
         return result
 
     # -- read -------------------------------------------------------------------------------
@@ -272,8 +273,12 @@ class BankStore:
     # -- helpers ----------------------------------------------------------------------------
 
     def _rebuild(self, algos: set[str]) -> None:
+        """Rebuild after a committed change; a failure here only leaves the index stale."""
         for algo in sorted(algos & set(PERCEPTUAL)):
-            build(self.con, self.dir, algo)
+            try:
+                build(self.con, self.dir, algo)
+            except (TriageError, OSError, sqlite3.Error) as e:
+                log.warning("%s index not rebuilt (%s); it will be when next opened", algo, e)
 
     def _bank_id(self, name: str) -> int:
         row = self.con.execute("SELECT id FROM banks WHERE name = ?", (name,)).fetchone()
