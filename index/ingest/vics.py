@@ -50,6 +50,7 @@ _ALT_HASHES = {
     "whash": "whash",
 }
 _CHUNK = 1 << 16
+_DEPTH = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
@@ -115,42 +116,45 @@ class _Reader:
             except ijson.JSONError as e:
                 raise HashListFormatError(self.path, line, _json_error(e)) from None
             for prefix, event, value in events:
-                yield from self._event(prefix, event, value, line)
+                if (rec := self._event(prefix, event, value, line)) is not None:
+                    yield rec
             del events[:]
         try:
             coro.close()
         except ijson.JSONError as e:
             raise HashListFormatError(self.path, line, _json_error(e)) from None
         for prefix, event, value in events:
-            yield from self._event(prefix, event, value, line)
+            if (rec := self._event(prefix, event, value, line)) is not None:
+                yield rec
         if not self.seen_value:
             raise HashListFormatError(self.path, None, "not a VICS document: no 'value' array")
 
-    def _event(self, prefix: str, event: str, value: Any, line: int) -> Iterator[Record]:
+    def _event(self, prefix: str, event: str, value: Any, line: int) -> Record | None:
+        """Advance the state by one ijson event; return a record when a Media object ends."""
         if self.media is not None:
             self.media.event(event, value)
-            self.media_depth += _depth(event)
+            self.media_depth += _DEPTH.get(event, 0)
             if self.media_depth == 0:
                 obj, self.media = self.media.value, None
-                yield self._record(obj, self.media_line)
-            return
+                return self._record(obj, self.media_line)
+            return None
         if self.top is not None:
             if prefix == "value.item.Media" or prefix.startswith("value.item.Media."):
                 if prefix == "value.item.Media.item" and event == "start_map":
                     self.media = ijson.ObjectBuilder()
                     self.media.event(event, value)
                     self.media_depth, self.media_line = 1, line
-                return
+                return None
             if prefix == "value.item" and event == "map_key" and value == "Media":
                 self.top_is_case = True
-                return
+                return None
             self.top.event(event, value)
-            self.top_depth += _depth(event)
+            self.top_depth += _DEPTH.get(event, 0)
             if self.top_depth == 0:
                 obj, self.top = self.top.value, None
                 if not self.top_is_case:
-                    yield self._record(obj, self.top_line)
-            return
+                    return self._record(obj, self.top_line)
+            return None
         if prefix == "" and event == "map_key" and value == "value":
             self.seen_value = True
         elif prefix in _CONTEXT_KEYS and event == "string" and self.options.scheme is None:
@@ -162,11 +166,12 @@ class _Reader:
                 self.top_depth, self.top_line, self.top_is_case = 1, line, False
             elif event != "end_array":
                 self.items += 1
-                yield RejectedRecord(line, "value item is not an object", self.items)
+                return RejectedRecord(line, "value item is not an object", self.items)
         elif prefix == "" and event in ("start_array", "string", "number", "boolean", "null"):
             raise HashListFormatError(
                 self.path, line, "not a VICS document: top level is not an object"
             )
+        return None
 
     def _record(self, obj: dict[str, Any], line: int) -> Record:
         self.items += 1
@@ -240,11 +245,3 @@ def _text(name: str, value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
-
-
-def _depth(event: str) -> int:
-    if event in ("start_map", "start_array"):
-        return 1
-    if event in ("end_map", "end_array"):
-        return -1
-    return 0
