@@ -1,0 +1,103 @@
+"""The fast JPEG luma decoder: what it accepts, what it declines, and how close it stays to exact."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hashing.algorithms.pdq import pdq_from_luma, pdq_from_rgb
+from hashing.fast_luma import decode_luma_fast
+from hashing.pdq_kernels import rgb_to_luma
+
+
+def detailed_photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Smooth colour field plus hard edges, fine stripes and sensor noise (JPEG ringing fodder)."""
+    small = rng.uniform(0, 255, (max(2, h // 60), max(2, w // 60), 3)).astype(np.uint8)
+    img = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC), np.float32)
+    for _ in range(12):
+        y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y1, x1 = y0 + int(rng.integers(4, h // 3)), x0 + int(rng.integers(4, w // 3))
+        img[y0:y1, x0:x1] += rng.uniform(-70, 70, 3)
+    y, x = np.mgrid[0:h, 0:w]
+    img[: h // 3, w // 2 :] += (((x + y) // 3 % 2) * 30 - 15)[: h // 3, w // 2 :, None]
+    img += rng.normal(0, 6, (h, w, 1))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def jpeg(rgb: np.ndarray, quality: int = 90, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality, **kwargs)
+    return buf.getvalue()
+
+
+def exact_rgb(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def test_luma_is_float32_of_the_stored_size_and_close_to_exact() -> None:
+    rgb = detailed_photo(np.random.default_rng(0), 300, 400)
+    data = jpeg(rgb)
+    luma = decode_luma_fast(data, width=400, height=300)
+    assert luma is not None and luma.dtype == np.float32 and luma.shape == (300, 400)
+    diff = np.abs(luma - rgb_to_luma(exact_rgb(data)))
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4.0
+
+
+def test_pdq_deviation_from_exact_path_is_small() -> None:
+    deviations = []
+    for seed, (h, w, q) in enumerate([(480, 640, 75), (900, 1200, 85), (1200, 900, 95),
+                                      (600, 800, 90), (720, 1280, 80), (1000, 1000, 75)]):  # fmt: skip
+        data = jpeg(detailed_photo(np.random.default_rng(seed), h, w), quality=q)
+        luma = decode_luma_fast(data, width=w, height=h)
+        assert luma is not None
+        deviations.append(distance(pdq_from_luma(luma).hash, pdq_from_rgb(exact_rgb(data)).hash))
+    assert max(deviations) <= 8
+    assert np.mean(deviations) <= 2.0
+
+
+def test_greyscale_jpeg_matches_exact_path() -> None:
+    grey = detailed_photo(np.random.default_rng(3), 200, 240)[:, :, 1]
+    buf = io.BytesIO()
+    Image.fromarray(grey, "L").save(buf, "JPEG", quality=88)
+    data = buf.getvalue()
+    luma = decode_luma_fast(data, width=240, height=200)
+    assert luma is not None
+    assert np.array_equal(luma, rgb_to_luma(exact_rgb(data)))
+
+
+def test_exif_orientation_is_ignored() -> None:
+    rgb = detailed_photo(np.random.default_rng(4), 120, 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 on display": the stored pixels stay 200 wide
+    data = jpeg(rgb, exif=exif.tobytes())
+    luma = decode_luma_fast(data, width=200, height=120)
+    assert luma is not None and luma.shape == (120, 200)
+
+
+def test_declines_what_it_cannot_do_exactly_enough() -> None:
+    rgb = detailed_photo(np.random.default_rng(5), 64, 80)
+    data = jpeg(rgb)
+    png = io.BytesIO()
+    Image.fromarray(rgb).save(png, "PNG")
+    cmyk = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(cmyk, "JPEG")
+    assert decode_luma_fast(png.getvalue(), width=80, height=64) is None
+    assert decode_luma_fast(cmyk.getvalue(), width=80, height=64) is None
+    assert decode_luma_fast(data[: len(data) // 2], width=80, height=64) is None  # truncated
+    assert decode_luma_fast(data, width=81, height=64) is None  # not the size the header said
+    assert decode_luma_fast(data, width=80, height=64) is not None
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"", b"\xff\xd8\xff", b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9", b"GIF89a" + b"\xff\xd9"],
+)
+def test_hostile_bytes_return_none(blob: bytes) -> None:
+    assert decode_luma_fast(blob, width=10, height=10) is None
