@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hashing.errors import CorruptMediaError, PixelLimitError, UnsupportedMediaError
-from hashing.sniff import sniff
+from hashing.sniff import SNIFF_BYTES, sniff
 
 DecodeMode = Literal["fast", "exact"]
 Need = Literal["rgb", "luma", "pil"]
@@ -36,6 +36,11 @@ ALL_NEEDS: frozenset[Need] = frozenset(("rgb", "luma", "pil"))
 # configured limit above it is still capped by Pillow's guard (which stays on).
 DEFAULT_PIXEL_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 
+# Formats Pillow may open here, each with a real signature. Left out: EPS (Pillow renders it
+# by running Ghostscript on the file), TGA and other signature-less formats that would "decode"
+# random bytes, and scientific or legacy containers nobody shares hash lists for.
+SAFE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "CUR", "AVIF",
+                "PPM", "PSD", "JPEG2000", "QOI", "ICNS")
 _EXIF_ORIENTATION = 0x0112
 # What Pillow raises from inside a decoder on malformed data.
 _DECODER_ERRORS = (OSError, EOFError, SyntaxError, ValueError, struct.error, zlib.error,
@@ -66,11 +71,11 @@ def _open(data: bytes, path: str, pixel_limit: int) -> Image.Image:
         with warnings.catch_warnings():
             # the warning band below Pillow's hard limit is governed by our own check instead
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=SAFE_FORMATS)
     except Image.DecompressionBombError as exc:
         raise PixelLimitError(path, f"exceeds pixel limit: {exc}") from None
     except UnidentifiedImageError:
-        kind = sniff(data[:512])
+        kind = sniff(data[:SNIFF_BYTES])
         if kind.family != "image":
             raise UnsupportedMediaError(path, "not a recognised image format") from None
         if kind.media_type not in _pillow_media_types():
@@ -111,7 +116,7 @@ def _reason(exc: BaseException, part: str) -> str:
 
 def _pillow_media_types() -> set[str]:
     Image.init()  # registers every plugin, so MIME lists all formats this Pillow can read
-    return set(Image.MIME.values())
+    return {Image.MIME[f] for f in SAFE_FORMATS if f in Image.MIME}
 
 
 def _orientation(im: Image.Image) -> int | None:
@@ -124,7 +129,7 @@ def _orientation(im: Image.Image) -> int | None:
 
 
 def _media_type(data: bytes, im: Image.Image) -> str:
-    kind = sniff(data[:512])
+    kind = sniff(data[:SNIFF_BYTES])
     if kind.family == "image" and kind.media_type:
         return kind.media_type
     return Image.MIME.get(im.format or "", f"image/x-{(im.format or 'unknown').lower()}")

@@ -37,7 +37,7 @@ from hashing.decode import (
     decode_image,
     exif_transposed,
 )
-from hashing.errors import MediaError, UnsupportedMediaError
+from hashing.errors import MediaError
 from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, SPECS, spec
 from hashing.sniff import SNIFF_BYTES, MediaKind, sniff
 from hashing.types import HashRecord
@@ -164,9 +164,6 @@ def _media_fields(
             return _hash_image(source, path, opts)
         return {"media_type": kind.media_type, "status": "error",
                 "error": f"image larger than max_media_bytes ({opts.max_media_bytes})"}
-    except UnsupportedMediaError as exc:
-        return {"media_type": kind.media_type, "status": "error", "error": exc.reason,
-                "unsupported": True}
     except MediaError as exc:
         return {"media_type": kind.media_type, "status": "error", "error": exc.reason}
     except MemoryError:
@@ -189,15 +186,10 @@ def _record(path: str, kind: MediaKind, digests: dict[str, str],
 
 
 def _classify(data_head: bytes, opts: HashOptions) -> tuple[MediaKind, bool]:
-    """(what the bytes are, whether to try decoding them)."""
+    """(what the bytes are, whether to decode them). Only content with a media signature is
+    decoded: signature-less formats would turn random bytes into "images"."""
     kind = sniff(data_head)
-    if not opts.perceptual:
-        return kind, False
-    if kind.family in ("image", "video"):
-        return kind, True
-    # Pillow reads a few formats the sniffer does not name (PPM, TGA, PCX ...), so unknown
-    # content is offered to it; archives are left to the scan's archive layer.
-    return kind, kind.family == "other"
+    return kind, bool(opts.perceptual) and kind.family in ("image", "video")
 
 
 def hash_bytes(data: bytes, path: str, opts: HashOptions, *, size: int | None = None,
@@ -209,11 +201,9 @@ def hash_bytes(data: bytes, path: str, opts: HashOptions, *, size: int | None = 
     media: dict[str, Any] | None = None
     if try_decode:
         media = _media_fields(kind, data, path, opts)
-        if media.pop("unsupported", False) and kind.family == "other":
-            if _claims_media(path):
-                media = {"status": "error", "media_type": None, "error": _NOT_MEDIA}
-            else:
-                media = None  # an ordinary non-media file: digests only
+    elif opts.perceptual and kind.family == "other" and _claims_media(path):
+        # named like media but no signature: disguised, encrypted or corrupt, worth a row
+        media = {"status": "error", "media_type": None, "error": _NOT_MEDIA}
     return _record(path, kind, digests, media, len(data) if size is None else size, mtime)
 
 
@@ -287,10 +277,10 @@ def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashReco
     with io.FileIO(fd, "rb", closefd=False) as raw:
         digests, size = digest_stream(raw, opts.digests)
         media: dict[str, Any] | None = None
-        if try_decode and kind.family in ("image", "video"):
+        if try_decode:
             raw.seek(0)
             media = _media_fields(kind, io.BufferedReader(raw), path, opts)
-        elif try_decode and _claims_media(path):
+        elif opts.perceptual and kind.family == "other" and _claims_media(path):
             media = {"status": "error", "media_type": None,
                      "error": _NOT_MEDIA}
     return _record(path, kind, digests, media, size, mtime)

@@ -37,6 +37,11 @@ _PREFIXES: tuple[tuple[bytes, str, Family], ...] = (
     (b"MM\x00*", "image/tiff", "image"),
     (b"II+\x00", "image/tiff", "image"),  # BigTIFF
     (b"MM\x00+", "image/tiff", "image"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "image/jp2", "image"),  # JPEG 2000 (JP2 box)
+    (b"\xffO\xffQ", "image/jp2", "image"),  # JPEG 2000 codestream
+    (b"8BPS\x00\x01", "image/vnd.adobe.photoshop", "image"),
+    (b"qoif", "image/qoi", "image"),
+    (b"icns", "image/icns", "image"),
     (b"\x1aE\xdf\xa3", "video/x-matroska", "video"),  # EBML; WebM refined below
     (b"FLV\x01", "video/x-flv", "video"),
     (b"\x00\x00\x01\xba", "video/mpeg", "video"),  # MPEG program stream pack header
@@ -124,6 +129,9 @@ def sniff(head: bytes) -> MediaKind:
         if int.from_bytes(head[4:6], "little") > 0:
             kind = "image/x-icon" if head[2] == 1 else "image/x-win-bitmap"
             return MediaKind(kind, "image")
+    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"1234567" and head[1:2] \
+            and head[2:3] in (b" ", b"\t", b"\r", b"\n"):
+        return MediaKind("image/x-portable-anymap", "image")  # PBM/PGM/PPM/PAM
     if _mpeg_ts(head):
         return MediaKind("video/mp2t", "video")
     if len(head) >= 262 and head[257:262] == b"ustar":

@@ -269,3 +269,19 @@ def test_cut_inside_header_says_truncated() -> None:
     with pytest.raises(CorruptMediaError) as err:
         decode_image(data[:300], path="c.jpg")
     assert err.value.reason.startswith("truncated image"), err.value.reason
+
+
+def test_signature_less_and_dangerous_formats_are_not_opened() -> None:
+    tga = _save(Image.fromarray(_photo()), "TGA")
+    with pytest.raises(UnsupportedMediaError):
+        decode_image(tga, path="a.tga")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n" + b"showpage\n" * 5
+    with pytest.raises(UnsupportedMediaError):
+        decode_image(eps, path="a.eps")  # Pillow would hand this to Ghostscript
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "JPEG2000", "QOI"])
+def test_other_signed_formats_decode(fmt: str) -> None:
+    data = _save(Image.fromarray(_photo()), fmt)
+    dec = decode_image(data, path="x")
+    np.testing.assert_array_equal(dec.rgb, _oracle_rgb(data))

@@ -376,3 +376,14 @@ def test_worker_crash_costs_one_error_row(tmp_path: Path) -> None:
     assert got[17].status == "error" and "crashed" in (got[17].error or "")
     assert all(r.status == "hashed" for i, r in enumerate(got) if i != 17)
     assert got[18] == hash_path(paths[18], opts)
+
+
+def test_signature_less_image_is_not_decoded(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(_photo()).save(buf, format="TGA")
+    (tmp_path / "blob.bin").write_bytes(buf.getvalue())
+    (tmp_path / "pic.jpg").write_bytes(buf.getvalue())
+    rec = hash_path(str(tmp_path / "blob.bin"), EXACT)
+    assert rec.status == "hashed" and rec.media_type is None and "pdq" not in rec.hashes
+    named = hash_path(str(tmp_path / "pic.jpg"), EXACT)
+    assert named.status == "error" and "not a recognised" in (named.error or "")

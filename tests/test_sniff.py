@@ -36,6 +36,10 @@ def _image_bytes(fmt: str, mode: str = "RGB") -> bytes:
         ("BMP", "RGB", "image/bmp"),
         ("TIFF", "RGB", "image/tiff"),
         ("ICO", "RGBA", "image/x-icon"),
+        ("PPM", "RGB", "image/x-portable-anymap"),
+        ("PPM", "L", "image/x-portable-anymap"),
+        ("JPEG2000", "RGB", "image/jp2"),
+        ("QOI", "RGB", "image/qoi"),
     ],
 )
 def test_images_written_by_pillow(fmt: str, mode: str, expected: str) -> None:
@@ -115,6 +119,7 @@ def _zip() -> bytes:
         (b"7z\xbc\xaf'\x1c\x00\x04" + b"\x00" * 24, "application/x-7z-compressed"),
         (b"Rar!\x1a\x07\x01\x00" + b"\x00" * 24, "application/vnd.rar"),
     ],
+    ids=["zip", "tar", "gzip", "bzip2", "xz", "7z", "rar"],  # gzip bytes hold a timestamp
 )
 def test_archives(data: bytes, expected: str) -> None:
     assert sniff(data[:SNIFF_BYTES]) == MediaKind(expected, "archive")
@@ -129,8 +134,12 @@ def test_archives(data: bytes, expected: str) -> None:
         b"BM" + b"\x00" * 40,  # "BM" text without a DIB header size
         b"RIFF\x00\x00\x00\x00WAVEfmt ",  # RIFF but audio
         b"\x00\x00\x01\x00\x00\x00",  # ICO with zero images
+        b"P9 not a pixmap",
+        _image_bytes("TGA"),  # no signature: never claimed from content alone
         np.random.default_rng(7).integers(1, 255, 4096, dtype=np.uint8).tobytes()[:SNIFF_BYTES],
     ],
+    ids=["empty", "text", "ts-sync-once", "bm-text", "riff-wave", "ico-empty", "p9", "tga",
+         "random"],
 )
 def test_not_media(data: bytes) -> None:
     assert sniff(data) == MediaKind(None, "other")
