@@ -17,7 +17,7 @@ TIER_OF = {"exact": 3, "near": 2, "dihedral": 2, "video": 2, "cluster": 1, "unma
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
-    return run_demo(tmp_path_factory.mktemp("demo") / "out", workers=1)
+    return run_demo(tmp_path_factory.mktemp("demo") / "out", workers=0)
 
 
 def _queue(demo: DemoResult) -> dict[str, dict[str, Any]]:

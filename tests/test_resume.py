@@ -15,6 +15,7 @@ from pathlib import Path
 
 from synthetic_fixtures.evidence import make_evidence
 from triage.audit import verify_chain
+from triage.pipeline import ScanConfig, run_scan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,10 +48,9 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
-    full = tmp_path / "case_full"
-    subprocess.run(_scan_cmd(evidence, full, store), cwd=REPO, env=env, check=True,
-                   capture_output=True, timeout=300)
-    total_calls = json.loads((full / "summary.json").read_text())["run"]["hash_calls"]
+    full = tmp_path / "case_full"  # the uninterrupted reference, in-process
+    total_calls = run_scan(ScanConfig(evidence=(evidence,), case_dir=full, store_dir=store,
+                                      workers=0)).hash_calls
 
     case = tmp_path / "case_killed"
     proc = subprocess.Popen(_scan_cmd(evidence, case, store), cwd=REPO, env=env,

@@ -18,14 +18,11 @@ import pytest
 from PIL import Image
 
 from hashing.hasher import HashOptions, hash_path
-from hashing.types import HashRecord
 from index.bank_import import ImportOptions
 from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
 from synthetic_fixtures.photos import make_photo
 from triage.audit import verify_chain
-from triage.batches import BatchResult, HashBatch, HashTask
-from triage.executor import LocalExecutor
 from triage.pipeline import OUTPUT_NAMES, ScanConfig, ScanError, run_scan
 
 
@@ -113,7 +110,7 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                                             known_good=True))
     digests = {r: tree_digest(r) for r in (root / "evidence", ev2)}
     cfg = ScanConfig(evidence=(root / "evidence", ev2), case_dir=root / "case",
-                     store_dir=root / "store", workers=1, argv=("triage", "scan"))
+                     store_dir=root / "store", workers=0, argv=("triage", "scan"))
     result = run_scan(cfg)
     case = root / "case"
     return {
@@ -239,27 +236,3 @@ def test_case_inside_evidence_is_refused(tmp_path: Path) -> None:
                             store_dir=tmp_path / "store", workers=0))
     assert not (tmp_path / "ev" / "case").exists()
 
-
-def crash_on_poison(batch: HashBatch) -> BatchResult:
-    """Batch function for the executor test: a task named 'poison' kills its worker process."""
-    if any(t.path.endswith("poison") for t in batch.tasks):
-        os._exit(3)
-    return BatchResult(batch.seq, tuple(HashRecord(path=t.path, status="hashed")
-                                        for t in batch.tasks), 0.0, "w")
-
-
-def test_worker_crash_costs_only_the_culprit() -> None:
-    opts = HashOptions()
-    batches = [HashBatch(k, tuple(HashTask(f"/e/{k}-{j}" + ("poison" if (k, j) == (2, 1) else ""),
-                                           None, b"", 0, 0.0) for j in range(3)), opts)
-               for k in range(5)]
-    executor = LocalExecutor(2, fn=crash_on_poison)
-    try:
-        results = {r.seq: r for r in executor.run(iter(batches))}
-    finally:
-        executor.close()
-    assert sorted(results) == list(range(5))
-    records = [rec for k in range(5) for rec in results[k].records]
-    assert [r.path for r in records] == [t.path for b in batches for t in b.tasks]
-    bad = [r for r in records if r.status == "error"]
-    assert [r.path for r in bad] == ["/e/2-1poison"] and "crashed" in (bad[0].error or "")

@@ -50,7 +50,12 @@ def path_key(path: str) -> bytes:
 class StoredRow:
     path_key: bytes
     hashed: bool
-    record: dict[str, Any]
+    text: str  # the manifest line: HashRecord.to_dict() as JSON
+
+    @property
+    def record(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.text)
+        return parsed
 
 
 class CaseDB:
@@ -134,7 +139,7 @@ class CaseDB:
             "SELECT path_key, hashed, record FROM items WHERE seen_run=? ORDER BY path_key",
             (run,),
         ):
-            yield StoredRow(key, bool(hashed), json.loads(record))
+            yield StoredRow(key, bool(hashed), record)
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -226,14 +226,32 @@ def _hash_phase(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: s
     return feeder, workers
 
 
-def _fingerprint(manifest: list[str], policy: Policy, bank_info: Mapping[str, Any]) -> str:
+def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, Any]) -> str:
+    """Everything the outputs are computed from: manifest rows, banks, policy, tool version."""
     h = hashlib.sha256()
     h.update(json.dumps({"tool": tool_version(), "policy": policy.to_dict(),
                          "banks": bank_info}, sort_keys=True, default=str).encode())
-    for line in manifest:
-        h.update(line.encode())
+    for row in db.rows(run):
+        h.update(row.text.encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def _write_manifest(path: Path, db: CaseDB, run: int,
+                    stages: _Stages) -> tuple[list[HashRecord], set[int]]:
+    """Stream the manifest out of the case DB, keeping only the parsed records for matching."""
+    t0 = time.perf_counter()
+    records: list[HashRecord] = []
+    archive_errors: set[int] = set()
+    with atomic_text(path) as fh:
+        for i, row in enumerate(db.rows(run)):
+            fh.write(row.text + "\n")
+            d = row.record
+            records.append(HashRecord.from_dict(d, DEFAULT_ALGORITHMS))
+            if d.get("archive_error"):
+                archive_errors.add(i)
+    stages.add("manifest", time.perf_counter() - t0)
+    return records, archive_errors
 
 
 def _digests(outputs: Mapping[str, Path]) -> dict[str, str | None]:
@@ -290,13 +308,7 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
             placement = executor.describe()
         finally:
             executor.close()
-        t0 = time.perf_counter()
-        stored = list(db.rows(run))
-        manifest = [json.dumps(r.record) for r in stored]
-        records = [HashRecord.from_dict(r.record, DEFAULT_ALGORITHMS) for r in stored]
-        archive_errors = {i for i, r in enumerate(stored) if r.record.get("archive_error")}
-        stages.add("load", time.perf_counter() - t0)
-        fingerprint = _fingerprint(manifest, policy, bank_info)
+        fingerprint = _fingerprint(db, run, policy, bank_info)
         outputs = {name: case / name for name in OUTPUT_NAMES}
         run_info = {"hash_calls": feeder.sent, "reused": feeder.reused, "walked": feeder.walked,
                     "executor": placement, "workers_seen": sorted(workers)}
@@ -305,8 +317,9 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
         if noop:
             summary = json.loads((case / "summary.json").read_text())
         else:
-            summary = _write_outputs(case, manifest, records, archive_errors, matcher, policy,
-                                     run_info, stages, t_start)
+            records, archive_errors = _write_manifest(case / "manifest.jsonl", db, run, stages)
+            summary = _write_outputs(case, records, archive_errors, matcher, policy, run_info,
+                                     stages, t_start)
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {
@@ -318,7 +331,7 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
     return ScanResult(case, summary, outputs, sha, noop, feeder.sent)
 
 
-def _write_outputs(case: Path, manifest: list[str], records: list[HashRecord],
+def _write_outputs(case: Path, records: list[HashRecord],
                    archive_errors: set[int], matcher: BankMatcher, policy: Policy,
                    run_info: dict[str, Any], stages: _Stages, t_start: float) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -332,9 +345,6 @@ def _write_outputs(case: Path, manifest: list[str], records: list[HashRecord],
     attention = attention_items(records, archive_errors)
     stages.add("queue", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    with atomic_text(case / "manifest.jsonl") as fh:
-        for line in manifest:
-            fh.write(line + "\n")
     write_queue_jsonl(case / "queue.jsonl", queue)
     write_queue_csv(case / "queue.csv", queue)
     write_vics(case / "export.vics.json", queue)
