@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from index import hamming_kernels as hk
+from index.protocol import PAD_DISTANCE
 from index.threading import kernel_lock
 
 Method = Literal["auto", "brute", "mih"]
@@ -40,7 +41,6 @@ _QUERY_BATCH = 8192
 _QBLOCK = 16
 _TILE = 2048
 _LOOKAHEAD = 8
-PAD_DISTANCE = np.iinfo(np.int32).max
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+# distance reported in knn slots that have no code (fewer than k codes indexed); id is -1 there
+PAD_DISTANCE = int(np.iinfo(np.int32).max)
+
 
 @runtime_checkable
 class BinaryIndex(Protocol):
@@ -30,5 +33,5 @@ class BinaryIndex(Protocol):
 
     def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """`(distances int32[Q, k], ids int64[Q, k])` by (distance, id); when fewer than k codes
-        exist, the remaining slots hold id -1 and distance `np.iinfo(np.int32).max`."""
+        exist, the remaining slots hold id -1 and distance `PAD_DISTANCE`."""
         ...

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from index import hamming
-from index.hamming import PAD_DISTANCE, HammingIndex, choose_plan, dihedral_range_search
-from index.protocol import BinaryIndex
+from index.hamming import HammingIndex, choose_plan, dihedral_range_search
+from index.protocol import PAD_DISTANCE, BinaryIndex
 
 
 def numpy_range(db: np.ndarray, q: np.ndarray, radius: int

@@ -1,0 +1,214 @@
+"""FAISS as the on-disk container of binary codes, and as an opt-in (approximate) index.
+
+Files are FAISS `IndexBinaryFlat` files (`write_index_binary` format), written atomically and
+identified by their SHA-256. Reading verifies the checksum before FAISS parses anything and
+maps the codes instead of copying them (`IO_FLAG_MMAP_IFC`).
+
+`FaissBinaryIndex` implements `BinaryIndex` over FAISS. FAISS's binary range search returns
+distance < radius; our radius is inclusive, and this module is the one place that adds 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from index.errors import IndexCorruptError
+from index.protocol import PAD_DISTANCE, BinaryIndex
+
+_CHUNK = 1 << 20
+
+
+def _check_codes(codes: np.ndarray, name: str = "codes") -> np.ndarray:
+    arr = np.asarray(codes)
+    if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[1] % 8:
+        raise ValueError(f"{name} must be uint8[n, nbytes] with nbytes a positive multiple of 8,"
+                         f" got {arr.dtype}{arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_index_atomic(path: str | Path, codes: np.ndarray) -> str:
+    """Write `codes: uint8[N, nbytes]` as a FAISS IndexBinaryFlat file at `path`; return the
+    file's SHA-256 hex.
+
+    The file is written under a temporary name in the same directory, fsynced, renamed over
+    `path` and the directory fsynced, so a crash leaves either the old file or the new one,
+    never a partial file under the real name.
+    """
+    arr = _check_codes(codes)
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    index = faiss.IndexBinaryFlat(arr.shape[1] * 8)
+    if arr.shape[0]:
+        index.add(arr)
+    try:
+        faiss.write_index_binary(index, str(tmp))
+        del index
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        digest = file_sha256(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)
+    return digest
+
+
+class _Mapped:
+    """Owns the FAISS index whose file mapping backs an array (numpy keeps this as `.base`)."""
+
+    def __init__(self, index: Any, interface: dict[str, Any]) -> None:
+        self._index = index
+        self.__array_interface__ = interface
+
+
+def read_index(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
+    """The codes of a file written by `write_index_atomic`, as read-only `uint8[N, nbytes]`
+    mapped from the file.
+
+    With `expected_sha256` the whole file is hashed first and a mismatch is refused before FAISS
+    parses it. Raises `IndexCorruptError(path, reason)` for a missing, unreadable, truncated or
+    mismatching file, or one that is not a flat binary index.
+    """
+    p = str(path)
+    if not os.path.isfile(p):
+        raise IndexCorruptError(p, "index file is missing")
+    if expected_sha256 is not None:
+        try:
+            actual = file_sha256(p)
+        except OSError as exc:
+            raise IndexCorruptError(p, f"cannot read index file: {exc}") from exc
+        if actual != expected_sha256.lower():
+            raise IndexCorruptError(
+                p, f"checksum mismatch: expected sha256 {expected_sha256}, file has {actual}")
+    try:
+        index: Any = faiss.read_index_binary(p, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    except (RuntimeError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IndexCorruptError(p, f"FAISS cannot read it: {first}") from exc
+    if not isinstance(index, faiss.IndexBinaryFlat):
+        raise IndexCorruptError(p, f"expected a flat binary index, found {type(index).__name__}")
+    n, nbytes = int(index.ntotal), int(index.code_size)
+    if nbytes == 0 or nbytes % 8 or int(index.xb.size()) != n * nbytes:
+        raise IndexCorruptError(p, f"inconsistent header: {n} codes of {nbytes} bytes")
+    if n == 0:
+        return np.zeros((0, nbytes), dtype=np.uint8)
+    view = faiss.rev_swig_ptr(index.xb.data(), n * nbytes)
+    interface = dict(view.__array_interface__)
+    interface["data"] = (interface["data"][0], True)  # read-only: the mapping is the file
+    interface["shape"] = (n, nbytes)
+    return np.asarray(_Mapped(index, interface))
+
+
+Kind = Literal["flat", "ivf"]
+
+
+class FaissBinaryIndex:
+    """`BinaryIndex` over a FAISS binary index.
+
+    `kind="flat"` (IndexBinaryFlat) is exact and returns what `HammingIndex` returns.
+    `kind="ivf"` (IndexBinaryIVF, `nlist` clusters, `nprobe` probed) is approximate, for banks
+    too large to scan; measure it with `recall_against`. IVF rather than HNSW because FAISS's
+    binary HNSW has no range search, and range search is what matching needs.
+    """
+
+    def __init__(self, codes: np.ndarray, kind: Kind = "flat", nlist: int | None = None,
+                 nprobe: int = 16, seed: int = 0) -> None:
+        arr = _check_codes(codes)
+        self.nbytes = int(arr.shape[1])
+        self.kind = kind
+        d = self.nbytes * 8
+        if kind == "flat":
+            self._index: Any = faiss.IndexBinaryFlat(d)
+        elif kind == "ivf":
+            n = arr.shape[0]
+            nlist = nlist or max(1, min(65536, int(4 * np.sqrt(max(n, 1)))))
+            self._quantizer = faiss.IndexBinaryFlat(d)
+            self._index = faiss.IndexBinaryIVF(self._quantizer, d, nlist)
+            sample = arr
+            if n > 256 * nlist:
+                rows = np.random.default_rng(seed).choice(n, 256 * nlist, replace=False)
+                sample = arr[np.sort(rows)]
+            self._index.train(sample)
+            self._index.nprobe = min(nprobe, nlist)
+        else:
+            raise ValueError(f"unknown FAISS index kind {kind!r} (expected 'flat' or 'ivf')")
+        if arr.shape[0]:
+            self._index.add(arr)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    def _queries(self, queries: np.ndarray) -> np.ndarray:
+        q = _check_codes(queries, "queries")
+        if q.shape[1] != self.nbytes:
+            raise ValueError(f"queries have {q.shape[1]} bytes per code, the index {self.nbytes}")
+        return q
+
+    def range_search(self, queries: np.ndarray, radius: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Inclusive range search (see `BinaryIndex`), each query sorted by (distance, id)."""
+        q = self._queries(queries)
+        if radius < 0:
+            raise ValueError(f"radius must be >= 0, got {radius}")
+        if q.shape[0] == 0:
+            return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
+        # FAISS keeps distance < radius: the +1 makes it distance <= radius
+        lims, dist, ids = self._index.range_search(q, int(radius) + 1)
+        lims = lims.astype(np.int64)
+        dist = dist.astype(np.int32)
+        ids = ids.astype(np.int64)
+        query = np.repeat(np.arange(q.shape[0]), np.diff(lims))
+        order = np.lexsort((ids, dist, query))
+        return lims, dist[order], ids[order]
+
+    def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's k nearest, re-sorted by (distance, id) and padded like `HammingIndex.knn`.
+        Among codes tied at the k-th distance FAISS may keep different ids than HammingIndex."""
+        q = self._queries(queries)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        dist, ids = self._index.search(q, int(k))
+        dist = dist.astype(np.int32)
+        ids = ids.astype(np.int64)
+        dist[ids < 0] = PAD_DISTANCE
+        order = np.lexsort((ids, dist), axis=-1) if q.shape[0] else np.zeros_like(ids)
+        return np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
+
+    def recall_against(self, exact: BinaryIndex, queries: np.ndarray, radius: int) -> float:
+        """Share of `exact`'s (query, id) matches within `radius` that this index also finds
+        (1.0 when there is nothing to find)."""
+        want = _pairs(exact.range_search(queries, radius))
+        if not want:
+            return 1.0
+        return len(want & _pairs(self.range_search(queries, radius))) / len(want)
+
+
+def _pairs(result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[tuple[int, int]]:
+    lims, _, ids = result
+    query = np.repeat(np.arange(lims.size - 1), np.diff(lims))
+    return set(zip(query.tolist(), ids.tolist(), strict=True))
