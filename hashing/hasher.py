@@ -192,6 +192,14 @@ def _classify(data_head: bytes, opts: HashOptions) -> tuple[MediaKind, bool]:
     return kind, bool(opts.perceptual) and kind.family in ("image", "video")
 
 
+def _unsigned(kind: MediaKind, path: str, opts: HashOptions) -> dict[str, Any] | None:
+    """A file not decoded: an error row if its name claims media (disguised, encrypted or
+    corrupt evidence is worth a look), else nothing beyond the digests."""
+    if opts.perceptual and kind.family == "other" and _claims_media(path):
+        return {"status": "error", "media_type": None, "error": _NOT_MEDIA}
+    return None
+
+
 def hash_bytes(data: bytes, path: str, opts: HashOptions, *, size: int | None = None,
                mtime: float | None = None) -> HashRecord:
     """Hash bytes already in memory (a small file or an archive member). Never raises for bad
@@ -199,11 +207,7 @@ def hash_bytes(data: bytes, path: str, opts: HashOptions, *, size: int | None = 
     kind, try_decode = _classify(data[:SNIFF_BYTES], opts)
     digests = digest_bytes(data, opts.digests)
     media: dict[str, Any] | None = None
-    if try_decode:
-        media = _media_fields(kind, data, path, opts)
-    elif opts.perceptual and kind.family == "other" and _claims_media(path):
-        # named like media but no signature: disguised, encrypted or corrupt, worth a row
-        media = {"status": "error", "media_type": None, "error": _NOT_MEDIA}
+    media = _media_fields(kind, data, path, opts) if try_decode else _unsigned(kind, path, opts)
     return _record(path, kind, digests, media, len(data) if size is None else size, mtime)
 
 
@@ -276,13 +280,10 @@ def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashReco
     kind, try_decode = _classify(head, opts)
     with io.FileIO(fd, "rb", closefd=False) as raw:
         digests, size = digest_stream(raw, opts.digests)
-        media: dict[str, Any] | None = None
+        media = _unsigned(kind, path, opts)
         if try_decode:
             raw.seek(0)
             media = _media_fields(kind, io.BufferedReader(raw), path, opts)
-        elif opts.perceptual and kind.family == "other" and _claims_media(path):
-            media = {"status": "error", "media_type": None,
-                     "error": _NOT_MEDIA}
     return _record(path, kind, digests, media, size, mtime)
 
 
