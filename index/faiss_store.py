@@ -111,16 +111,17 @@ def read_index(path: str | Path, expected_sha256: str | None = None) -> np.ndarr
         raise IndexCorruptError(p, f"FAISS cannot read it: {first}") from exc
     if not isinstance(index, faiss.IndexBinaryFlat):
         raise IndexCorruptError(p, f"expected a flat binary index, found {type(index).__name__}")
-    n, nbytes = int(index.ntotal), int(index.code_size)
-    if nbytes == 0 or nbytes % 8 or int(index.xb.size()) != n * nbytes:
+    flat: Any = index  # FAISS's Python stubs do not declare `xb`
+    n, nbytes = int(flat.ntotal), int(flat.code_size)
+    if nbytes == 0 or nbytes % 8 or int(flat.xb.size()) != n * nbytes:
         raise IndexCorruptError(p, f"inconsistent header: {n} codes of {nbytes} bytes")
     if n == 0:
         return np.zeros((0, nbytes), dtype=np.uint8)
-    view = faiss.rev_swig_ptr(index.xb.data(), n * nbytes)
+    view = faiss.rev_swig_ptr(flat.xb.data(), n * nbytes)
     interface = dict(view.__array_interface__)
     interface["data"] = (interface["data"][0], True)  # read-only: the mapping is the file
     interface["shape"] = (n, nbytes)
-    return np.asarray(_Mapped(index, interface))
+    return np.asarray(_Mapped(flat, interface))
 
 
 Kind = Literal["flat", "ivf"]
