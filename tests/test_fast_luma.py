@@ -42,57 +42,62 @@ def distance(a: str, b: str) -> int:
 
 
 def test_luma_is_float32_of_the_stored_size_and_close_to_exact() -> None:
-    rgb = detailed_photo(np.random.default_rng(0), 300, 400)
+    rgb = detailed_photo(np.random.default_rng(0), 1000, 1100)
     data = jpeg(rgb)
-    luma = decode_luma_fast(data, width=400, height=300)
-    assert luma is not None and luma.dtype == np.float32 and luma.shape == (300, 400)
+    luma = decode_luma_fast(data, width=1100, height=1000)
+    assert luma is not None and luma.dtype == np.float32 and luma.shape == (1000, 1100)
     diff = np.abs(luma - rgb_to_luma(exact_rgb(data)))
     assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4.0
 
 
 def test_pdq_deviation_from_exact_path_is_small() -> None:
     deviations = []
-    for seed, (h, w, q) in enumerate([(480, 640, 75), (900, 1200, 85), (1200, 900, 95),
-                                      (600, 800, 90), (720, 1280, 80), (1000, 1000, 75)]):  # fmt: skip
+    for seed, (h, w, q) in enumerate([(900, 1200, 85), (1200, 900, 95), (1024, 1280, 75),
+                                      (1000, 1000, 90)]):  # fmt: skip
         data = jpeg(detailed_photo(np.random.default_rng(seed), h, w), quality=q)
         luma = decode_luma_fast(data, width=w, height=h)
         assert luma is not None
         deviations.append(distance(pdq_from_luma(luma).hash, pdq_from_rgb(exact_rgb(data)).hash))
-    assert max(deviations) <= 8
-    assert np.mean(deviations) <= 2.0
+    assert max(deviations) <= 6
+    assert np.mean(deviations) <= 1.5
+
+
+def test_small_images_take_the_exact_path() -> None:
+    data = jpeg(detailed_photo(np.random.default_rng(2), 480, 640))
+    assert decode_luma_fast(data, width=640, height=480) is None
 
 
 def test_greyscale_jpeg_matches_exact_path() -> None:
-    grey = detailed_photo(np.random.default_rng(3), 200, 240)[:, :, 1]
+    grey = detailed_photo(np.random.default_rng(3), 1000, 1000)[:, :, 1]
     buf = io.BytesIO()
     Image.fromarray(grey, "L").save(buf, "JPEG", quality=88)
     data = buf.getvalue()
-    luma = decode_luma_fast(data, width=240, height=200)
+    luma = decode_luma_fast(data, width=1000, height=1000)
     assert luma is not None
     assert np.array_equal(luma, rgb_to_luma(exact_rgb(data)))
 
 
 def test_exif_orientation_is_ignored() -> None:
-    rgb = detailed_photo(np.random.default_rng(4), 120, 200)
+    rgb = detailed_photo(np.random.default_rng(4), 1000, 1200)
     exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 on display": the stored pixels stay 200 wide
+    exif[0x0112] = 6  # "rotate 90 on display": the stored pixels stay 1200 wide
     data = jpeg(rgb, exif=exif.tobytes())
-    luma = decode_luma_fast(data, width=200, height=120)
-    assert luma is not None and luma.shape == (120, 200)
+    luma = decode_luma_fast(data, width=1200, height=1000)
+    assert luma is not None and luma.shape == (1000, 1200)
 
 
 def test_declines_what_it_cannot_do_exactly_enough() -> None:
-    rgb = detailed_photo(np.random.default_rng(5), 64, 80)
+    rgb = detailed_photo(np.random.default_rng(5), 1000, 1000)
     data = jpeg(rgb)
     png = io.BytesIO()
     Image.fromarray(rgb).save(png, "PNG")
     cmyk = io.BytesIO()
     Image.fromarray(rgb).convert("CMYK").save(cmyk, "JPEG")
-    assert decode_luma_fast(png.getvalue(), width=80, height=64) is None
-    assert decode_luma_fast(cmyk.getvalue(), width=80, height=64) is None
-    assert decode_luma_fast(data[: len(data) // 2], width=80, height=64) is None  # truncated
-    assert decode_luma_fast(data, width=81, height=64) is None  # not the size the header said
-    assert decode_luma_fast(data, width=80, height=64) is not None
+    assert decode_luma_fast(png.getvalue(), width=1000, height=1000) is None
+    assert decode_luma_fast(cmyk.getvalue(), width=1000, height=1000) is None
+    assert decode_luma_fast(data[: len(data) // 2], width=1000, height=1000) is None  # truncated
+    assert decode_luma_fast(data, width=1001, height=1000) is None  # not the size the header said
+    assert decode_luma_fast(data, width=1000, height=1000) is not None
 
 
 @pytest.mark.parametrize(
@@ -100,4 +105,4 @@ def test_declines_what_it_cannot_do_exactly_enough() -> None:
     [b"", b"\xff\xd8\xff", b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9", b"GIF89a" + b"\xff\xd9"],
 )
 def test_hostile_bytes_return_none(blob: bytes) -> None:
-    assert decode_luma_fast(blob, width=10, height=10) is None
+    assert decode_luma_fast(blob, width=2000, height=2000) is None
