@@ -75,12 +75,11 @@ def make_fixtures(
         _dump(out / "photos.json", _rel(out, photos))
         counts["photos"] = len(photos)
     if "edits" in kinds:
+        # Dedicated mid-size originals: edits of thumbnails would say little about matching.
         edits_dir = _fresh(out / "edits")
-        originals = [p for p in photos if not p.flat][:EDIT_ORIGINALS]
-        if not originals:
-            originals = write_photo_corpus(edits_dir / "originals", seed, EDIT_ORIGINALS,
-                                           sizes=((160, 120),) if quick else ((640, 480),),
-                                           formats=("jpeg", "png_rgb"), flat_every=0)
+        originals = write_photo_corpus(edits_dir / "originals", seed, EDIT_ORIGINALS,
+                                       sizes=((160, 120),) if quick else ((640, 480), (480, 640)),
+                                       formats=("jpeg", "png_rgb"), flat_every=0)
         counts["edits"] = len(write_variants(originals, edits_dir / "variants", seed))
     if "videos" in kinds:
         vdir = _fresh(out / "videos")
