@@ -28,7 +28,7 @@ from hashing.registry import PERCEPTUAL, spec
 from index.bank_import import now
 from index.bank_types import BankEntry, IndexInfo
 from index.errors import IndexCorruptError
-from index.store_schema import transaction
+from index.store_schema import connect, transaction
 
 log = logging.getLogger(__name__)
 
@@ -247,13 +247,18 @@ class BankMatcher:
     """What a scan matches against: digest lookups and one Hamming index per perceptual algorithm.
 
     Perceptual indexes are a snapshot taken at open; digest lookups read SQLite live.
-    Safe to share between threads (one connection behind a lock).
+    Safe to share between threads (one connection behind a lock); pickling it (for worker
+    processes) reopens the store on the other side.
     """
 
-    def __init__(self, con: sqlite3.Connection, store_dir: str) -> None:
+    def __init__(self, db_path: str, store_dir: str) -> None:
         from index.hamming import HammingIndex
 
+        con = connect(db_path)
+        self._db_path = db_path
+
         self._con = con
+        self._store_dir = store_dir
         self._entries = _Entries(con)
         self._indexes: dict[str, tuple[Any, RowEntries]] = {}
         self._checksums: dict[str, str] = {}
@@ -288,3 +293,7 @@ class BankMatcher:
 
     def close(self) -> None:
         self._con.close()
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        # a connection cannot be pickled: a worker process reopens the same store instead
+        return BankMatcher, (self._db_path, self._store_dir)

@@ -268,7 +268,7 @@ class BankStore:
 
     def open_matcher(self) -> BankMatcher:
         """A matcher over enabled, non-retracted entries; stale or corrupt indexes are rebuilt."""
-        return BankMatcher(connect(self.db_path), self.dir)
+        return BankMatcher(self.db_path, self.dir)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_banks import MD5, PDQ, csv_list, install_shims  # noqa: E402
+from cli.main import cli
 
-install_shims()
+MD5 = [hashlib.md5(bytes([i])).hexdigest() for i in range(5)]
+PDQ = [hashlib.sha256(bytes([i])).hexdigest() for i in range(5)]
 
-from cli.main import cli  # noqa: E402
+
+def csv_list(n: int, bad_line: int) -> str:
+    rows = ["id,md5,pdq,quality,category,series"]
+    rows += [f"m{i},{MD5[i]},{PDQ[i]},{50 + i},cat{i % 2},s{i}" for i in range(n)]
+    rows.insert(bad_line - 1, "bad,nothex,,,,")
+    return "\n".join(rows) + "\n"
 
 
 @pytest.fixture

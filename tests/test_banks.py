@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -22,64 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from index.errors import IndexCorruptError
-
-
-def install_shims() -> None:
-    """Stand-ins for the search engineer's modules until they are committed (tests only)."""
-    try:
-        import index.faiss_store  # noqa: F401
-    except ImportError:
-        import faiss
-
-        def write_index_atomic(path: str, codes: np.ndarray) -> str:
-            index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-            index.add(codes)
-            tmp = path + ".tmp"
-            faiss.write_index_binary(index, tmp)
-            os.replace(tmp, path)
-            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-        def read_index(path: str, expected_sha256: str | None = None) -> np.ndarray:
-            try:
-                data = Path(path).read_bytes()
-            except OSError as e:
-                raise IndexCorruptError(path, str(e)) from None
-            if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
-                raise IndexCorruptError(path, "checksum mismatch")
-            index = faiss.read_index_binary(path)
-            return faiss.vector_to_array(index.xb).reshape(index.ntotal, index.code_size)
-
-        module = types.ModuleType("index.faiss_store")
-        module.write_index_atomic = write_index_atomic  # type: ignore[attr-defined]
-        module.read_index = read_index  # type: ignore[attr-defined]
-        sys.modules["index.faiss_store"] = module
-    try:
-        import index.hamming  # noqa: F401
-    except ImportError:
-
-        class HammingIndex:
-            def __init__(self, codes: np.ndarray) -> None:
-                self.codes = codes
-                self.ntotal = len(codes)
-
-            def range_search(self, queries: np.ndarray, radius: int):  # type: ignore[no-untyped-def]
-                d = np.unpackbits(queries[:, None, :] ^ self.codes[None], axis=2).sum(axis=2)
-                hits = [np.nonzero(row <= radius)[0] for row in d]
-                lims = np.concatenate([[0], np.cumsum([len(h) for h in hits])])
-                ids = np.concatenate(hits) if hits else np.zeros(0, np.int64)
-                dist = np.concatenate([row[h] for row, h in zip(d, hits, strict=True)])
-                return lims, dist, ids
-
-        module = types.ModuleType("index.hamming")
-        module.HammingIndex = HammingIndex  # type: ignore[attr-defined]
-        sys.modules["index.hamming"] = module
-
-
-install_shims()
-
-from index.bank_types import ImportRejectedError  # noqa: E402
-from index.banks import BankStore, ImportOptions, default_store_dir  # noqa: E402
+from index.bank_types import ImportRejectedError
+from index.banks import BankStore, ImportOptions, default_store_dir
 
 MD5 = [hashlib.md5(bytes([i])).hexdigest() for i in range(50)]
 SHA1 = [hashlib.sha1(bytes([i])).hexdigest() for i in range(50)]
@@ -437,3 +380,12 @@ def test_sqlite_file_is_a_plain_sqlite_database(store: BankStore) -> None:
     con = sqlite3.connect(os.path.join(store.dir, "banks.sqlite"))
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     con.close()
+
+
+def test_matcher_pickles_by_reopening_the_store(store: BankStore, tmp_path: Path) -> None:
+    import pickle
+
+    store.import_file(write(tmp_path, "l.csv", csv_list(3)), ImportOptions(bank="b1"))
+    m = pickle.loads(pickle.dumps(store.open_matcher()))
+    assert [e.entry_id for e in m.lookup_digest("md5", MD5[2])] == ["m2"]
+    assert m.perceptual("pdq")[0].ntotal == 3
