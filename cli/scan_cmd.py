@@ -45,16 +45,20 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
          workers: int | None, scheduler: str | None, policy_path: Path | None,
          decode_mode: str, batch_size: int) -> None:
     """Hash EVIDENCE, match it against the banks and write a prioritised case queue."""
+    from tqdm import tqdm
+
     from triage.pipeline import ScanConfig, run_scan
 
-    try:
-        result = run_scan(ScanConfig(
-            evidence=evidence, case_dir=case_dir, store_dir=store_dir, workers=workers,
-            scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
-            batch_size=batch_size, argv=tuple(sys.argv),
-        ))
-    except TriageError as exc:
-        raise click.ClickException(str(exc)) from exc
+    # disable=None: the bar shows on a terminal only, never in logs or pipes
+    with tqdm(desc="hashing", unit="file", file=sys.stderr, disable=None) as bar:
+        try:
+            result = run_scan(ScanConfig(
+                evidence=evidence, case_dir=case_dir, store_dir=store_dir, workers=workers,
+                scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
+                batch_size=batch_size, argv=tuple(sys.argv), progress=bar.update,
+            ))
+        except TriageError as exc:
+            raise click.ClickException(str(exc)) from exc
     _print_summary(result.summary, result.outputs, result.noop)
 
 

@@ -52,7 +52,7 @@ def _brute_components(codes: list[bytes], radius: int) -> set[frozenset[int]]:
     return {frozenset(g) for g in groups.values() if len(g) > 1}
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(2, 12))
 def test_clusters_equal_brute_force(seed: int, n_bases: int) -> None:
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +65,8 @@ class ScanConfig:
     decode_mode: str = "fast"
     batch_size: int = 32
     argv: tuple[str, ...] = ()
+    # called with the number of files just hashed (the CLI's progress bar); never pickled
+    progress: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,8 @@ def _hash_phase(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: s
     for result in executor.run(tracked()):
         _record_results(db, run, key, in_flight.pop(result.seq), result, stages)
         workers.add(result.worker)
+        if cfg.progress is not None:
+            cfg.progress(len(result.records))
     stages.add("walk_and_hash", time.perf_counter() - t0)
     return feeder, workers
 
