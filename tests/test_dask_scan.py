@@ -1,0 +1,128 @@
+"""A scan on a real Dask LocalCluster (processes, loopback) gives the same manifest and queue
+as a local scan, also when a worker is killed part-way, and records where the work ran."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hashing.hasher import HashOptions, hash_path
+from index.bank_import import ImportOptions
+from index.banks import BankStore
+from synthetic_fixtures.evidence import make_evidence
+from triage.batches import HashBatch, HashTask
+from triage.dask_executor import NOT_VISIBLE, hash_batch_on_worker
+from triage.pipeline import ScanConfig, run_scan
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.dask
+
+
+class KillOnceAfterFirstBatch(distributed.WorkerPlugin):
+    """Kills the worker process that first finishes a hash batch, exactly once per marker."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if finish != "memory" or not str(key).startswith("hash-batch"):
+            return
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os._exit(1)  # the result held by this worker is lost with it
+
+
+def _outputs(case: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    manifest = [json.loads(x) for x in (case / "manifest.jsonl").read_text().splitlines()]
+    queue = [json.loads(x) for x in (case / "queue.jsonl").read_text().splitlines()]
+    return manifest, queue
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("dask")
+    make_evidence(root / "evidence", seed=11, n_images=14, n_videos=1)
+    images = sorted(p for p in (root / "evidence").rglob("IMG_*") if p.is_file())
+    hashed = [hash_path(str(p), HashOptions()) for p in images]
+    usable = [r for r in hashed if r.status == "hashed" and "pdq" in r.hashes]
+    bank = root / "bank.csv"
+    with open(bank, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "md5", "pdq", "category"])
+        w.writerow(["D-1", usable[0].hashes["md5"], "", "1"])
+        w.writerow(["D-2", "", usable[1].hashes["pdq"], "2"])
+    with BankStore(root / "store") as store:
+        store.import_file(str(bank), ImportOptions(bank="bad", format="csv"))
+    local = run_scan(ScanConfig(evidence=(root / "evidence",), case_dir=root / "local",
+                                store_dir=root / "store", workers=1, batch_size=4))
+    return {"root": root, "local": _outputs(local.case_dir)}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as c:
+        yield c
+
+
+def _audit_end(case: Path) -> dict[str, Any]:
+    events = [json.loads(x) for x in (case / "audit.jsonl").read_text().splitlines()]
+    return [e for e in events if e["event"] == "scan_finished"][-1]
+
+
+def test_distributed_scan_equals_local(setup: dict[str, Any], cluster: Any) -> None:
+    root = setup["root"]
+    result = run_scan(ScanConfig(evidence=(root / "evidence",), case_dir=root / "dist",
+                                 store_dir=root / "store", scheduler=cluster.scheduler_address,
+                                 batch_size=4))
+    assert _outputs(result.case_dir) == setup["local"]
+    run = _audit_end(result.case_dir)["run"]
+    assert run["executor"]["executor"] == "dask"
+    assert run["executor"]["scheduler"] == cluster.scheduler_address
+    assert len(run["executor"]["workers_at_start"]) == 2
+    assert run["workers_seen"]
+
+
+def test_worker_killed_mid_scan_loses_nothing(setup: dict[str, Any], cluster: Any) -> None:
+    root = setup["root"]
+    marker = root / "killed"
+    with distributed.Client(cluster.scheduler_address) as client:
+        client.register_plugin(KillOnceAfterFirstBatch(str(marker)), name="kill-once")
+        try:
+            result = run_scan(ScanConfig(
+                evidence=(root / "evidence",), case_dir=root / "killed-case",
+                store_dir=root / "store", scheduler=cluster.scheduler_address, batch_size=4))
+        finally:
+            client.unregister_worker_plugin("kill-once")
+    assert marker.exists(), "the plugin never killed a worker: the test proved nothing"
+    manifest, queue = _outputs(result.case_dir)
+    assert (manifest, queue) == setup["local"]
+    paths = [m["path"] + (m.get("path_bytes_hex") or "") for m in manifest]
+    assert len(paths) == len(set(paths))
+
+
+def test_local_dask_scheduler_runs(setup: dict[str, Any]) -> None:
+    root = setup["root"]
+    result = run_scan(ScanConfig(evidence=(root / "evidence",), case_dir=root / "ld",
+                                 store_dir=root / "store", scheduler="local-dask", workers=1,
+                                 batch_size=8))
+    assert _outputs(result.case_dir) == setup["local"]
+    assert _audit_end(result.case_dir)["run"]["executor"]["local_cluster"] is True
+
+
+def test_worker_that_cannot_see_a_path_says_so(tmp_path: Path) -> None:
+    present = tmp_path / "a.bin"
+    present.write_bytes(b"hello")
+    tasks = tuple(HashTask(path=str(p), fs_path=str(p), data=None, size=5, mtime=0.0)
+                  for p in (present, tmp_path / "gone.jpg"))
+    result = hash_batch_on_worker(HashBatch(seq=0, tasks=tasks, opts=HashOptions()))
+    ok, missing = result.records
+    assert ok.status == "hashed" and ok.hashes["md5"] == "5d41402abc4b2a76b9719d911017c592"
+    assert missing.status == "error" and missing.error.startswith(NOT_VISIBLE)

@@ -1,0 +1,125 @@
+"""Hashing batches on a Dask distributed cluster (`triage scan --scheduler ADDRESS`).
+
+Dask owns scheduling, worker liveness and re-running the tasks of a lost worker; we do not
+write a scheduler. What this module adds is the scan's contract on top of it:
+
+- batches, not files, are the unit sent (the pipeline sizes them), with a bounded number in
+  flight so the client's memory stays flat however large the evidence is;
+- results stream back in completion order and the client alone writes the case database, so
+  resume, the manifest and the queue behave exactly as in a local scan;
+- a lost worker costs only its in-flight batches: the scheduler re-runs them elsewhere (up
+  to `distributed.scheduler.allowed-failures` times) and each batch's result reaches the
+  pipeline exactly once, because every batch is one future read once;
+- workers read files by path, which assumes every worker mounts the evidence at the same
+  path; a worker that cannot see a path says so in the record instead of guessing.
+
+`--scheduler local-dask` starts a LocalCluster on loopback for trying it out.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from triage.batches import BatchResult, HashBatch, hash_batch
+from triage.executor import ExecutorError, default_workers
+
+LOCAL = "local-dask"
+CONNECT_TIMEOUT = "20s"
+NOT_VISIBLE = "path not visible on worker"
+
+
+def hash_batch_on_worker(batch: HashBatch) -> BatchResult:
+    """`hash_batch`, plus a clear error for files this worker's storage does not show."""
+    result = hash_batch(batch)
+    missing = [
+        i for i, task in enumerate(batch.tasks)
+        if task.fs_path is not None and not os.path.lexists(task.fs_path)
+    ]
+    if not missing:
+        return result
+    host = socket.gethostname()
+    records = list(result.records)
+    for i in missing:
+        records[i] = replace(
+            records[i], status="error",
+            error=f"{NOT_VISIBLE} {host}: every worker must mount the evidence at the same path",
+        )
+    return replace(result, records=tuple(records))
+
+
+class DaskExecutor:
+    """Runs `HashBatch`es on a Dask cluster; the same methods as the local executors."""
+
+    def __init__(self, address: str, workers: int | None = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ModuleNotFoundError as exc:
+            raise ExecutorError(
+                f"--scheduler {address}: install the dask extra (pip install -e '.[dask]')"
+            ) from exc
+        self._cluster: Any = None
+        try:
+            if address == LOCAL:
+                self._cluster = LocalCluster(
+                    n_workers=workers or default_workers(), threads_per_worker=1,
+                    processes=True, host="127.0.0.1", dashboard_address=None,
+                )
+                self._client = Client(self._cluster)
+            else:
+                self._client = Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise ExecutorError(f"--scheduler {address}: cannot connect ({exc})") from exc
+        self.address = self._client.scheduler.address
+        n = len(self._client.scheduler_info()["workers"])
+        # Two batches per worker thread keeps every worker busy while results stream back.
+        threads = sum(self._client.nthreads().values()) or max(n, 1)
+        self.max_in_flight = 2 * threads
+        self._workers_at_start = sorted(self._client.scheduler_info()["workers"])
+        self._token = uuid.uuid4().hex[:12]  # unique task keys per scan, even for equal seqs
+
+    def run(self, batches: Iterable[HashBatch]) -> Iterator[BatchResult]:
+        from distributed import as_completed
+
+        source = iter(batches)
+        pending = as_completed()
+        in_flight = 0
+
+        def submit_next() -> bool:
+            batch = next(source, None)
+            if batch is None:
+                return False
+            pending.add(self._client.submit(
+                hash_batch_on_worker, batch, pure=False, key=f"hash-batch-{self._token}-{batch.seq}",
+            ))
+            return True
+
+        while in_flight < self.max_in_flight and submit_next():
+            in_flight += 1
+        for future in pending:
+            result: BatchResult = future.result()
+            future.release()
+            in_flight -= 1
+            if submit_next():
+                in_flight += 1
+            yield result
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "executor": "dask",
+            "scheduler": self.address,
+            "local_cluster": self._cluster is not None,
+            "workers_at_start": self._workers_at_start,
+            "workers_at_end": sorted(self._client.scheduler_info()["workers"]),
+        }
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
