@@ -251,6 +251,8 @@ def hash_path(path: str, opts: HashOptions) -> HashRecord:
             target = None
         return HashRecord(path=path, status="skipped", kind="symlink", reason="symlink not followed",
                           link_target=target, size=st.st_size, mtime=st.st_mtime)
+    if stat.S_ISDIR(st.st_mode):
+        return _directory_record(path, st.st_mtime)
     if not stat.S_ISREG(st.st_mode):
         return HashRecord(path=path, status="skipped", kind="special",
                           reason="not a regular file", mtime=st.st_mtime)
@@ -273,6 +275,18 @@ def hash_path(path: str, opts: HashOptions) -> HashRecord:
                           size=st.st_size, mtime=st.st_mtime)
     finally:
         os.close(fd)
+
+
+def _directory_record(path: str, mtime: float) -> HashRecord:
+    """`expand_paths` hands over a directory only when it could not list it: say why."""
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        return HashRecord(path=path, status="error", kind="special", mtime=mtime,
+                          error=f"cannot list directory: {exc.strerror}")
+    return HashRecord(path=path, status="skipped", kind="special", reason="directory",
+                      mtime=mtime)
 
 
 def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashRecord:
@@ -374,15 +388,25 @@ def expand_paths(roots: Iterable[str]) -> Iterator[str]:
     """Absolute paths of the files under each root, sorted; a root that is a file is itself.
 
     Directory symlinks are not descended (evidence trees can loop or point outside); file
-    symlinks are yielded so `hash_path` records them as skipped links.
+    symlinks are yielded so `hash_path` records them as skipped links, and a directory that
+    cannot be listed is yielded itself so its error is a row instead of a silent gap.
     """
     for root in map(os.path.abspath, roots):
         if not os.path.isdir(root) or os.path.islink(root):
             yield root
-            continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames.sort()
-            # a symlinked directory appears in dirnames but os.walk won't enter it: record it
-            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-            for name in sorted(filenames + links):
-                yield os.path.join(dirpath, name)
+        else:
+            yield from _walk_one(root)
+
+
+def _walk_one(root: str) -> Iterator[str]:
+    unlisted: list[str] = []
+    walker = os.walk(root, followlinks=False, onerror=lambda e: unlisted.append(e.filename))
+    for dirpath, dirnames, filenames in walker:
+        yield from unlisted
+        unlisted.clear()
+        dirnames.sort()
+        # a symlinked directory appears in dirnames but os.walk won't enter it: record it
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames + links):
+            yield os.path.join(dirpath, name)
+    yield from unlisted

@@ -387,3 +387,21 @@ def test_signature_less_image_is_not_decoded(tmp_path: Path) -> None:
     assert rec.status == "hashed" and rec.media_type is None and "pdq" not in rec.hashes
     named = hash_path(str(tmp_path / "pic.jpg"), EXACT)
     assert named.status == "error" and "not a recognised" in (named.error or "")
+
+
+def test_unlistable_directory_is_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _tree(tmp_path)
+    real_scandir = os.scandir
+    locked = str(root / "b")
+
+    def scandir(path=".", *a, **kw):  # type: ignore[no-untyped-def]
+        if os.fspath(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_scandir(path, *a, **kw)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    paths = list(expand_paths([str(root)]))
+    assert locked in paths and not any(p.startswith(locked + os.sep) for p in paths)
+    rec = hash_path(locked, EXACT)
+    assert rec.status == "error" and rec.error == "cannot list directory: Permission denied"
+    assert hash_path(str(root / "a"), EXACT).status == "skipped"
