@@ -53,6 +53,27 @@ def test_spectral_noise_has_falling_spectrum() -> None:
     assert low > 100 * high
 
 
+def _spectral_slope(rgb: np.ndarray) -> float:
+    """Log-log slope of the radially averaged power spectrum of the (windowed) luminance."""
+    g = rgb.astype(np.float64).mean(axis=2)
+    g -= g.mean()
+    n = g.shape[0]
+    win = np.hanning(n)
+    power = np.abs(np.fft.fftshift(np.fft.fft2(g * win[:, None] * win[None, :]))) ** 2
+    y, x = np.indices(power.shape)
+    r = np.hypot(x - n // 2, y - n // 2).astype(int)
+    profile = np.bincount(r.ravel(), power.ravel()) / np.bincount(r.ravel())
+    f = np.arange(len(profile))
+    band = (f >= 4) & (f <= n // 4)
+    return float(np.polyfit(np.log(f[band]), np.log(profile[band]), 1)[0])
+
+
+def test_photos_have_natural_power_spectra() -> None:
+    # Natural photographs fall off as roughly 1/f^2 in power (slopes of about -1.8 to -2.6).
+    slopes = [_spectral_slope(make_photo(np.random.default_rng(s), 256, 256)) for s in range(6)]
+    assert -3.0 < float(np.median(slopes)) < -1.6
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_photos_are_informative_and_distinct_flats_are_flat(seed: int) -> None:
     rng = np.random.default_rng(seed)

@@ -119,3 +119,20 @@ def test_line_level_rejections_agree_with_the_ingest_parsers(tmp_path: Path) -> 
         assert where == [n for n, _ in line_level], info.path
         for r, (_, keyword) in zip(got, line_level, strict=True):
             assert keyword in r.reason.lower(), (info.path, r.reason)
+
+
+def test_bank_import_reports_exactly_the_stated_rejections_and_repeats(tmp_path: Path) -> None:
+    """Cross-check with index.banks: every rejection (incl. conflicts) and repeat as stated."""
+    banks = pytest.importorskip("index.banks")
+    bank_import = pytest.importorskip("index.bank_import")
+    _, infos = _lists(tmp_path)
+    with banks.BankStore(tmp_path / "store") as store:
+        for k, info in enumerate(i for i in infos if i.malformed):
+            algo = info.algorithm if info.format == "hashlist" else None
+            result = store.import_file(info.path, bank_import.ImportOptions(
+                bank=f"b{k}", format=info.format, algo=algo, skip_invalid=True))
+            got = [(r.item if info.format == "vics" else r.line) for r in result.rejected]
+            assert got == [n for n, _ in info.expected_rejections], info.path
+            for r, (_, keyword) in zip(result.rejected, info.expected_rejections, strict=True):
+                assert keyword in r.reason.lower(), (info.path, r.reason)
+            assert result.duplicates == info.expected_duplicates, info.path
