@@ -15,6 +15,8 @@ import imagehash
 import numpy as np
 import pytest
 from _pdq_stand_in import install, pdq_oracle
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from hashing.errors import UnknownAlgorithmError
@@ -405,3 +407,33 @@ def test_unlistable_directory_is_a_row(tmp_path: Path, monkeypatch: pytest.Monke
     rec = hash_path(locked, EXACT)
     assert rec.status == "error" and rec.error == "cannot list directory: Permission denied"
     assert hash_path(str(root / "a"), EXACT).status == "skipped"
+
+
+_SEEDS: dict[str, bytes] = {}
+
+
+def _seed_file(fmt: str) -> bytes:
+    if fmt not in _SEEDS:
+        buf = io.BytesIO()
+        Image.fromarray(_photo(40, 48, seed=4)).save(buf, format=fmt)
+        _SEEDS[fmt] = buf.getvalue()
+    return _SEEDS[fmt]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(fmt=st.sampled_from(["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"]),
+       cut=st.integers(0, 4000), flips=st.lists(st.tuples(st.integers(0, 4000),
+                                                            st.integers(0, 255)), max_size=6))
+def test_mutated_media_never_raises(fmt: str, cut: int, flips: list[tuple[int, int]]) -> None:
+    data = bytearray(_seed_file(fmt))
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    blob = bytes(data[: max(cut, 1)] if cut < len(data) else data)
+    rec = hash_bytes(blob, "m.bin", EXACT)
+    assert rec.status in ("hashed", "error")
+    assert rec.hashes["sha256"] == hashlib.sha256(blob).hexdigest()
+    assert (rec.status == "error") == (rec.error is not None)
+    if rec.status == "hashed" and rec.media_type is not None:
+        assert len(rec.hashes["pdq"]) == 64 and len(rec.hashes["phash"]) == 16
