@@ -3,13 +3,13 @@
 Every image PDQ hash and every video frame hash (above the quality floor) is a node; nodes
 within the policy's cluster radius are joined (HammingIndex range search of the case against
 itself) and connected components (scipy) become clusters of records. An unknown file in a
-cluster that also holds known-bad material gets a `cluster` reason pointing at the nearest
-known-bad member: it may be new material of a known series.
+cluster that also holds known-bad material gets a `cluster` reason pointing at its nearest
+known-bad member, whose category becomes the suggested one: it may be new material of a
+known series.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,10 +46,11 @@ def _nodes(records: Sequence[HashRecord], policy: Policy) -> tuple[list[int], li
     return owners, hexes
 
 
-def _min_distance(a: np.ndarray, b: np.ndarray) -> int:
-    """Smallest Hamming distance between any row of `a` and any row of `b`."""
-    xor = np.bitwise_xor(a[:, None, :], b[None, :, :])
-    return int(np.unpackbits(xor, axis=2).sum(axis=2).min())
+def _distances(mine: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """For each row of `others`, its smallest Hamming distance to any row of `mine`."""
+    xor = np.bitwise_xor(mine[:, None, :], others[None, :, :])
+    dist: np.ndarray = np.bitwise_count(xor).sum(axis=2, dtype=np.int64).min(axis=0)
+    return dist
 
 
 def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Reason]],
@@ -86,19 +87,19 @@ def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Re
         bad = [i for i in group if known_bad(reasons[i])]
         if not bad:
             continue
+        bad_rows = np.asarray([r for b in bad for r in node_rows[b]])
+        bad_owner = np.asarray([b for b in bad for _ in node_rows[b]])
         for i in group:
             if known_bad(reasons[i]) or is_known_good(reasons[i]):
                 continue
-            mine = codes[node_rows[i]]
-            dist, j = min((_min_distance(mine, codes[node_rows[b]]), b) for b in bad)
-            strongest = known_bad(reasons[j])[0]
-            # The suggested category is the cluster's most common known-bad category;
-            # the nearest known-bad member is named so the suggestion can be checked.
-            votes = Counter(known_bad(reasons[b])[0].category for b in bad)
-            category = sorted(votes.items(), key=lambda kv: (-kv[1], str(kv[0])))[0][0]
+            # The nearest known-bad member names the suggestion, so it can be checked.
+            dist = _distances(codes[node_rows[i]], codes[bad_rows])
+            best = int(np.argmin(dist))
+            j = int(bad_owner[best])
+            lead = known_bad(reasons[j])[0]
             suggested[i] = Reason(
-                kind="cluster", algo="pdq", bank=strongest.bank, entry=strongest.entry,
-                distance=dist, category=category, vic_category=strongest.vic_category,
-                series=strongest.series, via=records[j].path,
+                kind="cluster", algo="pdq", bank=lead.bank, entry=lead.entry,
+                distance=int(dist[best]), category=lead.category, vic_category=lead.vic_category,
+                series=lead.series, via=records[j].path,
             )
     return Clusters(cluster_of, suggested, sizes)
