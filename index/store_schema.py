@@ -91,18 +91,23 @@ def connect(path: str) -> sqlite3.Connection:
     WAL lets a scan read while an import writes; synchronous=FULL makes a committed import
     survive power loss, not only a process crash.
     """
-    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=600)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
     con.execute("PRAGMA foreign_keys=ON")
     # imports touch random pages of the (algorithm, hash) indexes: a large page cache keeps
     # a million-entry import from being bound by re-reading them
     con.execute("PRAGMA cache_size=-262144")
-    con.executescript(SCHEMA)
-    con.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-        (str(SCHEMA_VERSION),),
-    )
+    if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+        # only a new store is written to on open, so opening never waits for an importer
+        with transaction(con):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            con.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
     return con
 
 
