@@ -143,3 +143,15 @@ def test_regenerating_is_identical_and_refuses_foreign_folders(demo: DemoSpec, t
     with pytest.raises(FileExistsError):
         make_demo(tmp_path, seed=7, pdq=ref_pdq)
     assert (tmp_path / "precious.txt").read_text() == "not ours"
+
+
+def test_default_pdq_is_the_projects_and_agrees_with_the_reference() -> None:
+    pytest.importorskip("hashing.algorithms.pdq")
+    from synthetic_fixtures.demo import project_pdq
+    from synthetic_fixtures.photos import make_photo
+
+    for seed in range(3):
+        rgb = make_photo(np.random.default_rng(seed), 200, 150)
+        ours, ref = project_pdq(rgb), ref_pdq(rgb)
+        assert _dist(_bits(ours[0]), _bits(ref[0])) <= 4
+        assert abs(ours[1] - ref[1]) <= 1
