@@ -11,15 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _pdq_stand_in import install
 from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import cli
 from hashing.output import neutralise_cell, write_records
 from hashing.types import HashRecord
-
-install()
 
 
 def _png(path: Path, seed: int, exif_orientation: int | None = None) -> None:
