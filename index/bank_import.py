@@ -26,7 +26,7 @@ from typing import Any
 from hashing.registry import spec
 from index.bank_types import ImportResult
 from index.categories import CategoryScheme, load_scheme
-from index.errors import BankError
+from index.errors import BankError, HashListFormatError
 from index.ingest import csv as csv_list
 from index.ingest import hashlist, nsrl, pdq, vics
 from index.ingest.detect import detect_format
@@ -103,6 +103,10 @@ def resolve(path: str, options: ImportOptions) -> tuple[str, CategoryScheme | No
             head = f.read(1 << 16).decode("utf-8", "replace")
         name = vics.context_scheme(head)[1]
     return fmt, scheme, name
+
+
+def error_text(e: HashListFormatError) -> str:
+    return f"line {e.line}: {e.reason}" if e.line is not None else e.reason
 
 
 def file_sha256(path: str) -> str:
@@ -238,14 +242,29 @@ def import_into(
     importer = Importer(con, bank_id, import_id)
     rejected: list[RejectedRecord] = []
     notes: Counter[str] = Counter()
-    for rec in PARSERS[fmt](path, parse_options):
-        if isinstance(rec, RejectedRecord):
-            rejected.append(rec)
-            continue
-        notes.update(rec.notes)
-        reason = importer.apply(rec)
-        if reason is not None:
-            rejected.append(RejectedRecord(rec.line, reason, rec.item))
+    try:
+        for rec in PARSERS[fmt](path, parse_options):
+            if isinstance(rec, RejectedRecord):
+                rejected.append(rec)
+                continue
+            notes.update(rec.notes)
+            reason = importer.apply(rec)
+            if reason is not None:
+                rejected.append(RejectedRecord(rec.line, reason, rec.item))
+    except HashListFormatError as e:
+        # the file is unreadable past this point: report it with what was found before it
+        raise Rollback(
+            ImportResult(
+                bank=options.bank,
+                file=path,
+                format=fmt,
+                status="rejected",
+                rejected=tuple(rejected),
+                notes=dict(notes),
+                error=error_text(e),
+                skip_invalid=options.skip_invalid,
+            )
+        ) from None
     result = ImportResult(
         bank=options.bank,
         file=path,

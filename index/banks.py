@@ -21,7 +21,6 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 from hashing.errors import TriageError
@@ -31,6 +30,7 @@ from index.bank_import import (
     ImportOptions,
     Rollback,
     check_bank_name,
+    error_text,
     import_into,
     resolve,
 )
@@ -144,9 +144,7 @@ class BankStore:
         except Rollback as r:
             result = r.result
         except (HashListFormatError, OSError) as e:
-            reason = e.reason if isinstance(e, HashListFormatError) else str(e)
-            line = e.line if isinstance(e, HashListFormatError) else None
-            error = f"line {line}: {reason}" if line is not None else reason
+            error = error_text(e) if isinstance(e, HashListFormatError) else str(e)
             result = ImportResult(
                 options.bank, path, fmt, "rejected", error=error, skip_invalid=options.skip_invalid
             )
@@ -155,7 +153,7 @@ class BankStore:
             "reports",
             f"import-{options.bank}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json",
         )
-        result = _with_report(result, report)
+        result = replace(result, report_path=report)
         _private_file(report, json.dumps(result.to_dict(), indent=2) + "\n")
         if result.status == "rejected":
             raise ImportRejectedError(result)
@@ -328,7 +326,3 @@ def _normal_hash(text: str) -> str:
     if not value or not set(value) <= _HEX or len(value) not in _HASH_LENGTHS:
         raise BankError(f"{text!r} is not a hash of any known algorithm")
     return value
-
-
-def _with_report(result: ImportResult, path: str) -> ImportResult:
-    return replace(result, report_path=str(Path(path)))

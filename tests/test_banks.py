@@ -137,6 +137,18 @@ def test_format_errors_and_bad_names_write_nothing(store: BankStore, tmp_path: P
     assert counts(store) == (0, 0, 0)
 
 
+def test_unreadable_tail_rejects_even_with_skip_invalid(store: BankStore, tmp_path: Path) -> None:
+    text = '{"value": [\n{"MD5": "' + MD5[0] + '"},\n{"MD5": "zz"},\n{"MD5": '
+    with pytest.raises(ImportRejectedError) as e:
+        store.import_file(
+            write(tmp_path, "v.json", text), ImportOptions(bank="b1", skip_invalid=True)
+        )
+    result = e.value.result
+    assert [(r.line, r.item, r.reason) for r in result.rejected] == [(3, 2, "md5: not hexadecimal")]
+    assert result.error is not None and result.error.startswith("line 4: invalid JSON")
+    assert counts(store) == (0, 0, 0)
+
+
 def entries_of(store: BankStore, bank: str) -> set[tuple]:
     return set(
         store.con.execute(
