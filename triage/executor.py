@@ -66,7 +66,9 @@ def _pool_context() -> BaseContext:
     mid-state; spawn would re-import NumPy, OpenCV and numba in every worker.
     """
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["triage.batches"])
+    ctx.set_forkserver_preload(
+        ["triage.batches", "hashing.algorithms.pdq", "hashing.algorithms.video"]
+    )
     return ctx
 
 
