@@ -24,7 +24,7 @@ import numpy as np
 
 from hashing import codec
 from hashing.errors import HashFormatError
-from hashing.registry import PERCEPTUAL, spec
+from hashing.registry import DIGESTS, PERCEPTUAL, spec
 from index.bank_import import now
 from index.bank_types import BankEntry, IndexInfo
 from index.errors import IndexCorruptError
@@ -243,10 +243,35 @@ class RowEntries(Sequence[list[BankEntry]]):
         return self._entries.by_pk([int(p) for p in pks])
 
 
+def _digest_prefixes(con: sqlite3.Connection, algorithm: str) -> np.ndarray:
+    """Sorted first 8 bytes of every matchable `algorithm` digest, as uint64."""
+    hexes = con.execute(
+        "SELECT e.hash FROM entries e JOIN banks b ON b.id = e.bank_id"
+        " WHERE e.algorithm = ? AND e.retracted = 0 AND b.enabled = 1",
+        (algorithm,),
+    ).fetchall()
+    valid = [h[:16] for (h,) in hexes if len(h) == spec(algorithm).hex_length and _is_hex(h)]
+    prefixes = np.fromiter((int(h, 16) for h in valid), dtype=np.uint64, count=len(valid))
+    prefixes.sort()
+    return prefixes
+
+
+def _is_hex(text: str) -> bool:
+    # stored hashes were checked at import; this only keeps a tampered row from breaking open
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
+
+
 class BankMatcher:
     """What a scan matches against: digest lookups and one Hamming index per perceptual algorithm.
 
-    Perceptual indexes are a snapshot taken at open; digest lookups read SQLite live.
+    What can match is a snapshot taken at open (a list imported later is seen by the next
+    matcher); labels are read from SQLite when a match is reported, so an entry retracted or a
+    bank disabled since then is dropped. Digest lookups first ask a sorted array of the digests'
+    first 8 bytes (8 bytes per entry), so the usual answer, "not known", costs no SQL.
     Safe to share between threads (one connection behind a lock); pickling it (for worker
     processes) reopens the store on the other side.
     """
@@ -268,14 +293,22 @@ class BankMatcher:
             self._indexes[algorithm] = (HammingIndex(loaded.codes), rows)
             if loaded.sha256:
                 self._checksums[algorithm] = loaded.sha256
-        with self._entries.lock:
+        with transaction(con, write=False):
             self._versions: dict[str, str | None] = dict(
                 con.execute("SELECT name, version FROM banks WHERE enabled = 1 ORDER BY name")
             )
+            self._prefixes = {algo: _digest_prefixes(con, algo) for algo in DIGESTS}
 
     def lookup_digest(self, algorithm: str, hex_: str) -> list[BankEntry]:
         """Entries of enabled banks whose `algorithm` hash equals `hex_` (any case)."""
-        return self._entries.by_hash(algorithm, codec.normalise_hex(algorithm, hex_))
+        value = codec.normalise_hex(algorithm, hex_)
+        prefixes = self._prefixes.get(algorithm)
+        if prefixes is not None:
+            key = np.uint64(int(value[:16], 16))
+            i = int(np.searchsorted(prefixes, key))
+            if i == len(prefixes) or prefixes[i] != key:
+                return []
+        return self._entries.by_hash(algorithm, value)
 
     def perceptual(self, algorithm: str) -> tuple[Any, RowEntries]:
         """(HammingIndex over the distinct hashes, row -> entries) for a perceptual algorithm."""

@@ -240,6 +240,18 @@ def test_same_hash_in_two_banks_is_one_row_with_two_entries(
     assert m.bank_versions() == {"a": "7", "b": None}
 
 
+def test_digest_lookup_is_exact_and_a_snapshot(store: BankStore, tmp_path: Path) -> None:
+    store.import_file(write(tmp_path, "a.txt", MD5[0] + "\n"), ImportOptions(bank="a"))
+    m = store.open_matcher()
+    assert m.lookup_digest("md5", MD5[0][:16] + "0" * 16) == []  # same first 8 bytes
+    assert m.lookup_digest("sha1", SHA1[0]) == []
+    store.import_file(write(tmp_path, "b.txt", MD5[1] + "\n"), ImportOptions(bank="b"))
+    assert m.lookup_digest("md5", MD5[1]) == []
+    assert [e.bank for e in store.open_matcher().lookup_digest("md5", MD5[1])] == ["b"]
+    store.set_enabled("a", False)
+    assert m.lookup_digest("md5", MD5[0]) == []  # disabled since open: dropped
+
+
 def test_stale_index_is_detected_and_rebuilt(
     store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
