@@ -21,6 +21,7 @@ from hashing.hasher import HashOptions, hash_path
 from index.bank_import import ImportOptions
 from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
+from synthetic_fixtures.hostile import encrypt_flag_zip
 from synthetic_fixtures.photos import make_photo
 from triage.audit import verify_chain
 from triage.pipeline import OUTPUT_NAMES, ScanConfig, ScanError, run_scan
@@ -236,3 +237,20 @@ def test_case_inside_evidence_is_refused(tmp_path: Path) -> None:
                             store_dir=tmp_path / "store", workers=0))
     assert not (tmp_path / "ev" / "case").exists()
 
+
+
+def test_encrypted_archive_is_in_the_attention_list(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "secret.zip").write_bytes(encrypt_flag_zip("inside.jpg", _jpeg(make_photo(
+        np.random.default_rng(1), 64, 48), 80)))
+    result = run_scan(ScanConfig(evidence=(ev,), case_dir=tmp_path / "case",
+                                 store_dir=tmp_path / "store", workers=0))
+    (item,) = result.summary["attention"]
+    assert item["path"] == f"{ev}/secret.zip!/inside.jpg" and "encrypted" in item["reason"]
+    rows = [json.loads(x) for x in (tmp_path / "case" / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["status"]) for r in rows] == [("file", "hashed"),
+                                                        ("archive_member", "error")]
+    assert rows[1]["archive_error"] is True
+    page = (tmp_path / "case" / "report.html").read_text()
+    assert "secret.zip!/inside.jpg" in page and "encrypted" in page
