@@ -16,8 +16,13 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-import faiss
 import numpy as np
+
+# before faiss: sets OMP_WAIT_POLICY, which FAISS's OpenMP runtime reads when it loads
+import index.threading  # noqa: F401
+
+# isort: split
+import faiss
 
 from index.errors import IndexCorruptError
 from index.protocol import PAD_DISTANCE, BinaryIndex
@@ -140,7 +145,7 @@ class FaissBinaryIndex:
                  nprobe: int = 16, seed: int = 0) -> None:
         arr = _check_codes(codes)
         self.nbytes = int(arr.shape[1])
-        self.kind = kind
+        self.kind: str = kind
         d = self.nbytes * 8
         if kind == "flat":
             self._index: Any = faiss.IndexBinaryFlat(d)
@@ -159,6 +164,16 @@ class FaissBinaryIndex:
             raise ValueError(f"unknown FAISS index kind {kind!r} (expected 'flat' or 'ivf')")
         if arr.shape[0]:
             self._index.add(arr)
+
+    @classmethod
+    def wrap(cls, faiss_index: Any) -> FaissBinaryIndex:
+        """Put our (inclusive, sorted) interface on an existing FAISS binary index, e.g. an
+        `IndexBinaryMultiHash` for comparison. Exact only if that index is."""
+        self = cls.__new__(cls)
+        self.nbytes = int(faiss_index.code_size)
+        self.kind = type(faiss_index).__name__
+        self._index = faiss_index
+        return self
 
     @property
     def ntotal(self) -> int:

@@ -171,6 +171,20 @@ class HammingIndex:
     def plan(self, radius: int) -> SearchPlan:
         return choose_plan(self.ntotal, self.nbits, radius, self.method, self.memory_budget)
 
+    def prepare(self, radius: int) -> SearchPlan:
+        """Build now whatever searching at `radius` needs (MIH tables), instead of on the first
+        query; returns the plan."""
+        plan = self.plan(radius)
+        if plan.method == "mih" and self.ntotal:
+            self._mih_tables(plan)
+        return plan
+
+    @property
+    def table_bytes(self) -> int:
+        """Memory held by the built MIH tables (0 when none); the codes are not copied."""
+        t = self._tables
+        return 0 if t is None else int(t.offsets.nbytes + t.ids.nbytes)
+
     def range_search(self, queries: np.ndarray, radius: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All codes within `radius` (inclusive) of each query: `(lims int64[Q+1],

@@ -48,6 +48,7 @@ print(json.dumps({
     "numba_threads": numba.get_num_threads(),
     "faiss_threads": faiss.omp_get_max_threads(),
     "os_threads": psutil.Process().num_threads(),
+    "wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
     "same": all(r == results["brute"] for r in list(results.values()) + concurrent),
     "matches": len(results["brute"][2]),
 }))
@@ -57,6 +58,7 @@ print(json.dumps({
 def _child(threads: int, **env: str) -> dict[str, object]:
     full_env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2",
                 "PYTHONPATH": str(ROOT), **env}
+    full_env.pop("OMP_WAIT_POLICY", None)
     out = subprocess.run([sys.executable, "-c", CHILD, str(threads)], cwd=ROOT, env=full_env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -72,6 +74,7 @@ def test_kernels_and_faiss_share_the_process(threads: int) -> None:
     assert got["numba_threads"] == threads and got["faiss_threads"] == threads
     # the chosen layer is thread-safe (tbb or OpenMP), never the aborting workqueue
     assert got["layer"] in ("omp", "tbb")
+    assert got["wait_policy"] == "PASSIVE"  # idle OpenMP threads sleep instead of spinning
     # main + numba pool + FAISS pool + the 4 test threads: no runaway thread creation
     assert isinstance(got["os_threads"], int) and got["os_threads"] <= 4 + 4 * threads + 4
 
