@@ -15,9 +15,12 @@ one of these statuses, and its reason contains this keyword".
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import stat
 import struct
+import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from PIL import Image
 
 from hashing.types import Status
 from synthetic_fixtures.evidence import (
+    BASE_MTIME,
     ZIP_DATE,
     EvidenceBuilder,
     EvidenceSpec,
@@ -162,6 +166,45 @@ def encrypt_flag_zip(name: str, payload: bytes) -> bytes:
     return bytes(data)
 
 
+SPECIAL_TAR_MEMBERS: tuple[tuple[str, bytes, str], ...] = (
+    ("evil_link", tarfile.SYMTYPE, "/etc/passwd"),
+    ("hard_link", tarfile.LNKTYPE, "ok.txt"),
+    ("pipe", tarfile.FIFOTYPE, ""),
+    ("tty", tarfile.CHRTYPE, ""),
+)
+
+
+def tar_with_special_members() -> bytes:
+    """A tar holding one regular file plus a symlink, a hardlink, a FIFO and a device member.
+
+    Extracting such an archive naively writes through the symlink or creates device nodes; a
+    scan must record these members and read none of them.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        ok = tarfile.TarInfo("ok.txt")
+        ok.size, ok.mtime, ok.mode = 5, BASE_MTIME, 0o644
+        tf.addfile(ok, io.BytesIO(b"fine\n"))
+        for name, kind, target in SPECIAL_TAR_MEMBERS:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname, ti.mtime, ti.mode = kind, target, BASE_MTIME, 0o644
+            if kind == tarfile.CHRTYPE:
+                ti.devmajor, ti.devminor = 4, 1
+            tf.addfile(ti)
+    return buf.getvalue()
+
+
+def zip_with_symlink_member(name: str, target: str) -> bytes:
+    """A zip whose member is a Unix symlink (mode in the external attributes, target as data)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+        info.create_system = 3  # Unix, so readers look at the mode bits
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, target)
+    return buf.getvalue()
+
+
 def write_hostile(
     out_dir: str | os.PathLike[str],
     seed: int,
@@ -245,6 +288,21 @@ def write_hostile(
         b.record(ExpectedEntry(f"{key}!/secret.jpg", "archive_member", "error", "image",
                                 "encrypted member"))
         case(f"{key}!/secret.jpg", ("error",), "encrypt", "encrypted zip member")
+    key = b.add_file("archives/special_members.tar", tar_with_special_members(), "hashed", "archive",
+                     "tar with symlink, hardlink, FIFO and device members")
+    if key is not None:
+        b.record(ExpectedEntry(f"{key}!/ok.txt", "archive_member", "hashed", None, "regular member",
+                               hashlib.sha256(b"fine\n").hexdigest(), 5))
+        for name, _, _ in SPECIAL_TAR_MEMBERS:
+            b.record(ExpectedEntry(f"{key}!/{name}", "archive_member", "skipped", None,
+                                   "special tar member: recorded, never read or followed"))
+            case(f"{key}!/{name}", ("skipped",), None, "special tar member")
+    key = b.add_file("archives/symlink_member.zip", zip_with_symlink_member("evil", "/etc/shadow"),
+                     "hashed", "archive", "zip with a Unix symlink member")
+    if key is not None:
+        b.record(ExpectedEntry(f"{key}!/evil", "archive_member", "skipped", None,
+                               "zip symlink member: recorded, never followed"))
+        case(f"{key}!/evil", ("skipped",), "symlink", "zip symlink member")
     good = pack_archive("zip", [Member(f"img{k}.jpg", payload) for k in range(4)])
     b.add_file("archives/truncated.zip", truncate(good, 0.6), "hashed", "archive", "zip cut at 60%")
     case("archives/truncated.zip!/", ("error",), None, "a truncated zip gives an error row", "under")

@@ -28,7 +28,7 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileSpec:
     root = tmp_path_factory.mktemp("hostile") / "h"
-    return write_hostile(root, seed=1, bomb_bytes=4 * MiB, deep_dirs=40, sparse_bytes=3 * 1024**3)
+    return write_hostile(root, seed=1, bomb_bytes=4 * MiB, deep_dirs=300, sparse_bytes=3 * 1024**3)
 
 
 def test_pixel_bombs_declare_huge_sizes_and_pillow_refuses() -> None:
@@ -109,3 +109,33 @@ def test_sparse_file_is_sparse(hostile: HostileSpec) -> None:
     st = os.stat(path)
     assert st.st_size == 3 * 1024**3
     assert st.st_blocks * 512 < 16 * MiB  # holes, not data
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about our corrupt TIFFs
+def test_walk_and_hasher_meet_every_expectation(hostile: HostileSpec) -> None:
+    """Cross-check with the scan's walk and the hasher: exact rows where the spec has them,
+    and every case met (sparse file left out: hashing 3 GiB of zeros is a benchmark's job)."""
+    walk_mod = pytest.importorskip("triage.walk")
+    hasher = pytest.importorskip("hashing.hasher")
+    opts = hasher.HashOptions(decode_mode="exact")
+    root = hostile.evidence.root
+    rows: dict[str, tuple[str, str, str]] = {}
+    for item in walk_mod.walk([root]):
+        key = item.path[len(root) + 1:]
+        status = item.status
+        reason = item.reason or ""
+        if status == "pending" and key != "sparse/disk_image.dd":
+            rec = (hasher.hash_bytes(item.data, item.path, opts) if item.data is not None
+                   else hasher.hash_path(item.fs_path, opts))
+            status, reason = rec.status, rec.error or reason
+        rows[key] = (item.kind, status, reason.lower())
+    for key, entry in hostile.evidence.entries.items():
+        if key != "sparse/disk_image.dd":
+            assert rows[key][:2] == (entry.kind, entry.status), key
+    for case in hostile.cases:
+        if case.path == "sparse/disk_image.dd":
+            continue
+        hits = [r for k, r in rows.items()
+                if (k == case.path if case.scope == "row" else k.startswith(case.path))
+                and r[1] in case.statuses and (case.reason is None or case.reason in r[2])]
+        assert hits, case
