@@ -4,8 +4,8 @@ Evidence comes from adversaries and broken devices: truncated and corrupt images
 format, random bytes and empty files behind media extensions, decompression bombs (a PNG and
 a GIF declaring billions of pixels, a GIF with thousands of frames), unusual pixel modes,
 odd EXIF, a truncated video, zip bombs (high ratio, deep nesting), members named `../x` or
-`/abs`, an encrypted zip member, truncated and corrupt archives, a directory tree deeper than
-the walk limit, and optionally a sparse multi-GB file.
+`/abs`, symlink/hardlink/FIFO/device members, an encrypted zip member, truncated and corrupt
+archives, a directory tree deeper than the walk limit, and optionally a sparse multi-GB file.
 
 `write_hostile` returns a `HostileSpec`: the regular `EvidenceSpec` rows (every path on disk,
 and archive members where the outcome per member is certain), plus `HostileCase`s for the
