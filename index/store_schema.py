@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS entries (
     line INTEGER NOT NULL,
     UNIQUE (bank_id, algorithm, hash)
 );
-CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (algorithm, hash);
+-- covering for digest lookups, the matcher's digest prefixes and index builds
+CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (algorithm, hash, retracted, bank_id);
 CREATE INDEX IF NOT EXISTS entries_by_id ON entries (bank_id, entry_id);
 CREATE TABLE IF NOT EXISTS generations (
     algorithm TEXT PRIMARY KEY,
