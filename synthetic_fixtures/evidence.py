@@ -94,10 +94,8 @@ class EvidenceSpec:
         """Filesystem path of a top-level (non-member) entry."""
         return os.path.join(self.root, *rel.split("/"))
 
-    def by_kind(self, kind: EntryKind) -> list[ExpectedEntry]:
-        return [e for e in self.entries.values() if e.kind == kind]
-
     def to_json(self) -> str:
+        """Entries sorted by path; non-UTF-8 names also as `path_bytes_hex` (lossless)."""
         return json.dumps(
             {"root": self.root, "skipped_features": list(self.skipped_features),
              "entries": [self.entries[k].to_dict() for k in sorted(self.entries)]},
@@ -386,13 +384,3 @@ def _pdf_like() -> bytes:
     """A tiny file that starts like a PDF: non-media by content, a common evidence file type."""
     return (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
             b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
-
-
-def write_spec(spec: EvidenceSpec, path: str | os.PathLike[str]) -> None:
-    Path(path).write_text(spec.to_json(), encoding="utf-8")
-
-
-__all__ = [
-    "EvidenceBuilder", "EvidenceSpec", "ExpectedEntry", "Member", "archive_member",
-    "corrupt_body", "image_bytes", "make_evidence", "pack_archive", "truncate", "write_spec",
-]

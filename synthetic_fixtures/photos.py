@@ -30,7 +30,6 @@ DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
     (32, 24), (160, 120), (320, 240), (640, 480), (480, 640), (800, 600), (1024, 768),
     (1280, 720), (1920, 1080), (2048, 1536), (4000, 3000), (4608, 3456),
 )
-MEGAPIXEL_SIZES: tuple[tuple[int, int], ...] = ((2304, 1728), (3264, 2448), (4000, 3000), (4608, 3456))
 
 _WORDS = (
     "SALE", "OPEN", "EXIT", "CAFE", "Station", "Platform 4", "No Parking", "Welcome",
