@@ -230,6 +230,17 @@ def test_rescan_is_a_noop_then_incremental(scan: dict[str, Any]) -> None:
     assert verify_chain(case / "audit.jsonl")
 
 
+
+def test_bank_change_regenerates_without_rehashing(scan: dict[str, Any]) -> None:
+    exact = next(q for q in scan["queue"] if q["path"].endswith(scan["names"]["exact"]))
+    with BankStore(scan["root"] / "store") as store:
+        store.retract("bad", [exact["md5"]], reason="test")
+    again = run_scan(scan["cfg"])
+    assert not again.noop and again.hash_calls == 0
+    rows = [json.loads(x) for x in (scan["case"] / "queue.jsonl").read_text().splitlines()]
+    row = next(q for q in rows if q["path"] == exact["path"])
+    assert row["tier"] == 4 and row["reasons"] == []  # a retracted entry never matches
+
 def test_case_inside_evidence_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ev").mkdir()
     with pytest.raises(ScanError, match="inside the evidence"):

@@ -266,7 +266,11 @@ def _open_banks(store_dir: Path) -> tuple[BankMatcher, dict[str, Any]]:
     """One matcher per scan: digest lookups and indexes are loaded once, not per file."""
     with BankStore(store_dir) as store:
         matcher = store.open_matcher()
-    info = {"versions": matcher.bank_versions(), "index_checksums": matcher.index_checksums()}
+        # Entry and retraction counts catch changes a version string misses; import times
+        # are left out so re-importing the same list leaves a case unchanged.
+        banks = [{**b.to_dict(), "retracted": b.retracted} for b in store.list_banks()]
+    info = {"versions": matcher.bank_versions(), "index_checksums": matcher.index_checksums(),
+            "banks": banks}
     return matcher, info
 
 
