@@ -18,6 +18,7 @@ from triage.queue import Queue
 from triage.reports.svg import histogram_svg
 
 TOP_ROWS = 200
+ATTENTION_ROWS = 500  # the full list is in summary.json
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -83,8 +84,11 @@ def render_report(summary: Mapping[str, Any], queue: Queue, case_name: str) -> s
     attention = "".join(
         f"<tr><td><code>{_e(a['path'])}</code></td><td>{_e(a['kind'])}</td>"
         f"<td>{_e(a['status'])}</td><td>{_e(a['reason'])}</td></tr>"
-        for a in summary["attention"]
+        for a in summary["attention"][:ATTENTION_ROWS]
     )
+    more = len(summary["attention"]) - ATTENTION_ROWS
+    if more > 0:
+        attention += f"<tr><td colspan=4>{more} more in summary.json</td></tr>"
     near = [x.distance for r in queue.rows for x in r.reasons
             if x.kind in ("near", "dihedral", "video") and x.algo == "pdq"]
     clustered = [x.distance for r in queue.rows for x in r.reasons if x.kind == "cluster"]
