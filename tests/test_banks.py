@@ -425,3 +425,37 @@ def test_matcher_pickles_by_reopening_the_store(store: BankStore, tmp_path: Path
     m = pickle.loads(pickle.dumps(store.open_matcher()))
     assert [e.entry_id for e in m.lookup_digest("md5", MD5[2])] == ["m2"]
     assert m.perceptual("pdq")[0].ntotal == 3
+
+
+label_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n\x85\u2028\u2029"),
+    max_size=12,
+).filter(lambda s: s.strip() == s and not s.startswith("#"))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 49), label_text, label_text, st.none() | st.integers(0, 100)),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda t: t[0],
+    )
+)
+def test_csv_export_round_trips_any_label_text(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[int, str, str, int | None]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("rt")
+    lines = ["id,md5,pdq,quality,category,series"]
+    for i, category, series, quality in rows:
+        q = "" if quality is None else str(quality)
+        cells = [f"id{i}", MD5[i], PDQ[i], q, category, series]
+        lines.append(",".join('"' + c.replace('"', '""') + '"' for c in cells))
+    with BankStore(tmp / "s") as store:
+        store.import_file(write(tmp, "a.csv", "\n".join(lines) + "\n"), ImportOptions(bank="a"))
+        out = tmp / "out.csv"
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            store.export("a", "csv", f)
+        store.import_file(str(out), ImportOptions(bank="b"))
+        assert entries_of(store, "b") == entries_of(store, "a")
+        assert len(entries_of(store, "a")) == 2 * len(rows)
