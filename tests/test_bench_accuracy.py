@@ -1,0 +1,110 @@
+"""The accuracy benchmark: its distance bookkeeping against brute force, and a tiny smoke run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import accuracy
+from hashing.registry import spec
+
+
+def _random_tables(n: int, e: int, seed: int) -> tuple[accuracy.HashTable, accuracy.HashTable]:
+    rng = np.random.default_rng(seed)
+    orig, edit = accuracy.HashTable((n,)), accuracy.HashTable((n, e))
+    for table in (orig, edit):
+        # Few distinct bytes so small distances (and matches at the default radii) occur.
+        table.pdq[...] = rng.choice([0, 1, 255], size=table.pdq.shape)
+        table.pdq_dihedral[...] = rng.choice([0, 1, 255], size=table.pdq_dihedral.shape)
+        table.quality[...] = rng.integers(0, 101, size=table.quality.shape)
+        for codes in table.imagehash.values():
+            codes[...] = rng.choice([0, 1, 3], size=codes.shape)
+    return orig, edit
+
+
+def _bits(a: np.ndarray, b: np.ndarray) -> int:
+    return sum(bin(int(x) ^ int(y)).count("1") for x, y in zip(a, b, strict=True))
+
+
+def _brute(orig: accuracy.HashTable, bank: int, query: accuracy.HashTable, where: tuple[int, ...],
+           series: str) -> int:
+    """Distance a scan would see between bank original `bank` and the query image at `where`."""
+    floor = spec("pdq").quality_floor or 0
+    if series == "pdq_dihedral":
+        return min(_bits(orig.pdq[bank], v) for v in query.pdq_dihedral[where])
+    if series == "pdq_floor":
+        if orig.quality[bank] < floor or query.quality[where] < floor:
+            return spec("pdq").bits + 1
+        return _bits(orig.pdq[bank], query.pdq[where])
+    algo = "pdq" if series == "pdq" else series
+    return _bits(orig.codes(algo)[bank], query.codes(algo)[where])
+
+
+def test_positive_distances_match_brute_force() -> None:
+    orig, edit = _random_tables(4, 3, seed=1)
+    pos = accuracy.positive_distances(orig, edit)
+    for series in accuracy.SERIES:
+        for i in range(4):
+            for j in range(3):
+                assert pos[series][i, j] == _brute(orig, i, edit, (i, j), series), (series, i, j)
+
+
+def test_pair_and_cross_histograms_match_brute_force() -> None:
+    n, e = 5, 2
+    orig, edit = _random_tables(n, e, seed=2)
+    neg_orig = accuracy.pair_histograms(orig)
+    neg_cross = accuracy.cross_histograms(orig, edit)
+    for series in accuracy.SERIES:
+        bins = spec(accuracy._series_algorithm(series)).bits + 2
+        want_orig, want_cross = np.zeros(bins, np.int64), np.zeros(bins, np.int64)
+        for bank in range(n):
+            for q in range(n):
+                if q == bank:
+                    continue
+                want_orig[_brute(orig, bank, orig, (q,), series)] += 1
+                for j in range(e):
+                    want_cross[_brute(orig, bank, edit, (q, j), series)] += 1
+        np.testing.assert_array_equal(neg_orig[series], want_orig, err_msg=series)
+        np.testing.assert_array_equal(neg_cross[series], want_cross, err_msg=series)
+        assert want_orig.sum() == n * (n - 1) and want_cross.sum() == n * (n - 1) * e
+
+
+def test_rates_are_inclusive_and_cumulative() -> None:
+    hist = np.array([1, 0, 2, 1, 4])  # last bin: excluded by the quality floor
+    assert accuracy.rate_at(hist, 0) == pytest.approx(1 / 8)
+    assert accuracy.rate_at(hist, 2) == pytest.approx(3 / 8)
+    np.testing.assert_allclose(accuracy.curve(hist), [1 / 8, 1 / 8, 3 / 8, 4 / 8])
+    assert accuracy.rate_at(np.zeros(4, np.int64), 2) == 0.0
+
+
+def test_quick_run_writes_sane_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny = dataclasses.replace(accuracy.QUICK, n_originals=4, min_width=96, max_width=128, n_flat=3)
+    monkeypatch.setattr(accuracy, "QUICK", tiny)
+    result = accuracy.run(tmp_path, quick=True)
+    for name in ("result.json", "accuracy.md", "accuracy_roc.png", "accuracy_recall.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    saved = json.loads((tmp_path / "result.json").read_text())
+    for key in ("recall", "false_positive_rate", "family_recall", "histograms", "weak_pdq_edits",
+                "flat_images", "machine", "config"):
+        assert key in saved, key
+    assert set(saved["recall"]) == set(accuracy.EDITS)
+    assert result["images_hashed"] == 4 * (1 + len(accuracy.EDITS)) + 3
+    for rec in saved["recall"].values():
+        assert all(0.0 <= rec[s] <= 1.0 for s in accuracy.SERIES)
+        # The identity is one of the 8 dihedral variants, and the floor only removes matches.
+        assert rec["pdq_dihedral"] >= rec["pdq"] >= rec["pdq_floor"]
+    for s, f in saved["false_positive_rate"].items():
+        assert 0.0 <= f["original_pairs"] <= 1.0 and 0.0 <= f["cross_pairs"] <= 1.0, s
+        assert f["n_original_pairs"] == 4 * 3
+        assert f["n_cross_pairs"] == 4 * 3 * len(accuracy.EDITS)
+    flat = saved["flat_images"]
+    assert flat["pairs"] == 3 * 2
+    # Flat images are what the floor is for: under it, they never match anything.
+    assert flat["median_quality"] < saved["config"]["quality_floor"]
+    assert flat["false_positive_rate"]["pdq_floor"] == 0.0
+    md = (tmp_path / "accuracy.md").read_text()
+    assert "Where PDQ is weak" in md and "| edit | family |" in md
