@@ -100,6 +100,22 @@ def test_declines_what_it_cannot_do_exactly_enough() -> None:
     assert decode_luma_fast(data, width=1000, height=1000) is not None
 
 
+def test_corrupt_scan_data_never_raises() -> None:
+    data = bytearray(jpeg(detailed_photo(np.random.default_rng(6), 1000, 1000)))
+    rng = np.random.default_rng(7)
+    for i in range(len(data) // 2, len(data) // 2 + 4000, 40):
+        data[i] = int(rng.integers(0, 256))
+    luma = decode_luma_fast(bytes(data), width=1000, height=1000)
+    assert luma is None or luma.shape == (1000, 1000)
+
+
+def test_trailing_bytes_after_the_image_are_ignored() -> None:
+    data = jpeg(detailed_photo(np.random.default_rng(8), 1000, 1000))
+    plain = decode_luma_fast(data, width=1000, height=1000)
+    trailed = decode_luma_fast(data + b"vendor trailer" * 10, width=1000, height=1000)
+    assert plain is not None and trailed is not None and np.array_equal(plain, trailed)
+
+
 @pytest.mark.parametrize(
     "blob",
     [b"", b"\xff\xd8\xff", b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9", b"GIF89a" + b"\xff\xd9"],
