@@ -195,7 +195,9 @@ def test_outputs_private_and_summarised(scan: dict[str, Any]) -> None:
     assert s["counts"]["attention"] == len(s["attention"]) > 0
     assert {"walk", "hash_cpu", "match", "cluster", "write"} <= set(s["timings"])
     vics = json.loads((case / "export.vics.json").read_text())["value"]
-    assert {v["MD5"] for v in vics} >= {q["md5"].upper() for q in scan["queue"] if q["tier"] == 3}
+    exported = {v["MD5"] for v in vics}
+    assert exported >= {q["md5"].upper() for q in scan["queue"] if q["tier"] == 3}
+    assert not exported & {q["md5"].upper() for q in scan["queue"] if q["tier"] == 1}
 
 
 def test_audit_records_custody(scan: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """export.vics.json: the case's categorised media as Project VIC VICS 2.0 JSON (hashes only).
 
-Only queue rows with a numeric category (the Project VIC scale carried by the bank entry, or
-the category text when it is a number) are exported; MediaID is the queue rank. No paths,
-no content: MD5/SHA1/SHA256 in upper-case hex, PDQ as an alternative hash.
+Only queue rows matched to a bank entry with a numeric category (the Project VIC scale the
+entry carries, or its category text when that is a number) are exported, never cluster
+suggestions; MediaID is the queue rank. No paths, no content: MD5/SHA1/SHA256 in upper-case
+hex, and for perceptual matches a comment naming the PDQ distance.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def vics_media(queue: Queue) -> list[dict[str, Any]]:
     media: list[dict[str, Any]] = []
     for row in queue.rows:
         category = _category(row)
-        if category is None or not row.md5:
+        # A cluster suggestion is a lead for review, not a categorisation to hand on.
+        if category is None or not row.md5 or row.reasons[0].kind == "cluster":
             continue
         item: dict[str, Any] = {
             "MediaID": row.rank,
