@@ -333,7 +333,7 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
         append_audit(audit_path, {
             **common, "event": "scan_finished", "started": started, "ended": _now(),
             "noop": noop, "run": run_info, "counts": summary["counts"], "files": summary["files"],
-            "policy": policy.to_dict(), "outputs_sha256": sha,
+            "policy": policy.to_dict(), "hash_options": opts_key, "outputs_sha256": sha,
         })
         db.finish_run(run, _now(), feeder.sent, fingerprint)
     return ScanResult(case, summary, outputs, sha, noop, feeder.sent)
