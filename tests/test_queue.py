@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 from hypothesis import given
@@ -91,3 +92,16 @@ def test_csv_defuses_hostile_paths(tmp_path: Path) -> None:
         paths = [r["path"] for r in csv.DictReader(fh)]
     assert sorted(paths) == sorted("'" + r.path for r in records)
     assert all(r.tier == 4 for r in q.rows)
+
+
+def test_odd_names_stay_lossless_in_jsonl(tmp_path: Path) -> None:
+    raw = b"/e/caf\xe9\n=x.jpg"
+    rec = _rec(os.fsdecode(raw))
+    q = build_queue([rec], [()], Clusters({}, {}, {}), Policy())
+    write_queue_jsonl(tmp_path / "q.jsonl", q)
+    write_queue_csv(tmp_path / "q.csv", q)
+    (row,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert bytes.fromhex(row["path_bytes_hex"]) == raw
+    with open(tmp_path / "q.csv", newline="") as fh:
+        (cell,) = [r["path"] for r in csv.DictReader(fh)]
+    assert cell == row["path"] and "\n" in cell  # quoted, one record

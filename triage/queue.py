@@ -44,12 +44,16 @@ class QueueRow:
     size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank, "tier": self.tier, "score": self.score,
-            "path": path_to_text(self.path)[0], "md5": self.md5, "sha1": self.sha1,
-            "sha256": self.sha256, "media_type": self.media_type, "category": self.category,
-            "cluster": self.cluster, "reasons": [r.to_dict() for r in self.reasons],
+        text, raw_hex = path_to_text(self.path)
+        out: dict[str, Any] = {
+            "rank": self.rank, "tier": self.tier, "score": self.score, "path": text,
+            "md5": self.md5, "sha1": self.sha1, "sha256": self.sha256,
+            "media_type": self.media_type, "category": self.category, "cluster": self.cluster,
+            "reasons": [r.to_dict() for r in self.reasons],
         }
+        if raw_hex is not None:  # a non-UTF-8 name, kept lossless as in the manifest
+            out["path_bytes_hex"] = raw_hex
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,5 +129,5 @@ def write_queue_csv(path: Path, queue: Queue) -> None:
         writer.writerow(COLUMNS)
         for row in queue.rows:
             d = row.to_dict()
-            d["reasons"] = json.dumps(d["reasons"])
+            d["reasons"] = json.dumps(d["reasons"])  # CSV keeps the printable path only
             writer.writerow(neutralise("" if d[c] is None else str(d[c])) for c in COLUMNS)
