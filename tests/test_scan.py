@@ -267,3 +267,21 @@ def test_encrypted_archive_is_in_the_attention_list(tmp_path: Path) -> None:
     assert rows[1]["archive_error"] is True
     page = (tmp_path / "case" / "report.html").read_text()
     assert "secret.zip!/inside.jpg" in page and "encrypted" in page
+
+
+def test_one_scan_per_case_at_a_time(tmp_path: Path) -> None:
+    import fcntl
+
+    (tmp_path / "ev").mkdir()
+    case = tmp_path / "case"
+    case.mkdir()
+    fd = os.open(case / ".scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running scan holds it
+        with pytest.raises(ScanError, match="another scan"):
+            run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=case,
+                                store_dir=tmp_path / "store", workers=0))
+    finally:
+        os.close(fd)
+    assert run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=case,
+                               store_dir=tmp_path / "store", workers=0)).summary["files"] == 0

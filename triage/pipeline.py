@@ -10,11 +10,13 @@ only the audit log grows.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -282,15 +284,31 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
     _check_paths(cfg, store_dir)
     policy = load_policy(cfg.policy_path)
     case = ensure_private_dir(cfg.case_dir)
-    for stale in case.glob(".*.tmp"):  # left by a scan killed while writing an output
-        stale.unlink()
-    t0 = time.perf_counter()
-    matcher, bank_info = _open_banks(store_dir)
-    stages.add("open_banks", time.perf_counter() - t0)
+    with _case_lock(case):
+        for stale in case.glob(".*.tmp"):  # left by a scan killed while writing an output
+            stale.unlink()
+        t0 = time.perf_counter()
+        matcher, bank_info = _open_banks(store_dir)
+        stages.add("open_banks", time.perf_counter() - t0)
+        try:
+            return _scan(cfg, case, policy, store_dir, matcher, bank_info, stages, started,
+                         t_start)
+        finally:
+            matcher.close()
+
+
+@contextmanager
+def _case_lock(case: Path) -> Iterator[None]:
+    """One scan per case at a time; the kernel drops the lock if the scan dies, even by SIGKILL."""
+    fd = os.open(case / ".scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        return _scan(cfg, case, policy, store_dir, matcher, bank_info, stages, started, t_start)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ScanError(str(case), "another scan is running on this case") from None
+        yield
     finally:
-        matcher.close()
+        os.close(fd)
 
 
 def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher: BankMatcher,
