@@ -91,6 +91,8 @@ def ours_exact(data: bytes) -> str:
 
 def cv2_pdqhash(data: bytes) -> str:
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("OpenCV could not decode a corpus file")
     bits, _ = pdqhash.compute(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     return bitvector_to_hex(bits)
 
