@@ -62,7 +62,7 @@ def dct_matrix() -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _luma_row(rgb_row: np.ndarray, out: np.ndarray) -> None:
     """One row of `rgb_to_luma`, by table lookups of the float64 products (same values)."""
     t = _LUMA_TABLES
@@ -80,7 +80,7 @@ def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _divide(total: np.float32, inverse: float) -> np.float32:
     """float32 `total / n` given `inverse = 1.0 / n` in float64, with a multiply.
 
@@ -92,7 +92,7 @@ def _divide(total: np.float32, inverse: float) -> np.float32:
     return np.float32(np.float64(total) * inverse)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _box_cols_steps(src, dst, window, acc):
     """The reference's 1-D box filter down every column of `src[n, w]` at once into `dst`.
 
@@ -138,7 +138,7 @@ def _box_cols_steps(src, dst, window, acc):
         oi += 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _emit4(a0, a1, a2, a3, inv, d0, d1, d2, d3, oi, k, cols):
     """Store the four rows' output at position `oi`; returns the next sampled slot `k`.
 
@@ -228,7 +228,7 @@ def _box_rows4(s0, s1, s2, s3, d0, d1, d2, d3, window, cols):
         oi += 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _box_row_block(src, s0, dst, d0, nrows, window, cols):
     """Box-filter rows `src[s0:s0+nrows]` into `dst[d0:d0+nrows]`, four rows at a time."""
     last = nrows - 1
