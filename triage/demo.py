@@ -31,8 +31,11 @@ def run_demo(out_dir: Path, workers: int | None = None, seed: int = 7) -> DemoRe
     store_dir = out / "store"
     with BankStore(store_dir) as store:
         for path, fmt, bank, known_good in spec.bank_files:
+            # The demo's CSV list carries Project VIC codes, like its VICS list: reading both
+            # through the same scheme gives the analyst one set of category labels.
+            scheme = "vic" if fmt == "csv" else None
             store.import_file(str(path), ImportOptions(bank=bank, format=fmt,
-                                                       known_good=known_good))
+                                                       known_good=known_good, scheme=scheme))
     result = run_scan(ScanConfig(
         evidence=(Path(spec.evidence_dir),), case_dir=out / "case", store_dir=store_dir,
         workers=workers, argv=tuple(sys.argv),
