@@ -60,6 +60,7 @@ def test_tiny_run_writes_sane_results(tmp_path: Path) -> None:
     assert [r["records"] for r in small] == [10, 30]
     for r in runs:
         assert r["seconds"] > 0 and r["files_per_s"] > 0 and r["mb_per_s"] > 0
+        assert r["cpu_seconds"] > 0
         assert r["peak_rss_mb"] >= r["peak_process_rss_mb"] > 10
         assert r["stages"], r["label"]
         # The wall-time partition adds back up to the measured wall time.
@@ -67,4 +68,5 @@ def test_tiny_run_writes_sane_results(tmp_path: Path) -> None:
     assert saved["small_files_scaling"]["count_ratio"] == 3
     assert saved["hashing_baseline"]["files"] == 20
     assert result["scan_vs_hashing"] > 0 and result["hash_stage_vs_hashing"] > 0
+    assert result["scan_cpu_vs_hashing_cpu"] > 0
     assert "Quick mode" in (tmp_path / "scan.md").read_text()
