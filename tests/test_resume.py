@@ -82,3 +82,30 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     events = [json.loads(x)["event"] for x in (case / "audit.jsonl").read_text().splitlines()]
     assert events == ["scan_started", "scan_started", "scan_finished"]  # the kill is visible
     assert verify_chain(case / "audit.jsonl")
+
+
+def _zip_with(path: Path, text: bytes) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo("note.txt", date_time=(2020, 1, 1, 0, 0, 0)), text)
+
+
+def test_replaced_archive_members_are_hashed_again(tmp_path: Path) -> None:
+    """Same member name, size and header time, new content: the old hash must not be reused."""
+    import hashlib
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    archive = ev / "a.zip"
+    _zip_with(archive, b"AAAA")
+    os.utime(archive, (1_600_000_000, 1_600_000_000))
+    cfg = ScanConfig(evidence=(ev,), case_dir=tmp_path / "case", store_dir=tmp_path / "store",
+                     workers=0)
+    run_scan(cfg)
+    _zip_with(archive, b"BBBB")
+    os.utime(archive, (1_700_000_000, 1_700_000_000))
+    run_scan(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "case" / "manifest.jsonl").read_text().splitlines()]
+    member = next(r for r in rows if r["path"].endswith("a.zip!/note.txt"))
+    assert member["md5"] == hashlib.md5(b"BBBB").hexdigest()

@@ -158,10 +158,16 @@ class _Feeder:
         seen: list[str] = []
         plain: list[tuple[dict[str, Any], str, bool]] = []
         seq = 0
+        # Members of an archive that changed are hashed again even when their own header
+        # (size, mtime) looks unchanged: a replaced archive can repeat both with new content.
+        changed_archive: str | None = None
         for item in self._items():
+            if item.kind == "file":
+                changed_archive = None
+            in_changed = changed_archive is not None and item.path.startswith(changed_archive)
             if item.status != "pending" or item.kind not in ("file", "archive_member"):
                 plain.append((_row(_plain_record(item), item.archive_error), item.path, False))
-            elif self.db.reusable(item.path, item.size, item.mtime, self.key):
+            elif not in_changed and self.db.reusable(item.path, item.size, item.mtime, self.key):
                 seen.append(item.path)
                 self.reused += 1
             else:
@@ -173,6 +179,8 @@ class _Feeder:
                     archive_error=item.archive_error,
                 ))
                 nbytes += len(item.data or b"")
+                if item.kind == "file":
+                    changed_archive = item.path + "!/"
             if len(seen) + len(plain) >= 512:
                 self._flush(seen, plain)
             if len(tasks) >= self.cfg.batch_size or nbytes >= BATCH_BYTES:
