@@ -442,3 +442,72 @@ def dct16(buf: np.ndarray, d: np.ndarray) -> np.ndarray:
                 s += t[i, k] * d[j, k]
             out[i, j] = s
     return out
+
+
+@njit(cache=True, nogil=True)
+def scaled_weights(n: int, n_reduced: int, scale: int) -> np.ndarray:
+    """float64[64, n_reduced]: the full-size filter, seen from a 1/`scale` reduced decode.
+
+    Row i holds the weights with which the reference's two box passes along an axis of
+    length `n` (window `jarosz_window(n)`, windows shrinking at the edges) combine the input
+    pixels into the i-th decimation sample, summed over the `scale` full-size pixels each
+    reduced pixel stands for (a DCT-scaled JPEG decode is close to their mean).
+    """
+    w = (n + 127) // 128
+    half = (w + 2) // 2
+    samples = sample_indices(n)
+    out = np.zeros((DOWNSAMPLE, n_reduced))
+    for i in range(DOWNSAMPLE):
+        o = samples[i]
+        lo = max(o - w + half, 0)
+        hi = min(o + half, n)
+        for m in range(lo, hi):
+            lo1 = max(m - w + half, 0)
+            hi1 = min(m + half, n)
+            c = 1.0 / ((hi - lo) * (hi1 - lo1))
+            for p in range(lo1, hi1):
+                out[i, min(p // scale, n_reduced - 1)] += c
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _band(weights: np.ndarray) -> tuple[int, int]:
+    lo = 0
+    while lo < weights.shape[0] and weights[lo] == 0.0:
+        lo += 1
+    hi = weights.shape[0]
+    while hi > lo and weights[hi - 1] == 0.0:
+        hi -= 1
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def downsample_scaled(luma: np.ndarray, full_h: int, full_w: int, scale: int) -> np.ndarray:
+    """float32[64, 64] estimate of `downsample` of the full-size image from a 1/`scale` decode.
+
+    The two box passes are linear and separable, so their 64 samples per axis are fixed
+    weighted sums of input pixels (`scaled_weights`); applied to the reduced luma in float64
+    they give the full-size result up to what the reduced decode lost (measured: PDQ hashes
+    as close to the exact path as a full-size luma decode; see `hashing.fast_luma`).
+    """
+    h, w = luma.shape
+    ar = scaled_weights(full_h, h, scale)
+    ac = scaled_weights(full_w, w, scale)
+    rows = np.zeros((DOWNSAMPLE, w))
+    for i in range(DOWNSAMPLE):
+        k0, k1 = _band(ar[i])
+        acc = rows[i]
+        for k in range(k0, k1):
+            a = ar[i, k]
+            line = luma[k]
+            for j in range(w):
+                acc[j] += a * line[j]
+    out = np.empty((DOWNSAMPLE, DOWNSAMPLE), dtype=np.float32)
+    for c in range(DOWNSAMPLE):
+        k0, k1 = _band(ac[c])
+        for i in range(DOWNSAMPLE):
+            s = 0.0
+            for k in range(k0, k1):
+                s += rows[i, k] * ac[c, k]
+            out[i, c] = np.float32(s)
+    return out

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hashing.algorithms.pdq import pdq_from_luma, pdq_from_rgb
-from hashing.fast_luma import decode_luma_fast
+from hashing.fast_luma import choose_scale, decode_luma_fast, decode_luma_scaled
 from hashing.pdq_kernels import rgb_to_luma
 
 
@@ -122,3 +122,33 @@ def test_trailing_bytes_after_the_image_are_ignored() -> None:
 )
 def test_hostile_bytes_return_none(blob: bytes) -> None:
     assert decode_luma_fast(blob, width=2000, height=2000) is None
+
+
+def test_scale_choice_keeps_a_short_side_of_480() -> None:
+    assert [
+        choose_scale(w, h) for w, h in [(1000, 1000), (1280, 960), (2592, 1944), (4000, 3000)]
+    ] == [
+        2,
+        2,
+        4,
+        4,
+    ]
+    assert choose_scale(1200, 900) == 1
+
+
+def test_scaled_decode_is_close_to_the_exact_path() -> None:
+    deviations = []
+    for seed, (h, w, q) in enumerate([(960, 1280, 80), (1944, 2592, 90), (1000, 1000, 75)]):
+        data = jpeg(detailed_photo(np.random.default_rng(seed + 20), h, w), quality=q)
+        luma = decode_luma_scaled(data, width=w, height=h)
+        s = choose_scale(w, h)
+        assert luma is not None and luma.shape == (-(-h // s), -(-w // s))
+        scaled = pdq_from_luma(luma, full_size=(h, w)).hash
+        deviations.append(distance(scaled, pdq_from_rgb(exact_rgb(data)).hash))
+    assert max(deviations) <= 6 and np.mean(deviations) <= 2
+    assert (
+        decode_luma_scaled(
+            jpeg(detailed_photo(np.random.default_rng(1), 480, 640)), width=640, height=480
+        )
+        is None
+    )

@@ -177,3 +177,36 @@ def test_never_more_than_four_bits_from_reference(rgb: np.ndarray) -> None:
     ref_hash, ref_quality = reference(rgb)
     assert distance(ours.hash, ref_hash) <= 4
     assert abs(ours.quality - ref_quality) <= 1
+
+
+def block_mean(luma: np.ndarray, s: int) -> np.ndarray:
+    """What a 1/s DCT-scaled decode approximates: the mean of each s x s block (edges padded)."""
+    h, w = luma.shape
+    hp, wp = -(-h // s) * s, -(-w // s) * s
+    padded = np.pad(luma, ((0, hp - h), (0, wp - w)), mode="edge")
+    return padded.reshape(hp // s, s, wp // s, s).mean(axis=(1, 3)).astype(np.float32)
+
+
+def test_full_size_of_a_reduced_luma_keeps_the_full_size_hash() -> None:
+    distances = []
+    for seed, (h, w) in enumerate([(1200, 1600), (1537, 2049), (1000, 1300)]):
+        luma = rgb_to_luma(photo_like(np.random.default_rng(seed + 50), h, w))
+        full = pdq_from_luma(luma, dihedral=True)
+        for s in (2, 4):
+            reduced = pdq_from_luma(block_mean(luma, s), dihedral=True, full_size=(h, w))
+            distances.append(distance(full.hash, reduced.hash))
+            assert abs(full.quality - reduced.quality) <= 3
+            assert reduced.dihedral is not None and reduced.dihedral[0] == reduced.hash
+    assert max(distances) <= 6 and np.mean(distances) <= 2
+
+
+def test_full_size_equal_to_the_shape_is_the_plain_path() -> None:
+    luma = rgb_to_luma(photo_like(np.random.default_rng(60), 200, 260))
+    assert pdq_from_luma(luma, full_size=(200, 260)) == pdq_from_luma(luma)
+
+
+def test_full_size_must_be_a_scaled_decode_of_the_shape() -> None:
+    luma = np.zeros((100, 130), np.float32)
+    with pytest.raises(ValueError, match="not a 1/1..1/8 reduction"):
+        pdq_from_luma(luma, full_size=(300, 300))
+    assert pdq_from_luma(np.zeros((1, 1), np.float32), full_size=(4, 4)).hash == "0" * 64

@@ -182,3 +182,42 @@ def test_dct_equals_reference_order() -> None:
 
 def test_jarosz_window_formula() -> None:
     assert [K.jarosz_window(n) for n in (1, 128, 129, 256, 257, 4000)] == [1, 1, 2, 2, 3, 32]
+
+
+def ref_scaled_weights(n: int, n_reduced: int, scale: int) -> np.ndarray:
+    """Row i of (two box passes) as a dense matrix, summed over `scale`-pixel groups."""
+    eye = np.eye(n, dtype=np.float64)
+    w = K.jarosz_window(n)
+    passes = ref_box_axis0(ref_box_axis0(eye.astype(np.float32), w), w).astype(np.float64)
+    rows = passes[K.sample_indices(n)]
+    out = np.zeros((64, n_reduced))
+    for p in range(n):
+        out[:, min(p // scale, n_reduced - 1)] += rows[:, p]
+    return out
+
+
+@pytest.mark.parametrize("n, scale", [(300, 1), (300, 2), (301, 4), (517, 8), (1000, 4)])
+def test_scaled_weights_are_the_box_passes_as_a_matrix(n: int, scale: int) -> None:
+    n_reduced = -(-n // scale)
+    got = K.scaled_weights(n, n_reduced, scale)
+    np.testing.assert_allclose(got, ref_scaled_weights(n, n_reduced, scale), atol=1e-6)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0)  # each sample is a weighted mean
+
+
+def test_scaled_downsample_at_scale_one_is_the_reference_downsample() -> None:
+    x = luma_image(np.random.default_rng(12), 300, 420)
+    np.testing.assert_allclose(K.downsample_scaled(x, 300, 420, 1), K.downsample(x), atol=2e-3)
+
+
+def test_scaled_downsample_equals_dense_weights() -> None:
+    x = luma_image(np.random.default_rng(13), 1200, 1600)
+    small = x.reshape(300, 4, 400, 4).mean(axis=(1, 3)).astype(np.float32)
+    ar = K.scaled_weights(1200, 300, 4)
+    ac = K.scaled_weights(1600, 400, 4)
+    dense = (ar @ small.astype(np.float64) @ ac.T).astype(np.float32)
+    np.testing.assert_allclose(
+        K.downsample_scaled(small, 1200, 1600, 4), dense, rtol=1e-6, atol=1e-3
+    )
+    # and the 4x4 block mean carries the full-size filter closely
+    diff = np.abs(K.downsample_scaled(small, 1200, 1600, 4) - K.downsample(x))
+    assert diff.mean() < 0.3 and diff.max() < 2.0

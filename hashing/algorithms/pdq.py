@@ -99,15 +99,35 @@ def _too_small(h: int, w: int, dihedral: bool) -> PdqResult | None:
     return None
 
 
-def pdq_from_luma(luma: np.ndarray, dihedral: bool = False) -> PdqResult:
-    """PDQ of a float32[H, W] luma image (values 0..255; other dtypes are converted)."""
+def _reduction(full_size: tuple[int, int], shape: tuple[int, int]) -> int:
+    """The integer scale s with shape == ceil(full_size / s), as DCT-scaled JPEG decodes give."""
+    fh, fw = full_size
+    for s in range(1, 9):
+        if ((fh + s - 1) // s, (fw + s - 1) // s) == shape:
+            return s
+    raise ValueError(f"luma of shape {shape} is not a 1/1..1/8 reduction of {full_size}")
+
+
+def pdq_from_luma(
+    luma: np.ndarray, dihedral: bool = False, *, full_size: tuple[int, int] | None = None
+) -> PdqResult:
+    """PDQ of a float32[H, W] luma image (values 0..255; other dtypes are converted).
+
+    `full_size` (height, width) says that `luma` is a DCT-scaled decode (1/2 .. 1/8) of an
+    image of that stored size; the box windows and sample grid are then the full size's
+    (`pdq_kernels.downsample_scaled`), so the hash stays close to the full-size one.
+    """
     arr = np.ascontiguousarray(luma, dtype=np.float32)
     if arr.ndim != 2:
         raise ValueError(f"luma must be 2-D, got shape {arr.shape}")
-    small = _too_small(arr.shape[0], arr.shape[1], dihedral)
+    h, w = full_size if full_size is not None else arr.shape
+    small = _too_small(h, w, dihedral)
     if small is not None:
         return small
-    return _from_downsampled(pdq_kernels.downsample(arr), dihedral)
+    scale = 1 if full_size is None else _reduction((h, w), (arr.shape[0], arr.shape[1]))
+    if scale == 1:
+        return _from_downsampled(pdq_kernels.downsample(arr), dihedral)
+    return _from_downsampled(pdq_kernels.downsample_scaled(arr, h, w, scale), dihedral)
 
 
 def pdq_from_rgb(rgb: np.ndarray, dihedral: bool = False) -> PdqResult:
