@@ -76,7 +76,11 @@ def kernel_lock() -> Iterator[None]:
 
 def set_threads(n: int) -> int:
     """Cap numba's and FAISS's OpenMP pools at `n` threads each (clamped to what numba
-    started with); returns the count applied."""
+    started with, `NUMBA_NUM_THREADS`); returns the count applied.
+
+    numba's setting is per calling thread (FAISS's is process-wide): worker threads that run
+    searches should call this themselves, or the process should start with
+    `NUMBA_NUM_THREADS` / `OMP_NUM_THREADS` set."""
     import faiss  # imported here: only callers that want FAISS capped pay its import
 
     n = max(1, min(int(n), _config.NUMBA_NUM_THREADS))

@@ -61,7 +61,7 @@ def assert_same(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...]) -> No
         assert np.array_equal(g, w), name
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), nbytes=st.sampled_from([8, 32]),
        n=st.integers(1, 3000), nq=st.integers(1, 12), radius=st.integers(0, 40),
        method=st.sampled_from(["brute", "mih", "auto"]))
@@ -72,8 +72,10 @@ def test_every_method_equals_numpy(seed: int, nbytes: int, n: int, nq: int, radi
     assert_same(got, numpy_range(db, q, radius))
 
 
-@pytest.mark.parametrize(("nbytes", "radius"), [(32, 31), (32, 0), (32, 8), (8, 8), (8, 0)])
-@pytest.mark.parametrize("method", ["mih", "auto"])
+@pytest.mark.parametrize(("nbytes", "radius", "method"), [
+    (32, 31, "auto"), (32, 31, "mih"), (32, 0, "auto"), (32, 8, "mih"), (8, 8, "auto"),
+    (8, 0, "mih"),
+])
 def test_large_n_multi_index_equals_numpy(nbytes: int, radius: int,
                                           method: hamming.Method) -> None:
     db, q = planted(7, 200_000, 12, nbytes, radius)
