@@ -18,7 +18,14 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert set(small["images_per_s"]) == set(hashing.METHODS)
     assert small["ratio_vs_baseline"][hashing.BASELINE] == 1.0
     dev = small["deviation_fast_vs_exact"]
-    assert {"mean_bits", "p99_bits", "max_bits", "exact_equals_pdqhash", "n"} <= set(dev)
+    assert {
+        "mean_bits",
+        "p99_bits",
+        "max_bits",
+        "scaled_mean_bits",
+        "exact_equals_pdqhash",
+        "n",
+    } <= set(dev)
     # under 1 MP the fast path is the exact path, and the exact path is pdqhash's hash
     assert dev["max_bits"] == 0 and dev["exact_equals_pdqhash"] == dev["n"]
     assert {"fast_ratio", "exact_ratio", "fast_mean_deviation_bits", "met"} <= set(

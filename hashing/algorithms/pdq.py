@@ -6,6 +6,10 @@ Steps: luma -> two passes of a Jarosz box filter (window ceil(dim / 128)) -> dec
 hash to all zeros with quality 0, as the reference does. The heavy lifting is in
 `hashing.pdq_kernels`; this module holds the bit packing and the dihedral variants.
 
+`pdq_from_luma(..., full_size=(h, w))` hashes a DCT-scaled JPEG decode (1/2..1/8) with the
+full-size image's windows and sample grid (`pdq_kernels.downsample_scaled`), which keeps
+the hash as close to the exact path as a full-size luma decode (see `hashing.fast_luma`).
+
 Written here rather than calling the `pdqhash` bindings because those run the reference's
 cache-unfriendly column pass and a float64 numpy luma conversion (most of their time), and
 cannot start from a reduced-size luma decode. `pdqhash` stays the oracle of the tests.
