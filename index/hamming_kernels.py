@@ -216,24 +216,64 @@ def mih_build(
 
     Table `j` covers bits `[starts[j], starts[j] + widths[j])`; its `2^width + 1` offsets start
     at `table_base[j]` in the flat zeroed `offsets uint32` array, and bucket `v` holds
-    `ids[j, offsets[base + v]:offsets[base + v + 1]]`, ids ascending (the sort is stable).
+    `ids[j, offsets[base + v]:offsets[base + v + 1]]`, ids ascending (both passes are stable).
     The caller allocates both arrays (numpy asks the kernel for huge pages, which matters for
     these randomly accessed tables); uint32 keeps them at 4 bytes per code per table.
+
+    Two radix passes instead of one counting sort over 2^width buckets: the first scatters ids
+    (and their values) by the high half of the value, into a few thousand buckets whose
+    counters and write positions stay in cache; the second sorts each such group by the low
+    half in a scratch buffer the size of the largest group. A one-pass sort at 10^7 codes and
+    22-bit values spends its time on cache misses into a 16 MiB counter array. Extra memory is
+    one uint32 per code for each table in flight (one per thread).
     """
     n = db.shape[0]
     m = starts.shape[0]
     for j in prange(m):
         base = table_base[j]
-        nb = 1 << widths[j]
+        width = widths[j]
+        start = starts[j]
+        low = width // 2
+        nhigh = 1 << (width - low)
+        nlow = 1 << low
+        # pass 1: stable scatter by the high half; group h is [group[h], group[h + 1])
+        group = np.zeros(nhigh + 1, dtype=np.int64)
         for i in range(n):
-            offsets[base + substring(db, i, starts[j], widths[j]) + 1] += 1
-        for v in range(nb):
-            offsets[base + v + 1] += offsets[base + v]
-        fill = offsets[base : base + nb].copy()
+            group[(substring(db, i, start, width) >> low) + 1] += 1
+        for h in range(nhigh):
+            group[h + 1] += group[h]
+        fill = group[:nhigh].copy()
+        vals = np.empty(n, dtype=np.uint32)
         for i in range(n):
-            val = substring(db, i, starts[j], widths[j])
-            ids[j, fill[val]] = i
-            fill[val] += 1
+            v = substring(db, i, start, width)
+            h = v >> low
+            ids[j, fill[h]] = i
+            vals[fill[h]] = v
+            fill[h] += 1
+        # pass 2: within each group, stable counting sort by the low half; write the offsets
+        largest = 0
+        for h in range(nhigh):
+            largest = max(largest, group[h + 1] - group[h])
+        scratch = np.empty(largest, dtype=np.uint32)
+        count = np.empty(nlow + 1, dtype=np.int64)
+        mask = np.uint32(nlow - 1)
+        for h in range(nhigh):
+            a = group[h]
+            b = group[h + 1]
+            count[:] = 0
+            for t in range(a, b):
+                count[(vals[t] & mask) + 1] += 1
+            for v in range(nlow):
+                count[v + 1] += count[v]
+            for v in range(nlow):
+                offsets[base + h * nlow + v] = a + count[v]
+            for t in range(a, b):
+                lo = vals[t] & mask
+                scratch[count[lo]] = ids[j, t]
+                count[lo] += 1
+            for t in range(a, b):
+                ids[j, t] = scratch[t - a]
+        offsets[base + nhigh * nlow] = n
 
 
 @njit(cache=True, nogil=True)
