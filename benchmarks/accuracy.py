@@ -48,7 +48,7 @@ class Config:
     seed: int = 20261123
 
 
-FULL = Config(n_originals=200, min_width=640, max_width=1024, n_flat=20)
+FULL = Config(n_originals=100, min_width=640, max_width=1024, n_flat=20)
 QUICK = Config(n_originals=20, min_width=160, max_width=256, n_flat=6)
 
 
