@@ -358,7 +358,9 @@ def _notes(result: dict[str, Any]) -> str:
         "",
         f"Small files: {sc['count_ratio']:.0f}x the files took {sc['time_ratio']:.2f}x the wall "
         f"time ({sc['marginal_ms_per_file']:.2f} ms per extra file); peak memory "
-        f"{sc['rss_ratio']:.2f}x.",
+        f"{sc['rss_ratio']:.2f}x"
+        + (" (flat)." if sc["rss_ratio"] < 1.5 else
+           " (NOT flat: memory grows with the file count; see the per-stage times for where)."),
         "",
         f"Hashing a sample of {base['files']} of the same files in-process with `hash_many` "
         f"(1 worker, the scan's hash options): {base['files_per_s']:.1f} files/s wall, "
