@@ -263,10 +263,10 @@ def mih_build(
             count[:] = 0
             for t in range(a, b):
                 count[(vals[t] & mask) + 1] += 1
-            for v in range(nlow):
-                count[v + 1] += count[v]
-            for v in range(nlow):
-                offsets[base + h * nlow + v] = a + count[v]
+            for lv in range(nlow):
+                count[lv + 1] += count[lv]
+            for lv in range(nlow):
+                offsets[base + h * nlow + lv] = a + count[lv]
             for t in range(a, b):
                 lo = vals[t] & mask
                 scratch[count[lo]] = ids[j, t]
