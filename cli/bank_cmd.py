@@ -120,8 +120,11 @@ def _print_rejected(result: ImportResult) -> None:
 @store_option
 def list_cmd(fmt: str, store_dir: str | None) -> None:
     """List the banks."""
-    with _open(store_dir) as store:
-        banks = store.list_banks()
+    try:
+        with _open(store_dir) as store:
+            banks = store.list_banks()
+    except TriageError as e:
+        raise _fail(e) from None
     if fmt == "json":
         click.echo(json.dumps([b.to_dict() for b in banks], indent=2))
         return
@@ -238,8 +241,12 @@ def _set(name: str, enabled: bool, store_dir: str | None) -> None:
 @store_option
 def rebuild_cmd(store_dir: str | None) -> None:
     """Rebuild every perceptual index file from the stored entries."""
-    with _open(store_dir) as store:
-        for info in store.rebuild():
-            click.echo(
-                f"{info.algorithm}\t{info.rows} rows\t{info.entries} entries\t{info.sha256 or '-'}"
-            )
+    try:
+        with _open(store_dir) as store:
+            infos = store.rebuild()
+    except TriageError as e:
+        raise _fail(e) from None
+    for info in infos:
+        click.echo(
+            f"{info.algorithm}\t{info.rows} rows\t{info.entries} entries\t{info.sha256 or '-'}"
+        )

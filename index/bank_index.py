@@ -62,7 +62,7 @@ def index_path(store_dir: str, algorithm: str) -> str:
 
 def build(con: sqlite3.Connection, store_dir: str, algorithm: str) -> IndexInfo:
     """Rebuild one algorithm's index file and its row mapping from the current entries."""
-    from index.faiss_store import write_index_atomic
+    from index.faiss_store import remove_stale_temps, write_index_atomic
 
     nbytes = spec(algorithm).nbytes
     with transaction(con, write=False):
@@ -89,6 +89,7 @@ def build(con: sqlite3.Connection, store_dir: str, algorithm: str) -> IndexInfo:
         mapping.append((algorithm, len(codes) - 1, pk))
         versions[bank] = version
     path = index_path(store_dir, algorithm)
+    remove_stale_temps(os.path.dirname(path))  # left by a writer killed mid-way
     sha: str | None = None
     if codes:
         array = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes), nbytes)

@@ -18,7 +18,8 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
@@ -102,10 +103,14 @@ class BankStore:
         for sub in ("index", "reports"):
             _private_dir(os.path.join(self.dir, sub))
         self.db_path = os.path.join(self.dir, "banks.sqlite")
-        if not os.path.exists(self.db_path):
-            # create it 0600 before SQLite does; SQLite gives -wal/-shm the same mode
-            os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self.con = connect(self.db_path)
+        with self._writing("cannot open the bank store"):
+            if not os.path.exists(self.db_path):
+                # create it 0600 before SQLite does; SQLite gives -wal/-shm the same mode
+                os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self.con = connect(self.db_path)
+        from index.faiss_store import remove_stale_temps
+
+        remove_stale_temps(os.path.join(self.dir, "index"))  # of writers killed mid-way
 
     def close(self) -> None:
         self.con.close()
@@ -141,6 +146,11 @@ class BankStore:
                     self.con, path, options, fmt, parse_options, scheme_name
                 )
                 bump(self.con, touched)
+        except sqlite3.Error as e:
+            # the store, not the list, is at fault (full disk, I/O error): not a rejection
+            raise BankError(
+                f"{self.dir}: cannot write the bank store, nothing was imported: {_cause(e)}"
+            ) from e
         except Rollback as r:
             result = r.result
         except (HashListFormatError, OSError) as e:
@@ -153,8 +163,12 @@ class BankStore:
             "reports",
             f"import-{options.bank}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json",
         )
-        result = replace(result, report_path=report)
-        _private_file(report, json.dumps(result.to_dict(), indent=2) + "\n")
+        try:
+            _private_file(report, json.dumps(result.to_dict(), indent=2) + "\n")
+            result = replace(result, report_path=report)
+        except OSError as e:
+            # the import itself stands (or was refused) either way; only the file is missing
+            log.warning("import report %s not written: %s", report, e)
         if result.status == "rejected":
             raise ImportRejectedError(result)
         self._rebuild(touched)
@@ -207,7 +221,7 @@ class BankStore:
 
     def set_enabled(self, name: str, enabled: bool) -> BankInfo:
         bank_id = self._bank_id(name)
-        with transaction(self.con):
+        with self._writing("cannot write the bank store"), transaction(self.con):
             changed = self.con.execute(
                 "UPDATE banks SET enabled = ? WHERE id = ? AND enabled != ?",
                 (int(enabled), bank_id, int(enabled)),
@@ -225,7 +239,7 @@ class BankStore:
         count = 0
         not_found: list[str] = []
         algos: set[str] = set()
-        with transaction(self.con):
+        with self._writing("cannot write the bank store"), transaction(self.con):
             for h in wanted:
                 rows = self.con.execute(
                     "SELECT id, algorithm FROM entries WHERE bank_id = ? AND hash = ?"
@@ -261,14 +275,29 @@ class BankStore:
         return self.retract(name, hashes, reason)
 
     def rebuild(self) -> list[IndexInfo]:
-        """Rebuild every perceptual index file from the current entries."""
-        return [build(self.con, self.dir, algo) for algo in PERCEPTUAL]
+        """Rebuild every perceptual index file from the current entries.
+
+        Raises BankError (a full disk, an I/O error) after which the old files are in place.
+        """
+        with self._writing("cannot rebuild the index"):
+            return [build(self.con, self.dir, algo) for algo in PERCEPTUAL]
 
     def open_matcher(self) -> BankMatcher:
         """A matcher over enabled, non-retracted entries; stale or corrupt indexes are rebuilt."""
         return BankMatcher(self.db_path, self.dir)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Turn a failed write to the store (full disk, I/O error, read-only file system) into
+        a BankError naming the store, instead of a bare sqlite3/OS error."""
+        try:
+            yield
+        except TriageError:
+            raise
+        except (sqlite3.Error, OSError) as e:
+            raise BankError(f"{self.dir}: {what}: {_cause(e)}") from e
 
     def _rebuild(self, algos: set[str]) -> None:
         """Rebuild after a committed change; a failure here only leaves the index stale."""
@@ -317,6 +346,14 @@ class BankStore:
             scheme=row[7],
             retracted=sum(c[2] for c in counts),
         )
+
+
+def _cause(e: BaseException) -> str:
+    """SQLite says "disk I/O error" for a full disk on most platforms; say what is likely."""
+    text = str(e) or type(e).__name__
+    if isinstance(e, sqlite3.Error) and ("disk" in text or "full" in text):
+        return f"{text} (is the disk full?)"
+    return text
 
 
 def _normal_hash(text: str) -> str:

@@ -1,7 +1,9 @@
 """FAISS as the on-disk container of binary codes, and as an opt-in (approximate) index.
 
 Files are FAISS `IndexBinaryFlat` files (`write_index_binary` format), written atomically and
-identified by their SHA-256. Reading verifies the checksum before FAISS parses anything and
+identified by their SHA-256. A write that fails (full disk, file size limit) raises
+`IndexWriteError` naming the file, and temp files of writers that died are removed by
+`remove_stale_temps`. Reading verifies the checksum before FAISS parses anything and
 maps the codes instead of copying them (`IO_FLAG_MMAP_IFC`).
 
 `FaissBinaryIndex` implements `BinaryIndex` over FAISS. FAISS's binary range search returns
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -24,10 +27,35 @@ import index.threading  # noqa: F401
 # isort: split
 import faiss
 
+from hashing.errors import TriageError
 from index.errors import IndexCorruptError
 from index.protocol import PAD_DISTANCE, BinaryIndex
 
 _CHUNK = 1 << 20
+# `.<name>.<pid>.<hex>.tmp`, as made by write_index_atomic
+_TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]+\.tmp$")
+
+
+class IndexWriteError(TriageError, OSError):
+    """An index file that could not be written (full disk, file size limit, I/O error).
+
+    Also an OSError, so callers treating any I/O failure as "index left stale" keep working.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: cannot write the index file: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _faiss_reason(exc: RuntimeError) -> str:
+    """The system's words from a FAISS write error ('... write error in f: 3 != 9 (File too
+    large)' -> 'File too large'), else its first line."""
+    text = str(exc).strip()
+    found = re.search(r"\(([^()]+)\)\s*$", text)
+    if found:
+        return found.group(1)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_codes(codes: np.ndarray, name: str = "codes") -> np.ndarray:
@@ -69,7 +97,11 @@ def write_index_atomic(path: str | Path, codes: np.ndarray) -> str:
     if arr.shape[0]:
         index.add(arr)
     try:
-        faiss.write_index_binary(index, str(tmp))
+        try:
+            faiss.write_index_binary(index, str(tmp))
+        except RuntimeError as exc:
+            # FAISS reports a failed write(2) as RuntimeError: give it a type and the path
+            raise IndexWriteError(str(final), _faiss_reason(exc)) from None
         del index
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -80,6 +112,40 @@ def write_index_atomic(path: str | Path, codes: np.ndarray) -> str:
         raise
     _fsync_dir(final.parent)
     return digest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Delete the temp files of `write_index_atomic` calls whose process is gone (SIGKILL,
+    power loss); return what was removed.
+
+    A writer is recognised by the pid in the temp file's name, so a temp file of a live writer
+    is never touched. Stores are local directories: a pid written on another host would be
+    judged by this host's process table.
+    """
+    removed: list[Path] = []
+    folder = Path(directory)
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        found = _TEMP.match(path.name)
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 class _Mapped:

@@ -114,7 +114,8 @@ def connect(path: str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(con: sqlite3.Connection, write: bool = True) -> Iterator[sqlite3.Connection]:
-    """One SQLite transaction: committed on success, rolled back on any exception.
+    """One SQLite transaction: committed on success, rolled back on any exception (a failed
+    COMMIT included, so the connection is never left inside a half-done transaction).
 
     Write transactions take the lock up front (BEGIN IMMEDIATE) so two importers queue
     instead of failing half-way; read transactions give a consistent snapshot under WAL.
@@ -122,7 +123,14 @@ def transaction(con: sqlite3.Connection, write: bool = True) -> Iterator[sqlite3
     con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield con
+        con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # COMMIT itself can fail (full disk, I/O error) and leave the transaction open; a
+        # failed ROLLBACK is swallowed because the first error is the one worth reporting
+        # and SQLite may already have rolled back on its own.
+        if con.in_transaction:
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
         raise
-    con.execute("COMMIT")

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,7 +49,7 @@ BATCH_BYTES = 32 << 20  # cap on archive-member bytes held by one batch
 
 
 class ScanError(TriageError):
-    """A scan that cannot start (names the path at fault)."""
+    """A scan that cannot start or cannot write its case (names the path at fault)."""
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -301,6 +302,12 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
         try:
             return _scan(cfg, case, policy, store_dir, matcher, bank_info, stages, started,
                          t_start)
+        except TriageError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            # a full disk or failing device under the case: what was committed stays, and a
+            # rerun with room resumes from it
+            raise ScanError(str(case), f"cannot write the case: {exc}") from exc
         finally:
             matcher.close()
 
