@@ -1,11 +1,14 @@
 """In-case near-duplicate clusters of the case's own PDQ hashes, and what they suggest.
 
 Every image PDQ hash and every video frame hash (above the quality floor) is a node; nodes
-within the policy's cluster radius are joined (HammingIndex range search of the case against
-itself) and connected components (scipy) become clusters of records. An unknown file in a
-cluster that also holds known-bad material gets a `cluster` reason pointing at its nearest
-known-bad member, whose category becomes the suggested one: it may be new material of a
-known series.
+within the policy's cluster radius are joined, and so are the nodes of one record (a video's
+frames); the connected components become clusters of records. An unknown file in a cluster that
+also holds known-bad material gets a `cluster` reason pointing at its nearest known-bad member,
+whose category becomes the suggested one: it may be new material of a known series.
+
+Identical hashes are one node (their pairs are all within any radius), and the range search of
+the case against itself runs in blocks whose pairs are merged into a union-find forest and
+dropped, so memory stays at one block even when thousands of files are near-duplicates.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from hashing.codec import pack
 from hashing.types import HashRecord
 from index.hamming import HammingIndex
+from triage.cluster_kernels import roots, union_pairs
 from triage.match import Reason, is_known_good, known_bad
 from triage.policy import Policy
+
+# Unique hashes queried per range search: bounds the pairs held at once to this many times the
+# largest group of near-duplicates.
+QUERY_BLOCK = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +52,40 @@ def _nodes(records: Sequence[HashRecord], policy: Policy) -> tuple[list[int], li
     return owners, hexes
 
 
-def _distances(mine: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """For each row of `others`, its smallest Hamming distance to any row of `mine`."""
-    xor = np.bitwise_xor(mine[:, None, :], others[None, :, :])
-    dist: np.ndarray = np.bitwise_count(xor).sum(axis=2, dtype=np.int64).min(axis=0)
-    return dist
+def unique_components(codes: np.ndarray, radius: int,
+                      block: int = QUERY_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collapse identical rows of `codes` (uint8[n, nbytes]) and join unique rows within
+    `radius`: `(unique uint8[u, nbytes], inverse int64[n], parent int64[u])`, row r being
+    unique node `inverse[r]`, and `parent` a union-find forest holding every such pair."""
+    uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
+    parent = np.arange(uniq.shape[0], dtype=np.int64)
+    index = HammingIndex(uniq)
+    for lo in range(0, uniq.shape[0], block):
+        lims, _, ids = index.range_search(uniq[lo:lo + block], radius)
+        src = np.repeat(np.arange(lo, lo + lims.size - 1, dtype=np.int64), np.diff(lims))
+        union_pairs(parent, src, ids)
+    return uniq, inverse.reshape(-1).astype(np.int64), parent
+
+
+def _nearest_bad(codes: np.ndarray, comp: np.ndarray, bad_owner: np.ndarray,
+                 queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query node, its nearest known-bad node in its own component: `(distance,
+    owner)` where `bad_owner[u]` is the smallest known-bad record holding node u (-1 if none).
+    Ties go to the smaller owner, as the record-order scan this replaces did."""
+    dist = np.zeros(queries.size, dtype=np.int64)
+    owner = np.zeros(queries.size, dtype=np.int64)
+    bad = np.flatnonzero(bad_owner >= 0)
+    # knn orders equal distances by index id, so ids follow the owners' record order.
+    bad = bad[np.argsort(bad_owner[bad], kind="stable")]
+    bad_comp = comp[bad]
+    q_comp = comp[queries]
+    for c in np.unique(q_comp):
+        mine = bad[bad_comp == c]
+        at = np.flatnonzero(q_comp == c)
+        d, ids = HammingIndex(codes[mine]).knn(codes[queries[at]], 1)
+        dist[at] = d[:, 0]
+        owner[at] = bad_owner[mine[ids[:, 0]]]
+    return dist, owner
 
 
 def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Reason]],
@@ -59,47 +94,63 @@ def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Re
     empty = Clusters({}, {}, {})
     if not policy.cluster_enabled:
         return empty
-    owners, hexes = _nodes(records, policy)
+    owners_list, hexes = _nodes(records, policy)
     if len(hexes) < 2:
         return empty
-    codes = pack("pdq", hexes)
-    lims, _, ids = HammingIndex(codes).range_search(codes, policy.cluster_radius)
-    src = np.repeat(np.asarray(owners), np.diff(lims))
-    dst = np.asarray(owners)[ids]
-    n = len(records)
-    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    members: dict[int, list[int]] = {}
-    for i in sorted(set(owners)):
-        members.setdefault(int(labels[i]), []).append(i)
-    groups = sorted((m for m in members.values() if len(m) > 1), key=lambda m: m[0])
+    owners = np.asarray(owners_list, dtype=np.int64)
+    uniq_codes, inverse, parent = unique_components(pack("pdq", hexes), policy.cluster_radius)
+    # A record's own nodes (a video's frames) belong together.
+    first_row = np.unique(owners, return_index=True)[1]
+    union_pairs(parent, inverse, inverse[first_row[np.searchsorted(owners[first_row], owners)]])
+    comp = roots(parent)
+    rec_ids = owners[first_row]
+    rec_comp = comp[inverse[first_row]]
+    order = np.lexsort((rec_ids, rec_comp))
+    rec_ids, rec_comp = rec_ids[order], rec_comp[order]
+    starts = np.flatnonzero(np.r_[True, rec_comp[1:] != rec_comp[:-1]])
+    groups = [g for g in np.split(rec_ids, starts[1:]) if g.size > 1]
+    groups.sort(key=lambda g: int(g[0]))
     cluster_of: dict[int, str] = {}
     sizes: dict[str, int] = {}
-    node_rows: dict[int, list[int]] = {}
-    for row, i in enumerate(owners):
-        node_rows.setdefault(i, []).append(row)
-    suggested: dict[int, Reason] = {}
+    in_bad_group: list[int] = []
+    bad_records: set[int] = set()
     for k, group in enumerate(groups, start=1):
         cid = f"C{k:05d}"
-        sizes[cid] = len(group)
-        for i in group:
+        sizes[cid] = int(group.size)
+        members = group.tolist()
+        for i in members:
             cluster_of[i] = cid
-        bad = [i for i in group if known_bad(reasons[i])]
-        if not bad:
-            continue
-        bad_rows = np.asarray([r for b in bad for r in node_rows[b]])
-        bad_owner = np.asarray([b for b in bad for _ in node_rows[b]])
-        for i in group:
-            if known_bad(reasons[i]) or is_known_good(reasons[i]):
-                continue
-            # The nearest known-bad member names the suggestion, so it can be checked.
-            dist = _distances(codes[node_rows[i]], codes[bad_rows])
-            best = int(np.argmin(dist))
-            j = int(bad_owner[best])
-            lead = known_bad(reasons[j])[0]
-            suggested[i] = Reason(
-                kind="cluster", algo="pdq", bank=lead.bank, entry=lead.entry,
-                distance=int(dist[best]), category=lead.category, vic_category=lead.vic_category,
-                series=lead.series, via=records[j].path,
-            )
+        bad = [i for i in members if known_bad(reasons[i])]
+        if bad:
+            bad_records.update(bad)
+            in_bad_group.extend(i for i in members if not known_bad(reasons[i])
+                                and not is_known_good(reasons[i]))
+    suggested: dict[int, Reason] = {}
+    if not in_bad_group:
+        return Clusters(cluster_of, suggested, sizes)
+    n_unique = parent.size
+    bad_owner = np.full(n_unique, np.iinfo(np.int64).max, dtype=np.int64)
+    is_bad_row = np.isin(owners, np.fromiter(bad_records, dtype=np.int64))
+    np.minimum.at(bad_owner, inverse[is_bad_row], owners[is_bad_row])
+    bad_owner[bad_owner == np.iinfo(np.int64).max] = -1
+    ask_rows = np.flatnonzero(np.isin(owners, np.asarray(in_bad_group, dtype=np.int64)))
+    ask_nodes, ask_inv = np.unique(inverse[ask_rows], return_inverse=True)
+    node_dist, node_owner = _nearest_bad(uniq_codes, comp, bad_owner, ask_nodes)
+    # Per record, the smallest (distance, owner) over its own nodes.
+    row_rec = owners[ask_rows]
+    row_dist = node_dist[ask_inv.reshape(-1)]
+    row_owner = node_owner[ask_inv.reshape(-1)]
+    best = np.lexsort((row_owner, row_dist, row_rec))
+    first = best[np.r_[True, row_rec[best][1:] != row_rec[best][:-1]]]
+    nearest = {i: (d, j) for i, d, j in zip(row_rec[first].tolist(), row_dist[first].tolist(),
+                                            row_owner[first].tolist(), strict=True)}
+    for i in in_bad_group:
+        # The nearest known-bad member names the suggestion, so it can be checked.
+        d, j = nearest[i]
+        lead = known_bad(reasons[j])[0]
+        suggested[i] = Reason(
+            kind="cluster", algo="pdq", bank=lead.bank, entry=lead.entry, distance=d,
+            category=lead.category, vic_category=lead.vic_category, series=lead.series,
+            via=records[j].path,
+        )
     return Clusters(cluster_of, suggested, sizes)
