@@ -34,6 +34,7 @@ from triage.batches import INTERNAL_ERROR, BatchResult, HashBatch, HashTask
 from triage.casedb import CaseDB
 from triage.cluster import cluster_records
 from triage.executor import Executor, make_executor
+from triage.limits import WalkLimits
 from triage.match import match_records
 from triage.outputs import atomic_text, ensure_private_dir, sha256_file
 from triage.policy import Policy, load_policy
@@ -134,8 +135,9 @@ class _Feeder:
     """Turns the walk into hashing batches, settling what needs no hashing on the way."""
 
     def __init__(self, cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: str,
-                 stages: _Stages) -> None:
+                 stages: _Stages, walk_limits: WalkLimits) -> None:
         self.cfg, self.db, self.run, self.opts, self.key = cfg, db, run, opts, key
+        self.walk_limits = walk_limits
         self.stages = stages
         self.walked = 0
         self.reused = 0
@@ -143,7 +145,7 @@ class _Feeder:
 
     def _items(self) -> Iterator[WalkItem]:
         # Absolute paths: a rerun from another directory must find the same rows.
-        it = iter(walk([os.path.abspath(r) for r in self.cfg.evidence]))
+        it = iter(walk([os.path.abspath(r) for r in self.cfg.evidence], self.walk_limits))
         while True:
             t0 = time.perf_counter()
             item = next(it, None)
@@ -221,8 +223,9 @@ def _record_results(db: CaseDB, run: int, key: str, batch: HashBatch, result: Ba
 
 
 def _hash_phase(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: str,
-                executor: Executor, stages: _Stages) -> tuple[_Feeder, set[str]]:
-    feeder = _Feeder(cfg, db, run, opts, key, stages)
+                executor: Executor, stages: _Stages,
+                walk_limits: WalkLimits) -> tuple[_Feeder, set[str]]:
+    feeder = _Feeder(cfg, db, run, opts, key, stages, walk_limits)
     in_flight: dict[int, HashBatch] = {}
     workers: set[str] = set()
 
@@ -330,8 +333,10 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
           bank_info: dict[str, Any], stages: _Stages, started: str,
           t_start: float) -> ScanResult:
     opts = HashOptions(algorithms=DEFAULT_ALGORITHMS, dihedral=policy.dihedral,
-                       decode_mode=cfg.decode_mode)  # type: ignore[arg-type]
-    # Resume reuses a row only when the file and the way it was hashed are both unchanged.
+                       decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
+                       pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes)
+    # Resume reuses a row only when the file and the way it was hashed are both unchanged
+    # (the media limits included: a row hashed under other limits is hashed again).
     opts_key = f"{tool_version()} {opts!r}"
     audit_path = case / "audit.jsonl"
     common = {
@@ -345,7 +350,8 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
         run = db.begin_run(started)
         executor = make_executor(cfg.workers, cfg.scheduler)
         try:
-            feeder, workers = _hash_phase(cfg, db, run, opts, opts_key, executor, stages)
+            feeder, workers = _hash_phase(cfg, db, run, opts, opts_key, executor, stages,
+                                          policy.walk_limits)
             placement = executor.describe()
         finally:
             executor.close()

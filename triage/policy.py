@@ -1,4 +1,5 @@
-"""The scan policy: match radii, quality floor, video thresholds and tier numbers, from TOML.
+"""The scan policy: match radii, quality floor, video thresholds, tier numbers and the walk and
+media limits, from TOML.
 
 Defaults for radii and the quality floor come from `hashing.registry` (stated once there);
 a policy file only overrides them. Example (every key optional):
@@ -21,20 +22,40 @@ a policy file only overrides them. Example (every key optional):
     near = 2           # near (perceptual) matches to known-bad material
     exact = 3          # exact digest matches
     unmatched = 4      # other media that matched nothing
+
+    [limits]                             # what hostile evidence may cost (defaults shown)
+    pixel_limit = 178956970              # decoded width x height; larger images -> error row
+    max_media_bytes = 536870912          # larger files get digests only
+    max_archive_depth = 3                # an archive on disk is depth 1
+    max_member_bytes = 268435456         # one archive member
+    max_archive_total_bytes = 4294967296 # decompressed bytes per outer archive
+    max_expansion_ratio = 200.0          # decompressed / compressed bytes per archive
+    max_members = 100000                 # member rows per archive
+    max_dir_depth = 256                  # directory levels below a root
+
+The media limits are part of how a file is hashed, so changing them hashes every file again
+on the next scan of a case; the walk limits only change which rows the walk yields.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hashing.decode import DEFAULT_PIXEL_LIMIT
 from hashing.errors import TriageError
+from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES
 from hashing.registry import PDQ, PERCEPTUAL, spec
+from triage.limits import WalkLimits
 
 TIER_KEYS = ("possible_new", "near", "exact", "unmatched")
+WALK_LIMIT_KEYS = tuple(f.name for f in fields(WalkLimits))
+MEDIA_LIMIT_KEYS = ("pixel_limit", "max_media_bytes")
+_MAX_INT = 2**63 - 1  # what SQLite and JSON consumers can hold exactly
 
 
 class PolicyError(TriageError, ValueError):
@@ -65,6 +86,9 @@ class Policy:
     cluster_enabled: bool = True
     cluster_radius: int = PDQ.default_radius or 0
     tiers: Mapping[str, int] = field(default_factory=_default_tiers)
+    pixel_limit: int = DEFAULT_PIXEL_LIMIT
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    walk_limits: WalkLimits = field(default_factory=WalkLimits)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +103,8 @@ class Policy:
             },
             "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius},
             "tiers": dict(self.tiers),
+            "limits": {"pixel_limit": self.pixel_limit, "max_media_bytes": self.max_media_bytes,
+                       **asdict(self.walk_limits)},
         }
 
 
@@ -91,6 +117,13 @@ def _int(src: str, key: str, value: Any, lo: int, hi: int) -> int:
 def _pct(src: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
         raise PolicyError(src, key, f"expected a percentage 0..100, got {value!r}")
+    return float(value)
+
+
+def _ratio(src: str, key: str, value: Any) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value <= 0):
+        raise PolicyError(src, key, f"expected a positive number, got {value!r}")
     return float(value)
 
 
@@ -112,13 +145,14 @@ def _table(src: str, doc: Mapping[str, Any], name: str, allowed: set[str]) -> di
 
 def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy:
     """Validate a parsed policy document; unknown keys are errors (a typo must not go unseen)."""
-    unknown = set(doc) - {"match", "video", "cluster", "tiers"}
+    unknown = set(doc) - {"match", "video", "cluster", "tiers", "limits"}
     if unknown:
         raise PolicyError(src, "", f"unknown tables {sorted(unknown)}")
     m = _table(src, doc, "match", {"radius", "min_quality", "dihedral"})
     v = _table(src, doc, "video", {"query_frames_pct", "bank_frames_pct"})
     c = _table(src, doc, "cluster", {"enabled", "radius"})
     t = _table(src, doc, "tiers", set(TIER_KEYS))
+    lim = _table(src, doc, "limits", {*MEDIA_LIMIT_KEYS, *WALK_LIMIT_KEYS})
     base = Policy()
     radius = dict(base.radius)
     radius_in = m.get("radius", {})
@@ -142,7 +176,23 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
         cluster_enabled=_bool(src, "cluster.enabled", c.get("enabled", base.cluster_enabled)),
         cluster_radius=_int(src, "cluster.radius", c.get("radius", base.cluster_radius), 0, 256),
         tiers=tiers,
+        pixel_limit=_int(src, "limits.pixel_limit", lim.get("pixel_limit", base.pixel_limit),
+                         1, _MAX_INT),
+        max_media_bytes=_int(src, "limits.max_media_bytes",
+                             lim.get("max_media_bytes", base.max_media_bytes), 1, _MAX_INT),
+        walk_limits=_walk_limits(src, lim, base.walk_limits),
     )
+
+
+def _walk_limits(src: str, table: Mapping[str, Any], base: WalkLimits) -> WalkLimits:
+    values: dict[str, Any] = {}
+    for key in WALK_LIMIT_KEYS:
+        value = table.get(key, getattr(base, key))
+        if key == "max_expansion_ratio":
+            values[key] = _ratio(src, f"limits.{key}", value)
+        else:
+            values[key] = _int(src, f"limits.{key}", value, 0, _MAX_INT)
+    return WalkLimits(**values)
 
 
 def load_policy(path: Path | None) -> Policy:
