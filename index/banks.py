@@ -283,8 +283,10 @@ class BankStore:
             return [build(self.con, self.dir, algo) for algo in PERCEPTUAL]
 
     def open_matcher(self) -> BankMatcher:
-        """A matcher over enabled, non-retracted entries; stale or corrupt indexes are rebuilt."""
-        return BankMatcher(self.db_path, self.dir)
+        """A matcher over enabled, non-retracted entries; stale or corrupt indexes are rebuilt
+        (BankError when that rebuild cannot be written)."""
+        with self._writing("cannot open the matcher"):
+            return BankMatcher(self.db_path, self.dir)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -30,7 +30,9 @@ import numpy as np
 import pytest
 
 from hashing import codec
+from index.bank_index import bump
 from index.banks import BankStore, ImportOptions
+from index.store_schema import connect, transaction
 from synthetic_fixtures.evidence import make_evidence
 from triage.pipeline import ScanConfig, run_scan
 
@@ -343,8 +345,6 @@ def test_damaged_index_is_detected_and_rebuilt(pdq_store: dict[str, object], tmp
 def test_a_failed_commit_is_rolled_back(tmp_path: Path) -> None:
     """COMMIT can fail and leave SQLite inside the transaction (here a deferred foreign key,
     standing in for a full disk): `transaction` rolls back, so the connection stays usable."""
-    from index.store_schema import connect, transaction
-
     con = connect(str(tmp_path / "t.sqlite"))
     con.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
     con.execute("CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY"
@@ -376,3 +376,20 @@ def test_stale_temps_of_dead_writers_only_are_removed(tmp_path: Path) -> None:
     assert [p.name for p in removed] == [names["dead"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         names[k] for k in ("live", "ours", "other"))
+
+
+def test_full_disk_while_a_scan_rebuilds_a_stale_index(pdq_store: dict[str, object],
+                                                       small_case: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    """The scan must rebuild the store's stale index first and cannot write it: one line
+    naming the index file, and the store still matches afterwards."""
+    store_dir = copy_store(pdq_store, tmp_path / "s")
+    with BankStore(store_dir) as store:  # make the index stale without rebuilding it
+        with transaction(store.con):
+            bump(store.con, {"pdq"})
+    proc = run_limited(["scan", str(small_case["evidence"]), "--case", str(tmp_path / "c"),
+                        "--store", str(store_dir), "--workers", "0"], 96 * 1024)
+    _clear_error(proc)
+    assert "pdq.faissbin" in proc.stderr
+    assert sorted(p.name for p in (store_dir / "index").iterdir()) == ["pdq.faissbin"]
+    assert_store_matches(store_dir, pdq_store["hashes"], pdq_store["checksum"])  # type: ignore[arg-type]

@@ -278,11 +278,16 @@ def _digests(outputs: Mapping[str, Path]) -> dict[str, str | None]:
 
 def _open_banks(store_dir: Path) -> tuple[BankMatcher, dict[str, Any]]:
     """One matcher per scan: digest lookups and indexes are loaded once, not per file."""
-    with BankStore(store_dir) as store:
-        matcher = store.open_matcher()
-        # Entry and retraction counts catch changes a version string misses; import times
-        # are left out so re-importing the same list leaves a case unchanged.
-        banks = [{**b.to_dict(), "retracted": b.retracted} for b in store.list_banks()]
+    try:
+        with BankStore(store_dir) as store:
+            matcher = store.open_matcher()
+            # Entry and retraction counts catch changes a version string misses; import times
+            # are left out so re-importing the same list leaves a case unchanged.
+            banks = [{**b.to_dict(), "retracted": b.retracted} for b in store.list_banks()]
+    except TriageError:
+        raise
+    except (sqlite3.Error, OSError) as exc:  # e.g. a stale index that cannot be rebuilt
+        raise ScanError(str(store_dir), f"cannot open the bank store: {exc}") from exc
     info = {"versions": matcher.bank_versions(), "index_checksums": matcher.index_checksums(),
             "banks": banks}
     return matcher, info
