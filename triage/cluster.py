@@ -21,13 +21,18 @@ import numpy as np
 from hashing.codec import pack
 from hashing.types import HashRecord
 from index.hamming import HammingIndex
-from triage.cluster_kernels import roots, union_pairs
+from triage.cluster_kernels import assign_leaders, join_via_leaders, roots, union_pairs
 from triage.match import Reason, is_known_good, known_bad
 from triage.policy import Policy
 
 # Unique hashes queried per range search: bounds the pairs held at once to this many times the
 # largest group of near-duplicates.
 QUERY_BLOCK = 2048
+# Above this share of unique hashes leading their own group, the leader scheme saves nothing.
+LEADER_SHARE = 0.5
+# Unassigned hashes searched per leader-assignment step: small, because a query that a leader
+# found earlier in the same step is searched for nothing.
+ASSIGN_BLOCK = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +61,45 @@ def unique_components(codes: np.ndarray, radius: int,
                       block: int = QUERY_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Collapse identical rows of `codes` (uint8[n, nbytes]) and join unique rows within
     `radius`: `(unique uint8[u, nbytes], inverse int64[n], parent int64[u])`, row r being
-    unique node `inverse[r]`, and `parent` a union-find forest holding every such pair."""
+    unique node `inverse[r]`, and `parent` a union-find forest whose components are those of
+    the graph "distance <= radius".
+
+    Near-duplicates first get leaders: every node lies within `radius // 2` of its leader, so
+    a leader's group is joined without a search (any two members are within `radius`). An edge
+    (u, v) between groups puts u within `radius + radius // 2` of v's leader, so each node is
+    searched against the leaders only and checked against the members of the groups found,
+    skipping groups already in its component. A dense group of k near-duplicates then costs
+    about k checks instead of k^2 pairs. When near-duplicates are few (most nodes lead), the
+    plain search of every node at `radius` is cheaper and is used instead.
+    """
     uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
-    parent = np.arange(uniq.shape[0], dtype=np.int64)
+    n = uniq.shape[0]
+    parent = np.arange(n, dtype=np.int64)
     index = HammingIndex(uniq)
-    for lo in range(0, uniq.shape[0], block):
-        lims, _, ids = index.range_search(uniq[lo:lo + block], radius)
-        src = np.repeat(np.arange(lo, lo + lims.size - 1, dtype=np.int64), np.diff(lims))
-        union_pairs(parent, src, ids)
+    cover = radius // 2
+    leader = np.full(n, -1, dtype=np.int64)
+    for lo in range(0, n, ASSIGN_BLOCK):
+        todo = np.flatnonzero(leader[lo:lo + ASSIGN_BLOCK] < 0) + lo
+        if todo.size:
+            lims, _, ids = index.range_search(uniq[todo], cover)
+            assign_leaders(leader, todo, lims, ids)
+    nodes = np.arange(n, dtype=np.int64)
+    leaders = np.flatnonzero(leader == nodes)
+    if leaders.size > n * LEADER_SHARE:
+        for lo in range(0, n, block):
+            lims, _, ids = index.range_search(uniq[lo:lo + block], radius)
+            src = np.repeat(nodes[lo:lo + lims.size - 1], np.diff(lims))
+            union_pairs(parent, src, ids)
+    else:
+        union_pairs(parent, nodes, leader)
+        members = np.lexsort((nodes != leader, leader)).astype(np.int64)  # each leader first
+        member_start = np.r_[np.searchsorted(leader[members], leaders), n].astype(np.int64)
+        lead_index = HammingIndex(uniq[leaders])
+        words = np.ascontiguousarray(uniq).view(np.uint64)
+        for lo in range(0, n, block):
+            lims, _, ids = lead_index.range_search(uniq[lo:lo + block], radius + cover)
+            join_via_leaders(parent, words, nodes[lo:lo + lims.size - 1], lims, ids,
+                             member_start, members, np.int64(radius))
     return uniq, inverse.reshape(-1).astype(np.int64), parent
 
 
