@@ -14,7 +14,8 @@ Generation is deterministic by seed. Photos in bulk are near-duplicate variants 
 re-encodes) of a pool of generated scenes, because composing every scene from scratch would
 take longer than the scan being measured; the bytes, and so the hashing work, all differ.
 
-Run: `triage bench scan [--quick]` or `python -m benchmarks.scan [--quick]`.
+Run: `triage bench scan [--quick]` or `python -m benchmarks.scan [--quick]`; rerun just the
+small-file rows into the published result with `python -m benchmarks.scan --small-only`.
 """
 
 from __future__ import annotations
@@ -374,11 +375,33 @@ def _notes(result: dict[str, Any]) -> str:
     ref = result.get("hashing_benchmark")
     if ref:
         lines += ["", f"The hashing benchmark's own numbers are in `{ref['path']}`."]
+    if result.get("small_files_bank"):
+        lines += ["", f"Small-file rows rerun alone; their bank: {result['small_files_bank']}."]
     if result["quick"]:
         lines += ["", "**Quick mode** (small folders): a smoke run, not the published numbers; "
                   "fixed start-up cost dominates."]
     lines += ["", "Plot: `scan.png`."]
     return "\n".join(lines)
+
+
+def _small_scans(work: Path, store: Path, cfg: Config) -> list[ScanRun]:
+    small = []
+    for n in cfg.small:
+        folder = work / f"small_{n}"
+        write_small_files(folder, n, cfg.seed)
+        small.append(run_scan(f"small files, {n:,}", folder, store, work / f"case_small_{n}", 1))
+        shutil.rmtree(folder)
+    return small
+
+
+def _scaling(small: list[ScanRun]) -> dict[str, float]:
+    return {
+        "count_ratio": small[-1].files_on_disk / small[0].files_on_disk,
+        "time_ratio": small[-1].seconds / small[0].seconds,
+        "marginal_ms_per_file": 1000 * (small[-1].seconds - small[0].seconds)
+        / max(1, small[-1].files_on_disk - small[0].files_on_disk),
+        "rss_ratio": small[-1].peak_rss_mb / small[0].peak_rss_mb,
+    }
 
 
 def run(out_dir: str | Path, quick: bool = False, config: Config | None = None) -> dict[str, Any]:
@@ -395,28 +418,13 @@ def run(out_dir: str | Path, quick: bool = False, config: Config | None = None) 
         mixed = [run_scan(f"mixed, {w} worker(s)", evidence, store, work / f"case_mixed_{w}", w)
                  for w in cfg.workers]
         baseline = hashing_baseline(evidence, cfg.baseline_files)
-        small = []
-        for n in cfg.small:
-            folder = work / f"small_{n}"
-            write_small_files(folder, n, cfg.seed)
-            small.append(run_scan(f"small files, {n:,}", folder, store, work / f"case_small_{n}", 1))
-            shutil.rmtree(folder)
+        small = _small_scans(work, store, cfg)
     one = mixed[0]
-    runs = (*mixed, *small)
     result: dict[str, Any] = {
         "quick": quick,
         "config": asdict(cfg),
         "generate_seconds": generate_seconds,
-        "runs": [r.to_dict() for r in runs],
-        "wall_stage_names": sorted({s for r in runs for s in r.wall_stages},
-                                   key=lambda s: (s == "startup", s)),
-        "small_files_scaling": {
-            "count_ratio": small[-1].files_on_disk / small[0].files_on_disk,
-            "time_ratio": small[-1].seconds / small[0].seconds,
-            "marginal_ms_per_file": 1000 * (small[-1].seconds - small[0].seconds)
-            / max(1, small[-1].files_on_disk - small[0].files_on_disk),
-            "rss_ratio": small[-1].peak_rss_mb / small[0].peak_rss_mb,
-        },
+        "runs": [],
         "hashing_baseline": baseline,
         "scan_vs_hashing": one.seconds / one.files_on_disk * baseline["files_per_s"],
         "hash_stage_vs_hashing": one.stages.get("walk_and_hash", one.seconds)
@@ -426,6 +434,41 @@ def run(out_dir: str | Path, quick: bool = False, config: Config | None = None) 
         "target_ratio": TARGET_RATIO,
         "hashing_benchmark": hashing_benchmark_reference(),
     }
+    return _publish(out, result, mixed, small)
+
+
+def run_small_only(out_dir: str | Path, config: Config = FULL) -> dict[str, Any]:
+    """Rerun only the small-file rows and merge them into `out_dir`'s existing result.
+
+    The full run's bank comes from its 10,000-file mixed folder, whose generation alone takes
+    minutes; here the bank is built the same way from a quick-sized mixed folder. The small
+    files are variants of other scenes, so they match neither bank and the bank's size barely
+    moves their time (the result records `small_files_bank`).
+    """
+    out = Path(out_dir)
+    result = json.loads((out / "result.json").read_text())
+    result.pop("benchmark", None)
+    result.pop("machine", None)
+    keep = [d for d in result["runs"] if not d["label"].startswith("small files")]
+    mixed = [ScanRun(**{f: d[f] for f in ScanRun.__dataclass_fields__}) for d in keep]
+    with tempfile.TemporaryDirectory(prefix="triage-bench-scan-") as tmp:
+        work = Path(tmp)
+        evidence = work / "evidence"
+        write_mixed_evidence(evidence, QUICK)
+        store = work / "store"
+        import_bank(store, write_bank(work / "bank", evidence, QUICK))
+        small = _small_scans(work, store, config)
+    result["small_files_bank"] = "quick-sized mixed folder (small-file rows rerun alone)"
+    return _publish(out, result, mixed, small)
+
+
+def _publish(out: Path, result: dict[str, Any], mixed: list[ScanRun],
+             small: list[ScanRun]) -> dict[str, Any]:
+    runs = (*mixed, *small)
+    result["runs"] = [r.to_dict() for r in runs]
+    result["wall_stage_names"] = sorted({s for r in runs for s in r.wall_stages},
+                                        key=lambda s: (s == "startup", s))
+    result["small_files_scaling"] = _scaling(small)
     out.mkdir(parents=True, exist_ok=True)
     plot(out, mixed, small)
     rows = [
@@ -444,4 +487,7 @@ def run(out_dir: str | Path, quick: bool = False, config: Config | None = None) 
 
 
 if __name__ == "__main__":
-    run(Path("benchmarks/results/scan"), quick="--quick" in sys.argv[1:])
+    if "--small-only" in sys.argv[1:]:
+        run_small_only(Path("benchmarks/results/scan"))
+    else:
+        run(Path("benchmarks/results/scan"), quick="--quick" in sys.argv[1:])
