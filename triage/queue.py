@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hashing.output import neutralise_cell
 from hashing.registry import spec
 from hashing.types import HashRecord, path_to_text
 from triage.cluster import Clusters
@@ -24,7 +25,6 @@ from triage.policy import Policy
 
 COLUMNS = ("rank", "tier", "score", "path", "md5", "sha1", "sha256", "media_type",
            "category", "cluster", "reasons")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +112,6 @@ def build_queue(records: Sequence[HashRecord], reasons: Sequence[Sequence[Reason
     return Queue(rows, tuple(good))
 
 
-def neutralise(cell: str) -> str:
-    """Defuse spreadsheet formula injection: a leading = + - @ tab or CR becomes text."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
-
-
 def write_queue_jsonl(path: Path, queue: Queue) -> None:
     with atomic_text(path) as fh:
         for row in queue.rows:
@@ -130,4 +125,4 @@ def write_queue_csv(path: Path, queue: Queue) -> None:
         for row in queue.rows:
             d = row.to_dict()
             d["reasons"] = json.dumps(d["reasons"])  # CSV keeps the printable path only
-            writer.writerow(neutralise("" if d[c] is None else str(d[c])) for c in COLUMNS)
+            writer.writerow(neutralise_cell("" if d[c] is None else str(d[c])) for c in COLUMNS)
