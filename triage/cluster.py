@@ -64,9 +64,9 @@ def unique_components(codes: np.ndarray, radius: int,
     unique node `inverse[r]`, and `parent` a union-find forest whose components are those of
     the graph "distance <= radius".
 
-    Near-duplicates first get leaders: every node lies within `radius // 2` of its leader, so
-    a leader's group is joined without a search (any two members are within `radius`). An edge
-    (u, v) between groups puts u within `radius + radius // 2` of v's leader, so each node is
+    Near-duplicates first get leaders: every node lies within `radius // 2` of its leader (a
+    real edge), so a leader's group is joined without a pairwise search. An edge (u, v)
+    between groups puts u within `radius + radius // 2` of v's leader, so each node is
     searched against the leaders only and checked against the members of the groups found,
     skipping groups already in its component. A dense group of k near-duplicates then costs
     about k checks instead of k^2 pairs. When near-duplicates are few (most nodes lead), the
