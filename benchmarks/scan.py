@@ -458,7 +458,7 @@ def run_small_only(out_dir: str | Path, config: Config = FULL) -> dict[str, Any]
         store = work / "store"
         import_bank(store, write_bank(work / "bank", evidence, QUICK))
         small = _small_scans(work, store, config)
-    result["small_files_bank"] = "quick-sized mixed folder (small-file rows rerun alone)"
+    result["small_files_bank"] = "built from a quick-sized mixed folder, not the full run's"
     return _publish(out, result, mixed, small)
 
 
