@@ -33,6 +33,8 @@ LEADER_SHARE = 0.5
 # Unassigned hashes searched per leader-assignment step: small, because a query that a leader
 # found earlier in the same step is searched for nothing.
 ASSIGN_BLOCK = 256
+# Hashes given leaders before judging whether the case has enough near-duplicates to pay.
+PROBE_NODES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +80,22 @@ def unique_components(codes: np.ndarray, radius: int,
     index = HammingIndex(uniq)
     cover = radius // 2
     leader = np.full(n, -1, dtype=np.int64)
+    led = 0
+    distinct = False
     for lo in range(0, n, ASSIGN_BLOCK):
         todo = np.flatnonzero(leader[lo:lo + ASSIGN_BLOCK] < 0) + lo
         if todo.size:
             lims, _, ids = index.range_search(uniq[todo], cover)
             assign_leaders(leader, todo, lims, ids)
+            led += int(np.count_nonzero(leader[todo] == todo))
+        # Mostly distinct hashes so far: leaders would save nothing, so stop paying for them.
+        hi = min(n, lo + ASSIGN_BLOCK)
+        if hi >= PROBE_NODES and led > hi * LEADER_SHARE:
+            distinct = True
+            break
     nodes = np.arange(n, dtype=np.int64)
     leaders = np.flatnonzero(leader == nodes)
-    if leaders.size > n * LEADER_SHARE:
+    if distinct or leaders.size > n * LEADER_SHARE:
         for lo in range(0, n, block):
             lims, _, ids = index.range_search(uniq[lo:lo + block], radius)
             src = np.repeat(nodes[lo:lo + lims.size - 1], np.diff(lims))
