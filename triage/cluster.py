@@ -121,13 +121,19 @@ def _nearest_bad(codes: np.ndarray, comp: np.ndarray, bad_owner: np.ndarray,
     dist = np.zeros(queries.size, dtype=np.int64)
     owner = np.zeros(queries.size, dtype=np.int64)
     bad = np.flatnonzero(bad_owner >= 0)
-    # knn orders equal distances by index id, so ids follow the owners' record order.
-    bad = bad[np.argsort(bad_owner[bad], kind="stable")]
+    # By component, then owner: knn orders equal distances by index id, so within a
+    # component's slice the ids follow the owners' record order.
+    bad = bad[np.lexsort((bad_owner[bad], comp[bad]))]
     bad_comp = comp[bad]
-    q_comp = comp[queries]
-    for c in np.unique(q_comp):
-        mine = bad[bad_comp == c]
-        at = np.flatnonzero(q_comp == c)
+    q_order = np.argsort(comp[queries], kind="stable")
+    q_comp = comp[queries][q_order]
+    comps, q_starts = np.unique(q_comp, return_index=True)
+    q_ends = np.r_[q_starts[1:], q_comp.size]
+    b_lo = np.searchsorted(bad_comp, comps, side="left")
+    b_hi = np.searchsorted(bad_comp, comps, side="right")
+    for k in range(comps.size):
+        mine = bad[b_lo[k]:b_hi[k]]
+        at = q_order[q_starts[k]:q_ends[k]]
         d, ids = HammingIndex(codes[mine]).knn(codes[queries[at]], 1)
         dist[at] = d[:, 0]
         owner[at] = bad_owner[mine[ids[:, 0]]]
