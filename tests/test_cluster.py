@@ -239,3 +239,21 @@ def test_dense_near_duplicates_avoid_quadratic_pairs(monkeypatch: pytest.MonkeyP
     c = cluster_records(records, [()] * n, Policy())
     assert c.sizes == {"C00001": n}  # all within 14 of each other
     assert sum(returned) < n * n // 8
+
+
+def test_many_clusters_with_known_bad_equal_brute_force() -> None:
+    rng = np.random.default_rng(9)
+    codes: list[bytes] = []
+    for _ in range(40):
+        base = _rand(rng)
+        codes += [_flip(base, list(rng.choice(256, int(rng.integers(0, 25)), replace=False)))
+                  for _ in range(int(rng.integers(1, 7)))]
+    order = rng.permutation(len(codes))
+    records = [_rec(f"/e/{i:04d}", codes[j]) for i, j in enumerate(order)]
+    reasons = [_bad(f"E{i}", str(1 + i % 3)) if rng.random() < 0.3 else () for i in
+               range(len(records))]
+    c = cluster_records(records, reasons, Policy())
+    groups, nearest = _reference(records, reasons, 31)
+    assert len(groups) > 20 and len(nearest) > 20
+    assert {frozenset(i for i, g in c.cluster_of.items() if g == cid) for cid in c.sizes} == groups
+    assert {i: (r.distance, r.via) for i, r in c.suggested.items()} == nearest
