@@ -48,7 +48,7 @@ def _scan_seconds(work: Path, evidence: Path, tag: str, **cfg: Any) -> float:
 def _batch_overhead(executor: Executor, n: int) -> float:
     """Seconds per round trip of an empty batch (serialise, schedule, run, return)."""
     empty = [HashBatch(seq=i, tasks=(), opts=HashOptions()) for i in range(n)]
-    list(executor.run(empty[:4]))  # warm the workers
+    list(executor.run(empty[:8]))  # warm the workers (imports, numba caches)
     t0 = time.perf_counter()
     assert len(list(executor.run(empty))) == n
     return (time.perf_counter() - t0) / n
@@ -59,7 +59,7 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
 
     from triage.dask_executor import DaskExecutor
 
-    n_files, size = (60, (320, 240)) if quick else (1500, (1024, 768))
+    n_files, size = (60, (320, 240)) if quick else (400, (1024, 768))
     work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     try:
         nbytes = _evidence(work / "evidence", n_files, size)

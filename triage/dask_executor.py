@@ -88,7 +88,9 @@ class DaskExecutor:
         from distributed import as_completed
 
         source = iter(batches)
-        pending = as_completed()
+        # Bind to our client's event loop: by default as_completed takes the process's default
+        # client, and with another client present every result then waited about a second.
+        pending = as_completed(loop=self._client.loop)
         in_flight = 0
 
         def submit_next() -> bool:
