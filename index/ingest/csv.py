@@ -90,13 +90,21 @@ def read_rows(path: str, f: BinaryIO) -> Iterator[tuple[int, list[str]] | Reject
         yield RejectedRecord(line, "not valid UTF-8") if bad_text else (line, row)
 
 
+def read_table(
+    path: str, f: BinaryIO
+) -> tuple[int, list[str], Iterator[tuple[int, list[str]] | RejectedRecord]]:
+    """(header line, header fields, the data rows): a file whose header is unreadable is refused."""
+    rows = read_rows(path, f)
+    first = next(rows)
+    if isinstance(first, RejectedRecord):
+        raise HashListFormatError(path, first.line, f"unreadable header: {first.reason}")
+    header_line, header = first
+    return header_line, header, rows
+
+
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
     with open(path, "rb") as f:
-        rows = read_rows(path, f)
-        first = next(rows)
-        if isinstance(first, RejectedRecord):
-            raise HashListFormatError(path, first.line, f"unreadable header: {first.reason}")
-        header_line, header = first
+        header_line, header, rows = read_table(path, f)
         columns, problems = _columns(path, header_line, header)
         yield from problems
         for item in rows:

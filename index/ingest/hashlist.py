@@ -17,8 +17,7 @@ from index.ingest.records import (
     RecordError,
     RejectedRecord,
     check_hash,
-    is_skippable,
-    iter_text_lines,
+    data_lines,
 )
 
 _BY_LENGTH = {32: "md5", 40: "sha1"}
@@ -27,12 +26,11 @@ _AMBIGUOUS = {64: "sha256 or pdq", 16: "phash, dhash, ahash or whash"}
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
     with open(path, "rb") as f:
-        for line, text in iter_text_lines(f):
-            if text is None:
-                yield RejectedRecord(line, "not valid UTF-8")
+        for item in data_lines(f):
+            if isinstance(item, RejectedRecord):
+                yield item
                 continue
-            if is_skippable(text):
-                continue
+            line, text = item
             token = text.strip()
             if len(token.split()) != 1:
                 yield RejectedRecord(line, "expected one hash per line")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from index.errors import HashListFormatError
-from index.ingest.csv import column_key, read_rows
+from index.ingest.csv import column_key, read_table
 from index.ingest.records import (
     ParsedRecord,
     ParseOptions,
@@ -25,11 +25,7 @@ _HASHES = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
     with open(path, "rb") as f:
-        rows = read_rows(path, f)
-        first = next(rows)
-        if isinstance(first, RejectedRecord):
-            raise HashListFormatError(path, first.line, f"unreadable header: {first.reason}")
-        header_line, header = first
+        header_line, header, rows = read_table(path, f)
         columns = {
             i: _HASHES[column_key(n)] for i, n in enumerate(header) if column_key(n) in _HASHES
         }

@@ -18,19 +18,17 @@ from index.ingest.records import (
     RejectedRecord,
     check_hash,
     check_quality,
-    is_skippable,
-    iter_text_lines,
+    data_lines,
 )
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
     with open(path, "rb") as f:
-        for line, text in iter_text_lines(f):
-            if text is None:
-                yield RejectedRecord(line, "not valid UTF-8")
+        for item in data_lines(f):
+            if isinstance(item, RejectedRecord):
+                yield item
                 continue
-            if is_skippable(text):
-                continue
+            line, text = item
             fields = text.split(",")
             try:
                 hashes = (check_hash("pdq", fields[0]),)

@@ -139,3 +139,12 @@ def is_skippable(text: str) -> bool:
     """Blank lines and `#` comments carry no record."""
     stripped = text.strip()
     return not stripped or stripped.startswith("#")
+
+
+def data_lines(f: BinaryIO) -> Iterator[tuple[int, str] | RejectedRecord]:
+    """The lines of a one-record-per-line list that carry data, or a rejection per bad line."""
+    for line, text in iter_text_lines(f):
+        if text is None:
+            yield RejectedRecord(line, "not valid UTF-8")
+        elif not is_skippable(text):
+            yield line, text
