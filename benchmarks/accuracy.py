@@ -13,7 +13,6 @@ Run: `triage bench accuracy [--quick]` or `python -m benchmarks.accuracy [--quic
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -434,4 +433,4 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run(Path("benchmarks/results/accuracy"), quick="--quick" in sys.argv[1:])
+    harness.main(run, "accuracy", __doc__)

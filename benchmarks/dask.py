@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import write_results
+from benchmarks.harness import main, write_results
 from benchmarks.plots import bars, grid, save
 from hashing.hasher import HashOptions
 from index.banks import BankStore
@@ -106,4 +106,4 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run("benchmarks/results/dask")
+    main(run, "dask", __doc__)

@@ -78,3 +78,14 @@ def write_results(
     (out / f"{name}.md").write_text(text)
     print(text)
     return text
+
+
+def main(run: Callable[..., object], name: str, doc: str | None) -> None:
+    """`python -m benchmarks.<name> [--quick] [--out DIR]`, the same flags as `triage bench`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or name).splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--out", default=f"benchmarks/results/{name}")
+    args = parser.parse_args()
+    run(args.out, quick=args.quick)

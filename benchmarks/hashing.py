@@ -32,7 +32,6 @@ Run: `triage bench hashing [--quick]` or `python -m benchmarks.hashing [--quick]
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
 import time
@@ -297,13 +296,5 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results/hashing")
-    args = parser.parse_args()
-    run(args.out, quick=args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(run, "hashing", __doc__)

@@ -25,7 +25,6 @@ Run: `triage bench matching [--quick]` or `python -m benchmarks.matching [--quic
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import time
@@ -273,13 +272,5 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="benchmarks/results/matching")
-    args = parser.parse_args()
-    run(args.out, quick=args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(run, "matching", __doc__)
