@@ -9,16 +9,15 @@ The scan runs in a child process so its peak RSS is its own (`ru_maxrss`), impor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _evidence import tree_digest
 from test_no_content_leak import SIGNATURES
 
 from synthetic_fixtures.evidence import EvidenceSpec, make_evidence
@@ -45,48 +44,6 @@ res = run_scan(ScanConfig(evidence=tuple(Path(r) for r in roots), case_dir=Path(
 print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "hash_calls": res.hash_calls}))
 """
-
-
-def tree_digest(root: Path) -> str:
-    """Paths, sizes, mtimes, modes and content hashes under `root`, links not followed.
-
-    Files over 64 MiB (the sparse one) stand in by their allocation map instead of their
-    content: any write allocates blocks or moves a data segment. FIFOs are never opened.
-    """
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(p + f" {st.st_size} {st.st_mtime_ns} {st.st_mode}".encode())
-            if stat.S_ISREG(st.st_mode) and st.st_size > 64 * MiB:
-                h.update(f" {st.st_blocks} {_data_segments(p)}".encode())
-            elif stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as fh:
-                    h.update(hashlib.file_digest(fh, "sha256").digest())
-            elif stat.S_ISLNK(st.st_mode):
-                h.update(os.readlink(p))
-    return h.hexdigest()
-
-
-def _data_segments(path: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each allocated data segment, via SEEK_DATA / SEEK_HOLE."""
-    segments = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        end = os.fstat(fd).st_size
-        pos = 0
-        while pos < end:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole remains
-                break
-            pos = os.lseek(fd, start, os.SEEK_HOLE)
-            segments.append((start, pos))
-    finally:
-        os.close(fd)
-    return segments
 
 
 def _rel_rows(manifest: list[dict[str, Any]], root: str) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _evidence import tree_digest
 from PIL import Image
 
 from hashing.hasher import HashOptions, hash_path
@@ -25,23 +26,6 @@ from synthetic_fixtures.hostile import encrypt_flag_zip
 from synthetic_fixtures.photos import make_photo
 from triage.audit import verify_chain
 from triage.pipeline import OUTPUT_NAMES, ScanConfig, ScanError, run_scan
-
-
-def tree_digest(root: Path) -> str:
-    """Paths, sizes, mtimes, modes and content of everything under `root` (links not followed)."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(p + f" {st.st_size} {st.st_mtime_ns} {st.st_mode}".encode())
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as fh:
-                    h.update(hashlib.sha256(fh.read()).digest())
-            elif stat.S_ISLNK(st.st_mode):
-                h.update(os.readlink(p))
-    return h.hexdigest()
 
 
 def _png(rgb: np.ndarray) -> bytes:
