@@ -17,7 +17,7 @@ from index.ingest.records import (
     RecordError,
     RejectedRecord,
     check_hash,
-    data_lines,
+    parse_lines,
 )
 
 _BY_LENGTH = {32: "md5", 40: "sha1"}
@@ -25,28 +25,21 @@ _AMBIGUOUS = {64: "sha256 or pdq", 16: "phash, dhash, ahash or whash"}
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
-    with open(path, "rb") as f:
-        for item in data_lines(f):
-            if isinstance(item, RejectedRecord):
-                yield item
-                continue
-            line, text = item
-            token = text.strip()
-            if len(token.split()) != 1:
-                yield RejectedRecord(line, "expected one hash per line")
-                continue
-            algo = options.algo or _algorithm_for(path, line, token)
-            if algo is None:
-                yield RejectedRecord(line, f"no hash algorithm has {len(token)} hex digits")
-                continue
-            try:
-                hashes = (check_hash(algo, token),)
-            except RecordError as e:
-                yield RejectedRecord(line, str(e))
-                continue
-            yield ParsedRecord(
-                line, hashes, category=options.category, known_good=options.known_good
-            )
+    return parse_lines(path, lambda line, text: _record(path, options, line, text))
+
+
+def _record(path: str, options: ParseOptions, line: int, text: str) -> Record:
+    token = text.strip()
+    if len(token.split()) != 1:
+        return RejectedRecord(line, "expected one hash per line")
+    algo = options.algo or _algorithm_for(path, line, token)
+    if algo is None:
+        return RejectedRecord(line, f"no hash algorithm has {len(token)} hex digits")
+    try:
+        hashes = (check_hash(algo, token),)
+    except RecordError as e:
+        return RejectedRecord(line, str(e))
+    return ParsedRecord(line, hashes, category=options.category, known_good=options.known_good)
 
 
 def _algorithm_for(path: str, line: int, token: str) -> str | None:

@@ -18,28 +18,21 @@ from index.ingest.records import (
     RejectedRecord,
     check_hash,
     check_quality,
-    data_lines,
+    parse_lines,
 )
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
-    with open(path, "rb") as f:
-        for item in data_lines(f):
-            if isinstance(item, RejectedRecord):
-                yield item
-                continue
-            line, text = item
-            fields = text.split(",")
-            try:
-                hashes = (check_hash("pdq", fields[0]),)
-                quality = check_quality(fields[1]) if len(fields) > 1 else None
-            except RecordError as e:
-                yield RejectedRecord(line, str(e))
-                continue
-            yield ParsedRecord(
-                line,
-                hashes,
-                quality=quality,
-                category=options.category,
-                known_good=options.known_good,
-            )
+    return parse_lines(path, lambda line, text: _record(options, line, text))
+
+
+def _record(options: ParseOptions, line: int, text: str) -> Record:
+    fields = text.split(",")
+    try:
+        hashes = (check_hash("pdq", fields[0]),)
+        quality = check_quality(fields[1]) if len(fields) > 1 else None
+    except RecordError as e:
+        return RejectedRecord(line, str(e))
+    return ParsedRecord(
+        line, hashes, quality=quality, category=options.category, known_good=options.known_good
+    )

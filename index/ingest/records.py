@@ -7,7 +7,7 @@ JSON, no header, ambiguous hash length without `--algo`) raises `HashListFormatE
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -141,10 +141,15 @@ def is_skippable(text: str) -> bool:
     return not stripped or stripped.startswith("#")
 
 
-def data_lines(f: BinaryIO) -> Iterator[tuple[int, str] | RejectedRecord]:
-    """The lines of a one-record-per-line list that carry data, or a rejection per bad line."""
-    for line, text in iter_text_lines(f):
-        if text is None:
-            yield RejectedRecord(line, "not valid UTF-8")
-        elif not is_skippable(text):
-            yield line, text
+def parse_lines(path: str, record: Callable[[int, str], Record]) -> Iterator[Record]:
+    """Drive a one-record-per-line list: `record(line, text)` for each line carrying data.
+
+    Non-UTF-8 lines are rejected here, blank lines and comments skipped, so the line-list
+    parsers only say what one line means.
+    """
+    with open(path, "rb") as f:
+        for line, text in iter_text_lines(f):
+            if text is None:
+                yield RejectedRecord(line, "not valid UTF-8")
+            elif not is_skippable(text):
+                yield record(line, text)
