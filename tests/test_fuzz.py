@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ingest_checks import PARSERS, check_parse
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -34,16 +35,10 @@ from hashing.types import HashRecord, HashValue
 from index.bank_types import ImportRejectedError
 from index.banks import BankStore, ImportOptions
 from index.categories import VIC
-from index.errors import HashListFormatError
-from index.ingest import csv as csv_list
-from index.ingest import hashlist, nsrl, pdq, vics
-from index.ingest.detect import detect_format
-from index.ingest.records import ParsedRecord, ParseOptions, RejectedRecord
+from index.ingest.records import ParseOptions
 from synthetic_fixtures.hashlists import ListInfo, random_entries, write_hash_lists
 from synthetic_fixtures.photos import make_photo
 
-PARSERS = {"csv": csv_list.parse, "hashlist": hashlist.parse, "pdq": pdq.parse,
-           "vics": vics.parse, "nsrl": nsrl.parse}
 FUZZ = settings(deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -121,22 +116,7 @@ def test_every_parser_on_mutated_real_lists(lists: list[tuple[ListInfo, bytes]],
     path = _write_tmp(tmp_path_factory.mktemp("p"), "l.txt", blob)
     nlines = blob.count(b"\n") + 1
     opts = ParseOptions(algo=lists[base][0].algorithm if fmt == "hashlist" else None, scheme=VIC)
-    try:
-        for rec in PARSERS[fmt](path, opts):
-            assert 1 <= rec.line <= nlines
-            if isinstance(rec, ParsedRecord):
-                assert rec.hashes
-                for algo, hex_ in rec.hashes:
-                    assert codec.normalise_hex(algo, hex_) == hex_
-                assert rec.quality is None or 0 <= rec.quality <= 100
-            else:
-                assert isinstance(rec, RejectedRecord) and rec.reason
-    except HashListFormatError as e:
-        assert e.reason and e.path == path
-    try:
-        assert detect_format(path) in PARSERS
-    except HashListFormatError:
-        pass
+    check_parse(fmt, path, opts, nlines)
 
 
 def store_state(store_dir: Path) -> str:

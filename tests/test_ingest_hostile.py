@@ -6,24 +6,14 @@ import json
 import os
 import tempfile
 
+from _ingest_checks import PARSERS, check_parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hashing import codec
 from index.categories import VIC
-from index.errors import HashListFormatError
-from index.ingest import csv as csv_list
-from index.ingest import hashlist, nsrl, pdq, vics
 from index.ingest.detect import detect_format
-from index.ingest.records import ParsedRecord, ParseOptions, RejectedRecord
+from index.ingest.records import ParsedRecord, ParseOptions
 
-PARSERS = {
-    "csv": csv_list.parse,
-    "hashlist": hashlist.parse,
-    "pdq": pdq.parse,
-    "vics": vics.parse,
-    "nsrl": nsrl.parse,
-}
 MD5 = "0123456789abcdef0123456789abcdef"
 PDQ = "ab" * 32
 VALID = {
@@ -58,24 +48,8 @@ def check(data: bytes, fmt: str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        nlines = data.count(b"\n") + 1
-        try:
-            for rec in PARSERS[fmt](
-                path, ParseOptions(algo="md5" if fmt == "hashlist" else None, scheme=VIC)
-            ):
-                assert 1 <= rec.line <= nlines
-                if isinstance(rec, ParsedRecord):
-                    for algo, hex_ in rec.hashes:
-                        assert codec.normalise_hex(algo, hex_) == hex_
-                    assert rec.quality is None or 0 <= rec.quality <= 100
-                else:
-                    assert isinstance(rec, RejectedRecord) and rec.reason
-        except HashListFormatError as e:
-            assert e.reason
-        try:
-            assert detect_format(path) in PARSERS
-        except HashListFormatError:
-            pass
+        options = ParseOptions(algo="md5" if fmt == "hashlist" else None, scheme=VIC)
+        check_parse(fmt, path, options, data.count(b"\n") + 1)
     finally:
         os.unlink(path)
 
