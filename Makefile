@@ -1,4 +1,5 @@
-# Two commands are the contract: `make demo` and `make test` (see README).
+# Two commands are the contract: `make demo` and `make test` (see README); `make test` runs
+# ruff, mypy and the whole suite.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -18,6 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh || true
 	$(VENV)/bin/ruff check hashing index triage cli benchmarks synthetic_fixtures tests
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import chain, islice
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
@@ -74,6 +74,11 @@ class HashOptions:
         object.__setattr__(
             self, "perceptual", tuple(a for a in self.algorithms if a not in DIGESTS)
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as plain JSON values, by field name (what a resume key digests)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self) if f.init}
 
 
 def _claims_media(path: str) -> bool:

@@ -4,6 +4,7 @@ union-find kernels against scipy, and dense near-duplicate groups without all-pa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,31 @@ from scipy.sparse.csgraph import connected_components
 from hashing.types import FrameHash, HashRecord
 from index.hamming import HammingIndex
 from triage import cluster as cluster_mod
-from triage.cluster import cluster_records
+from triage.cluster import cluster_items
 from triage.cluster_kernels import roots, union_pairs
+from triage.items import CaseItem
 from triage.match import Reason, known_bad
 from triage.policy import Policy
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    cluster_of: dict[int, str]
+    suggested: dict[int, Reason]
+    sizes: dict[str, int]
+
+
+def cluster_records(records: list[HashRecord], reasons: list[tuple[Reason, ...]],
+                    policy: Policy) -> _Clusters:
+    """`cluster_items` over items built from parallel test inputs, read back per ordinal."""
+    items = cluster_items([CaseItem(k, r, reasons=tuple(why)) for k, (r, why) in
+                           enumerate(zip(records, reasons, strict=True))], policy)
+    cluster_of = {i.ordinal: i.cluster for i in items if i.cluster is not None}
+    suggested = {i.ordinal: i.suggestion for i in items if i.suggestion is not None}
+    sizes: dict[str, int] = {}
+    for cid in cluster_of.values():
+        sizes[cid] = sizes.get(cid, 0) + 1
+    return _Clusters(cluster_of, suggested, sizes)
 
 
 def _rand(rng: np.random.Generator) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given
@@ -12,10 +13,11 @@ from hypothesis import strategies as st
 
 from hashing.output import neutralise_cell
 from hashing.types import HashRecord
-from triage.cluster import Clusters
-from triage.match import Reason
+from triage.items import CaseItem
+from triage.match import Reason, is_known_good
 from triage.policy import Policy
-from triage.queue import build_queue, write_queue_csv, write_queue_jsonl
+from triage.queue import build_queue
+from triage.reports.queue import write_queue_csv, write_queue_jsonl
 
 
 def _rec(path: str, media: str | None = "image/jpeg", status: str = "hashed") -> HashRecord:
@@ -35,13 +37,19 @@ def _queue(policy: Policy | None = None):  # type: ignore[no-untyped-def]
                _rec("/f.txt", media=None), _rec("/g.txt", media=None), _rec("/h", status="error"),
                _rec("/i")]
     reasons = [(EXACT,), (NEAR,), (NEARER,), (GOOD,), (), (), (EXACT,), (), (GOOD, NEAR)]
-    clusters = Clusters({0: "C00001", 4: "C00001"}, {4: SUGGEST}, {"C00001": 2})
-    return build_queue(records, reasons, clusters, policy or Policy())
+    items = [CaseItem(k, r, reasons=why) for k, (r, why) in enumerate(zip(records, reasons))]
+    items[0] = replace(items[0], cluster="C00001")
+    items[4] = replace(items[4], cluster="C00001", suggestion=SUGGEST)
+    return items, build_queue(items, policy or Policy())
+
+
+def _items(records: list[HashRecord]) -> list[CaseItem]:
+    return [CaseItem(k, r) for k, r in enumerate(records)]
 
 
 def test_tiers_ranks_and_exclusions() -> None:
-    q = _queue()
-    got = [(r.rank, r.tier, r.path, r.category, r.cluster) for r in q.rows]
+    items, q = _queue()
+    got = [(r.rank, r.tier, r.path, r.category, r.cluster) for r in q]
     assert got == [
         (1, 1, "/e", "1", "C00001"),  # unknown, clustered with known-bad
         (2, 2, "/c", "1", None),      # closer near match ranks first
@@ -50,17 +58,17 @@ def test_tiers_ranks_and_exclusions() -> None:
         (5, 3, "/a", "1", "C00001"),
         (6, 3, "/g.txt", "1", None),  # an exact hit on a non-media file is queued
     ]
-    assert q.known_good == (3,)
-    assert [x.kind for x in q.rows[0].reasons] == ["cluster"]
-    assert q.rows[1].score > q.rows[2].score and q.rows[4].score == 100.0
-    assert all(not x.known_good for r in q.rows for x in r.reasons)
+    assert [i.ordinal for i in items if is_known_good(i.reasons)] == [3]
+    assert [x.kind for x in q[0].reasons] == ["cluster"]
+    assert q[1].score > q[2].score and q[4].score == 100.0
+    assert all(not x.known_good for r in q for x in r.reasons)
     # unmatched media land in tier 4: none here besides... /d is known-good, /f.txt not media
-    assert not [r for r in q.rows if r.tier == 4]
+    assert not [r for r in q if r.tier == 4]
 
 
 def test_policy_renumbers_tiers() -> None:
-    q = _queue(Policy(tiers={"possible_new": 2, "near": 3, "exact": 1, "unmatched": 4}))
-    assert [r.path for r in q.rows][:2] == ["/a", "/g.txt"]
+    _, q = _queue(Policy(tiers={"possible_new": 2, "near": 3, "exact": 1, "unmatched": 4}))
+    assert [r.path for r in q][:2] == ["/a", "/g.txt"]
 
 
 @given(st.text(max_size=20))
@@ -71,7 +79,7 @@ def test_neutralise(cell: str) -> None:
 
 
 def test_jsonl_and_csv(tmp_path: Path) -> None:
-    q = _queue()
+    _, q = _queue()
     write_queue_jsonl(tmp_path / "q.jsonl", q)
     write_queue_csv(tmp_path / "q.csv", q)
     rows = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
@@ -87,18 +95,18 @@ def test_jsonl_and_csv(tmp_path: Path) -> None:
 
 def test_csv_defuses_hostile_paths(tmp_path: Path) -> None:
     records = [_rec('=HYPERLINK("x")'), _rec("+1"), _rec("-2"), _rec("@SUM(A1)"), _rec("\tx")]
-    q = build_queue(records, [()] * 5, Clusters({}, {}, {}), Policy())
+    q = build_queue(_items(records), Policy())
     write_queue_csv(tmp_path / "q.csv", q)
     with open(tmp_path / "q.csv", newline="") as fh:
         paths = [r["path"] for r in csv.DictReader(fh)]
     assert sorted(paths) == sorted("'" + r.path for r in records)
-    assert all(r.tier == 4 for r in q.rows)
+    assert all(r.tier == 4 for r in q)
 
 
 def test_odd_names_stay_lossless_in_jsonl(tmp_path: Path) -> None:
     raw = b"/e/caf\xe9\n=x.jpg"
     rec = _rec(os.fsdecode(raw))
-    q = build_queue([rec], [()], Clusters({}, {}, {}), Policy())
+    q = build_queue(_items([rec]), Policy())
     write_queue_jsonl(tmp_path / "q.jsonl", q)
     write_queue_csv(tmp_path / "q.csv", q)
     (row,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]

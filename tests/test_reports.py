@@ -7,14 +7,14 @@ import re
 from pathlib import Path
 
 from hashing.types import HashRecord
-from triage.cluster import Clusters
+from triage.items import CaseItem
 from triage.match import Reason
 from triage.policy import Policy
 from triage.queue import build_queue
 from triage.reports.html import render_report
+from triage.reports.summary import SummaryCounts, stable_view
 from triage.reports.svg import histogram_svg
 from triage.reports.vics import VICS2_CONTEXT, write_vics
-from triage.summary import attention_items, build_summary, stable_view
 
 
 def _case():  # type: ignore[no-untyped-def]
@@ -34,10 +34,14 @@ def _case():  # type: ignore[no-untyped-def]
         (), (),
     ]
     policy = Policy()
-    queue = build_queue(records, reasons, Clusters({}, {}, {}), policy)
-    attention = attention_items(records, set())
-    summary = build_summary(records, reasons, queue, Clusters({}, {}, {}), attention, policy,
-                            {"hash_calls": 4}, {"match": 0.1})
+    items = [CaseItem(k, r, reasons=why) for k, (r, why) in enumerate(zip(records, reasons))]
+    queue = build_queue(items, policy)
+    counts = SummaryCounts(policy)
+    for item in items:
+        counts.add_item(item)
+    for row in queue:
+        counts.add_row(row)
+    summary = counts.summary(0, {"hash_calls": 4}, {"match": 0.1})
     return records, queue, summary
 
 

@@ -14,14 +14,14 @@ dropped, so memory stays at one block even when thousands of files are near-dupl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hashing.codec import pack
-from hashing.types import HashRecord
 from index.hamming import HammingIndex
 from triage.cluster_kernels import assign_leaders, join_via_leaders, roots, union_pairs
+from triage.items import CaseItem
 from triage.match import Reason, is_known_good, known_bad
 from triage.policy import Policy
 
@@ -38,25 +38,28 @@ PROBE_NODES = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class Clusters:
-    cluster_of: dict[int, str]  # record index -> cluster id (only clusters of 2+ records)
-    suggested: dict[int, Reason]  # record index -> cluster reason for unknown members
-    sizes: dict[str, int]
+class NodeClusters:
+    """Clusters over item ordinals: `members[k]` are the sorted ordinals of cluster k + 1
+    (numbered by first ordinal, only clusters of 2+ items), and `nearest` maps each unknown
+    member of a cluster holding known-bad items to `(distance, nearest known-bad ordinal)`."""
+
+    members: tuple[np.ndarray, ...]
+    nearest: dict[int, tuple[int, int]]
 
 
-def _nodes(records: Sequence[HashRecord], policy: Policy) -> tuple[list[int], list[str]]:
-    owners: list[int] = []
-    hexes: list[str] = []
-    for i, rec in enumerate(records):
-        pdq = rec.hashes.get("pdq")
-        if pdq and (rec.pdq_quality is None or rec.pdq_quality >= policy.min_quality):
-            owners.append(i)
-            hexes.append(pdq)
-        for f in rec.pdq_frames or ():
-            if f.quality >= policy.min_quality:
-                owners.append(i)
-                hexes.append(f.pdq)
-    return owners, hexes
+def cluster_id(number: int) -> str:
+    return f"C{number:05d}"
+
+
+def pdq_nodes(item: CaseItem, min_quality: int) -> list[str]:
+    """The PDQ hashes an item contributes as nodes: its image hash and its video frames."""
+    rec = item.record
+    out = []
+    pdq = rec.hashes.get("pdq")
+    if pdq and (rec.pdq_quality is None or rec.pdq_quality >= min_quality):
+        out.append(pdq)
+    out.extend(f.pdq for f in rec.pdq_frames or () if f.quality >= min_quality)
+    return out
 
 
 def unique_components(codes: np.ndarray, radius: int,
@@ -140,17 +143,15 @@ def _nearest_bad(codes: np.ndarray, comp: np.ndarray, bad_owner: np.ndarray,
     return dist, owner
 
 
-def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Reason]],
-                    policy: Policy) -> Clusters:
-    """Cluster ids are numbered by each cluster's first record, so they are stable per input."""
-    empty = Clusters({}, {}, {})
-    if not policy.cluster_enabled:
-        return empty
-    owners_list, hexes = _nodes(records, policy)
-    if len(hexes) < 2:
-        return empty
-    owners = np.asarray(owners_list, dtype=np.int64)
-    uniq_codes, inverse, parent = unique_components(pack("pdq", hexes), policy.cluster_radius)
+def cluster_nodes(owners: np.ndarray, codes: np.ndarray, bad: np.ndarray, good: np.ndarray,
+                  radius: int) -> NodeClusters:
+    """Cluster nodes (`codes[r]` belonging to item `owners[r]`, owners nondecreasing): the
+    components of "distance <= radius" joined with "same item", over items. `bad` and `good`
+    hold the ordinals of known-bad and known-good items; an unknown item sharing a cluster
+    with a known-bad one gets its nearest known-bad member, ties to the smaller ordinal."""
+    if codes.shape[0] < 2:
+        return NodeClusters((), {})
+    uniq_codes, inverse, parent = unique_components(codes, radius)
     # A record's own nodes (a video's frames) belong together.
     first_row = np.unique(owners, return_index=True)[1]
     union_pairs(parent, inverse, inverse[first_row[np.searchsorted(owners[first_row], owners)]])
@@ -162,30 +163,21 @@ def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Re
     starts = np.flatnonzero(np.r_[True, rec_comp[1:] != rec_comp[:-1]])
     groups = [g for g in np.split(rec_ids, starts[1:]) if g.size > 1]
     groups.sort(key=lambda g: int(g[0]))
-    cluster_of: dict[int, str] = {}
-    sizes: dict[str, int] = {}
-    in_bad_group: list[int] = []
-    bad_records: set[int] = set()
-    for k, group in enumerate(groups, start=1):
-        cid = f"C{k:05d}"
-        sizes[cid] = int(group.size)
-        members = group.tolist()
-        for i in members:
-            cluster_of[i] = cid
-        bad = [i for i in members if known_bad(reasons[i])]
-        if bad:
-            bad_records.update(bad)
-            in_bad_group.extend(i for i in members if not known_bad(reasons[i])
-                                and not is_known_good(reasons[i]))
-    suggested: dict[int, Reason] = {}
-    if not in_bad_group:
-        return Clusters(cluster_of, suggested, sizes)
-    n_unique = parent.size
-    bad_owner = np.full(n_unique, np.iinfo(np.int64).max, dtype=np.int64)
-    is_bad_row = np.isin(owners, np.fromiter(bad_records, dtype=np.int64))
+    bad_members: list[np.ndarray] = []
+    asking: list[np.ndarray] = []
+    for group in groups:
+        is_bad = np.isin(group, bad)
+        if is_bad.any():
+            bad_members.append(group[is_bad])
+            asking.append(group[~is_bad & ~np.isin(group, good)])
+    ask = np.concatenate(asking) if asking else np.zeros(0, np.int64)
+    if not ask.size:
+        return NodeClusters(tuple(groups), {})
+    bad_owner = np.full(parent.size, np.iinfo(np.int64).max, dtype=np.int64)
+    is_bad_row = np.isin(owners, np.concatenate(bad_members))
     np.minimum.at(bad_owner, inverse[is_bad_row], owners[is_bad_row])
     bad_owner[bad_owner == np.iinfo(np.int64).max] = -1
-    ask_rows = np.flatnonzero(np.isin(owners, np.asarray(in_bad_group, dtype=np.int64)))
+    ask_rows = np.flatnonzero(np.isin(owners, ask))
     ask_nodes, ask_inv = np.unique(inverse[ask_rows], return_inverse=True)
     node_dist, node_owner = _nearest_bad(uniq_codes, comp, bad_owner, ask_nodes)
     # Per record, the smallest (distance, owner) over its own nodes.
@@ -196,13 +188,39 @@ def cluster_records(records: Sequence[HashRecord], reasons: Sequence[Sequence[Re
     first = best[np.r_[True, row_rec[best][1:] != row_rec[best][:-1]]]
     nearest = {i: (d, j) for i, d, j in zip(row_rec[first].tolist(), row_dist[first].tolist(),
                                             row_owner[first].tolist(), strict=True)}
-    for i in in_bad_group:
-        # The nearest known-bad member names the suggestion, so it can be checked.
-        d, j = nearest[i]
-        lead = known_bad(reasons[j])[0]
-        suggested[i] = Reason(
-            kind="cluster", algo="pdq", bank=lead.bank, entry=lead.entry, distance=d,
-            category=lead.category, vic_category=lead.vic_category, series=lead.series,
-            via=records[j].path,
-        )
-    return Clusters(cluster_of, suggested, sizes)
+    return NodeClusters(tuple(groups), nearest)
+
+
+def suggestion(lead: Reason, distance: int, via: str) -> Reason:
+    """The `cluster` reason of an unknown item whose nearest known-bad member is the item at
+    `via` with strongest bank hit `lead`: it names that member so it can be checked."""
+    return Reason(kind="cluster", algo="pdq", bank=lead.bank, entry=lead.entry,
+                  distance=distance, category=lead.category, vic_category=lead.vic_category,
+                  series=lead.series, via=via)
+
+
+def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
+    """`items` (`items[k].ordinal == k`) with `cluster` and `suggestion` set; cluster ids are
+    numbered by each cluster's first item, so they are stable for the same case."""
+    if not policy.cluster_enabled:
+        return list(items)
+    owners: list[int] = []
+    hexes: list[str] = []
+    for item in items:
+        for h in pdq_nodes(item, policy.min_quality):
+            owners.append(item.ordinal)
+            hexes.append(h)
+    if len(hexes) < 2:
+        return list(items)
+    bad = np.asarray([i.ordinal for i in items if known_bad(i.reasons)], dtype=np.int64)
+    good = np.asarray([i.ordinal for i in items if is_known_good(i.reasons)], dtype=np.int64)
+    found = cluster_nodes(np.asarray(owners, dtype=np.int64), pack("pdq", hexes), bad, good,
+                          policy.cluster_radius)
+    out = list(items)
+    for k, members in enumerate(found.members, start=1):
+        for i in members.tolist():
+            out[i] = replace(out[i], cluster=cluster_id(k))
+    for i, (d, j) in found.nearest.items():
+        lead = known_bad(items[j].reasons)[0]
+        out[i] = replace(out[i], suggestion=suggestion(lead, d, items[j].record.path))
+    return out

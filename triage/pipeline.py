@@ -1,4 +1,4 @@
-"""`triage scan`: walk -> hash (workers) -> case DB -> match -> cluster -> queue -> outputs.
+"""`triage scan`: walk -> hash -> record -> match -> cluster -> score -> write.
 
 Data flows one way. The parent walks the evidence, sends batches of hashing work to an
 executor and alone writes the case database; everything after hashing is recomputed from
@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -26,27 +25,30 @@ from typing import Any
 from hashing.errors import TriageError
 from hashing.hasher import HashOptions
 from hashing.registry import DEFAULT_ALGORITHMS
-from hashing.types import HashRecord, path_to_text
+from hashing.types import path_to_text
 from index.bank_index import BankMatcher
 from index.banks import BankStore, default_store_dir
 from triage.audit import append_audit, tool_version, who
-from triage.batches import INTERNAL_ERROR, BatchResult, HashBatch, HashTask
 from triage.casedb import CaseDB
-from triage.cluster import cluster_records
-from triage.executor import Executor, make_executor
-from triage.limits import WalkLimits
+from triage.cluster import cluster_items
+from triage.executor import make_executor
+from triage.items import CaseItem
 from triage.match import match_records
-from triage.outputs import atomic_text, ensure_private_dir, sha256_file
+from triage.outputs import ensure_private_dir, sha256_file
 from triage.policy import Policy, load_policy
-from triage.queue import build_queue, write_queue_csv, write_queue_jsonl
+from triage.queue import build_queue
 from triage.reports.html import write_report
+from triage.reports.manifest import write_manifest
+from triage.reports.queue import write_queue_csv, write_queue_jsonl
+from triage.reports.summary import SummaryCounts, write_summary
 from triage.reports.vics import write_vics
-from triage.summary import attention_items, build_summary, write_summary
+from triage.resume import resume_key
+from triage.runner import Runner, Settled
+from triage.stages import StageTimer
 from triage.walk import WalkItem, walk
 
 OUTPUT_NAMES = ("manifest.jsonl", "queue.jsonl", "queue.csv", "summary.json", "report.html",
                 "export.vics.json")
-BATCH_BYTES = 32 << 20  # cap on archive-member bytes held by one batch
 
 
 class ScanError(TriageError):
@@ -83,16 +85,6 @@ class ScanResult:
     hash_calls: int
 
 
-@dataclass(slots=True)
-class _Stages:
-    """Wall time per stage; walking and hashing overlap, so `walk` is time inside the walk."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def add(self, name: str, dt: float) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + dt
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -115,133 +107,28 @@ def _check_paths(cfg: ScanConfig, store_dir: Path) -> None:
                 raise ScanError(str(path), f"the {what} may not be inside the evidence")
 
 
-def _plain_record(item: WalkItem) -> HashRecord:
-    """The manifest row of an item the walk already settled (symlink, special, walk error)."""
-    return HashRecord(
-        path=item.path, status=item.status if item.status != "pending" else "skipped",
-        error=item.reason if item.status == "error" else None, reason=item.reason,
-        size=item.size, mtime=item.mtime, kind=item.kind, link_target=item.link_target,
-    )
-
-
-def _row(rec: HashRecord, archive_error: bool) -> dict[str, Any]:
-    d = rec.to_dict()
-    if archive_error:
+def _row(settled: Settled) -> tuple[dict[str, Any], str, bool]:
+    """A settled outcome as the case DB stores it: (manifest fields, record path, final)."""
+    assert settled.record is not None
+    d = settled.record.to_dict()
+    if settled.archive_error:
         d["archive_error"] = True
-    return d
+    return d, settled.path, settled.final
 
 
-class _Feeder:
-    """Turns the walk into hashing batches, settling what needs no hashing on the way."""
-
-    def __init__(self, cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: str,
-                 stages: _Stages, walk_limits: WalkLimits) -> None:
-        self.cfg, self.db, self.run, self.opts, self.key = cfg, db, run, opts, key
-        self.walk_limits = walk_limits
-        self.stages = stages
-        self.walked = 0
-        self.reused = 0
-        self.sent = 0
-
-    def _items(self) -> Iterator[WalkItem]:
-        # Absolute paths: a rerun from another directory must find the same rows.
-        it = iter(walk([os.path.abspath(r) for r in self.cfg.evidence], self.walk_limits))
-        while True:
-            t0 = time.perf_counter()
-            item = next(it, None)
-            self.stages.add("walk", time.perf_counter() - t0)
-            if item is None:
-                return
-            self.walked += 1
-            yield item
-
-    def batches(self) -> Iterator[HashBatch]:
-        tasks: list[HashTask] = []
-        nbytes = 0
-        seen: list[str] = []
-        plain: list[tuple[dict[str, Any], str, bool]] = []
-        seq = 0
-        # Members of an archive that changed are hashed again even when their own header
-        # (size, mtime) looks unchanged: a replaced archive can repeat both with new content.
-        changed_archive: str | None = None
-        for item in self._items():
-            if item.kind == "file":
-                changed_archive = None
-            in_changed = changed_archive is not None and item.path.startswith(changed_archive)
-            if item.status != "pending" or item.kind not in ("file", "archive_member"):
-                plain.append((_row(_plain_record(item), item.archive_error), item.path, False))
-            elif not in_changed and self.db.reusable(item.path, item.size, item.mtime, self.key):
-                seen.append(item.path)
-                self.reused += 1
-            else:
-                tasks.append(HashTask(
-                    path=item.path,
-                    fs_path=None if item.kind == "archive_member" else (item.fs_path or item.path),
-                    data=item.data if item.kind == "archive_member" else None,
-                    size=item.size, mtime=item.mtime, kind=item.kind, reason=item.reason,
-                    archive_error=item.archive_error,
-                ))
-                nbytes += len(item.data or b"")
-                if item.kind == "file":
-                    changed_archive = item.path + "!/"
-            if len(seen) + len(plain) >= 512:
-                self._flush(seen, plain)
-            if len(tasks) >= self.cfg.batch_size or nbytes >= BATCH_BYTES:
-                yield HashBatch(seq, tuple(tasks), self.opts)
-                seq += 1
-                self.sent += len(tasks)
-                tasks, nbytes = [], 0
-        self._flush(seen, plain)
-        if tasks:
-            self.sent += len(tasks)
-            yield HashBatch(seq, tuple(tasks), self.opts)
-
-    def _flush(self, seen: list[str], plain: list[tuple[dict[str, Any], str, bool]]) -> None:
-        t0 = time.perf_counter()
-        if seen:
-            self.db.mark_seen(self.run, seen)
-        if plain:
-            self.db.put(self.run, self.key, plain)
-        seen.clear()
-        plain.clear()
-        self.stages.add("record", time.perf_counter() - t0)
+def _record(db: CaseDB, run: int, key: str, chunk: list[Settled]) -> None:
+    """Write one chunk of outcomes: reused rows are marked seen, the others upserted."""
+    reused = [s.path for s in chunk if s.record is None]
+    if reused:
+        db.mark_seen(run, reused)
+    if len(reused) < len(chunk):
+        db.put(run, key, [_row(s) for s in chunk if s.record is not None])
 
 
-def _record_results(db: CaseDB, run: int, key: str, batch: HashBatch, result: BatchResult,
-                    stages: _Stages) -> None:
-    t0 = time.perf_counter()
-    rows = []
-    for task, rec in zip(batch.tasks, result.records, strict=True):
-        full = replace(rec, path=task.path, size=task.size, mtime=task.mtime,
-                       kind=task.kind, reason=task.reason or rec.reason)  # type: ignore[arg-type]
-        # A failure of our own code (not of the file) is recorded but hashed again next time.
-        final = not (rec.error or "").startswith(INTERNAL_ERROR)
-        rows.append((_row(full, task.archive_error), task.path, final))
-    db.put(run, key, rows)
-    stages.add("record", time.perf_counter() - t0)
-    stages.add("hash_cpu", result.seconds)
-
-
-def _hash_phase(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: str,
-                executor: Executor, stages: _Stages,
-                walk_limits: WalkLimits) -> tuple[_Feeder, set[str]]:
-    feeder = _Feeder(cfg, db, run, opts, key, stages, walk_limits)
-    in_flight: dict[int, HashBatch] = {}
-    workers: set[str] = set()
-
-    def tracked() -> Iterator[HashBatch]:
-        for batch in feeder.batches():
-            in_flight[batch.seq] = batch
-            yield batch
-
-    t0 = time.perf_counter()
-    for result in executor.run(tracked()):
-        _record_results(db, run, key, in_flight.pop(result.seq), result, stages)
-        workers.add(result.worker)
-        if cfg.progress is not None:
-            cfg.progress(len(result.records))
-    stages.add("walk_and_hash", time.perf_counter() - t0)
-    return feeder, workers
+def _hash_options(cfg: ScanConfig, policy: Policy) -> HashOptions:
+    return HashOptions(algorithms=DEFAULT_ALGORITHMS, dihedral=policy.dihedral,
+                       decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
+                       pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes)
 
 
 def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, Any]) -> str:
@@ -253,23 +140,6 @@ def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, A
         h.update(row.text.encode())
         h.update(b"\n")
     return h.hexdigest()
-
-
-def _write_manifest(path: Path, db: CaseDB, run: int,
-                    stages: _Stages) -> tuple[list[HashRecord], set[int]]:
-    """Stream the manifest out of the case DB, keeping only the parsed records for matching."""
-    t0 = time.perf_counter()
-    records: list[HashRecord] = []
-    archive_errors: set[int] = set()
-    with atomic_text(path) as fh:
-        for i, row in enumerate(db.rows(run)):
-            fh.write(row.text + "\n")
-            d = row.record
-            records.append(HashRecord.from_dict(d, DEFAULT_ALGORITHMS))
-            if d.get("archive_error"):
-                archive_errors.add(i)
-    stages.add("manifest", time.perf_counter() - t0)
-    return records, archive_errors
 
 
 def _digests(outputs: Mapping[str, Path]) -> dict[str, str | None]:
@@ -295,8 +165,7 @@ def _open_banks(store_dir: Path) -> tuple[BankMatcher, dict[str, Any]]:
 
 def run_scan(cfg: ScanConfig) -> ScanResult:
     started = _now()
-    t_start = time.perf_counter()
-    stages = _Stages()
+    timer = StageTimer()
     store_dir = Path(cfg.store_dir or default_store_dir()).resolve()
     _check_paths(cfg, store_dir)
     policy = load_policy(cfg.policy_path)
@@ -304,12 +173,10 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
     with _case_lock(case):
         for stale in case.glob(".*.tmp"):  # left by a scan killed while writing an output
             stale.unlink()
-        t0 = time.perf_counter()
-        matcher, bank_info = _open_banks(store_dir)
-        stages.add("open_banks", time.perf_counter() - t0)
+        with timer.stage("open_banks"):
+            matcher, bank_info = _open_banks(store_dir)
         try:
-            return _scan(cfg, case, policy, store_dir, matcher, bank_info, stages, started,
-                         t_start)
+            return _scan(cfg, case, policy, store_dir, matcher, bank_info, timer, started)
         except TriageError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -335,14 +202,11 @@ def _case_lock(case: Path) -> Iterator[None]:
 
 
 def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher: BankMatcher,
-          bank_info: dict[str, Any], stages: _Stages, started: str,
-          t_start: float) -> ScanResult:
-    opts = HashOptions(algorithms=DEFAULT_ALGORITHMS, dihedral=policy.dihedral,
-                       decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
-                       pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes)
+          bank_info: dict[str, Any], timer: StageTimer, started: str) -> ScanResult:
+    opts = _hash_options(cfg, policy)
     # Resume reuses a row only when the file and the way it was hashed are both unchanged
     # (the media limits included: a row hashed under other limits is hashed again).
-    opts_key = f"{tool_version()} {opts!r}"
+    key = resume_key(opts, tool_version())
     audit_path = case / "audit.jsonl"
     common = {
         "tool": "osec-triage", "version": tool_version(), "argv": list(cfg.argv), **who(),
@@ -353,57 +217,92 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
     append_audit(audit_path, {**common, "event": "scan_started", "started": started})
     with CaseDB(case / "case.sqlite") as db:
         run = db.begin_run(started)
-        executor = make_executor(cfg.workers, cfg.scheduler)
-        try:
-            feeder, workers = _hash_phase(cfg, db, run, opts, opts_key, executor, stages,
-                                          policy.walk_limits)
-            placement = executor.describe()
-        finally:
-            executor.close()
+        run_info = _walk_hash_record(cfg, db, run, opts, key, policy, timer)
         fingerprint = _fingerprint(db, run, policy, bank_info)
         outputs = {name: case / name for name in OUTPUT_NAMES}
-        run_info = {"hash_calls": feeder.sent, "reused": feeder.reused, "walked": feeder.walked,
-                    "executor": placement, "workers_seen": sorted(workers)}
         noop = (db.last_fingerprint(run) == fingerprint
                 and db.get_meta("outputs_sha256") == json.dumps(_digests(outputs)))
         if noop:
             summary = json.loads((case / "summary.json").read_text())
         else:
-            records, archive_errors = _write_manifest(case / "manifest.jsonl", db, run, stages)
-            summary = _write_outputs(case, records, archive_errors, matcher, policy, run_info,
-                                     stages, t_start)
+            items = _read_items(case, db, run, timer)
+            summary = _derive_and_write(case, items, matcher, policy, run_info, timer)
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {
             **common, "event": "scan_finished", "started": started, "ended": _now(),
             "noop": noop, "run": run_info, "counts": summary["counts"], "files": summary["files"],
-            "policy": policy.to_dict(), "hash_options": opts_key, "outputs_sha256": sha,
+            "policy": policy.to_dict(), "hash_options": opts.to_dict(), "resume_key": key,
+            "outputs_sha256": sha,
         })
-        db.finish_run(run, _now(), feeder.sent, fingerprint)
-    return ScanResult(case, summary, outputs, sha, noop, feeder.sent)
+        db.finish_run(run, _now(), run_info["hash_calls"], fingerprint)
+    return ScanResult(case, summary, outputs, sha, noop, run_info["hash_calls"])
 
 
-def _write_outputs(case: Path, records: list[HashRecord],
-                   archive_errors: set[int], matcher: BankMatcher, policy: Policy,
-                   run_info: dict[str, Any], stages: _Stages, t_start: float) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    reasons = match_records(records, matcher, policy)
-    stages.add("match", time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    clusters = cluster_records(records, reasons, policy)
-    stages.add("cluster", time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    queue = build_queue(records, reasons, clusters, policy)
-    attention = attention_items(records, archive_errors)
-    stages.add("queue", time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    write_queue_jsonl(case / "queue.jsonl", queue)
-    write_queue_csv(case / "queue.csv", queue)
-    write_vics(case / "export.vics.json", queue)
-    stages.add("write", time.perf_counter() - t0)
-    stages.add("total", time.perf_counter() - t_start)
-    summary = build_summary(records, reasons, queue, clusters, attention, policy, run_info,
-                            stages.seconds)
+def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: str,
+                      policy: Policy, timer: StageTimer) -> dict[str, Any]:
+    """walk -> hash -> record: every walk item ends as a case-DB row seen by `run`.
+    Returns what the audit log says about the run (counts, where hashing ran)."""
+    executor = make_executor(cfg.workers, cfg.scheduler)
+
+    def reusable(item: WalkItem) -> bool:
+        return db.reusable(item.path, item.size, item.mtime, key)
+
+    def record(chunk: list[Settled]) -> None:
+        with timer.stage("record"):
+            _record(db, run, key, chunk)
+        if cfg.progress is not None:
+            cfg.progress(len(chunk))
+
+    runner = Runner(opts, executor, cfg.batch_size, reusable)
+    # Absolute paths: a rerun from another directory must find the same rows.
+    walked = timer.timed("walk", walk([os.path.abspath(r) for r in cfg.evidence],
+                                      policy.walk_limits))
+    try:
+        with timer.stage("walk_and_hash"):
+            runner.run(walked, record)
+        placement = executor.describe()
+    finally:
+        executor.close()
+    timer.add("hash_cpu", runner.hash_seconds)
+    return {"hash_calls": runner.sent, "reused": runner.reused, "walked": runner.walked,
+            "executor": placement, "workers_seen": sorted(runner.workers)}
+
+
+def _read_items(case: Path, db: CaseDB, run: int, timer: StageTimer) -> list[CaseItem]:
+    """The manifest, streamed out of the case DB, and the run's rows as derive-stage items."""
+    with timer.stage("manifest"):
+        write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
+    with timer.stage("read"):
+        return [CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run))]
+
+
+def _match(items: list[CaseItem], matcher: BankMatcher, policy: Policy) -> list[CaseItem]:
+    reasons = match_records([i.record for i in items], matcher, policy)
+    return [replace(i, reasons=r) for i, r in zip(items, reasons, strict=True)]
+
+
+def _derive_and_write(case: Path, items: list[CaseItem], matcher: BankMatcher, policy: Policy,
+                      run_info: dict[str, Any], timer: StageTimer) -> dict[str, Any]:
+    """match -> cluster -> score -> write."""
+    with timer.stage("match"):
+        items = _match(items, matcher, policy)
+    with timer.stage("cluster"):
+        items = cluster_items(items, policy)
+    with timer.stage("score"):
+        queue = build_queue(items, policy)
+    with timer.stage("write"):
+        write_queue_jsonl(case / "queue.jsonl", queue)
+        write_queue_csv(case / "queue.csv", queue)
+        write_vics(case / "export.vics.json", queue)
+        counts = SummaryCounts(policy)
+        for item in items:
+            counts.add_item(item)
+        for row in queue:
+            counts.add_row(row)
+    timer.add("total", timer.elapsed())
+    clusters = len({i.cluster for i in items if i.cluster is not None})
+    summary = counts.summary(clusters, run_info, timer.seconds)
     write_summary(case / "summary.json", summary)
     write_report(case / "report.html", summary, queue, case.name)
     return summary

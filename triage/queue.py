@@ -1,5 +1,4 @@
-"""The review queue: which records need a decision, in which tier, in what order; and its
-two renderings, queue.jsonl and queue.csv.
+"""The review queue: which items need a decision, in which tier, in what order.
 
 A record enters the queue when it is media (image or video) or when it hit a known-bad
 entry (an exact match on any file counts). Known-good records are left out and counted.
@@ -8,23 +7,15 @@ Within a tier, closer matches rank first (score 100 = exact, falling with distan
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from hashing.output import neutralise_cell
 from hashing.registry import spec
 from hashing.types import HashRecord, path_to_text
-from triage.cluster import Clusters
+from triage.items import CaseItem
 from triage.match import Reason, is_known_good, known_bad
-from triage.outputs import atomic_text
 from triage.policy import Policy
-
-COLUMNS = ("rank", "tier", "score", "path", "md5", "sha1", "sha256", "media_type",
-           "category", "cluster", "reasons")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +47,6 @@ class QueueRow:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Queue:
-    rows: tuple[QueueRow, ...]
-    known_good: tuple[int, ...]  # record indexes left out as known-good
-
-
 def is_media(rec: HashRecord) -> bool:
     return bool(rec.media_type) and str(rec.media_type).split("/")[0] in ("image", "video")
 
@@ -72,57 +57,42 @@ def _score(r: Reason) -> float:
     return round(100.0 * (1.0 - r.distance / spec(r.algo).bits), 2)
 
 
-def build_queue(records: Sequence[HashRecord], reasons: Sequence[Sequence[Reason]],
-                clusters: Clusters, policy: Policy) -> Queue:
-    staged: list[tuple[int, float, str, QueueRow]] = []
-    good: list[int] = []
-    for i, rec in enumerate(records):
-        mine = list(reasons[i])
-        if is_known_good(mine):
-            good.append(i)
-            continue
-        bad = known_bad(mine)
-        # An undecodable file still has digests: a known-bad hit queues it; otherwise it is
-        # in the attention list, not the queue.
-        if not bad and (rec.status != "hashed" or not is_media(rec)):
-            continue
-        suggestion = clusters.suggested.get(i)
-        if bad:
-            tier = policy.tiers["exact" if bad[0].kind == "exact" else "near"]
-            lead: Reason | None = bad[0]
-        elif suggestion is not None:
-            tier = policy.tiers["possible_new"]
-            lead = suggestion
-            mine.append(suggestion)
-        else:
-            tier = policy.tiers["unmatched"]
-            lead = None
-        score = _score(lead) if lead else 0.0
-        row = QueueRow(
-            rank=0, tier=tier, score=score, path=rec.path, md5=rec.hashes.get("md5"),
-            sha1=rec.hashes.get("sha1"), sha256=rec.hashes.get("sha256"),
-            media_type=rec.media_type, category=lead.category if lead else None,
-            cluster=clusters.cluster_of.get(i),
-            reasons=tuple(r for r in mine if not r.known_good),
-            vic_category=lead.vic_category if lead else None, size=rec.size,
-        )
-        staged.append((tier, -score, rec.path, row))
-    staged.sort(key=lambda s: s[:3])
-    rows = tuple(replace(row, rank=n) for n, (_, _, _, row) in enumerate(staged, start=1))
-    return Queue(rows, tuple(good))
+def queue_row(item: CaseItem, policy: Policy) -> QueueRow | None:
+    """The item's unranked queue row, or None when it stays out of the queue."""
+    rec = item.record
+    mine = list(item.reasons)
+    if is_known_good(mine):
+        return None
+    bad = known_bad(mine)
+    # An undecodable file still has digests: a known-bad hit queues it; otherwise it is
+    # in the attention list, not the queue.
+    if not bad and (rec.status != "hashed" or not is_media(rec)):
+        return None
+    if bad:
+        tier = policy.tiers["exact" if bad[0].kind == "exact" else "near"]
+        lead: Reason | None = bad[0]
+    elif item.suggestion is not None:
+        tier = policy.tiers["possible_new"]
+        lead = item.suggestion
+        mine.append(item.suggestion)
+    else:
+        tier = policy.tiers["unmatched"]
+        lead = None
+    return QueueRow(
+        rank=0, tier=tier, score=_score(lead) if lead else 0.0, path=rec.path,
+        md5=rec.hashes.get("md5"), sha1=rec.hashes.get("sha1"), sha256=rec.hashes.get("sha256"),
+        media_type=rec.media_type, category=lead.category if lead else None,
+        cluster=item.cluster, reasons=tuple(r for r in mine if not r.known_good),
+        vic_category=lead.vic_category if lead else None, size=rec.size,
+    )
 
 
-def write_queue_jsonl(path: Path, queue: Queue) -> None:
-    with atomic_text(path) as fh:
-        for row in queue.rows:
-            fh.write(json.dumps(row.to_dict()) + "\n")
+def rank_key(row: QueueRow) -> tuple[int, float, str]:
+    """Queue order: tier, then closer matches first, then path."""
+    return (row.tier, -row.score, row.path)
 
 
-def write_queue_csv(path: Path, queue: Queue) -> None:
-    with atomic_text(path) as fh:
-        writer = csv.writer(fh, lineterminator="\r\n")
-        writer.writerow(COLUMNS)
-        for row in queue.rows:
-            d = row.to_dict()
-            d["reasons"] = json.dumps(d["reasons"])  # CSV keeps the printable path only
-            writer.writerow(neutralise_cell("" if d[c] is None else str(d[c])) for c in COLUMNS)
+def build_queue(items: Iterable[CaseItem], policy: Policy) -> tuple[QueueRow, ...]:
+    """The ranked queue of `items` (rank 1 first)."""
+    rows = sorted((r for i in items if (r := queue_row(i, policy)) is not None), key=rank_key)
+    return tuple(replace(row, rank=n) for n, row in enumerate(rows, start=1))

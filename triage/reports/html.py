@@ -7,15 +7,16 @@ page holds no <img>: only paths, hashes, counts and distances.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from hashing.registry import spec
 from triage.outputs import write_text_atomic
-from triage.queue import Queue
-from triage.reports.svg import histogram_svg
+from triage.queue import QueueRow
+from triage.reports.svg import counts_svg
 
 TOP_ROWS = 200
 ATTENTION_ROWS = 500  # the full list is in summary.json
@@ -58,7 +59,9 @@ def _reasons(row_reasons: Sequence[Mapping[str, Any]]) -> str:
     return "<br>".join(parts)
 
 
-def render_report(summary: Mapping[str, Any], queue: Queue, case_name: str) -> str:
+def render_report(summary: Mapping[str, Any], rows: Iterable[QueueRow], case_name: str) -> str:
+    """The page for the ranked queue `rows`, read once: the top rows are kept, the rest only
+    tallied into the distance histograms, so a long queue costs no more than a short one."""
     counts = summary["counts"]
     overview = {
         "files": summary["files"], "queue": counts["queue"], "known_good": counts["known_good"],
@@ -75,11 +78,24 @@ def render_report(summary: Mapping[str, Any], queue: Queue, case_name: str) -> s
         _count_table("Media types", "media_type", counts["media_type"]),
         _count_table("Bank hits", "bank", counts["bank"]),
     ])
+    top: list[QueueRow] = []
+    near: Counter[int] = Counter()
+    clustered: Counter[int] = Counter()
+    total = 0
+    for r in rows:
+        total += 1
+        if len(top) < TOP_ROWS:
+            top.append(r)
+        for x in r.reasons:
+            if x.kind in ("near", "dihedral", "video") and x.algo == "pdq":
+                near[x.distance] += 1
+            elif x.kind == "cluster":
+                clustered[x.distance] += 1
     qrows = "".join(
         f"<tr><td class=n>{r.rank}</td><td class=n>{r.tier}</td><td class=n>{r.score}</td>"
         f"<td><code>{_e(d['path'])}</code></td><td>{_e(r.category)}</td><td>{_e(r.cluster)}</td>"
         f"<td>{_reasons(d['reasons'])}</td></tr>"
-        for r in queue.rows[:TOP_ROWS] for d in (r.to_dict(),)
+        for r in top for d in (r.to_dict(),)
     )
     attention = "".join(
         f"<tr><td><code>{_e(a['path'])}</code></td><td>{_e(a['kind'])}</td>"
@@ -89,16 +105,13 @@ def render_report(summary: Mapping[str, Any], queue: Queue, case_name: str) -> s
     more = len(summary["attention"]) - ATTENTION_ROWS
     if more > 0:
         attention += f"<tr><td colspan=4>{more} more in summary.json</td></tr>"
-    near = [x.distance for r in queue.rows for x in r.reasons
-            if x.kind in ("near", "dihedral", "video") and x.algo == "pdq"]
-    clustered = [x.distance for r in queue.rows for x in r.reasons if x.kind == "cluster"]
     bits = spec("pdq").bits
     plots = (
-        histogram_svg(near, 0, max([*near, 32]), "PDQ distance of near matches", "distance")
-        + histogram_svg(clustered, 0, min(bits, max([*clustered, 32])),
-                        "PDQ distance to nearest known-bad cluster member", "distance")
+        counts_svg(near, 0, max([*near, 32]), "PDQ distance of near matches", "distance")
+        + counts_svg(clustered, 0, min(bits, max([*clustered, 32])),
+                     "PDQ distance to nearest known-bad cluster member", "distance")
     )
-    shown = min(len(queue.rows), TOP_ROWS)
+    shown = len(top)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -106,7 +119,7 @@ def render_report(summary: Mapping[str, Any], queue: Queue, case_name: str) -> s
 <body><h1>Triage report: {_e(case_name)}</h1>
 <p>Paths, hashes, distances and categories only: this report never shows content.</p>
 <h2>Summary</h2><table>{head}</table><div class="grid">{tables}</div>
-<h2>Queue (top {shown} of {len(queue.rows)})</h2>
+<h2>Queue (top {shown} of {total})</h2>
 <table><tr><th>rank</th><th>tier</th><th>score</th><th>path</th><th>category</th>
 <th>cluster</th><th>reasons</th></tr>{qrows}</table>
 <h2>Attention ({counts['attention']})</h2>
@@ -116,5 +129,6 @@ def render_report(summary: Mapping[str, Any], queue: Queue, case_name: str) -> s
 """
 
 
-def write_report(path: Path, summary: Mapping[str, Any], queue: Queue, case_name: str) -> None:
-    write_text_atomic(path, render_report(summary, queue, case_name))
+def write_report(path: Path, summary: Mapping[str, Any], rows: Iterable[QueueRow],
+                 case_name: str) -> None:
+    write_text_atomic(path, render_report(summary, rows, case_name))

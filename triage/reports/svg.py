@@ -7,17 +7,21 @@ and a histogram of integers is a few rectangles.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from html import escape
 
 
 def histogram_svg(values: Sequence[int], lo: int, hi: int, title: str, xlabel: str,
                   width: int = 480, height: int = 200) -> str:
     """Bars of the count of each integer value in lo..hi (inclusive)."""
-    counts = [0] * (hi - lo + 1)
-    for v in values:
-        if lo <= v <= hi:
-            counts[v - lo] += 1
+    return counts_svg(Counter(values), lo, hi, title, xlabel, width, height)
+
+
+def counts_svg(tally: Mapping[int, int], lo: int, hi: int, title: str, xlabel: str,
+               width: int = 480, height: int = 200) -> str:
+    """`histogram_svg` from counts already tallied (value -> count)."""
+    counts = [tally.get(v, 0) for v in range(lo, hi + 1)]
     top = max(counts) if counts and max(counts) > 0 else 1
     left, bottom, pad = 40, 30, 20
     plot_w, plot_h = width - left - pad, height - bottom - pad

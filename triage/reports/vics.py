@@ -9,11 +9,12 @@ hex, and for perceptual matches a comment naming the PDQ distance.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from triage.outputs import write_text_atomic
-from triage.queue import Queue, QueueRow
+from triage.outputs import atomic_text
+from triage.queue import QueueRow
 
 VICS2_CONTEXT = "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
 
@@ -26,9 +27,8 @@ def _category(row: QueueRow) -> int | None:
     return None
 
 
-def vics_media(queue: Queue) -> list[dict[str, Any]]:
-    media: list[dict[str, Any]] = []
-    for row in queue.rows:
+def vics_media(rows: Iterable[QueueRow]) -> Iterator[dict[str, Any]]:
+    for row in rows:
         category = _category(row)
         # A cluster suggestion is a lead for review, not a categorisation to hand on.
         if category is None or not row.md5 or row.reasons[0].kind == "cluster":
@@ -47,10 +47,13 @@ def vics_media(queue: Queue) -> list[dict[str, Any]]:
         pdq = [r for r in row.reasons if r.algo == "pdq"]
         if pdq:
             item["Comments"] = f"{pdq[0].kind} match, PDQ distance {pdq[0].distance}"
-        media.append(item)
-    return media
+        yield item
 
 
-def write_vics(path: Path, queue: Queue) -> None:
-    doc = {"@odata.context": VICS2_CONTEXT, "value": vics_media(queue)}
-    write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
+def write_vics(path: Path, rows: Iterable[QueueRow]) -> None:
+    """One media object per line, written as the rows are read."""
+    with atomic_text(path) as fh:
+        fh.write('{"@odata.context": ' + json.dumps(VICS2_CONTEXT) + ', "value": [')
+        for n, item in enumerate(vics_media(rows)):
+            fh.write(("," if n else "") + "\n" + json.dumps(item))
+        fh.write("\n]}\n")

@@ -1,0 +1,107 @@
+"""summary.json: counts per tier, category, media type, status and bank, plus stage timings,
+and the attention list (errors an investigator needs to know about).
+
+The counts are accumulated one item and one queue row at a time (`SummaryCounts`), so the
+summary of a case costs the same memory whether it is read whole or in chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hashing.types import path_to_text
+from triage.items import CaseItem
+from triage.match import is_known_good
+from triage.outputs import write_text_atomic
+from triage.policy import TIER_KEYS, Policy
+from triage.queue import QueueRow
+
+
+def attention_entry(item: CaseItem) -> dict[str, Any] | None:
+    """The attention-list entry of an error row (undecodable media, encrypted or corrupt
+    archive member, unreadable file) or of an archive that could not be read completely."""
+    rec = item.record
+    if rec.status != "error" and not item.archive_error:
+        return None
+    return {"path": path_to_text(rec.path)[0], "kind": rec.kind, "status": rec.status,
+            "media_type": rec.media_type, "reason": rec.error or rec.reason}
+
+
+def _sorted(c: Counter[str]) -> dict[str, int]:
+    return dict(sorted(c.items()))
+
+
+class SummaryCounts:
+    """The summary's counts, fed every item (manifest order) and every queue row (rank order)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.files = 0
+        self.status: Counter[str] = Counter()
+        self.kind: Counter[str] = Counter()
+        self.media_type: Counter[str] = Counter()
+        self.bank: Counter[str] = Counter()
+        self.tier: Counter[str] = Counter()
+        self.category: Counter[str] = Counter()
+        self.known_good = 0
+        self.clustered = 0
+        self.queue = 0
+        self.attention: list[dict[str, Any]] = []
+
+    def add_item(self, item: CaseItem) -> None:
+        rec = item.record
+        self.files += 1
+        self.status[rec.status] += 1
+        self.kind[rec.kind] += 1
+        self.media_type[rec.media_type or "none"] += 1
+        for bank in {r.bank for r in item.reasons if r.bank}:
+            self.bank[bank] += 1
+        self.known_good += is_known_good(item.reasons)
+        self.clustered += item.cluster is not None
+        entry = attention_entry(item)
+        if entry is not None:
+            self.attention.append(entry)
+
+    def add_row(self, row: QueueRow) -> None:
+        self.queue += 1
+        self.tier[str(row.tier)] += 1
+        if row.category:
+            self.category[row.category] += 1
+
+    def summary(self, clusters: int, run: Mapping[str, Any],
+                timings: Mapping[str, float]) -> dict[str, Any]:
+        tier_names = {n: k for k, n in self.policy.tiers.items()}
+        return {
+            "files": self.files,
+            "counts": {
+                "status": _sorted(self.status),
+                "kind": _sorted(self.kind),
+                "media_type": _sorted(self.media_type),
+                "tier": {str(n): self.tier.get(str(n), 0) for n in sorted(tier_names)},
+                "category": _sorted(self.category),
+                "bank": _sorted(self.bank),
+                "queue": self.queue,
+                "known_good": self.known_good,
+                "attention": len(self.attention),
+                "clusters": clusters,
+                "clustered_files": self.clustered,
+            },
+            "tier_names": {str(n): tier_names[n] for n in sorted(tier_names)},
+            "tier_order": list(TIER_KEYS),
+            "run": dict(run),
+            "timings": {k: round(v, 4) for k, v in timings.items()},
+            "attention": list(self.attention),
+        }
+
+
+def stable_view(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary without what changes between identical scans (timings, run counters)."""
+    return {k: v for k, v in summary.items() if k not in ("timings", "run")}
+
+
+def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
