@@ -37,7 +37,7 @@ def _queue(policy: Policy | None = None):  # type: ignore[no-untyped-def]
                _rec("/f.txt", media=None), _rec("/g.txt", media=None), _rec("/h", status="error"),
                _rec("/i")]
     reasons = [(EXACT,), (NEAR,), (NEARER,), (GOOD,), (), (), (EXACT,), (), (GOOD, NEAR)]
-    items = [CaseItem(k, r, reasons=why) for k, (r, why) in enumerate(zip(records, reasons))]
+    items = [CaseItem(k, r, reasons=why) for k, (r, why) in enumerate(zip(records, reasons, strict=True))]
     items[0] = replace(items[0], cluster="C00001")
     items[4] = replace(items[4], cluster="C00001", suggestion=SUGGEST)
     return items, build_queue(items, policy or Policy())

@@ -34,7 +34,7 @@ def _case():  # type: ignore[no-untyped-def]
         (), (),
     ]
     policy = Policy()
-    items = [CaseItem(k, r, reasons=why) for k, (r, why) in enumerate(zip(records, reasons))]
+    items = [CaseItem(k, r, reasons=why) for k, (r, why) in enumerate(zip(records, reasons, strict=True))]
     queue = build_queue(items, policy)
     counts = SummaryCounts(policy)
     for item in items:
