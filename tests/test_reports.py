@@ -6,13 +6,15 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from hashing.types import HashRecord
 from triage.items import CaseItem
 from triage.match import Reason
 from triage.policy import Policy
 from triage.queue import build_queue
 from triage.reports.html import render_report
-from triage.reports.summary import SummaryCounts, stable_view
+from triage.reports.summary import SummaryCounts, stable_view, write_summary
 from triage.reports.svg import histogram_svg
 from triage.reports.vics import VICS2_CONTEXT, write_vics
 
@@ -84,3 +86,13 @@ def test_vics_export(tmp_path: Path) -> None:
     assert media[1]["SHA1"] == "CD" * 20 and media[1]["MediaSize"] == 10
     assert all(isinstance(m["MediaID"], int) for m in media)
     assert not any("path" in json.dumps(m).lower() or "/e/" in json.dumps(m) for m in media)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_streamed_summary_text_equals_json_dumps(tmp_path: Path, n: int) -> None:
+    _, _, s = _case()
+    entries = [{"path": f"/e/{k}\n\"x\"", "kind": "file", "status": "error",
+                "media_type": None, "reason": {"nested": [k, "ü"]}} for k in range(n)]
+    write_summary(tmp_path / "s.json", {**s, "attention": []}, iter(entries))
+    assert (tmp_path / "s.json").read_text() == json.dumps({**s, "attention": entries},
+                                                          indent=2) + "\n"

@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,18 +30,12 @@ from index.bank_index import BankMatcher
 from index.banks import BankStore, default_store_dir
 from triage.audit import append_audit, tool_version, who
 from triage.casedb import CaseDB
-from triage.cluster import cluster_items
+from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
 from triage.executor import make_executor
-from triage.items import CaseItem
-from triage.match import match_records
 from triage.outputs import ensure_private_dir, sha256_file
 from triage.policy import Policy, load_policy
-from triage.queue import build_queue
-from triage.reports.html import write_report
 from triage.reports.manifest import write_manifest
-from triage.reports.queue import write_queue_csv, write_queue_jsonl
-from triage.reports.summary import SummaryCounts, write_summary
-from triage.reports.vics import write_vics
+from triage.reports.summary import ATTENTION_KEPT
 from triage.resume import resume_key
 from triage.runner import Runner, Settled
 from triage.stages import StageTimer
@@ -70,6 +64,8 @@ class ScanConfig:
     policy_path: Path | None = None
     decode_mode: str = "fast"
     batch_size: int = 32
+    # what the derive stages may hold at once (chunk sizes follow from it); larger cases stream
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
     argv: tuple[str, ...] = ()
     # called with the number of files just hashed (the CLI's progress bar); never pickled
     progress: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
@@ -78,7 +74,7 @@ class ScanConfig:
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     case_dir: Path
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # summary.json's, with at most ATTENTION_KEPT attention entries
     outputs: dict[str, Path]
     output_sha256: dict[str, str | None]
     noop: bool
@@ -224,9 +220,12 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
                 and db.get_meta("outputs_sha256") == json.dumps(_digests(outputs)))
         if noop:
             summary = json.loads((case / "summary.json").read_text())
+            summary["attention"] = summary["attention"][:ATTENTION_KEPT]
         else:
-            items = _read_items(case, db, run, timer)
-            summary = _derive_and_write(case, items, matcher, policy, run_info, timer)
+            with timer.stage("manifest"):
+                write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
+            summary = derive_and_write(case, db, run, matcher, policy, run_info, timer,
+                                       cfg.memory_budget)
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {
@@ -267,42 +266,3 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
     timer.add("hash_cpu", runner.hash_seconds)
     return {"hash_calls": runner.sent, "reused": runner.reused, "walked": runner.walked,
             "executor": placement, "workers_seen": sorted(runner.workers)}
-
-
-def _read_items(case: Path, db: CaseDB, run: int, timer: StageTimer) -> list[CaseItem]:
-    """The manifest, streamed out of the case DB, and the run's rows as derive-stage items."""
-    with timer.stage("manifest"):
-        write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
-    with timer.stage("read"):
-        return [CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run))]
-
-
-def _match(items: list[CaseItem], matcher: BankMatcher, policy: Policy) -> list[CaseItem]:
-    reasons = match_records([i.record for i in items], matcher, policy)
-    return [replace(i, reasons=r) for i, r in zip(items, reasons, strict=True)]
-
-
-def _derive_and_write(case: Path, items: list[CaseItem], matcher: BankMatcher, policy: Policy,
-                      run_info: dict[str, Any], timer: StageTimer) -> dict[str, Any]:
-    """match -> cluster -> score -> write."""
-    with timer.stage("match"):
-        items = _match(items, matcher, policy)
-    with timer.stage("cluster"):
-        items = cluster_items(items, policy)
-    with timer.stage("score"):
-        queue = build_queue(items, policy)
-    with timer.stage("write"):
-        write_queue_jsonl(case / "queue.jsonl", queue)
-        write_queue_csv(case / "queue.csv", queue)
-        write_vics(case / "export.vics.json", queue)
-        counts = SummaryCounts(policy)
-        for item in items:
-            counts.add_item(item)
-        for row in queue:
-            counts.add_row(row)
-    timer.add("total", timer.elapsed())
-    clusters = len({i.cluster for i in items if i.cluster is not None})
-    summary = counts.summary(clusters, run_info, timer.seconds)
-    write_summary(case / "summary.json", summary)
-    write_report(case / "report.html", summary, queue, case.name)
-    return summary

@@ -102,7 +102,7 @@ def render_report(summary: Mapping[str, Any], rows: Iterable[QueueRow], case_nam
         f"<td>{_e(a['status'])}</td><td>{_e(a['reason'])}</td></tr>"
         for a in summary["attention"][:ATTENTION_ROWS]
     )
-    more = len(summary["attention"]) - ATTENTION_ROWS
+    more = counts["attention"] - min(ATTENTION_ROWS, len(summary["attention"]))
     if more > 0:
         attention += f"<tr><td colspan=4>{more} more in summary.json</td></tr>"
     bits = spec("pdq").bits

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hashing.types import path_to_text
 from triage.items import CaseItem
 from triage.match import is_known_good
-from triage.outputs import write_text_atomic
+from triage.outputs import atomic_text, write_text_atomic
 from triage.policy import TIER_KEYS, Policy
 from triage.queue import QueueRow
 
@@ -29,6 +29,10 @@ def attention_entry(item: CaseItem) -> dict[str, Any] | None:
         return None
     return {"path": path_to_text(rec.path)[0], "kind": rec.kind, "status": rec.status,
             "media_type": rec.media_type, "reason": rec.error or rec.reason}
+
+
+# Attention entries a summary holds in memory; summary.json gets all of them, streamed.
+ATTENTION_KEPT = 1000
 
 
 def _sorted(c: Counter[str]) -> dict[str, int]:
@@ -50,9 +54,11 @@ class SummaryCounts:
         self.known_good = 0
         self.clustered = 0
         self.queue = 0
-        self.attention: list[dict[str, Any]] = []
+        self.attention = 0
+        self.attention_kept: list[dict[str, Any]] = []
 
-    def add_item(self, item: CaseItem) -> None:
+    def add_item(self, item: CaseItem) -> dict[str, Any] | None:
+        """Count `item`; returns its attention entry, if it has one, for the caller to keep."""
         rec = item.record
         self.files += 1
         self.status[rec.status] += 1
@@ -64,7 +70,10 @@ class SummaryCounts:
         self.clustered += item.cluster is not None
         entry = attention_entry(item)
         if entry is not None:
-            self.attention.append(entry)
+            self.attention += 1
+            if len(self.attention_kept) < ATTENTION_KEPT:
+                self.attention_kept.append(entry)
+        return entry
 
     def add_row(self, row: QueueRow) -> None:
         self.queue += 1
@@ -86,7 +95,7 @@ class SummaryCounts:
                 "bank": _sorted(self.bank),
                 "queue": self.queue,
                 "known_good": self.known_good,
-                "attention": len(self.attention),
+                "attention": self.attention,
                 "clusters": clusters,
                 "clustered_files": self.clustered,
             },
@@ -94,7 +103,7 @@ class SummaryCounts:
             "tier_order": list(TIER_KEYS),
             "run": dict(run),
             "timings": {k: round(v, 4) for k, v in timings.items()},
-            "attention": list(self.attention),
+            "attention": list(self.attention_kept),
         }
 
 
@@ -103,5 +112,19 @@ def stable_view(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k not in ("timings", "run")}
 
 
-def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
+def write_summary(path: Path, summary: Mapping[str, Any],
+                  attention: Iterable[Mapping[str, Any]] | None = None) -> None:
+    """Write `summary` as indented JSON; with `attention`, that list (read once, streamed)
+    replaces the summary's own, in the text `json.dumps(..., indent=2)` would give."""
+    if attention is None:
+        write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+        return
+    head = json.dumps({**summary, "attention": []}, indent=2)
+    assert head.endswith('"attention": []\n}'), "attention must be the summary's last key"
+    with atomic_text(path) as fh:
+        fh.write(head[:-len("[]\n}")])
+        n = 0
+        for n, entry in enumerate(attention, start=1):
+            fh.write(("[\n    " if n == 1 else ",\n    ")
+                     + json.dumps(entry, indent=2).replace("\n", "\n    "))
+        fh.write("\n  ]\n}\n" if n else "[]\n}\n")

@@ -1,0 +1,145 @@
+"""match -> cluster -> score over the case database in bounded chunks, then the writers.
+
+The case's rows are read back from `case.sqlite` in manifest order, `chunk_rows` at a time,
+as `CaseItem`s numbered by ordinal. Each stage keeps its findings in the scan's `Scratch`
+store rather than in memory, so what is held at once is one chunk plus clustering's arrays
+over the case's PDQ nodes (about 100 bytes a node; documents contribute none). The results
+are the same, byte for byte, as running each stage over the whole case in memory
+(`tests/test_streaming.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hashing.registry import spec
+from triage.casedb import CaseDB
+from triage.cluster import cluster_id, cluster_nodes, pdq_nodes, suggestion
+from triage.items import CaseItem
+from triage.match import Banks, is_known_good, known_bad, match_records
+from triage.policy import Policy
+from triage.queue import queue_row
+from triage.reports.html import write_report
+from triage.reports.queue import write_queue_csv, write_queue_jsonl
+from triage.reports.summary import SummaryCounts, write_summary
+from triage.reports.vics import write_vics
+from triage.scratch import Scratch
+from triage.stages import StageTimer
+
+DEFAULT_MEMORY_BUDGET = 256 << 20
+ITEM_BYTES = 8 << 10  # a generous bound on one item in a chunk (record, reasons, queue row)
+MIN_CHUNK, MAX_CHUNK = 1, 50_000
+
+
+def chunk_rows(memory_budget: int) -> int:
+    """Items per chunk: a quarter of the budget, leaving the rest to clustering and SQLite."""
+    return max(MIN_CHUNK, min(MAX_CHUNK, memory_budget // 4 // ITEM_BYTES))
+
+
+def _chunks(db: CaseDB, run: int, size: int) -> Iterator[list[CaseItem]]:
+    rows = (CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run)))
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
+           scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """Reasons and known-bad leads into the scratch store, PDQ nodes into its spill; returns
+    the ordinals of known-bad and of known-good items (what clustering needs of the hits)."""
+    bad: list[int] = []
+    good: list[int] = []
+    for chunk in _chunks(db, run, size):
+        reasons = match_records([i.record for i in chunk], banks, policy)
+        hits = [(i.ordinal, rs) for i, rs in zip(chunk, reasons, strict=True) if rs]
+        scratch.put_reasons(hits)
+        leads = []
+        for ordinal, rs in hits:
+            strongest = known_bad(rs)
+            if strongest:
+                bad.append(ordinal)
+                leads.append((ordinal, strongest[0], chunk[ordinal - chunk[0].ordinal].record.path))
+            elif is_known_good(rs):
+                good.append(ordinal)
+        scratch.put_leads(leads)
+        if policy.cluster_enabled:
+            owners: list[int] = []
+            hexes: list[str] = []
+            for item in chunk:
+                for h in pdq_nodes(item, policy.min_quality):
+                    owners.append(item.ordinal)
+                    hexes.append(h)
+            scratch.nodes.add(owners, hexes)
+    return np.asarray(bad, dtype=np.int64), np.asarray(good, dtype=np.int64)
+
+
+def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray) -> int:
+    """Cluster membership and suggestions into the scratch store; returns the cluster count."""
+    if not policy.cluster_enabled:
+        return 0
+    owners, codes = scratch.nodes.arrays(spec("pdq").nbytes)
+    found = cluster_nodes(owners, codes, bad, good, policy.cluster_radius)
+    scratch.put_clusters((int(i), k) for k, members in enumerate(found.members, start=1)
+                         for i in members)
+    suggested = []
+    for i, (d, j) in found.nearest.items():
+        lead, via = scratch.lead(j)
+        suggested.append((i, suggestion(lead, d, via)))
+    scratch.put_suggestions(suggested)
+    return len(found.members)
+
+
+def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch) -> SummaryCounts:
+    """Each item whole again (record + findings): counted, and its queue row and attention
+    entry into the scratch store."""
+    counts = SummaryCounts(policy)
+    for chunk in _chunks(db, run, size):
+        lo = chunk[0].ordinal
+        reasons, clusters, suggestions = scratch.findings(lo, lo + len(chunk))
+        rows = []
+        attention = []
+        for item in chunk:
+            o = item.ordinal
+            c = clusters.get(o)
+            item = replace(item, reasons=reasons.get(o, ()), suggestion=suggestions.get(o),
+                           cluster=cluster_id(c) if c is not None else None)
+            entry = counts.add_item(item)
+            if entry is not None:
+                attention.append((o, entry))
+            row = queue_row(item, policy)
+            if row is not None:
+                counts.add_row(row)
+                rows.append((o, row))
+        scratch.put_queue(rows)
+        scratch.put_attention(attention)
+    return counts
+
+
+def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Policy,
+                     run_info: dict[str, Any], timer: StageTimer,
+                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, Any]:
+    """match -> cluster -> score -> write; returns the summary (its attention list cut to
+    `ATTENTION_KEPT` entries; summary.json holds them all)."""
+    size = chunk_rows(memory_budget)
+    with Scratch(case) as scratch:
+        with timer.stage("match"):
+            bad, good = _match(db, run, size, banks, policy, scratch)
+        with timer.stage("cluster"):
+            clusters = _cluster(policy, scratch, bad, good)
+        with timer.stage("score"):
+            counts = _score(db, run, size, policy, scratch)
+        with timer.stage("write"):
+            write_queue_jsonl(case / "queue.jsonl", scratch.ranked())
+            write_queue_csv(case / "queue.csv", scratch.ranked())
+            write_vics(case / "export.vics.json", scratch.ranked())
+        timer.add("total", timer.elapsed())
+        summary = counts.summary(clusters, run_info, timer.seconds)
+        write_summary(case / "summary.json", summary, scratch.attention())
+        write_report(case / "report.html", summary, scratch.ranked(), case.name)
+    return summary
+
