@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint bench clean-venv
 
 $(STAMP): pyproject.toml
+	bash scripts/ensure_libarchive.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev,dask]"

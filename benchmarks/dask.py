@@ -41,7 +41,7 @@ def _evidence(root: Path, n: int, size: tuple[int, int]) -> int:
 def _scan_seconds(work: Path, evidence: Path, tag: str, **cfg: Any) -> float:
     t0 = time.perf_counter()
     run_scan(ScanConfig(evidence=(evidence,), case_dir=work / f"case-{tag}",
-                        store_dir=work / "store", **cfg))
+                        store_dir=work / "store", inventory=True, **cfg))
     return time.perf_counter() - t0
 
 

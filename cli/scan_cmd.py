@@ -11,6 +11,10 @@ from hashing.errors import TriageError
 
 
 def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
+    from triage.reports.summary import banks_line, not_examined_line
+
+    click.echo(not_examined_line(summary))
+    click.echo(banks_line(summary))
     counts = summary["counts"]
     names = summary["tier_names"]
     click.echo(f"files: {summary['files']}  queue: {counts['queue']}  "
@@ -23,6 +27,12 @@ def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
             click.echo(f"  {label}: " + ", ".join(f"{k}={v}" for k, v in counts[label].items()))
     for name, path in outputs.items():
         click.echo(f"  {name}: {path}")
+
+
+class _Refused(click.ClickException):
+    """A scan refused before it started (no store, no bank): exit 2, like a usage error."""
+
+    exit_code = 2
 
 
 @click.command("scan")
@@ -41,13 +51,18 @@ def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
               show_default=True, help="Image decode path for perceptual hashes.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Files per batch sent to a worker.")
+@click.option("--inventory", is_flag=True, default=False,
+              help="Allow a store without enabled banks: a hashing-only inventory, nothing "
+                   "is matched (without this flag such a scan is refused).")
 def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
          workers: int | None, scheduler: str | None, policy_path: Path | None,
-         decode_mode: str, batch_size: int) -> None:
-    """Hash EVIDENCE, match it against the banks and write a prioritised case queue."""
+         decode_mode: str, batch_size: int, inventory: bool) -> None:
+    """Hash EVIDENCE, match it against the banks and write a prioritised case queue.
+
+    Refused (exit 2) when the store does not exist or has no enabled bank."""
     from tqdm import tqdm
 
-    from triage.pipeline import ScanConfig, run_scan
+    from triage.pipeline import NoBanksError, ScanConfig, run_scan
 
     # disable=None: the bar shows on a terminal only, never in logs or pipes
     with tqdm(desc="hashing", unit="file", file=sys.stderr, disable=None) as bar:
@@ -56,7 +71,10 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
                 evidence=evidence, case_dir=case_dir, store_dir=store_dir, workers=workers,
                 scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
                 batch_size=batch_size, argv=tuple(sys.argv), progress=bar.update,
+                inventory=inventory,
             ))
+        except NoBanksError as exc:
+            raise _Refused(str(exc)) from exc
         except TriageError as exc:
             raise click.ClickException(str(exc)) from exc
     _print_summary(result.summary, result.outputs, result.noop)

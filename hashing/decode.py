@@ -17,14 +17,14 @@ import io
 import struct
 import warnings
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hashing.errors import CorruptMediaError, PixelLimitError, UnsupportedMediaError
+from hashing.errors import CorruptMediaError, MediaError, PixelLimitError, UnsupportedMediaError
 from hashing.sniff import SNIFF_BYTES, sniff
 
 DecodeMode = Literal["fast", "exact"]
@@ -35,16 +35,31 @@ ALL_NEEDS: frozenset[Need] = frozenset(("rgb", "luma", "pil"))
 # own check enforces the configured limit, so the default is Pillow's hard refusal point and a
 # configured limit above it is still capped by Pillow's guard (which stays on).
 DEFAULT_PIXEL_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+# Frames (or pages) of one multi-frame image hashed at most; past it the record says so.
+DEFAULT_MAX_FRAMES = 1000
 
 # Formats Pillow may open here, each with a real signature. Left out: EPS (Pillow renders it
 # by running Ghostscript on the file), TGA and other signature-less formats that would "decode"
 # random bytes, and scientific or legacy containers nobody shares hash lists for.
 SAFE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "ICO", "CUR", "AVIF",
-                "PPM", "PSD", "JPEG2000", "QOI", "ICNS")
+                "PPM", "PSD", "JPEG2000", "QOI", "ICNS", "HEIF", "JXL")
+
+
+def _register_plugins() -> None:
+    """HEIC/HEIF (the iPhone camera default) through pillow-heif (libheif), JPEG XL through
+    pillow-jxl-plugin (the jxl-oxide/libjxl Rust bindings); AVIF is Pillow's own (libavif).
+    Registered once at import so workers forked from the preloaded server have them too."""
+    import pillow_heif
+    import pillow_jxl  # noqa: F401  (registers the JXL plugin on import)
+
+    pillow_heif.register_heif_opener()
+
+
+_register_plugins()
 _EXIF_ORIENTATION = 0x0112
 # What Pillow raises from inside a decoder on malformed data.
 _DECODER_ERRORS = (OSError, EOFError, SyntaxError, ValueError, struct.error, zlib.error,
-                   IndexError, TypeError)
+                   IndexError, TypeError, RuntimeError)  # RuntimeError: libheif, jxl
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +79,7 @@ class DecodedImage:
     luma: np.ndarray | None = None
     pil: Image.Image | None = None
     fast_luma: bool = False  # True when `luma` came from the reduced JPEG decoder
+    multi_frame: bool = False  # an animation or a multi-page file: see `iter_frames`
 
 
 def _open(data: bytes, path: str, pixel_limit: int) -> Image.Image:
@@ -116,7 +132,8 @@ def _reason(exc: BaseException, part: str) -> str:
 
 def _pillow_media_types() -> set[str]:
     Image.init()  # registers every plugin, so MIME lists all formats this Pillow can read
-    return {Image.MIME[f] for f in SAFE_FORMATS if f in Image.MIME}
+    # pillow-heif names its MIME type image/heif; the sniffer says image/heic for the same files
+    return {Image.MIME[f] for f in SAFE_FORMATS if f in Image.MIME} | {"image/heic"}
 
 
 def _orientation(im: Image.Image) -> int | None:
@@ -187,7 +204,66 @@ def decode_image(
         luma=luma,
         pil=im if "pil" in need else None,
         fast_luma=fast,
+        multi_frame=_multi_frame(im),
     )
+
+
+def _multi_frame(im: Image.Image) -> bool:
+    # is_animated, not n_frames: a GIF's frame count means parsing every frame (10^5 of them in
+    # a hostile file), while is_animated only looks for a second one
+    try:
+        return bool(getattr(im, "is_animated", False))
+    except _DECODER_ERRORS:
+        return True  # a broken second frame: iter_frames says what is wrong with it
+
+
+class FrameLimitError(MediaError):
+    """A multi-frame image has more frames than the configured limit (the rest not hashed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame (or page): its index, display time in seconds, and RGB pixels."""
+
+    index: int
+    t: float
+    rgb: np.ndarray
+
+
+def iter_frames(data: bytes, *, path: str, pixel_limit: int = DEFAULT_PIXEL_LIMIT,
+                max_frames: int = DEFAULT_MAX_FRAMES) -> Iterator[Frame]:
+    """Every frame of an animated GIF/WebP/APNG/AVIF/HEIF/JXL, or page of a TIFF, in order.
+
+    Frames are decoded one at a time (memory is one frame), each checked against the pixel
+    limit. After `max_frames` frames, `FrameLimitError` is raised if another exists, so a
+    GIF of 10^5 frames costs `max_frames` decodes. A frame that fails to decode raises the
+    typed `MediaError` for it, after the good frames before it.
+    """
+    im = _open(data, path, pixel_limit)
+    t = 0.0
+    for index in range(max_frames + 1):
+        try:
+            im.seek(index)
+        except EOFError:
+            return
+        except _DECODER_ERRORS as exc:
+            raise CorruptMediaError(path, f"frame {index + 1}: {_reason(exc, 'data')}") from None
+        if index == max_frames:
+            raise FrameLimitError(path, f"frame limit {max_frames} reached: frames after "
+                                  f"{max_frames} were not hashed")
+        width, height = im.size
+        if width * height > pixel_limit:
+            raise PixelLimitError(path, f"frame {index + 1} exceeds pixel limit: "
+                                  f"{width}x{height}")
+        try:
+            _load(im, path)
+        except MediaError as exc:
+            raise type(exc)(path, f"frame {index + 1}: {exc.reason}") from None
+        rgb = np.asarray(im.convert("RGB"))
+        yield Frame(index, t, rgb)
+        duration = im.info.get("duration")
+        if isinstance(duration, int | float) and duration > 0:
+            t += duration / 1000.0
 
 
 def exif_transposed(img: Image.Image) -> Image.Image:

@@ -30,17 +30,19 @@ from hashing.algorithms.digests import digest_bytes, digest_stream
 from hashing.algorithms.imagehash_family import NAMES as IMAGEHASH_NAMES
 from hashing.algorithms.imagehash_family import imagehash_hashes
 from hashing.decode import (
+    DEFAULT_MAX_FRAMES,
     DEFAULT_PIXEL_LIMIT,
     DecodedImage,
     DecodeMode,
     Need,
     decode_image,
     exif_transposed,
+    iter_frames,
 )
 from hashing.errors import MediaError
 from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, SPECS, spec
 from hashing.sniff import SNIFF_BYTES, MediaKind, sniff
-from hashing.types import HashRecord
+from hashing.types import FrameHash, HashRecord
 
 # A file larger than this is never held in memory whole: images above it are reported, videos
 # above it are decoded from the open handle after the digest pass.
@@ -60,6 +62,7 @@ class HashOptions:
     exif_transpose: bool = False
     video_fps: float = 1.0
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    max_frames: int = DEFAULT_MAX_FRAMES
     digests: tuple[str, ...] = field(init=False)
     perceptual: tuple[str, ...] = field(init=False)
 
@@ -68,8 +71,10 @@ class HashOptions:
             spec(name)
         if self.decode_mode not in ("fast", "exact"):
             raise ValueError(f"decode_mode must be 'fast' or 'exact', not {self.decode_mode!r}")
-        if self.pixel_limit <= 0 or self.max_media_bytes <= 0 or self.video_fps <= 0:
-            raise ValueError("pixel_limit, max_media_bytes and video_fps must be positive")
+        if (self.pixel_limit <= 0 or self.max_media_bytes <= 0 or self.video_fps <= 0
+                or self.max_frames <= 0):
+            raise ValueError("pixel_limit, max_media_bytes, max_frames and video_fps must be "
+                             "positive")
         object.__setattr__(self, "digests", tuple(a for a in self.algorithms if a in DIGESTS))
         object.__setattr__(
             self, "perceptual", tuple(a for a in self.algorithms if a not in DIGESTS)
@@ -139,7 +144,36 @@ def _hash_image(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
         media_type=img.media_type, width=img.width, height=img.height,
         exif_orientation=img.exif_orientation,
     )
+    if img.multi_frame and "pdq" in opts.perceptual:
+        fields.update(_frame_fields(data, path, opts))
     return fields
+
+
+def _frame_fields(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
+    """PDQ and a pixel MD5 of every frame (or page) of a multi-frame image, up to the limit.
+
+    The first frame is hashed as the image itself too; frames make a match on any later frame
+    (or page) a match of the file. A frame limit or a broken later frame leaves the good
+    frames and a note (`unexamined`) that puts the file on the attention list.
+    """
+    import hashlib
+
+    from hashing.algorithms.pdq import pdq_from_rgb
+
+    frames: list[FrameHash] = []
+    note: str | None = None
+    try:
+        for f in iter_frames(data, path=path, pixel_limit=opts.pixel_limit,
+                             max_frames=opts.max_frames):
+            res = pdq_from_rgb(f.rgb)
+            md5 = hashlib.md5(f.rgb.tobytes(), usedforsecurity=False).hexdigest()
+            frames.append(FrameHash(f.t, res.hash, res.quality, frame=f.index, md5=md5))
+    except MediaError as exc:
+        note = exc.reason
+    out: dict[str, Any] = {"pdq_frames": tuple(frames), "duration": frames[-1].t if frames else 0.0}
+    if note is not None:
+        out["unexamined"] = note
+    return out
 
 
 def _hash_video(source: bytes | io.BufferedIOBase, path: str, opts: HashOptions,

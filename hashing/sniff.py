@@ -41,6 +41,8 @@ _PREFIXES: tuple[tuple[bytes, str, Family], ...] = (
     (b"\xffO\xffQ", "image/jp2", "image"),  # JPEG 2000 codestream
     (b"8BPS\x00\x01", "image/vnd.adobe.photoshop", "image"),
     (b"qoif", "image/qoi", "image"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "image/jxl", "image"),  # JPEG XL container
+    (b"\xff\x0a", "image/jxl", "image"),  # JPEG XL codestream
     (b"icns", "image/icns", "image"),
     (b"\x1aE\xdf\xa3", "video/x-matroska", "video"),  # EBML; WebM refined below
     (b"FLV\x01", "video/x-flv", "video"),

@@ -60,14 +60,29 @@ class HashValue:
 
 @dataclass(frozen=True, slots=True)
 class FrameHash:
-    """One sampled video frame's PDQ hash."""
+    """One sampled video frame's PDQ hash, or one frame or page of a multi-frame image.
+
+    For images `frame` is the 0-based frame (or page) index, `t` its display time in seconds
+    (0 for pages) and `md5` the digest of its decoded RGB pixels (not of any file's bytes).
+    """
 
     t: float
     pdq: str
     quality: int
+    frame: int | None = None
+    md5: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"t": round(self.t, 3), "pdq": self.pdq, "quality": self.quality}
+        out: dict[str, Any] = {"t": round(self.t, 3), "pdq": self.pdq, "quality": self.quality}
+        if self.frame is not None:
+            out["frame"] = self.frame
+        if self.md5 is not None:
+            out["md5"] = self.md5
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FrameHash:
+        return cls(d["t"], d["pdq"], d["quality"], d.get("frame"), d.get("md5"))
 
 
 def path_to_text(path: str | bytes) -> tuple[str, str | None]:
@@ -109,6 +124,9 @@ class HashRecord:
     kind: EntryKind = "file"
     reason: str | None = None
     link_target: str | None = None
+    # what of a hashed item was recognised but not examined (a frame limit, an unreadable
+    # later page); such a record is on the attention list even though its status is hashed
+    unexamined: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         text, raw_hex = path_to_text(self.path)
@@ -126,6 +144,8 @@ class HashRecord:
             width=self.width,
             height=self.height,
         )
+        if self.unexamined is not None:
+            out["unexamined"] = self.unexamined
         if self.exif_orientation is not None:
             out["exif_orientation"] = self.exif_orientation
         if self.link_target is not None:
@@ -165,7 +185,7 @@ class HashRecord:
             exif_orientation=d.get("exif_orientation"),
             exif_hashes=exif or None,
             pdq_frames=(
-                tuple(FrameHash(f["t"], f["pdq"], f["quality"]) for f in frames)
+                tuple(FrameHash.from_dict(f) for f in frames)
                 if frames is not None
                 else None
             ),
@@ -175,4 +195,5 @@ class HashRecord:
             kind=d.get("kind", "file"),
             reason=d.get("reason"),
             link_target=d.get("link_target"),
+            unexamined=d.get("unexamined"),
         )

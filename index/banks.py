@@ -62,11 +62,13 @@ __all__ = [
     "IndexInfo",
     "RetractResult",
     "default_store_dir",
+    "store_exists",
 ]
 
 log = logging.getLogger(__name__)
 _HEX = frozenset("0123456789abcdef")
 _HASH_LENGTHS = {s.hex_length for s in SPECS.values()}
+_DB_NAME = "banks.sqlite"
 
 
 def default_store_dir() -> str:
@@ -78,6 +80,11 @@ def default_store_dir() -> str:
         os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(data, "osec-triage")
+
+
+def store_exists(store_dir: str | os.PathLike[str]) -> bool:
+    """True when `store_dir` holds a bank store (a scan must never create one by accident)."""
+    return os.path.isfile(os.path.join(os.fspath(store_dir), _DB_NAME))
 
 
 def _private_dir(path: str) -> None:
@@ -102,7 +109,7 @@ class BankStore:
         _private_dir(self.dir)
         for sub in ("index", "reports"):
             _private_dir(os.path.join(self.dir, sub))
-        self.db_path = os.path.join(self.dir, "banks.sqlite")
+        self.db_path = os.path.join(self.dir, _DB_NAME)
         with self._writing("cannot open the bank store"):
             if not os.path.exists(self.db_path):
                 # create it 0600 before SQLite does; SQLite gives -wal/-shm the same mode

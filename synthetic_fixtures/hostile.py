@@ -103,6 +103,20 @@ def gif_frame_bomb(rng: np.random.Generator, frames: int = 2000, size: int = 16)
     return buf.getvalue()
 
 
+def gif_of_many_frames(frames: int = 100_000) -> bytes:
+    """A 1 x 1 GIF of `frames` frames (10^5 by default), written block by block.
+
+    Pillow's writer would hold every frame as an image; the repeated 19-byte block (graphic
+    control extension, image descriptor, 3-bit LZW data: clear, pixel 0, end) is the same GIF.
+    """
+    header = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    frame = (b"\x21\xf9\x04\x00\x02\x00\x00\x00"  # 20 ms per frame
+             + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+             + b"\x02\x02\x44\x01\x00")
+    return header + loop + frame * frames + b"\x3b"
+
+
 def _encoded(img: Image.Image, fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)

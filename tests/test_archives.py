@@ -339,7 +339,7 @@ def test_encrypted_member_is_an_error_the_investigator_sees() -> None:
     )
     got = rows(data, "ev/e.zip")
     assert [(i.path, i.status, i.reason, i.archive_error) for i in got] == [
-        ("ev/e.zip!/secret.jpg", "error", "encrypted member", True),
+        ("ev/e.zip!/secret.jpg", "error", "encrypted: not examined", True),
         ("ev/e.zip!/plain.txt", "pending", None, False),
     ]
     assert got[0].data is None and got[1].data == PAYLOAD_B
@@ -491,14 +491,19 @@ def test_zip_symlink_member_is_skipped() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("magic", "fmt"),
-    [(b"7z\xbc\xaf'\x1c\x00\x04", "7z"), (b"Rar!\x1a\x07\x01\x00", "rar")],
-)
-def test_unsupported_formats_are_reported(magic: bytes, fmt: str) -> None:
-    assert [(i.path, i.status, i.reason, i.archive_error) for i in rows(magic + PAYLOAD_A)] == [
-        ("ev/x!/", "skipped", f"unsupported archive format: {fmt}", True)
+def test_unsupported_formats_are_reported() -> None:
+    assert [(i.path, i.status, i.reason, i.archive_error)
+            for i in rows(b"(\xb5/\xfd" + PAYLOAD_A)] == [
+        ("ev/x!/", "skipped", "unsupported archive format: zstd", True)
     ]
+
+
+@pytest.mark.parametrize("magic", [b"7z\xbc\xaf'\x1c\x00\x04", b"Rar!\x1a\x07\x01\x00",
+                                   b"Rar!\x1a\x07\x00"])
+def test_garbage_after_a_7z_or_rar_signature_is_a_corrupt_archive(magic: bytes) -> None:
+    [row] = rows(magic + PAYLOAD_A)
+    assert (row.path, row.status, row.archive_error) == ("ev/x!/", "error", True)
+    assert row.reason is not None and row.reason.startswith("corrupt archive: ")
 
 
 MAGICS = [b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b\x08", b"BZh91AY&SY", b"\xfd7zXZ\x00", b""]

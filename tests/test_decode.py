@@ -14,7 +14,8 @@ import pytest
 from _pdq_oracle import pdq_oracle
 from PIL import Image
 
-from hashing.decode import DEFAULT_PIXEL_LIMIT, decode_image, exif_transposed
+from hashing import decode
+from hashing.decode import DEFAULT_PIXEL_LIMIT, SAFE_FORMATS, decode_image, exif_transposed
 from hashing.errors import CorruptMediaError, PixelLimitError, UnsupportedMediaError
 
 MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "I;16", "I", "F"]
@@ -243,9 +244,16 @@ def test_configurable_pixel_limit() -> None:
     assert DEFAULT_PIXEL_LIMIT >= 178_000_000
 
 
-def test_recognised_but_undecodable_format_names_it() -> None:
+def test_recognised_but_undecodable_format_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _save(Image.fromarray(_photo()), "PNG")
+    monkeypatch.setattr(decode, "SAFE_FORMATS", tuple(f for f in SAFE_FORMATS if f != "PNG"))
+    with pytest.raises(UnsupportedMediaError, match="no decoder for image/png"):
+        decode_image(data, path="x.png")
+
+
+def test_a_heic_signature_with_garbage_is_corrupt_not_unsupported() -> None:
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
-    with pytest.raises(UnsupportedMediaError, match="no decoder for image/heic"):
+    with pytest.raises(CorruptMediaError):
         decode_image(heic, path="x.heic")
 
 

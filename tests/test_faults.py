@@ -196,7 +196,7 @@ def _first(tmp_path: Path) -> Path:
 
 SCAN = ("import sys\nfrom pathlib import Path\nfrom triage.pipeline import ScanConfig, run_scan\n"
         "run_scan(ScanConfig(evidence=(Path(sys.argv[1]),), case_dir=Path(sys.argv[2]),"
-        " store_dir=Path(sys.argv[3]), workers=0))\n")
+        " store_dir=Path(sys.argv[3]), workers=0, inventory=True))\n")
 OUTPUT_FILES = ("manifest.jsonl", "queue.jsonl", "queue.csv", "export.vics.json")
 
 
@@ -208,7 +208,7 @@ def small_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_evidence(evidence, seed=21, n_images=5, n_videos=0)
     BankStore(root / "store").close()
     run_scan(ScanConfig(evidence=(evidence,), case_dir=root / "reference",
-                        store_dir=root / "store", workers=0))
+                        store_dir=root / "store", workers=0, inventory=True))
     return {"root": root, "evidence": evidence, "store": root / "store",
             "reference": root / "reference"}
 
@@ -229,7 +229,8 @@ def test_sigkill_while_writing_outputs_then_rerun(small_case: dict[str, Path], t
     run_killed(SCAN, kill, str(small_case["evidence"]), str(case), str(small_case["store"]))
     assert not (case / "report.html").exists()
     again = run_scan(ScanConfig(evidence=(small_case["evidence"],), case_dir=case,
-                                store_dir=small_case["store"], workers=0))
+                                store_dir=small_case["store"], workers=0,
+                                inventory=True))
     assert again.hash_calls == 0 and not again.noop
     assert_same_outputs(case, small_case["reference"])
 
@@ -278,7 +279,7 @@ def test_full_disk_during_import_gives_a_clear_error(full_import: dict[str, obje
 def full_scan(small_case: dict[str, Path]) -> dict[str, object]:
     case = small_case["root"] / "full_case"
     proc = run_limited(["scan", str(small_case["evidence"]), "--case", str(case), "--store",
-                        str(small_case["store"]), "--workers", "0"], 64 * 1024)
+                        str(small_case["store"]), "--workers", "0", "--inventory"], 64 * 1024)
     return {"case": case, "proc": proc}
 
 
@@ -288,7 +289,8 @@ def test_full_disk_during_scan_then_rerun_with_room(small_case: dict[str, Path],
     assert full_scan["proc"].returncode != 0  # type: ignore[attr-defined]
     assert not (case / "queue.jsonl").exists()
     result = run_scan(ScanConfig(evidence=(small_case["evidence"],), case_dir=case,
-                                 store_dir=small_case["store"], workers=0))
+                                 store_dir=small_case["store"], workers=0,
+                                inventory=True))
     assert result.summary["files"] == json.loads(
         (small_case["reference"] / "summary.json").read_text())["files"]
     assert_same_outputs(case, small_case["reference"])

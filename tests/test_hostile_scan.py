@@ -37,10 +37,13 @@ PEAK_RSS_BOUND = 768 * MiB
 CHILD = """
 import json, resource, sys
 from pathlib import Path
+from index.banks import BankStore
 from triage.pipeline import ScanConfig, run_scan
 roots, case, store = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
+BankStore(store).close()  # an empty store: this scan is a hashing-only inventory
 res = run_scan(ScanConfig(evidence=tuple(Path(r) for r in roots), case_dir=Path(case),
-                          store_dir=Path(store), workers=0, argv=("triage", "scan")))
+                          store_dir=Path(store), workers=0, argv=("triage", "scan"),
+                          inventory=True))
 print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "hash_calls": res.hash_calls}))
 """

@@ -83,7 +83,7 @@ def test_limits_default_to_the_library_defaults() -> None:
     assert p.walk_limits == WalkLimits()
     assert p.to_dict()["limits"] == {"pixel_limit": DEFAULT_PIXEL_LIMIT,
                                      "max_media_bytes": DEFAULT_MAX_MEDIA_BYTES,
-                                     "max_archive_depth": 3, "max_member_bytes": 256 << 20,
+                                     "max_frames": 1000, "max_archive_depth": 3, "max_member_bytes": 256 << 20,
                                      "max_archive_total_bytes": 4 << 30,
                                      "max_expansion_ratio": 200.0, "max_members": 100_000,
                                      "max_dir_depth": 256}
@@ -125,7 +125,7 @@ def test_scan_obeys_the_policy_limits(tmp_path: Path) -> None:
     def scan(policy: Path | None) -> int:
         return run_scan(ScanConfig(evidence=(evidence,), case_dir=case,
                                    store_dir=tmp_path / "store", workers=0,
-                                   policy_path=policy)).hash_calls
+                                   policy_path=policy, inventory=True)).hash_calls
 
     assert scan(None) == 2
     before = _rows(case)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
 from triage.pipeline import ScanConfig, run_scan
 
@@ -28,8 +29,9 @@ pytestmark = [
 
 def test_report_renders_with_counts(tmp_path: Path) -> None:
     make_evidence(tmp_path / "ev", seed=3, n_images=4, n_videos=0)
+    BankStore(tmp_path / "store").close()
     result = run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=tmp_path / "case",
-                                 store_dir=tmp_path / "store", workers=0))
+                                 store_dir=tmp_path / "store", workers=0, inventory=True))
     report = result.outputs["report.html"]
     assert CHROMIUM is not None
     proc = subprocess.run(

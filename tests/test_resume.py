@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
 from triage.audit import verify_chain
 from triage.pipeline import ScanConfig, run_scan
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _scan_cmd(evidence: Path, case: Path, store: Path) -> list[str]:
     return [sys.executable, "-m", "cli.main", "scan", str(evidence), "--case", str(case),
-            "--store", str(store), "--workers", "1", "--batch-size", "1"]
+            "--store", str(store), "--workers", "1", "--batch-size", "1", "--inventory"]
 
 
 def _recorded(db: Path) -> int:
@@ -46,11 +47,12 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     evidence = tmp_path / "evidence"
     make_evidence(evidence, seed=9, n_images=12, n_videos=1)
     store = tmp_path / "store"
+    BankStore(store).close()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     full = tmp_path / "case_full"  # the uninterrupted reference, in-process
     total_calls = run_scan(ScanConfig(evidence=(evidence,), case_dir=full, store_dir=store,
-                                      workers=0)).hash_calls
+                                      workers=0, inventory=True)).hash_calls
 
     case = tmp_path / "case_killed"
     proc = subprocess.Popen(_scan_cmd(evidence, case, store), cwd=REPO, env=env,
@@ -100,8 +102,9 @@ def test_replaced_archive_members_are_hashed_again(tmp_path: Path) -> None:
     archive = ev / "a.zip"
     _zip_with(archive, b"AAAA")
     os.utime(archive, (1_600_000_000, 1_600_000_000))
+    BankStore(tmp_path / "store").close()
     cfg = ScanConfig(evidence=(ev,), case_dir=tmp_path / "case", store_dir=tmp_path / "store",
-                     workers=0)
+                     workers=0, inventory=True)
     run_scan(cfg)
     _zip_with(archive, b"BBBB")
     os.utime(archive, (1_700_000_000, 1_700_000_000))

@@ -241,8 +241,9 @@ def test_encrypted_archive_is_in_the_attention_list(tmp_path: Path) -> None:
     ev.mkdir()
     (ev / "secret.zip").write_bytes(encrypt_flag_zip("inside.jpg", _jpeg(make_photo(
         np.random.default_rng(1), 64, 48), 80)))
+    BankStore(tmp_path / "store").close()
     result = run_scan(ScanConfig(evidence=(ev,), case_dir=tmp_path / "case",
-                                 store_dir=tmp_path / "store", workers=0))
+                                 store_dir=tmp_path / "store", workers=0, inventory=True))
     (item,) = result.summary["attention"]
     assert item["path"] == f"{ev}/secret.zip!/inside.jpg" and "encrypted" in item["reason"]
     rows = [json.loads(x) for x in (tmp_path / "case" / "manifest.jsonl").read_text().splitlines()]
@@ -259,13 +260,15 @@ def test_one_scan_per_case_at_a_time(tmp_path: Path) -> None:
     (tmp_path / "ev").mkdir()
     case = tmp_path / "case"
     case.mkdir()
+    BankStore(tmp_path / "store").close()
     fd = os.open(case / ".scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a running scan holds it
         with pytest.raises(ScanError, match="another scan"):
             run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=case,
-                                store_dir=tmp_path / "store", workers=0))
+                                store_dir=tmp_path / "store", workers=0, inventory=True))
     finally:
         os.close(fd)
     assert run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=case,
-                               store_dir=tmp_path / "store", workers=0)).summary["files"] == 0
+                               store_dir=tmp_path / "store", workers=0,
+                               inventory=True)).summary["files"] == 0

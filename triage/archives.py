@@ -66,7 +66,7 @@ _FORMATS = {
     "application/vnd.rar": "rar",
     "application/zstd": "zstd",
 }
-_UNSUPPORTED = frozenset({"7z", "rar", "zstd"})
+_UNSUPPORTED = frozenset({"zstd"})
 
 _STREAM_OPENERS: dict[str, Callable[[BinaryIO], io.BufferedIOBase]] = {
     "gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
@@ -345,7 +345,9 @@ class _Archive:
 
     def too_large(self, name: str, size: int | None, mtime: float | None) -> WalkItem:
         limit = format_bytes(self.limits.max_member_bytes)
-        return self.row(name, size, mtime, "skipped", f"member exceeds {limit} limit")
+        # not examined, so the analyst must see it (archive_error puts it on the attention list)
+        return self.row(name, size, mtime, "skipped", f"member exceeds {limit} limit",
+                        archive_error=True)
 
 
 def iter_archive(
@@ -371,7 +373,7 @@ def iter_archive(
     arc = _Archive(label, depth, budget)
     if depth > limits.max_archive_depth:
         reason = f"archive depth limit {limits.max_archive_depth} reached; members not read"
-        yield arc.root_row("skipped", reason, False)
+        yield arc.root_row("skipped", reason, True)
         return
     if fmt in _UNSUPPORTED:
         yield arc.root_row("skipped", f"unsupported archive format: {fmt}", True)
@@ -381,6 +383,11 @@ def iter_archive(
             yield from _zip_members(source, arc)
         elif fmt == "tar":
             yield from _tar_members(source, arc)
+        elif fmt in ("7z", "rar"):
+            # imported here: that module builds on this one's member rows and budgets
+            from triage.archives_7z_rar import libarchive_members
+
+            yield from libarchive_members(source, fmt, arc)
         else:
             yield from _stream_members(source, fmt, arc)
     except ArchiveLimitError as exc:
@@ -537,7 +544,7 @@ def _zip_member(
 ) -> Iterator[WalkItem]:
     name, size, mtime = info.filename, info.file_size, _zip_mtime(info)
     if info.flag_bits & 0x1:
-        yield arc.row(name, size, mtime, "error", "encrypted member", archive_error=True)
+        yield arc.row(name, size, mtime, "error", "encrypted: not examined", archive_error=True)
         return
     if size > arc.limits.max_member_bytes:
         yield arc.too_large(name, size, mtime)

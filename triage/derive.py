@@ -10,7 +10,7 @@ are the same, byte for byte, as running each stage over the whole case in memory
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -122,9 +122,11 @@ def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch) ->
 
 def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Policy,
                      run_info: dict[str, Any], timer: StageTimer,
-                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> dict[str, Any]:
+                     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                     used_banks: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """match -> cluster -> score -> write; returns the summary (its attention list cut to
-    `ATTENTION_KEPT` entries; summary.json holds them all)."""
+    `ATTENTION_KEPT` entries; summary.json holds them all). `used_banks` (name, source,
+    version, entries) are listed in the summary and the report."""
     size = chunk_rows(memory_budget)
     with Scratch(case) as scratch:
         with timer.stage("match"):
@@ -138,7 +140,7 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
             write_queue_csv(case / "queue.csv", scratch.ranked())
             write_vics(case / "export.vics.json", scratch.ranked())
         timer.add("total", timer.elapsed())
-        summary = counts.summary(clusters, run_info, timer.seconds)
+        summary = counts.summary(clusters, run_info, timer.seconds, used_banks)
         write_summary(case / "summary.json", summary, scratch.attention())
         write_report(case / "report.html", summary, scratch.ranked(), case.name)
     return summary

@@ -27,7 +27,7 @@ DIHEDRAL_NAMES = (
     "flip_x", "flip_y", "flip_plus1", "flip_minus1",
 )
 
-KIND_ORDER = {"exact": 0, "near": 1, "dihedral": 1, "video": 1, "cluster": 2}
+KIND_ORDER = {"exact": 0, "near": 1, "dihedral": 1, "video": 1, "frame": 1, "cluster": 2}
 
 
 class Banks(Protocol):
@@ -44,7 +44,7 @@ class Banks(Protocol):
 class Reason:
     """One explanation of a file's place in the queue."""
 
-    kind: str  # exact | near | dihedral | video | cluster
+    kind: str  # exact | near | dihedral | video | frame | cluster
     algo: str
     bank: str | None
     entry: str | None
@@ -57,6 +57,7 @@ class Reason:
     query_frames_pct: float | None = None  # video: share of this video's frames matched
     bank_frames_pct: float | None = None  # video: share of the bank item's frames matched
     via: str | None = None  # cluster: the known-bad case file this one is near
+    frame: str | None = None  # frame: which frame or page matched ("frame 3", "page 2")
 
     @property
     def sort_key(self) -> tuple[int, int, str, str]:
@@ -68,7 +69,7 @@ class Reason:
             "distance": self.distance, "category": self.category,
         }
         for name in ("vic_category", "series", "variant", "query_frames_pct",
-                     "bank_frames_pct", "via"):
+                     "bank_frames_pct", "via", "frame"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -185,12 +186,16 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
            out: list[list[Reason]]) -> None:
     owners: list[int] = []
     frames: list[str] = []
+    frame_of: list[int | None] = []  # image frames and pages carry their index; video None
     total: dict[int, int] = defaultdict(int)
     for i, rec in enumerate(records):
         for f in rec.pdq_frames or ():
+            if f.frame == 0:
+                continue  # an image's first frame is the image itself, matched as a still
             if f.quality >= policy.min_quality:  # vPDQ drops low-quality frames on both sides
                 owners.append(i)
                 frames.append(f.pdq)
+                frame_of.append(f.frame)
                 total[i] += 1
     if not frames:
         return
@@ -202,6 +207,7 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
     hit_frames: dict[tuple[int, str, str], set[int]] = defaultdict(set)
     hit_rows: dict[tuple[int, str, str], set[int]] = defaultdict(set)
     nearest: dict[tuple[int, str, str], tuple[int, BankEntry]] = {}
+    nearest_frame: dict[tuple[int, str, str], tuple[int, int | None]] = {}
     for q, i in enumerate(owners):
         for k in range(lims[q], lims[q + 1]):
             row, dist = int(ids[k]), int(dists[k])
@@ -213,6 +219,7 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
                 hit_rows[key].add(row)
                 if key not in nearest or dist < nearest[key][0]:
                     nearest[key] = (dist, e)
+                    nearest_frame[key] = (dist, frame_of[q])
     if not nearest:
         return
     item_frames = _bank_item_frames(index, entries_of, policy)
@@ -223,8 +230,14 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
         query_pct = round(100.0 * len(hit_frames[key]) / total[i], 2)
         bank_pct = round(100.0 * len(hit_rows[key]) / n_item, 2)
         # A one-frame bank item is a still image: stills taken from videos count on any frame.
-        if n_item == 1 or (query_pct >= policy.video_query_pct
-                           and bank_pct >= policy.video_bank_pct):
+        frame = nearest_frame[key][1]
+        if frame is not None:
+            # a multi-frame image: a match on any one frame or page matches the file
+            word = "page" if records[i].media_type == "image/tiff" else "frame"
+            out[i].append(_reason("frame", "pdq", e, dist, query_frames_pct=query_pct,
+                                  bank_frames_pct=bank_pct, frame=f"{word} {frame + 1}"))
+        elif n_item == 1 or (query_pct >= policy.video_query_pct
+                             and bank_pct >= policy.video_bank_pct):
             out[i].append(_reason("video", "pdq", e, dist, query_frames_pct=query_pct,
                                   bank_frames_pct=bank_pct))
 

@@ -27,7 +27,7 @@ from hashing.hasher import HashOptions
 from hashing.registry import DEFAULT_ALGORITHMS
 from hashing.types import path_to_text
 from index.bank_index import BankMatcher
-from index.banks import BankStore, default_store_dir
+from index.banks import BankStore, default_store_dir, store_exists
 from triage.audit import append_audit, tool_version, who
 from triage.casedb import CaseDB
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
@@ -54,6 +54,17 @@ class ScanError(TriageError):
         self.reason = reason
 
 
+class NoBanksError(ScanError):
+    """A scan with nothing to match against: every file would pass as "unmatched".
+
+    Raised before anything is created (a mistyped `--store` must not leave an empty store or
+    a case of false negatives behind); the CLI exits 2 with the message.
+    """
+
+
+_CREATE_BANK = "create one with `triage bank import LIST --bank NAME --store {store}`"
+
+
 @dataclass(frozen=True, slots=True)
 class ScanConfig:
     evidence: tuple[Path, ...]
@@ -67,6 +78,8 @@ class ScanConfig:
     # what the derive stages may hold at once (chunk sizes follow from it); larger cases stream
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     argv: tuple[str, ...] = ()
+    # hash without matching: allowed only when asked for, since every row reads "unmatched"
+    inventory: bool = False
     # called with the number of files just hashed (the CLI's progress bar); never pickled
     progress: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
 
@@ -124,7 +137,8 @@ def _record(db: CaseDB, run: int, key: str, chunk: list[Settled]) -> None:
 def _hash_options(cfg: ScanConfig, policy: Policy) -> HashOptions:
     return HashOptions(algorithms=DEFAULT_ALGORITHMS, dihedral=policy.dihedral,
                        decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
-                       pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes)
+                       pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes,
+                       max_frames=policy.max_frames)
 
 
 def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, Any]) -> str:
@@ -142,7 +156,32 @@ def _digests(outputs: Mapping[str, Path]) -> dict[str, str | None]:
     return {n: sha256_file(p) if p.exists() else None for n, p in outputs.items()}
 
 
-def _open_banks(store_dir: Path) -> tuple[BankMatcher, dict[str, Any]]:
+def _check_store(store_dir: Path, inventory: bool) -> None:
+    """Refuse, before anything (store or case) is created, a store that does not exist, and
+    one without an enabled, non-empty bank unless a hashing-only inventory was asked for."""
+    if not store_exists(store_dir):
+        raise NoBanksError(str(store_dir), "no bank store here (nothing was created); "
+                           + _CREATE_BANK.format(store=store_dir))
+    if inventory:
+        return
+    try:
+        with BankStore(store_dir) as store:
+            usable = any(b.enabled and b.entries for b in store.list_banks())
+    except (sqlite3.Error, OSError) as exc:
+        raise ScanError(str(store_dir), f"cannot open the bank store: {exc}") from exc
+    if not usable:
+        raise NoBanksError(str(store_dir), "the store has no enabled bank with entries, so "
+                           "nothing could match; " + _CREATE_BANK.format(store=store_dir)
+                           + " or enable one, or ask for a hashing-only inventory (--inventory)")
+
+
+def banks_used(bank_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The enabled banks a scan matched against: name, source, version, entries."""
+    return [{k: b[k] for k in ("name", "source", "version", "entries")}
+            for b in bank_info["banks"] if b["enabled"]]
+
+
+def _open_banks(store_dir: Path, inventory: bool) -> tuple[BankMatcher, dict[str, Any]]:
     """One matcher per scan: digest lookups and indexes are loaded once, not per file."""
     try:
         with BankStore(store_dir) as store:
@@ -155,7 +194,7 @@ def _open_banks(store_dir: Path) -> tuple[BankMatcher, dict[str, Any]]:
     except (sqlite3.Error, OSError) as exc:  # e.g. a stale index that cannot be rebuilt
         raise ScanError(str(store_dir), f"cannot open the bank store: {exc}") from exc
     info = {"versions": matcher.bank_versions(), "index_checksums": matcher.index_checksums(),
-            "banks": banks}
+            "banks": banks, "inventory": inventory}
     return matcher, info
 
 
@@ -164,13 +203,14 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
     timer = StageTimer()
     store_dir = Path(cfg.store_dir or default_store_dir()).resolve()
     _check_paths(cfg, store_dir)
+    _check_store(store_dir, cfg.inventory)
     policy = load_policy(cfg.policy_path)
     case = ensure_private_dir(cfg.case_dir)
     with _case_lock(case):
         for stale in case.glob(".*.tmp"):  # left by a scan killed while writing an output
             stale.unlink()
         with timer.stage("open_banks"):
-            matcher, bank_info = _open_banks(store_dir)
+            matcher, bank_info = _open_banks(store_dir, cfg.inventory)
         try:
             return _scan(cfg, case, policy, store_dir, matcher, bank_info, timer, started)
         except TriageError:
@@ -225,7 +265,7 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
             with timer.stage("manifest"):
                 write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
             summary = derive_and_write(case, db, run, matcher, policy, run_info, timer,
-                                       cfg.memory_budget)
+                                       cfg.memory_budget, banks_used(bank_info))
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {

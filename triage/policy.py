@@ -26,6 +26,7 @@ a policy file only overrides them. Example (every key optional):
     [limits]                             # what hostile evidence may cost (defaults shown)
     pixel_limit = 178956970              # decoded width x height; larger images -> error row
     max_media_bytes = 536870912          # larger files get digests only
+    max_frames = 1000                    # frames/pages hashed per image; the rest -> attention
     max_archive_depth = 3                # an archive on disk is depth 1
     max_member_bytes = 268435456         # one archive member
     max_archive_total_bytes = 4294967296 # decompressed bytes per outer archive
@@ -46,7 +47,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hashing.decode import DEFAULT_PIXEL_LIMIT
+from hashing.decode import DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT
 from hashing.errors import TriageError
 from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES
 from hashing.registry import PDQ, PERCEPTUAL, spec
@@ -54,7 +55,7 @@ from triage.limits import WalkLimits
 
 TIER_KEYS = ("possible_new", "near", "exact", "unmatched")
 WALK_LIMIT_KEYS = tuple(f.name for f in fields(WalkLimits))
-MEDIA_LIMIT_KEYS = ("pixel_limit", "max_media_bytes")
+MEDIA_LIMIT_KEYS = ("pixel_limit", "max_media_bytes", "max_frames")
 _MAX_INT = 2**63 - 1  # what SQLite and JSON consumers can hold exactly
 
 
@@ -88,6 +89,7 @@ class Policy:
     tiers: Mapping[str, int] = field(default_factory=_default_tiers)
     pixel_limit: int = DEFAULT_PIXEL_LIMIT
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    max_frames: int = DEFAULT_MAX_FRAMES
     walk_limits: WalkLimits = field(default_factory=WalkLimits)
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,7 +106,7 @@ class Policy:
             "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius},
             "tiers": dict(self.tiers),
             "limits": {"pixel_limit": self.pixel_limit, "max_media_bytes": self.max_media_bytes,
-                       **asdict(self.walk_limits)},
+                       "max_frames": self.max_frames, **asdict(self.walk_limits)},
         }
 
 
@@ -180,6 +182,8 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
                          1, _MAX_INT),
         max_media_bytes=_int(src, "limits.max_media_bytes",
                              lim.get("max_media_bytes", base.max_media_bytes), 1, _MAX_INT),
+        max_frames=_int(src, "limits.max_frames", lim.get("max_frames", base.max_frames),
+                        1, _MAX_INT),
         walk_limits=_walk_limits(src, lim, base.walk_limits),
     )
 

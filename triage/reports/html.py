@@ -16,6 +16,7 @@ from typing import Any
 from hashing.registry import spec
 from triage.outputs import write_text_atomic
 from triage.queue import QueueRow
+from triage.reports.summary import banks_line, not_examined_line
 from triage.reports.svg import counts_svg
 
 TOP_ROWS = 200
@@ -50,6 +51,8 @@ def _reasons(row_reasons: Sequence[Mapping[str, Any]]) -> str:
         extra = f" {r['variant']}" if r.get("variant") else ""
         if r.get("query_frames_pct") is not None:
             extra += f" frames {r['query_frames_pct']}%/{r['bank_frames_pct']}%"
+        if r.get("frame"):
+            extra += f" at {r['frame']}"
         if r.get("via"):
             extra += f" near {r['via']}"
         parts.append(
@@ -87,7 +90,7 @@ def render_report(summary: Mapping[str, Any], rows: Iterable[QueueRow], case_nam
         if len(top) < TOP_ROWS:
             top.append(r)
         for x in r.reasons:
-            if x.kind in ("near", "dihedral", "video") and x.algo == "pdq":
+            if x.kind in ("near", "dihedral", "video", "frame") and x.algo == "pdq":
                 near[x.distance] += 1
             elif x.kind == "cluster":
                 clustered[x.distance] += 1
@@ -117,6 +120,8 @@ def render_report(summary: Mapping[str, Any], rows: Iterable[QueueRow], case_nam
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Triage report: {_e(case_name)}</title><style>{_CSS}</style></head>
 <body><h1>Triage report: {_e(case_name)}</h1>
+<p id="not-examined"><strong>{_e(not_examined_line(summary))}</strong></p>
+<p id="banks-used">{_e(banks_line(summary))}</p>
 <p>Paths, hashes, distances and categories only: this report never shows content.</p>
 <h2>Summary</h2><table>{head}</table><div class="grid">{tables}</div>
 <h2>Queue (top {shown} of {total})</h2>

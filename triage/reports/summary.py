@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,29 @@ def attention_entry(item: CaseItem) -> dict[str, Any] | None:
     """The attention-list entry of an error row (undecodable media, encrypted or corrupt
     archive member, unreadable file) or of an archive that could not be read completely."""
     rec = item.record
-    if rec.status != "error" and not item.archive_error:
+    if rec.status != "error" and not item.archive_error and not rec.unexamined:
         return None
     return {"path": path_to_text(rec.path)[0], "kind": rec.kind, "status": rec.status,
-            "media_type": rec.media_type, "reason": rec.error or rec.reason}
+            "media_type": rec.media_type, "reason": rec.error or rec.unexamined or rec.reason}
+
+
+def not_examined_line(summary: Mapping[str, Any]) -> str:
+    """The line the CLI summary and the report open with."""
+    n = summary["not_examined"]
+    if not n:
+        return "All recognised items were examined (0 could not be examined)."
+    return (f"{n} item{'s' if n != 1 else ''} could not be examined (encrypted, unsupported, "
+            "over a limit or unreadable): see the attention list.")
+
+
+def banks_line(summary: Mapping[str, Any]) -> str:
+    """Which banks the scan matched against, or that it was a hashing-only inventory."""
+    banks = summary.get("banks") or []
+    if not banks:
+        return "banks used: none (hashing-only inventory: nothing was matched)"
+    return "banks used: " + "; ".join(
+        f"{b['name']} (source {b['source'] or '-'}, version {b['version'] or '-'}, "
+        f"{b['entries']} entries)" for b in banks)
 
 
 # Attention entries a summary holds in memory; summary.json gets all of them, streamed.
@@ -81,11 +100,15 @@ class SummaryCounts:
         if row.category:
             self.category[row.category] += 1
 
-    def summary(self, clusters: int, run: Mapping[str, Any],
-                timings: Mapping[str, float]) -> dict[str, Any]:
+    def summary(self, clusters: int, run: Mapping[str, Any], timings: Mapping[str, float],
+                banks: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """`not_examined` comes first on purpose: what could not be looked at is the first
+        thing an analyst must read, since "unmatched" does not cover it."""
         tier_names = {n: k for k, n in self.policy.tiers.items()}
         return {
+            "not_examined": self.attention,
             "files": self.files,
+            "banks": [dict(b) for b in banks],
             "counts": {
                 "status": _sorted(self.status),
                 "kind": _sorted(self.kind),
