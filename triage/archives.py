@@ -100,14 +100,17 @@ class ArchiveLimitError(TriageError):
 
 
 def archive_format(head: bytes) -> str | None:
-    """Archive format named by the first bytes ("zip", "tar", "gzip", "7z", ...), or None.
+    """Container format named by the first bytes ("zip", "tar", "gzip", "7z", "pdf", ...), or None.
 
     Uses the shared magic-byte table in `hashing.sniff`, plus a stricter bzip2 check: "BZh"
     alone starts ordinary text too often, so the block magic after it must follow.
     """
     kind = sniff(head)
     if kind.family != "archive" or kind.media_type is None:
-        return None
+        # documents (PDF, OLE) are containers of pictures, read like archives
+        from triage.documents import document_format
+
+        return document_format(head)
     fmt = _FORMATS.get(kind.media_type)
     if fmt == "bzip2" and not (
         len(head) >= 10 and head[3:4] in b"123456789" and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90")
@@ -384,10 +387,14 @@ def iter_archive(
         elif fmt == "tar":
             yield from _tar_members(source, arc)
         elif fmt in ("7z", "rar"):
-            # imported here: that module builds on this one's member rows and budgets
+            # imported here: these modules build on this one's member rows and budgets
             from triage.archives_7z_rar import libarchive_members
 
             yield from libarchive_members(source, fmt, arc)
+        elif fmt in ("pdf", "ole"):
+            from triage.documents import document_members
+
+            yield from document_members(source, fmt, arc)
         else:
             yield from _stream_members(source, fmt, arc)
     except ArchiveLimitError as exc:
