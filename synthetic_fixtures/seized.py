@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,8 @@ class SeizedSpec:
     bank_csv: Path
     planted: tuple[Planted, ...]
     encrypted: tuple[str, ...]  # rows that must be attention rows "encrypted: not examined"
+    # hostile containers: (row path, keyword of its reason), each an attention row
+    hostile: tuple[tuple[str, str], ...] = ()
 
 
 def _save(rgb: np.ndarray, fmt: str, **kw: object) -> bytes:
@@ -134,7 +137,7 @@ def office_art_blip(jpeg: bytes) -> bytes:
         len(body).to_bytes(4, "little") + body
 
 
-def make_seized(out: Path, seed: int = 13) -> SeizedSpec:
+def make_seized(out: Path, seed: int = 13, with_hostile: bool = True) -> SeizedSpec:
     """Write `out/evidence` and `out/bank.csv`; return what the scan must find."""
     rng = np.random.default_rng(seed)
     ev = out / "evidence"
@@ -219,10 +222,45 @@ def make_seized(out: Path, seed: int = 13) -> SeizedSpec:
     put("scans/fax.tiff", _animation([decoys[3], photos[14]], "TIFF"))
     planted.append(Planted("scans/fax.tiff", "K-TIFF", "frame", "tiff", "page 2"))
 
+    hostile = _hostile(put, photos[17]) if with_hostile else ()
+
     bank_csv = out / "bank.csv"
     with open(bank_csv, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "md5", "pdq", "category"])
         for entry, md5, pdq in bank:
             w.writerow([entry, md5, pdq, "1"])
-    return SeizedSpec(ev, bank_csv, tuple(planted), encrypted)
+    return SeizedSpec(ev, bank_csv, tuple(planted), encrypted, hostile)
+
+
+def _hostile(put: Callable[[str, bytes], None], rgb: np.ndarray) -> tuple[tuple[str, str], ...]:
+    """A 7z bomb, a RAR bomb by its header, PDFs with a Flate bomb, huge declared dimensions
+    and a broken stream, and a GIF of 10^5 frames; returns the attention rows they must give."""
+    import pikepdf
+    from pikepdf import Name
+
+    from synthetic_fixtures.hostile import gif_of_many_frames
+
+    put("hostile/bomb.7z", make_7z({"zeros.bin": b"\x00" * (48 << 20)}))
+    put("hostile/bomb.rar", rar4_stored([RarMember("huge.bin", b"\x00" * 4096,
+                                                   declared_size=64 << 30)]))
+    pdf = pikepdf.new()
+    h, w = rgb.shape[:2]
+    xobjects = pikepdf.Dictionary()
+    for k, (data, width, height, flt) in enumerate((
+            (zlib.compress(b"\x00" * (64 << 20), 9), w, h, Name.FlateDecode),  # bomb
+            (zlib.compress(b"\x00" * 1000), 100_000, 100_000, Name.FlateDecode),  # huge
+            (b"broken stream " * 20, w, h, Name.FlateDecode))):  # not zlib
+        s = pikepdf.Stream(pdf, data)
+        s.Type, s.Subtype, s.Width, s.Height = Name.XObject, Name.Image, width, height
+        s.ColorSpace, s.BitsPerComponent, s.Filter = Name.DeviceRGB, 8, flt
+        xobjects[f"/Im{k}"] = pdf.make_indirect(s)
+    pdf.add_blank_page().Resources = pikepdf.Dictionary(XObject=xobjects)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    put("hostile/bad-images.pdf", buf.getvalue())
+    put("hostile/many-frames.gif", gif_of_many_frames(100_000))
+    return (("hostile/bomb.7z!/zeros.bin", "expansion ratio"),
+            ("hostile/bomb.rar!/huge.bin", "member exceeds"),
+            ("hostile/bad-images.pdf!/", "decompression bomb|pixel limit|corrupt image stream"),
+            ("hostile/many-frames.gif", "frame limit"))

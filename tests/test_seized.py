@@ -71,5 +71,16 @@ def test_encrypted_archives_are_attention_rows_and_counted(seized: dict[str, Any
                                  "entries": summary["banks"][0]["entries"]}]
 
 
+def test_hostile_containers_are_attention_rows(seized: dict[str, Any]) -> None:
+    spec: SeizedSpec = seized["spec"]
+    attention = seized["summary"]["attention"]
+    for rel, keywords in spec.hostile:
+        target = f"{spec.evidence}/{rel}"
+        found = [a for a in attention if a["path"].startswith(target)]
+        assert found, rel
+        for word in keywords.split("|"):  # a PDF's three broken images: each said
+            assert any(word in (a["reason"] or "") for a in found), (rel, word, found)
+
+
 def test_the_evidence_is_unchanged(seized: dict[str, Any]) -> None:
     assert tree_digest(seized["spec"].evidence) == seized["before"]
