@@ -44,6 +44,8 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
         run = max(r for (r,) in db._db.execute("SELECT id FROM runs"))
         items = [CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run))]
     with BankStore(store) as bank_store:
+        banks = [{"name": b.name, "source": b.source, "version": b.version, "entries": b.entries}
+                 for b in bank_store.list_banks() if b.enabled]
         matcher = bank_store.open_matcher()
         try:
             reasons = match_records([i.record for i in items], matcher, policy)
@@ -61,7 +63,7 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
         counts.add_item(item)
     for row in queue:
         counts.add_row(row)
-    summary = counts.summary(len({i.cluster for i in items if i.cluster}), {}, {})
+    summary = counts.summary(len({i.cluster for i in items if i.cluster}), {}, {}, banks)
     (out / "summary.json").write_text(json.dumps(summary))
     write_report(out / "report.html", summary, queue, "case")
 

@@ -33,7 +33,8 @@ def attention_entry(item: CaseItem) -> dict[str, Any] | None:
 
 def not_examined_line(summary: Mapping[str, Any]) -> str:
     """The line the CLI summary and the report open with."""
-    n = summary["not_examined"]
+    # a summary.json written before the count existed still has its attention count
+    n = summary.get("not_examined", summary["counts"]["attention"])
     if not n:
         return "All recognised items were examined (0 could not be examined)."
     return (f"{n} item{'s' if n != 1 else ''} could not be examined (encrypted, unsupported, "
