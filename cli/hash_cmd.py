@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import click
 
-from hashing.decode import DEFAULT_PIXEL_LIMIT, DecodeMode
+from hashing.decode import DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT, DecodeMode
 from hashing.errors import UnknownAlgorithmError
 from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES, HashOptions, expand_paths, hash_many
 from hashing.output import FORMATS, Format, write_records
@@ -54,9 +54,13 @@ def _default_workers() -> int:
               help="Larger files are streamed: digests only for images, videos decoded from disk.")
 @click.option("--video-fps", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Video frames sampled per second.")
+@click.option("--max-frames", type=click.IntRange(min=1), default=DEFAULT_MAX_FRAMES,
+              show_default=True,
+              help="Frames (or pages) hashed per animated or multi-page image; the rest are "
+                   "noted as not examined.")
 def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool,
              decode_mode: str, exif_transpose: bool, workers: int | None, fmt: str,
-             pixel_limit: int, max_media_bytes: int, video_fps: float) -> None:
+             pixel_limit: int, max_media_bytes: int, video_fps: float, max_frames: int) -> None:
     """Hash PATH... (files, or folders walked recursively in sorted order).
 
     Reads evidence read-only and never follows symlinks. A file that cannot be decoded is an
@@ -69,7 +73,7 @@ def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool
     opts = HashOptions(algorithms=algorithms, dihedral=dihedral,
                        decode_mode=cast(DecodeMode, decode_mode), pixel_limit=pixel_limit,
                        exif_transpose=exif_transpose, video_fps=video_fps,
-                       max_media_bytes=max_media_bytes)
+                       max_media_bytes=max_media_bytes, max_frames=max_frames)
     files: Iterable[str] = expand_paths(paths)
     progress: Any = None
     if sys.stderr.isatty():
