@@ -9,7 +9,7 @@ picture on a later frame and a multi-page TIFF with it on page 2. Encrypted 7z a
 archives are planted too: those must be on the attention list, never pass as clean.
 
 Every byte is generated. Writers: Pillow, pillow-heif and pillow-jxl-plugin (images), py7zr
-(7z), `synthetic_fixtures.rar` (RAR 4, stored), pikepdf (PDF), zipfile (OOXML, ODF, EPUB) and
+(7z), `synthetic_fixtures.rar` (RAR 4 and 5, stored), pikepdf (PDF), zipfile (OOXML, ODF, EPUB) and
 GNOME's `gsf createole` (OLE; Debian package libgsf-bin, installed by
 scripts/ensure_fixture_tools.sh), since no Python library writes a new compound file.
 """
@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from synthetic_fixtures.photos import make_photo
-from synthetic_fixtures.rar import RarMember, rar4_stored
+from synthetic_fixtures.rar import RarMember, rar4_stored, rar5_stored
 from synthetic_fixtures.sevenzip import make_7z
 
 How = Literal["md5", "pdq", "frame"]
@@ -184,10 +184,15 @@ def make_seized(out: Path, seed: int = 13, with_hostile: bool = True) -> SeizedS
     put("shared/pack.rar", rar4_stored([RarMember("x/known.jpg", known_md5("K-RAR", jpegs[5])),
                                         RarMember("x/other.jpg", _save(decoys[0], "JPEG"))]))
     planted.append(Planted("shared/pack.rar!/x/known.jpg", "K-RAR", "md5", "rar"))
+    put("shared/pack5.rar", rar5_stored([RarMember("y/known.jpg", known_md5("K-RAR5", jpegs[0]))]))
+    planted.append(Planted("shared/pack5.rar!/y/known.jpg", "K-RAR5", "md5", "rar5"))
     put("shared/locked.7z", make_7z({"secret.jpg": jpegs[6]}, password="synthetic"))
     put("shared/locked.rar", rar4_stored([RarMember("secret.jpg", b"\x00" * 512,
                                                     encrypted=True)]))
-    encrypted = ("shared/locked.7z!/secret.jpg", "shared/locked.rar!/secret.jpg")
+    put("shared/locked5.rar", rar5_stored([RarMember("secret.jpg", b"\x00" * 512,
+                                                     encrypted=True)]))
+    encrypted = ("shared/locked.7z!/secret.jpg", "shared/locked.rar!/secret.jpg",
+                 "shared/locked5.rar!/secret.jpg")
 
     # documents
     known_pdq("K-PDF-FLATE", photos[8])

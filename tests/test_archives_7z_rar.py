@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from synthetic_fixtures.rar import MARKER, RarMember, rar4_stored
+from synthetic_fixtures.rar import MARKER, MARKER5, RarMember, rar4_stored, rar5_stored
 from synthetic_fixtures.sevenzip import make_7z
 from triage.archives import archive_format, iter_archive
 from triage.archives_7z_rar import ENCRYPTED
@@ -22,6 +22,9 @@ from triage.limits import MiB, WalkItem, WalkLimits
 
 JPEG_LIKE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 12  # sniffs as a JPEG; content is noise
 TEXT = b"synthetic text member\n" * 40
+
+
+RAR = {"rar4": rar4_stored, "rar5": rar5_stored}
 
 
 def rows(data: bytes, label: str = "ev/x", limits: WalkLimits | None = None) -> list[WalkItem]:
@@ -39,13 +42,14 @@ def table(items: list[WalkItem]) -> list[tuple[str, str, str | None, bool]]:
 def test_signatures_name_the_formats() -> None:
     assert archive_format(make_7z({"a": b"x"})[:512]) == "7z"
     assert archive_format(rar4_stored([RarMember("a", b"x")])[:512]) == "rar"
+    assert archive_format(rar5_stored([RarMember("a", b"x")])[:512]) == "rar"
 
 
-@pytest.mark.parametrize("fmt", ["7z", "rar"])
+@pytest.mark.parametrize("fmt", ["7z", "rar4", "rar5"])
 def test_members_are_rows_with_their_exact_bytes(fmt: str) -> None:
     members = {"pics/a.jpg": JPEG_LIKE, "notes/t.txt": TEXT}
     data = (make_7z(members) if fmt == "7z"
-            else rar4_stored([RarMember(n, d) for n, d in members.items()]))
+            else RAR[fmt]([RarMember(n, d) for n, d in members.items()]))
     got = rows(data)
     assert [(i.path, i.kind, i.status, i.size, md5(i.data)) for i in got] == [
         (f"ev/x!/{n}", "archive_member", "pending", len(d), md5(d)) for n, d in members.items()
@@ -84,8 +88,9 @@ def test_7z_with_encrypted_headers_is_an_attention_row() -> None:
                            True)]
 
 
-def test_encrypted_rar_member_is_an_attention_row_and_its_neighbour_is_read() -> None:
-    data = rar4_stored([RarMember("secret.jpg", b"\x00" * 300, encrypted=True),
+@pytest.mark.parametrize("rar", ["rar4", "rar5"])
+def test_encrypted_rar_member_is_an_attention_row_and_its_neighbour_is_read(rar: str) -> None:
+    data = RAR[rar]([RarMember("secret.jpg", b"\x00" * 300, encrypted=True),
                         RarMember("plain.txt", TEXT)])
     got = rows(data)
     assert table(got) == [("ev/x!/secret.jpg", "error", ENCRYPTED, True),
@@ -119,8 +124,9 @@ def test_7z_total_limit_stops_the_archive() -> None:
     assert "archive expansion exceeds the 3 MiB limit" in (got[1].reason or "")
 
 
-def test_rar_bomb_by_header_is_refused_before_reading() -> None:
-    data = rar4_stored([RarMember("huge.bin", b"\x00" * 1000, declared_size=8 << 30),
+@pytest.mark.parametrize("rar", ["rar4", "rar5"])
+def test_rar_bomb_by_header_is_refused_before_reading(rar: str) -> None:
+    data = RAR[rar]([RarMember("huge.bin", b"\x00" * 1000, declared_size=8 << 30),
                         RarMember("big.bin", b"\x00" * 1000, declared_size=200 * MiB),
                         RarMember("after.txt", TEXT)])
     got = rows(data)
@@ -129,8 +135,9 @@ def test_rar_bomb_by_header_is_refused_before_reading() -> None:
     assert table(got)[2] == ("ev/x!/after.txt", "pending", None, False)
 
 
-def test_rar_member_longer_than_its_header_says_is_an_error() -> None:
-    data = rar4_stored([RarMember("liar.bin", b"\x01" * 5000, declared_size=10),
+@pytest.mark.parametrize("rar", ["rar4", "rar5"])
+def test_rar_member_longer_than_its_header_says_is_an_error(rar: str) -> None:
+    data = RAR[rar]([RarMember("liar.bin", b"\x01" * 5000, declared_size=10),
                         RarMember("after.txt", TEXT)])
     assert table(rows(data)) == [
         ("ev/x!/liar.bin", "error", "member larger than its declared size (lying header)", True),
@@ -138,19 +145,20 @@ def test_rar_member_longer_than_its_header_says_is_an_error() -> None:
     ]
 
 
-@pytest.mark.parametrize("fmt", ["7z", "rar"])
+@pytest.mark.parametrize("fmt", ["7z", "rar4", "rar5"])
 def test_member_limit(fmt: str) -> None:
     members = {f"m{i:02}.txt": TEXT for i in range(8)}
     data = (make_7z(members) if fmt == "7z"
-            else rar4_stored([RarMember(n, d) for n, d in members.items()]))
+            else RAR[fmt]([RarMember(n, d) for n, d in members.items()]))
     got = rows(data, limits=WalkLimits(max_members=5))
     assert [i.status for i in got] == ["pending"] * 5 + ["error"]
     assert table(got)[-1] == ("ev/x!/", "error", "more than 5 members; the rest were not read",
                               True)
 
 
-def test_truncated_rar_keeps_the_members_before_the_damage() -> None:
-    data = rar4_stored([RarMember("a.txt", TEXT), RarMember("b.jpg", JPEG_LIKE)])
+@pytest.mark.parametrize("rar", ["rar4", "rar5"])
+def test_truncated_rar_keeps_the_members_before_the_damage(rar: str) -> None:
+    data = RAR[rar]([RarMember("a.txt", TEXT), RarMember("b.jpg", JPEG_LIKE)])
     got = rows(data[: len(data) - 1000])
     assert table(got)[0] == ("ev/x!/a.txt", "pending", None, False)
     assert got[0].data == TEXT
@@ -166,8 +174,9 @@ def test_truncated_7z_is_a_corrupt_archive_row(cut: int) -> None:
     assert (got[-1].reason or "").startswith("corrupt archive: ")
 
 
-def test_hostile_names_are_labels_only() -> None:
-    data = rar4_stored([RarMember("../../etc/passwd", TEXT), RarMember("/abs/x.jpg", JPEG_LIKE)])
+@pytest.mark.parametrize("rar", ["rar4", "rar5"])
+def test_hostile_names_are_labels_only(rar: str) -> None:
+    data = RAR[rar]([RarMember("../../etc/passwd", TEXT), RarMember("/abs/x.jpg", JPEG_LIKE)])
     got = rows(data)
     assert [i.path for i in got] == ["ev/x!/../../etc/passwd", "ev/x!//abs/x.jpg"]
     assert all("path escapes archive root" in (i.reason or "") for i in got)
@@ -184,5 +193,11 @@ def test_a_repeated_rar_name_is_an_attention_row_not_a_silent_gap() -> None:
     ]
 
 
-def test_rar_writer_marker() -> None:
-    assert rar4_stored([])[:7] == MARKER
+def test_rar_writers_markers() -> None:
+    assert rar4_stored([])[:7] == MARKER and rar5_stored([])[:8] == MARKER5
+
+
+def test_rar5_with_encrypted_headers_is_an_attention_row() -> None:
+    data = rar5_stored([RarMember("secret.jpg", JPEG_LIKE)], encrypt_headers=True)
+    assert table(rows(data)) == [("ev/x!/", "error", f"{ENCRYPTED} (archive headers are encrypted)",
+                                  True)]

@@ -7,7 +7,9 @@ that comes out of a decompressor is counted before the next is produced. rarfile
 read stored RAR members itself and runs an external `unrar`/`unar` binary for compressed ones
 (not in Debian's main archive, and a subprocess per member); py7zr is pure Python and would be
 a second code path for the same job. libarchive also names encrypted entries
-(`archive_entry_is_encrypted`), which become attention rows instead of unreadable noise.
+(`archive_entry_is_encrypted`), which become attention rows instead of unreadable noise;
+for RAR 5, which libarchive 3.6 reads without that flag, the headers are checked first
+(`rar5_encryption`).
 
 Bounds, as in `triage.archives`: a member's declared size is checked against the member,
 ratio and total limits before a byte is decompressed (a bomb's neighbours are still read);
@@ -83,6 +85,12 @@ def libarchive_members(source: BinaryIO, fmt: str, arc: _Archive) -> Iterator[Wa
     turns `ArchiveLimitError` and corrupt-data errors into the root row)."""
     source.seek(0)
     head = source.read(8)
+    encrypted: set[str] = set()
+    if head.startswith(_RAR5_MAGIC):
+        headers_encrypted, encrypted = rar5_encryption(source, arc.limits.max_members)
+        if headers_encrypted:
+            yield arc.root_row("error", f"{ENCRYPTED} (archive headers are encrypted)", True)
+            return
     source.seek(0)
     try:
         with libarchive.stream_reader(_Source(source), format_name=_format_name(fmt, head),
@@ -90,7 +98,7 @@ def libarchive_members(source: BinaryIO, fmt: str, arc: _Archive) -> Iterator[Wa
             for entry in reader:
                 if entry.isdir:
                     continue
-                yield from _member(entry, arc)
+                yield from _member(entry, arc, encrypted)
     except libarchive.ArchiveError as exc:
         if _is_encrypted_error(exc):
             yield arc.root_row("error", f"{ENCRYPTED} (archive headers are encrypted)", True)
@@ -98,7 +106,7 @@ def libarchive_members(source: BinaryIO, fmt: str, arc: _Archive) -> Iterator[Wa
         raise ValueError(_message(exc)) from None
 
 
-def _member(entry: ArchiveEntry, arc: _Archive) -> Iterator[WalkItem]:
+def _member(entry: ArchiveEntry, arc: _Archive, encrypted: set[str]) -> Iterator[WalkItem]:
     size = entry.size  # from the header; None when the format does not say
     mtime = float(entry.mtime) if entry.mtime else None
     name = entry.pathname
@@ -115,7 +123,7 @@ def _member(entry: ArchiveEntry, arc: _Archive) -> Iterator[WalkItem]:
     if not entry.isreg:
         yield arc.row(name, size, mtime, "skipped", "special member not read")
         return
-    if _entry_is_encrypted(entry._entry_p):
+    if _entry_is_encrypted(entry._entry_p) or name in encrypted:
         yield arc.row(name, size, mtime, "error", ENCRYPTED, archive_error=True)
         return
     refused: WalkItem | None = None
@@ -182,3 +190,95 @@ def _drain(entry: ArchiveEntry, arc: _Archive) -> None:
 def _message(exc: libarchive.ArchiveError) -> str:
     """libarchive's own words, without the pointer and codes libarchive-c appends."""
     return getattr(exc, "msg", None) or "unreadable data (truncated or not this format)"
+
+
+# --- RAR 5 encryption flags ------------------------------------------------------------
+# libarchive 3.6 (Debian 12) reads RAR 5 without flagging encrypted entries: it returns their
+# ciphertext as data, which would be hashed as if it had been examined. The flags are in the
+# headers, so they are read here first. rarfile parses the same headers but holds every entry
+# before returning (a hostile archive of 10^7 headers would cost GBs), hence this short
+# walk over the block headers, which stops after `max_entries` file headers.
+_RAR5_FILE, _RAR5_CRYPT_HEAD = 2, 4
+_RAR5_EXTRA_CRYPT = 1
+
+
+def _vint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(buf) and shift < 64:
+        byte = buf[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("bad RAR 5 variable-length integer")
+
+
+def rar5_encryption(source: BinaryIO, max_entries: int) -> tuple[bool, set[str]]:
+    """(headers encrypted, names of encrypted files) of the RAR 5 archive in `source`.
+
+    Damaged headers end the walk quietly: libarchive's read then reports the damage.
+    """
+    names: set[str] = set()
+    pos = len(_RAR5_MAGIC)
+    files = 0
+    while files <= max_entries:
+        source.seek(pos)
+        pre = source.read(7)  # CRC-32 and at most 3 bytes of the header size
+        if len(pre) < 5:
+            break
+        try:
+            size, body_at = _vint(pre, 4)
+        except ValueError:
+            break
+        if size <= 0 or size > 2 * 1024 * 1024:
+            break
+        source.seek(pos + body_at)
+        head = source.read(size)
+        if len(head) < size:
+            break
+        try:
+            kind, p = _vint(head, 0)
+            flags, p = _vint(head, p)
+            extra = data = 0
+            if flags & 0x0001:
+                extra, p = _vint(head, p)
+            if flags & 0x0002:
+                data, p = _vint(head, p)
+            if kind == _RAR5_CRYPT_HEAD:
+                return True, names
+            if kind == _RAR5_FILE:
+                files += 1
+                name = _rar5_name(head, p)
+                if name is not None and extra and _has_crypt_record(head[size - extra :]):
+                    names.add(name)
+        except (ValueError, IndexError):
+            break
+        pos += body_at + size + data
+    return False, names
+
+
+def _rar5_name(head: bytes, p: int) -> str | None:
+    file_flags, p = _vint(head, p)
+    _, p = _vint(head, p)  # unpacked size
+    _, p = _vint(head, p)  # attributes
+    if file_flags & 0x0002:
+        p += 4  # mtime
+    if file_flags & 0x0004:
+        p += 4  # data CRC-32
+    _, p = _vint(head, p)  # compression information
+    _, p = _vint(head, p)  # host OS
+    length, p = _vint(head, p)
+    raw = head[p : p + length]
+    return raw.decode("utf-8", "surrogateescape") if len(raw) == length else None
+
+
+def _has_crypt_record(extra: bytes) -> bool:
+    p = 0
+    while p < len(extra):
+        size, q = _vint(extra, p)
+        kind, _ = _vint(extra, q)
+        if kind == _RAR5_EXTRA_CRYPT:
+            return True
+        p = q + size
+    return False
