@@ -30,7 +30,8 @@ def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
 
 
 class _Refused(click.ClickException):
-    """A scan refused before it started (no store, no bank): exit 2, like a usage error."""
+    """A scan refused before it started (no store, no bank, a case directory that is not
+    the tool's, evidence overlapping the case): exit 2, like a usage error."""
 
     exit_code = 2
 
@@ -38,7 +39,8 @@ class _Refused(click.ClickException):
 @click.command("scan")
 @click.argument("evidence", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
-              help="Case directory for the database, queue and reports (created 0700).")
+              help="Case directory for the database, queue and reports: a new or empty "
+                   "directory (created 0700) or an existing case of this tool.")
 @click.option("--store", "store_dir", type=click.Path(path_type=Path), default=None,
               help="Bank store (default: $TRIAGE_STORE, else the XDG data dir).")
 @click.option("--workers", type=int, default=None,
@@ -62,6 +64,7 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
     Refused (exit 2) when the store does not exist or has no enabled bank."""
     from tqdm import tqdm
 
+    from triage.casedir import CaseRefused
     from triage.pipeline import NoBanksError, ScanConfig, run_scan
 
     # disable=None: the bar shows on a terminal only, never in logs or pipes
@@ -73,7 +76,7 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
                 batch_size=batch_size, argv=tuple(sys.argv), progress=bar.update,
                 inventory=inventory,
             ))
-        except NoBanksError as exc:
+        except (NoBanksError, CaseRefused) as exc:
             raise _Refused(str(exc)) from exc
         except TriageError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triage.archives import archive_format, iter_archive
+from triage.identity import fs_location
 from triage.limits import MiB, WalkItem, WalkLimits
 
 RNG = random.Random(7)
@@ -29,7 +30,9 @@ PAYLOAD_B = b"synthetic text member\n" * 50
 
 
 def rows(data: bytes, label: str = "ev/x", limits: WalkLimits | None = None) -> list[WalkItem]:
-    return list(iter_archive(io.BytesIO(data), label, len(data), limits or WalkLimits()))
+    loc = fs_location(b"/", b"/" + label.encode("utf-8", "surrogateescape"))
+    return list(iter_archive(io.BytesIO(data), label, len(data), limits or WalkLimits(),
+                             location=loc))
 
 
 def summary(items: list[WalkItem]) -> list[tuple[str, str, str | None]]:
@@ -265,15 +268,16 @@ def test_gzip_bomb_stopped_while_reading() -> None:
     ]
 
 
-def test_member_over_size_limit_is_skipped_not_loaded() -> None:
+def test_member_over_size_limit_is_an_error_for_attention_not_loaded() -> None:
     big = bytes(RNG.getrandbits(8) for _ in range(5000))
     limits = WalkLimits(max_member_bytes=4096)
+    over = "member exceeds the 4096 bytes member limit (declares 5000 bytes); not read"
     for data in (make_zip({"big": big, "small": PAYLOAD_B[:100]}), make_tar({"big": big})):
         got = rows(data, "ev/a", limits)
-        assert summary(got)[0] == ("ev/a!/big", "skipped", "member exceeds 4096 bytes limit")
-        assert got[0].data is None and got[0].size == 5000
+        assert summary(got)[0] == ("ev/a!/big", "error", over)
+        assert got[0].data is None and got[0].size == 5000 and got[0].archive_error
     assert summary(rows(gzip.compress(big), "ev/big.gz", limits)) == [
-        ("ev/big.gz!/big", "skipped", "member exceeds 4096 bytes limit")
+        ("ev/big.gz!/big", "error", "member exceeds the 4096 bytes member limit; not read")
     ]
 
 

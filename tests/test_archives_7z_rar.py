@@ -18,6 +18,7 @@ from synthetic_fixtures.rar import MARKER, MARKER5, RarMember, rar4_stored, rar5
 from synthetic_fixtures.sevenzip import make_7z
 from triage.archives import archive_format, iter_archive
 from triage.archives_7z_rar import ENCRYPTED
+from triage.identity import fs_location
 from triage.limits import MiB, WalkItem, WalkLimits
 
 JPEG_LIKE = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 12  # sniffs as a JPEG; content is noise
@@ -28,7 +29,8 @@ RAR = {"rar4": rar4_stored, "rar5": rar5_stored}
 
 
 def rows(data: bytes, label: str = "ev/x", limits: WalkLimits | None = None) -> list[WalkItem]:
-    return list(iter_archive(io.BytesIO(data), label, len(data), limits or WalkLimits()))
+    return list(iter_archive(io.BytesIO(data), label, len(data), limits or WalkLimits(),
+                             location=fs_location(b"/", b"/" + label.encode())))
 
 
 def md5(data: bytes | None) -> str | None:
@@ -130,7 +132,8 @@ def test_rar_bomb_by_header_is_refused_before_reading(rar: str) -> None:
                         RarMember("big.bin", b"\x00" * 1000, declared_size=200 * MiB),
                         RarMember("after.txt", TEXT)])
     got = rows(data)
-    assert table(got)[0] == ("ev/x!/huge.bin", "skipped", "member exceeds 256 MiB limit", True)
+    assert table(got)[0] == ("ev/x!/huge.bin", "error", "member exceeds the 256 MiB member "
+                             f"limit (declares {8 << 30} bytes); not read", True)
     assert got[1].status == "error" and (got[1].reason or "").startswith("expansion ratio")
     assert table(got)[2] == ("ev/x!/after.txt", "pending", None, False)
 

@@ -11,6 +11,7 @@ import pytest
 
 from triage.audit import append_audit, verify_chain
 from triage.casedb import CaseDB
+from triage.identity import fs_location, location_key
 from triage.outputs import atomic_text, ensure_private_dir, write_text_atomic
 
 
@@ -18,17 +19,21 @@ def _rec(path: str, size: int, mtime: float) -> dict:
     return {"path": path, "status": "hashed", "size": size, "mtime": mtime, "md5": "0" * 32}
 
 
-def test_resume_key_is_path_size_mtime_and_options(tmp_path: Path) -> None:
+def _k(path: str) -> bytes:
+    return location_key(fs_location(b"/e", os.fsencode(path)))
+
+
+def test_resume_key_is_location_size_mtime_and_options(tmp_path: Path) -> None:
     with CaseDB(tmp_path / "case.sqlite") as db:
         run = db.begin_run("t0")
-        db.put(run, "opts-a", [(_rec("/e/a", 10, 1.5), "/e/a", True)])
-        assert db.reusable("/e/a", 10, 1.5, "opts-a")
-        assert not db.reusable("/e/a", 11, 1.5, "opts-a")
-        assert not db.reusable("/e/a", 10, 2.5, "opts-a")
-        assert not db.reusable("/e/a", 10, 1.5, "opts-b")
-        assert not db.reusable("/e/b", 10, 1.5, "opts-a")
-        db.put(run, "opts-a", [(_rec("/e/l", 0, 1.0), "/e/l", False)])
-        assert not db.reusable("/e/l", 0, 1.0, "opts-a")  # settled rows are not hash results
+        db.put(run, "opts-a", [(_rec("/e/a", 10, 1.5), _k("/e/a"), True)])
+        assert db.reusable(_k("/e/a"), 10, 1.5, "opts-a")
+        assert not db.reusable(_k("/e/a"), 11, 1.5, "opts-a")
+        assert not db.reusable(_k("/e/a"), 10, 2.5, "opts-a")
+        assert not db.reusable(_k("/e/a"), 10, 1.5, "opts-b")
+        assert not db.reusable(_k("/e/b"), 10, 1.5, "opts-a")
+        db.put(run, "opts-a", [(_rec("/e/l", 0, 1.0), _k("/e/l"), False)])
+        assert not db.reusable(_k("/e/l"), 0, 1.0, "opts-a")  # settled rows are not hash results
         assert db.count_hashed() == 1
     assert stat.S_IMODE(os.stat(tmp_path / "case.sqlite").st_mode) == 0o600
 
@@ -37,14 +42,14 @@ def test_rows_follow_the_latest_walk(tmp_path: Path) -> None:
     weird = os.fsdecode(b"/e/caf\xe9\n=x")
     with CaseDB(tmp_path / "c.sqlite") as db:
         r1 = db.begin_run("t1")
-        db.put(r1, "o", [(_rec(p, 1, 1.0), p, True) for p in ("/e/b", "/e/a", weird)])
+        db.put(r1, "o", [(_rec(p, 1, 1.0), _k(p), True) for p in ("/e/b", "/e/a", weird)])
         db.finish_run(r1, "t1e", 3, "fp1")
         r2 = db.begin_run("t2")
         assert db.last_fingerprint(r2) == "fp1"
-        db.mark_seen(r2, ["/e/a", weird])
-        db.put(r2, "o", [(_rec("/e/a", 2, 1.0), "/e/a", True)])  # upsert, not a second row
+        db.mark_seen(r2, [_k("/e/a"), _k(weird)])
+        db.put(r2, "o", [(_rec("/e/a", 2, 1.0), _k("/e/a"), True)])  # upsert, not a second row
         rows = list(db.rows(r2))
-        assert [r.path_key for r in rows] == sorted([b"/e/a", weird.encode("utf-8", "surrogatepass")])
+        assert [r.path_key for r in rows] == sorted([_k("/e/a"), _k(weird)])
         assert rows[0].record["size"] == 2 and db.count_hashed() == 3
     # a reopened database keeps everything (WAL committed)
     with CaseDB(tmp_path / "c.sqlite") as db:
@@ -62,6 +67,17 @@ def test_atomic_writer_keeps_old_file_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert sorted(p.name for p in case.iterdir()) == ["out.json"]  # no temp file left
+
+
+def test_labels_may_collide_keys_may_not(tmp_path: Path) -> None:
+    with CaseDB(tmp_path / "c.sqlite") as db:
+        run = db.begin_run("t")
+        db.put(run, "o", [(_rec("/e/a.zip!/y", 1, 1.0), _k("/e/a.zip!/y"), True),
+                          (_rec("/e/a.zip!/y", 1, 1.0), _k("/e/a.zip") + b"zip:x", True),
+                          (_rec("/e/b", 1, 1.0), _k("/e/b"), True)])
+        assert len(list(db.rows(run))) == 3
+        assert db.colliding_labels(run) == {"/e/a.zip!/y"}
+        assert db.label_taken(run, "/e/b") and not db.label_taken(run, "/e/c")
 
 
 def test_audit_is_an_append_only_chain(tmp_path: Path) -> None:

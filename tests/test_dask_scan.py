@@ -17,6 +17,7 @@ from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
 from triage.batches import HashBatch, HashTask
 from triage.dask_executor import NOT_VISIBLE, hash_batch_on_worker
+from triage.identity import fs_location
 from triage.pipeline import ScanConfig, run_scan
 
 distributed = pytest.importorskip("distributed")
@@ -120,7 +121,8 @@ def test_local_dask_scheduler_runs(setup: dict[str, Any]) -> None:
 def test_worker_that_cannot_see_a_path_says_so(tmp_path: Path) -> None:
     present = tmp_path / "a.bin"
     present.write_bytes(b"hello")
-    tasks = tuple(HashTask(path=str(p), fs_path=str(p), data=None, size=5, mtime=0.0)
+    tasks = tuple(HashTask(path=str(p), fs_path=str(p), data=None, size=5, mtime=0.0,
+                           location=fs_location(os.fsencode(p), os.fsencode(p)))
                   for p in (present, tmp_path / "gone.jpg"))
     result = hash_batch_on_worker(HashBatch(seq=0, tasks=tasks, opts=HashOptions()))
     ok, missing = result.records

@@ -23,6 +23,7 @@ from synthetic_fixtures.photos import make_photo
 from synthetic_fixtures.seized import _ole, office_art_blip
 from triage.archives import archive_format, iter_archive
 from triage.documents import carve_pictures
+from triage.identity import fs_location
 from triage.limits import MiB, WalkItem, WalkLimits
 
 PHOTO = make_photo(np.random.default_rng(3), 64, 48)
@@ -41,7 +42,8 @@ def png(rgb: np.ndarray = PHOTO) -> bytes:
 
 
 def rows(data: bytes, limits: WalkLimits | None = None) -> list[WalkItem]:
-    return list(iter_archive(io.BytesIO(data), "ev/d", len(data), limits or WalkLimits()))
+    return list(iter_archive(io.BytesIO(data), "ev/d", len(data), limits or WalkLimits(),
+                             location=fs_location(b"/", b"/ev/d")))
 
 
 def pdf_with(*streams: tuple[bytes, dict[str, object]], encryption: bool = False) -> bytes:
@@ -139,7 +141,7 @@ def test_an_image_larger_than_the_member_limit_is_refused() -> None:
     data = jpeg()
     [row] = rows(pdf_with((data, {**RGB_KEYS, "Filter": Name.DCTDecode})),
                  WalkLimits(max_member_bytes=len(data) - 1))
-    assert row.status == "skipped" and row.archive_error
+    assert row.status == "error" and row.archive_error
 
 
 def test_a_truncated_pdf_is_repaired_or_reported() -> None:

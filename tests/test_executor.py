@@ -9,6 +9,7 @@ from hashing.hasher import HashOptions
 from hashing.types import HashRecord
 from triage.batches import BatchResult, HashBatch, HashTask
 from triage.executor import InlineExecutor, LocalExecutor, make_executor
+from triage.identity import fs_location
 
 
 def crash_on_poison(batch: HashBatch) -> BatchResult:
@@ -19,10 +20,14 @@ def crash_on_poison(batch: HashBatch) -> BatchResult:
                                         for t in batch.tasks), 0.0, "w")
 
 
+_LOC = fs_location(b"/e", b"/e")  # the workers never look at a task's location
+
+
 def test_worker_crash_costs_only_the_culprit() -> None:
     opts = HashOptions()
     batches = [HashBatch(k, tuple(HashTask(f"/e/{k}-{j}" + ("poison" if (k, j) == (2, 1) else ""),
-                                           None, b"", 0, 0.0) for j in range(3)), opts)
+                                           None, b"", 0, 0.0, location=_LOC)
+                             for j in range(3)), opts)
                for k in range(5)]
     executor = LocalExecutor(2, fn=crash_on_poison)
     try:
@@ -39,7 +44,8 @@ def test_worker_crash_costs_only_the_culprit() -> None:
 def test_factory_and_inline_order() -> None:
     inline = make_executor(0, None)
     assert isinstance(inline, InlineExecutor) and inline.describe()["workers"] == 0
-    batch = HashBatch(7, (HashTask("/m!/a.txt", None, b"abc", 3, 0.0, kind="archive_member"),),
+    batch = HashBatch(7, (HashTask("/m!/a.txt", None, b"abc", 3, 0.0, kind="archive_member",
+                                location=_LOC),),
                       HashOptions())
     (result,) = list(inline.run([batch]))
     assert result.seq == 7 and result.records[0].hashes["md5"] == "900150983cd24fb0d6963f7d28e17f72"

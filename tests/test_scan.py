@@ -25,6 +25,7 @@ from synthetic_fixtures.evidence import make_evidence
 from synthetic_fixtures.hostile import encrypt_flag_zip
 from synthetic_fixtures.photos import make_photo
 from triage.audit import verify_chain
+from triage.casedir import CaseRefused
 from triage.pipeline import OUTPUT_NAMES, ScanConfig, ScanError, run_scan
 
 
@@ -229,7 +230,7 @@ def test_bank_change_regenerates_without_rehashing(scan: dict[str, Any]) -> None
 
 def test_case_inside_evidence_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ev").mkdir()
-    with pytest.raises(ScanError, match="inside the evidence"):
+    with pytest.raises(CaseRefused, match="inside the evidence"):
         run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=tmp_path / "ev" / "case",
                             store_dir=tmp_path / "store", workers=0))
     assert not (tmp_path / "ev" / "case").exists()
@@ -259,9 +260,10 @@ def test_one_scan_per_case_at_a_time(tmp_path: Path) -> None:
 
     (tmp_path / "ev").mkdir()
     case = tmp_path / "case"
-    case.mkdir()
     BankStore(tmp_path / "store").close()
-    fd = os.open(case / ".scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=case,
+                        store_dir=tmp_path / "store", workers=0, inventory=True))
+    fd = os.open(case / ".osec-triage-scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a running scan holds it
         with pytest.raises(ScanError, match="another scan"):

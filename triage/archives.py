@@ -3,13 +3,18 @@
 The archive is read from a read-only file object (or bytes, when nested); members become
 `WalkItem` rows labelled `outer.zip!/member`. A member name is only ever a label: `../../x`
 or `/etc/passwd` is recorded, flagged, and never joined to a filesystem path, and nothing is
-extracted. Repeated names get unique labels (`x (duplicate 2)`), since rows are keyed by path.
+extracted. A member's identity is its location: the archive's location plus a segment of
+the archive's format and the member's index in it (`triage.identity`), so a member named
+`inner.zip!/y.txt` or a repeated name never shares a row with another; repeated names also
+get distinct labels (`x (duplicate 2)`) so that people can tell them apart.
 
 Hostile archives are the norm in evidence, so every read is bounded:
 - declared sizes are checked first (zip central directory, tar headers), then every byte
   that comes out of a decompressor is counted as it is read, in chunks, so a lying header
   cannot make us allocate more than the limits allow;
-- a member is materialised as bytes only when it is at most `max_member_bytes`;
+- a member is materialised as bytes only when it is at most `max_member_bytes`; a larger
+  one (declared, or found while reading) is an error row on the attention list;
+- a sparse tar member's holes count as output like any other byte;
 - output beyond `max_expansion_ratio` times the archive's own size, or expansion (output
   beyond its own size, summed over nested archives) beyond `max_archive_total_bytes`, is
   refused: a zip member whose declared size would cross a limit becomes an error row and
@@ -51,6 +56,7 @@ from typing import IO, BinaryIO, Protocol
 
 from hashing.errors import TriageError
 from hashing.sniff import SNIFF_BYTES, sniff
+from triage.identity import WHOLE, Location, member_location
 from triage.limits import RATIO_GRACE_BYTES, WalkItem, WalkLimits, format_bytes
 
 # Decompressed bytes are pulled in chunks of this size, so one read never holds more.
@@ -254,6 +260,15 @@ def _escapes(name: str) -> bool:
     return ".." in norm.split("/")
 
 
+def _is_text(name: str) -> bool:
+    """False for a name holding surrogate escapes of bytes that were not valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, EOFError) and not str(exc):
         return "unexpected end of data"
@@ -265,16 +280,23 @@ def _describe(exc: BaseException) -> str:
 class _Archive:
     """One archive being read: where it sits, its budget, and the member labels given out.
 
-    Every member row is made here, so the member limit, the escape note and unique labels
-    hold for every format. Labels must be unique because the case database keys rows by
-    path, and archives legitimately repeat names (tar appends a newer copy of a file).
+    Every member row is made here, so the member limit, the escape note, member locations
+    and distinct labels hold for every format. The format's reader sets `index` to the
+    member's position in the archive (its entry in the zip central directory, its header
+    in the tar stream, a PDF object's number) before making the member's row; a row whose
+    index was already given out (a reader that sets none, or several rows for one entry)
+    gets the next free one, so two rows never share a location.
     """
 
     label: str
     depth: int
     budget: _Budget
+    fmt: str
+    location: Location
     count: int = 0
+    index: int = 0
     labels: set[str] = field(default_factory=set)
+    used: set[int] = field(default_factory=set)  # member indices given out
 
     @property
     def limits(self) -> WalkLimits:
@@ -290,6 +312,7 @@ class _Archive:
             status=status,  # type: ignore[arg-type]
             reason=reason,
             archive_error=archive_error,
+            location=member_location(self.location, self.fmt, WHOLE),
         )
 
     def row(
@@ -312,6 +335,8 @@ class _Archive:
         notes = [reason] if reason else []
         if _escapes(name):
             notes.append(_ESCAPE_NOTE)
+        if not name.isascii() and not _is_text(name):
+            notes.append("member name is not valid UTF-8 (recorded as bytes)")
         path = base = f"{self.label}!/{name}"
         occurrence = 1
         while path in self.labels or path == f"{self.label}!/":
@@ -330,7 +355,13 @@ class _Archive:
             reason="; ".join(notes) or None,
             link_target=link_target,
             archive_error=archive_error,
+            location=member_location(self.location, self.fmt, self._next_index()),
         )
+
+    def _next_index(self) -> int:
+        index = self.index if self.index not in self.used else max(self.used) + 1
+        self.used.add(index)
+        return index
 
     def member(self, name: str, data: bytes, mtime: float | None) -> Iterator[WalkItem]:
         """The row of a readable member, then the rows of the archive it is, if it is one."""
@@ -344,13 +375,17 @@ class _Archive:
                 self.limits,
                 self.depth + 1,
                 self.budget.total,
+                location=item.location,
             )
 
     def too_large(self, name: str, size: int | None, mtime: float | None) -> WalkItem:
+        """A member over the member limit: not read, so it must be looked at (attention)."""
         limit = format_bytes(self.limits.max_member_bytes)
-        # not examined, so the analyst must see it (archive_error puts it on the attention list)
-        return self.row(name, size, mtime, "skipped", f"member exceeds {limit} limit",
-                        archive_error=True)
+        declared = f" (declares {size} bytes)" if size is not None else ""
+        return self.row(
+            name, size, mtime, "error", f"member exceeds the {limit} member limit{declared}; "
+            "not read", archive_error=True,
+        )
 
 
 def iter_archive(
@@ -360,12 +395,15 @@ def iter_archive(
     limits: WalkLimits,
     depth: int = 1,
     total: _Total | None = None,
+    *,
+    location: Location,
 ) -> Iterator[WalkItem]:
     """Yield the member rows of the archive in `source` (seekable), labelled under `label`.
 
     `size` is the archive's own size (the denominator of the expansion ratio) and `depth`
-    its nesting level, 1 for an archive on disk. Nothing is yielded when `source` is not
-    an archive. Never raises for bad data: problems become rows.
+    its nesting level, 1 for an archive on disk; `location` is the archive's own location,
+    which its members' locations extend. Nothing is yielded when `source` is not an
+    archive. Never raises for bad data: problems become rows.
     """
     source.seek(0)
     fmt = archive_format(source.read(SNIFF_BYTES))
@@ -373,7 +411,7 @@ def iter_archive(
     if fmt is None:
         return
     budget = _Budget(label, limits, size, total if total is not None else _Total())
-    arc = _Archive(label, depth, budget)
+    arc = _Archive(label, depth, budget, fmt, location)
     if depth > limits.max_archive_depth:
         reason = f"archive depth limit {limits.max_archive_depth} reached; members not read"
         yield arc.root_row("skipped", reason, True)
@@ -479,13 +517,14 @@ def _zip_members(source: BinaryIO, arc: _Archive) -> Iterator[WalkItem]:
     _zip_directory_guard(source, arc)
     try:
         zf = zipfile.ZipFile(source)
-    except zipfile.BadZipFile as exc:
-        # no usable central directory (typically a truncated file): what the local
-        # headers still describe is read, then the archive is reported corrupt
+    except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        # no usable central directory (typically a truncated file, or one name that is not
+        # UTF-8 under the UTF-8 flag, which zipfile cannot decode): what the local headers
+        # still describe is read, then the archive is reported corrupt
         yield from _zip_recovered(source, arc, _describe(exc))
         return
     with zf:
-        for info in zf.infolist():
+        for arc.index, info in enumerate(zf.infolist()):
             if not info.is_dir():
                 yield from _zip_member(zf.open, info, arc)
 
@@ -512,7 +551,9 @@ def _zip_recovered(source: BinaryIO, arc: _Archive, why: str) -> Iterator[WalkIt
     pos = 0
     recovered = 0
     stop = ""
+    arc.index = -1
     while True:
+        arc.index += 1
         source.seek(pos)
         head = source.read(_LOCAL.size)
         if len(head) < _LOCAL.size or head[:4] != b"PK\x03\x04":
@@ -618,14 +659,16 @@ def _tar_members(stream: BinaryIO | _Counted, arc: _Archive) -> Iterator[WalkIte
         tf = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)  # type: ignore[call-overload]
     else:
         tf = tarfile.open(fileobj=stream, mode="r:")
+    arc.index = -1
     while True:
         ti = tf.next()
         if ti is None:
             break
+        arc.index += 1
         # tarfile keeps every header it has seen; we never look one up again
         tf.members.clear()  # type: ignore[attr-defined]  # a plain list, not in the stubs
         if not ti.isdir():
-            yield from _tar_member(tf, ti, arc)
+            yield from _tar_member(tf, ti, arc, isinstance(stream, _Counted))
     _check_tar_end(stream, tf.offset)
 
 
@@ -638,7 +681,9 @@ _TAR_SKIPS: tuple[tuple[Callable[[tarfile.TarInfo], bool], str], ...] = (
 )
 
 
-def _tar_member(tf: tarfile.TarFile, ti: tarfile.TarInfo, arc: _Archive) -> Iterator[WalkItem]:
+def _tar_member(
+    tf: tarfile.TarFile, ti: tarfile.TarInfo, arc: _Archive, counted: bool
+) -> Iterator[WalkItem]:
     name, size, mtime = ti.name, ti.size, float(ti.mtime)
     for test, reason in _TAR_SKIPS:
         if test(ti):
@@ -650,10 +695,23 @@ def _tar_member(tf: tarfile.TarFile, ti: tarfile.TarInfo, arc: _Archive) -> Iter
     elif size > arc.limits.max_member_bytes:
         yield arc.too_large(name, size, mtime)
     else:
+        # A sparse member's holes come out of tarfile without a byte read for them, so they
+        # are checked ahead from the sparse map (a bomb member is refused, its neighbours
+        # still read). Of a compressed tar the counted stream underneath charged the stored
+        # bytes, so the holes are charged here; of a plain tar, every byte read out is.
+        sparse: list[tuple[int, int]] | None = ti.sparse  # type: ignore[assignment]
+        holes = size - sum(n for _, n in sparse) if sparse is not None else 0
+        try:
+            arc.budget.check_ahead(holes)
+        except ArchiveLimitError as exc:
+            yield arc.row(name, size, mtime, "error", exc.reason, archive_error=True)
+            return
+        if counted:
+            arc.budget.charge(holes)
         member = tf.extractfile(ti)
         assert member is not None  # isreg() members always have a data stream
-        # the bytes were charged by the counted stream underneath, so not again here
-        data = _read_bounded(member, arc.budget, arc.limits.max_member_bytes, charge=False)
+        limit = arc.limits.max_member_bytes
+        data = _read_bounded(member, arc.budget, limit, charge=not counted)
         yield from arc.member(name, data, mtime)
 
 
@@ -695,6 +753,8 @@ def _stream_members(source: BinaryIO, fmt: str, arc: _Archive) -> Iterator[WalkI
     with opener(source) as raw:
         stream = _Counted(raw, arc.budget)
         if archive_format(head) == "tar":
+            # the chain names both layers: member i of the tar that is the stream's content
+            arc.location, arc.fmt = member_location(arc.location, fmt, 0), "tar"
             yield from _tar_members(stream, arc)
             return
         name = _stream_member_name(arc.label)

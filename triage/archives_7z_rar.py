@@ -95,7 +95,7 @@ def libarchive_members(source: BinaryIO, fmt: str, arc: _Archive) -> Iterator[Wa
     try:
         with libarchive.stream_reader(_Source(source), format_name=_format_name(fmt, head),
                                       block_size=_BLOCK) as reader:
-            for entry in reader:
+            for arc.index, entry in enumerate(reader):
                 if entry.isdir:
                     continue
                 yield from _member(entry, arc, encrypted)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from hashing.types import HashRecord
+from triage.identity import Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class HashTask:
     kind: str = "file"  # manifest fields the parent fills in; the worker ignores them
     reason: str | None = None
     archive_error: bool = False
+    location: Location = field(kw_only=True)  # the row's identity; the worker ignores it
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,11 @@
 """The case database (CASE_DIR/case.sqlite, WAL): per-file progress that makes a scan resumable.
 
-Each walk item is one row keyed by its record path; a row is reused by a later scan only when
-size, mtime and the hashing options are the same, so a killed scan restarted with the same
+Each walk item is one row keyed by its location (`triage.identity.location_key`: root, path
+bytes, chain of container indices), never by its label; a row is reused by a later scan only
+when size, mtime and the hashing options are the same, so a killed scan restarted with the same
 arguments re-hashes nothing it had recorded. Only the scan's parent process writes here.
+The label a row is shown with is kept beside it, so labels that collide (a directory `a.zip!`
+next to `a.zip`) can be found and told apart when the manifest is written.
 Every scan is a `run`; rows the current walk saw carry its run id, so files that vanished
 from the evidence since an earlier scan drop out of the manifest without being deleted.
 """
@@ -17,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hashing.types import HashRecord, path_to_text
 from triage.outputs import FILE_MODE
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items(
-    path_key BLOB PRIMARY KEY,
+    path_key BLOB PRIMARY KEY,    -- triage.identity.location_key of the row
+    label TEXT NOT NULL,          -- the printable path it is shown with (not unique)
     size INTEGER,
     mtime REAL,
     opts TEXT NOT NULL,
@@ -31,6 +36,7 @@ CREATE TABLE IF NOT EXISTS items(
     seen_run INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_seen ON items(seen_run);
+CREATE INDEX IF NOT EXISTS items_label ON items(label, seen_run);
 CREATE TABLE IF NOT EXISTS runs(
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -39,11 +45,6 @@ CREATE TABLE IF NOT EXISTS runs(
     fingerprint TEXT
 );
 """
-
-
-def path_key(path: str) -> bytes:
-    """Lossless bytes of a record path (surrogatepass keeps undecodable names distinct)."""
-    return path.encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,45 +102,67 @@ class CaseDB:
         ).fetchone()
         return None if row is None else row[0]
 
-    def reusable(self, path: str, size: int | None, mtime: float | None, opts: str) -> bool:
-        """True when a hashed row exists for this path with the same size, mtime and options."""
+    def reusable(self, key: bytes, size: int | None, mtime: float | None, opts: str) -> bool:
+        """True when a hashed row exists at this location with the same size, mtime, options."""
         row = self._db.execute(
-            "SELECT size, mtime, opts FROM items WHERE path_key=? AND hashed=1",
-            (path_key(path),),
+            "SELECT size, mtime, opts FROM items WHERE path_key=? AND hashed=1", (key,)
         ).fetchone()
         return row is not None and tuple(row) == (size, mtime, opts)
 
-    def mark_seen(self, run: int, paths: Iterable[str]) -> None:
+    def mark_seen(self, run: int, keys: Iterable[bytes]) -> None:
         self._db.execute("BEGIN")
         self._db.executemany(
-            "UPDATE items SET seen_run=? WHERE path_key=?",
-            ((run, path_key(p)) for p in paths),
+            "UPDATE items SET seen_run=? WHERE path_key=?", ((run, k) for k in keys)
         )
         self._db.execute("COMMIT")
 
-    def put(self, run: int, opts: str, rows: Iterable[tuple[dict[str, Any], str, bool]]) -> None:
-        """Upsert `(record dict, record path, hashed)` rows in one transaction."""
+    def put(self, run: int, opts: str, rows: Iterable[tuple[dict[str, Any], bytes, bool]]) -> None:
+        """Upsert `(record dict, location key, hashed)` rows in one transaction."""
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT INTO items(path_key, size, mtime, opts, hashed, record, seen_run) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path_key) DO UPDATE SET "
-            "size=excluded.size, mtime=excluded.mtime, opts=excluded.opts, "
-            "hashed=excluded.hashed, record=excluded.record, seen_run=excluded.seen_run",
+            "INSERT INTO items(path_key, label, size, mtime, opts, hashed, record, seen_run) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path_key) DO UPDATE SET "
+            "label=excluded.label, size=excluded.size, mtime=excluded.mtime, "
+            "opts=excluded.opts, hashed=excluded.hashed, record=excluded.record, "
+            "seen_run=excluded.seen_run",
             (
-                (path_key(path), rec.get("size"), rec.get("mtime"), opts, int(hashed),
+                (key, path_to_text(rec["path"])[0], rec.get("size"), rec.get("mtime"), opts, int(hashed),
                  json.dumps(rec), run)
-                for rec, path, hashed in rows
+                for rec, key, hashed in rows
             ),
         )
         self._db.execute("COMMIT")
 
+    def colliding_labels(self, run: int) -> set[str]:
+        """Labels shown by more than one row of `run` (rare: usually the empty set)."""
+        return {
+            label
+            for (label,) in self._db.execute(
+                "SELECT label FROM items WHERE seen_run=? GROUP BY label HAVING count(*) > 1",
+                (run,),
+            )
+        }
+
+    def label_taken(self, run: int, label: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM items WHERE label=? AND seen_run=? LIMIT 1", (label, run)
+        ).fetchone()
+        return row is not None
+
     def rows(self, run: int) -> Iterator[StoredRow]:
-        """Rows seen by `run`, in path order (the manifest order)."""
+        """Rows seen by `run`, in location order (the manifest order).
+
+        Rows shown with the same label as another row of the run (different locations, one
+        printed path) get ` (label collision N)` appended and `label_collision: true`, N
+        counting in manifest order; the suffix is chosen so that it is no other row's label
+        either, and the row's `location` says where it really is.
+        """
+        labels = _Labels(self, run)
         for key, hashed, record in self._db.execute(
             "SELECT path_key, hashed, record FROM items WHERE seen_run=? ORDER BY path_key",
             (run,),
         ):
-            yield StoredRow(key, bool(hashed), record)
+            yield StoredRow(key, bool(hashed), labels.distinct_text(record))
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -150,3 +173,37 @@ class CaseDB:
 
     def count_hashed(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM items WHERE hashed=1").fetchone()[0])
+
+
+class _Labels:
+    """Gives the rows of one run that share a label distinct labels (see `CaseDB.rows`)."""
+
+    def __init__(self, db: CaseDB, run: int) -> None:
+        self.db, self.run = db, run
+        self.colliding = db.colliding_labels(run)
+        self._count: dict[str, int] = {}
+        self._given: set[str] = set()
+
+    def distinct(self, path: str) -> str:
+        """A label for a row shown as `path` that no other row of the run shows."""
+        while True:
+            n = self._count[path] = self._count.get(path, 0) + 1
+            label = f"{path} (label collision {n})"
+            shown = path_to_text(label)[0]
+            if shown not in self._given and not self.db.label_taken(self.run, shown):
+                self._given.add(shown)
+                return label
+
+    def distinct_text(self, text: str) -> str:
+        if not self.colliding:
+            return text
+        d = json.loads(text)
+        if d["path"] not in self.colliding:
+            return text
+        raw = os.fsdecode(bytes.fromhex(d["path_bytes_hex"])) if d.get("path_bytes_hex") \
+            else d["path"]
+        shown = HashRecord(path=self.distinct(raw), status="skipped").to_dict()
+        d.pop("path_bytes_hex", None)
+        d.update({k: shown[k] for k in ("path", "path_bytes_hex") if k in shown},
+                 label_collision=True)
+        return json.dumps(d)

@@ -128,6 +128,7 @@ def _int(obj: pikepdf.Stream, key: str) -> int | None:
 def _pdf_image(obj: Any, arc: _Archive) -> Iterator[WalkItem]:
     """One image XObject (a `pikepdf.Stream`) as a member row."""
     num = obj.objgen[0]
+    arc.index = num  # the member's location: its PDF object number
     filters = _filters(obj)
     suffix = _AS_IS.get(filters[-1], ".png") if len(filters) == 1 else ".png"
     name = f"obj{num}{suffix}"

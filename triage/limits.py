@@ -8,8 +8,10 @@ module so that `walk` and `archives` share them without importing each other in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from triage.identity import Location
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -67,6 +69,9 @@ class WalkItem:
     reported on the archive's root label, `outer.zip!/`, so they never share a path with
     the archive file's own row. Directories are not rows, except one the walk cannot enter
     (unreadable, or past the depth limit): kind "special", status "error".
+
+    `path` is only a label; the row's identity is `location` (`triage.identity`), its real
+    place as a chain of typed segments.
     """
 
     path: str
@@ -79,3 +84,4 @@ class WalkItem:
     reason: str | None = None
     link_target: str | None = None
     archive_error: bool = False  # an investigator must see this (encrypted, corrupt, bomb)
+    location: Location = field(kw_only=True)

@@ -1,8 +1,9 @@
 """Atomic, private output files: every case output is written to a temp name, fsynced and renamed.
 
 A reader (or a scan killed half-way) therefore sees either the previous complete file or the
-new complete file, never a torn one. Case directories are 0700 and files 0600 because they
-name evidence paths and hashes.
+new complete file, never a torn one. Temp files are named `TEMP_PREFIX<name>.<random>.tmp`, so
+a later scan removes only files that are unmistakably the tool's own (`stale_temp_files`).
+Case directories are 0700 and files 0600 because they name evidence paths and hashes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import IO
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+TEMP_PREFIX = ".osec-triage-tmp."
+TEMP_SUFFIX = ".tmp"
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -37,7 +40,8 @@ def _fsync_dir(path: Path) -> None:
 @contextmanager
 def atomic_text(path: Path) -> Iterator[IO[str]]:
     """Open a text stream whose content replaces `path` only when the block ends cleanly."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX,
+                               dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -50,6 +54,14 @@ def atomic_text(path: Path) -> Iterator[IO[str]]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def stale_temp_files(directory: Path) -> list[Path]:
+    """Temp files `atomic_text` left in `directory` (a process killed while writing)."""
+    return [
+        p for p in directory.iterdir()
+        if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX) and p.is_file()
+    ]
 
 
 def write_text_atomic(path: Path, text: str) -> None:

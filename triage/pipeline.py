@@ -30,9 +30,11 @@ from index.bank_index import BankMatcher
 from index.banks import BankStore, default_store_dir, store_exists
 from triage.audit import append_audit, tool_version, who
 from triage.casedb import CaseDB
+from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir, protected_ids
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
 from triage.executor import make_executor
-from triage.outputs import ensure_private_dir, sha256_file
+from triage.identity import location_json, location_key
+from triage.outputs import sha256_file, stale_temp_files
 from triage.policy import Policy, load_policy
 from triage.reports.manifest import write_manifest
 from triage.reports.summary import ATTENTION_KEPT
@@ -98,36 +100,25 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-    except ValueError:
-        return False
-    return True
-
-
 def _check_paths(cfg: ScanConfig, store_dir: Path) -> None:
-    """Refuse before anything is created: nothing may ever be written into the evidence."""
-    for root in cfg.evidence:
-        if not os.path.lexists(root):
-            raise ScanError(str(root), "evidence path does not exist")
-        for what, path in (("case directory", cfg.case_dir), ("bank store", store_dir)):
-            if root.is_dir() and _inside(path, root):
-                raise ScanError(str(path), f"the {what} may not be inside the evidence")
+    """Refuse before anything is created: the case must be ours, apart from the evidence."""
+    check_case_dir(cfg.case_dir)
+    check_overlap(cfg.evidence, (("case directory", cfg.case_dir), ("bank store", store_dir)))
 
 
-def _row(settled: Settled) -> tuple[dict[str, Any], str, bool]:
-    """A settled outcome as the case DB stores it: (manifest fields, record path, final)."""
+def _row(settled: Settled) -> tuple[dict[str, Any], bytes, bool]:
+    """A settled outcome as the case DB stores it: (manifest fields, location key, final)."""
     assert settled.record is not None
     d = settled.record.to_dict()
+    d["location"] = location_json(settled.location)
     if settled.archive_error:
         d["archive_error"] = True
-    return d, settled.path, settled.final
+    return d, location_key(settled.location), settled.final
 
 
 def _record(db: CaseDB, run: int, key: str, chunk: list[Settled]) -> None:
     """Write one chunk of outcomes: reused rows are marked seen, the others upserted."""
-    reused = [s.path for s in chunk if s.record is None]
+    reused = [location_key(s.location) for s in chunk if s.record is None]
     if reused:
         db.mark_seen(run, reused)
     if len(reused) < len(chunk):
@@ -205,14 +196,15 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
     _check_paths(cfg, store_dir)
     _check_store(store_dir, cfg.inventory)
     policy = load_policy(cfg.policy_path)
-    case = ensure_private_dir(cfg.case_dir)
+    case_dir = open_case_dir(cfg.case_dir)
+    case = case_dir.path
     with _case_lock(case):
-        for stale in case.glob(".*.tmp"):  # left by a scan killed while writing an output
+        for stale in stale_temp_files(case):  # left by a scan killed while writing an output
             stale.unlink()
         with timer.stage("open_banks"):
             matcher, bank_info = _open_banks(store_dir, cfg.inventory)
         try:
-            return _scan(cfg, case, policy, store_dir, matcher, bank_info, timer, started)
+            return _scan(cfg, case_dir, policy, store_dir, matcher, bank_info, timer, started)
         except TriageError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -226,7 +218,7 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
 @contextmanager
 def _case_lock(case: Path) -> Iterator[None]:
     """One scan per case at a time; the kernel drops the lock if the scan dies, even by SIGKILL."""
-    fd = os.open(case / ".scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = os.open(case / ".osec-triage-scan.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -237,8 +229,10 @@ def _case_lock(case: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher: BankMatcher,
-          bank_info: dict[str, Any], timer: StageTimer, started: str) -> ScanResult:
+def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
+          matcher: BankMatcher, bank_info: dict[str, Any], timer: StageTimer,
+          started: str) -> ScanResult:
+    case = case_dir.path
     opts = _hash_options(cfg, policy)
     # Resume reuses a row only when the file and the way it was hashed are both unchanged
     # (the media limits included: a row hashed under other limits is hashed again).
@@ -246,14 +240,16 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
     audit_path = case / "audit.jsonl"
     common = {
         "tool": "osec-triage", "version": tool_version(), "argv": list(cfg.argv), **who(),
-        "pid": os.getpid(), "case_dir": str(case.resolve()),
+        "pid": os.getpid(), "case_dir": str(case.resolve()), "case_id": case_dir.case_id,
         "evidence_roots": [path_to_text(str(r.resolve()))[0] for r in cfg.evidence],
         "store": str(store_dir), "banks": bank_info,
     }
     append_audit(audit_path, {**common, "event": "scan_started", "started": started})
     with CaseDB(case / "case.sqlite") as db:
         run = db.begin_run(started)
-        run_info = _walk_hash_record(cfg, db, run, opts, key, policy, timer)
+        # everything the case and the store hold now, the case database included
+        exclude = protected_ids(case, store_dir)
+        run_info = _walk_hash_record(cfg, db, run, opts, key, policy, timer, exclude)
         fingerprint = _fingerprint(db, run, policy, bank_info)
         outputs = {name: case / name for name in OUTPUT_NAMES}
         noop = (db.last_fingerprint(run) == fingerprint
@@ -279,13 +275,14 @@ def _scan(cfg: ScanConfig, case: Path, policy: Policy, store_dir: Path, matcher:
 
 
 def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, key: str,
-                      policy: Policy, timer: StageTimer) -> dict[str, Any]:
+                      policy: Policy, timer: StageTimer,
+                      exclude: Mapping[tuple[int, int], str]) -> dict[str, Any]:
     """walk -> hash -> record: every walk item ends as a case-DB row seen by `run`.
     Returns what the audit log says about the run (counts, where hashing ran)."""
     executor = make_executor(cfg.workers, cfg.scheduler)
 
     def reusable(item: WalkItem) -> bool:
-        return db.reusable(item.path, item.size, item.mtime, key)
+        return db.reusable(location_key(item.location), item.size, item.mtime, key)
 
     def record(chunk: list[Settled]) -> None:
         with timer.stage("record"):
@@ -296,7 +293,7 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
     runner = Runner(opts, executor, cfg.batch_size, reusable)
     # Absolute paths: a rerun from another directory must find the same rows.
     walked = timer.timed("walk", walk([os.path.abspath(r) for r in cfg.evidence],
-                                      policy.walk_limits))
+                                      policy.walk_limits, exclude))
     try:
         with timer.stage("walk_and_hash"):
             runner.run(walked, record)

@@ -10,12 +10,13 @@ batches are held, so memory does not grow with the evidence.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from hashing.hasher import HashOptions
 from hashing.types import HashRecord
 from triage.batches import INTERNAL_ERROR, HashBatch, HashTask
 from triage.executor import Executor
+from triage.identity import Location, is_within
 from triage.walk import WalkItem
 
 BATCH_BYTES = 32 << 20  # cap on archive-member bytes held by one batch
@@ -30,6 +31,7 @@ class Settled:
     record: HashRecord | None
     archive_error: bool = False
     final: bool = True  # False: our own code failed on it, so a rerun hashes it again
+    location: Location = field(kw_only=True)  # the row's identity (`triage.identity`)
 
 
 def plain_record(item: WalkItem) -> HashRecord:
@@ -46,7 +48,7 @@ def _task(item: WalkItem) -> HashTask:
     return HashTask(
         path=item.path, fs_path=None if member else (item.fs_path or item.path),
         data=item.data if member else None, size=item.size, mtime=item.mtime, kind=item.kind,
-        reason=item.reason, archive_error=item.archive_error,
+        reason=item.reason, archive_error=item.archive_error, location=item.location,
     )
 
 
@@ -54,7 +56,7 @@ def _hashed(task: HashTask, rec: HashRecord) -> Settled:
     full = replace(rec, path=task.path, size=task.size, mtime=task.mtime,
                    kind=task.kind, reason=task.reason or rec.reason)  # type: ignore[arg-type]
     return Settled(task.path, full, task.archive_error,
-                   final=not (rec.error or "").startswith(INTERNAL_ERROR))
+                   final=not (rec.error or "").startswith(INTERNAL_ERROR), location=task.location)
 
 
 class Runner:
@@ -99,22 +101,24 @@ class Runner:
         seq = 0
         # Members of an archive that changed are hashed again even when their own header
         # (size, mtime) looks unchanged: a replaced archive can repeat both with new content.
-        changed_archive: str | None = None
+        changed_archive: Location | None = None
         for item in items:
             self.walked += 1
             if item.kind == "file":
                 changed_archive = None
-            in_changed = changed_archive is not None and item.path.startswith(changed_archive)
+            in_changed = changed_archive is not None and is_within(item.location,
+                                                                   changed_archive)
             if item.status != "pending" or item.kind not in ("file", "archive_member"):
-                chunk.append(Settled(item.path, plain_record(item), item.archive_error))
+                chunk.append(Settled(item.path, plain_record(item), item.archive_error,
+                                     location=item.location))
             elif not in_changed and self.reusable(item):
-                chunk.append(Settled(item.path, None))
+                chunk.append(Settled(item.path, None, location=item.location))
                 self.reused += 1
             else:
                 tasks.append(_task(item))
                 nbytes += len(item.data or b"")
                 if item.kind == "file":
-                    changed_archive = item.path + "!/"
+                    changed_archive = item.location
             if len(chunk) >= SETTLE_CHUNK:
                 record(chunk)
                 chunk = []

@@ -10,7 +10,13 @@ The walk never writes, renames or follows anything in the evidence tree:
 - names are handled as bytes and recorded with `os.fsdecode` (surrogate escapes), so
   non-UTF-8 bytes, newlines and a leading `=` survive unchanged;
 - order is deterministic: entries sorted by their raw name bytes, depth first;
-- an unreadable directory or file, or one too deep, is an error row, never an exception.
+- an unreadable directory or file, or one too deep, is an error row, never an exception;
+- a directory or file that is the case directory, the bank store or one of their files
+  (reached through a bind mount or a hard link; `exclude`, by device and inode) is an
+  error row and is never read.
+
+Each row carries its location (`triage.identity`): the root, the path bytes below it and,
+for archive members, the chain of member indices.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from hashing.errors import TriageError
 from hashing.sniff import SNIFF_BYTES
 from triage.archives import archive_format, iter_archive
+from triage.identity import Location, fs_location
 from triage.limits import WalkItem, WalkLimits
 
 __all__ = [
@@ -82,23 +90,44 @@ def open_evidence(path: str | bytes) -> BinaryIO:
 
 DEFAULT_LIMITS = WalkLimits()
 
+# (st_dev, st_ino) -> what it is ("case directory", "bank store"): never read as evidence
+Excluded = Mapping[tuple[int, int], str]
 
-def walk(roots: Sequence[str], limits: WalkLimits = DEFAULT_LIMITS) -> Iterator[WalkItem]:
+
+@dataclass(frozen=True, slots=True)
+class _Root:
+    path: bytes
+    limits: WalkLimits
+    exclude: Excluded
+
+    def location(self, path_b: bytes) -> Location:
+        return fs_location(self.path, path_b)
+
+
+def walk(
+    roots: Sequence[str], limits: WalkLimits = DEFAULT_LIMITS, exclude: Excluded | None = None
+) -> Iterator[WalkItem]:
     """Yield every row under `roots` (files or directories), in a deterministic order.
 
-    A root that is a symlink is recorded, not followed. Never raises for what it finds.
+    A root that is a symlink is recorded, not followed. A root given twice is walked once.
+    Never raises for what it finds.
     """
+    seen: set[bytes] = set()
     for root in roots:
         root_b = os.fsencode(root)
+        if root_b in seen:
+            continue
+        seen.add(root_b)
+        r = _Root(root_b, limits, exclude or {})
         try:
             st = os.lstat(root_b)
         except OSError as exc:
-            yield _error_row(root_b, "file", exc)
+            yield _error_row(r, root_b, "file", exc)
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk_dir(root_b, limits)
+            yield from _walk_dir(r, st)
         else:
-            yield from _entry_rows(root_b, st, limits)
+            yield from _entry_rows(r, root_b, st)
 
 
 def _reason(exc: OSError) -> str:
@@ -106,7 +135,12 @@ def _reason(exc: OSError) -> str:
 
 
 def _error_row(
-    path_b: bytes, kind: str, exc: OSError, prefix: str = "", st: os.stat_result | None = None
+    r: _Root,
+    path_b: bytes,
+    kind: str,
+    exc: OSError | str,
+    prefix: str = "",
+    st: os.stat_result | None = None,
 ) -> WalkItem:
     return WalkItem(
         path=os.fsdecode(path_b),
@@ -114,8 +148,16 @@ def _error_row(
         size=st.st_size if st is not None else None,
         mtime=st.st_mtime if st is not None else None,
         status="error",
-        reason=prefix + _reason(exc),
+        reason=prefix + (exc if isinstance(exc, str) else _reason(exc)),
+        location=r.location(path_b),
     )
+
+
+def _excluded(r: _Root, st: os.stat_result) -> str | None:
+    what = r.exclude.get((st.st_dev, st.st_ino))
+    if what is None:
+        return None
+    return f"this is the {what} (same device and inode); not read as evidence"
 
 
 def _listing(dir_b: bytes) -> list[os.DirEntry[bytes]]:
@@ -123,13 +165,17 @@ def _listing(dir_b: bytes) -> list[os.DirEntry[bytes]]:
         return sorted(it, key=lambda e: e.name)
 
 
-def _walk_dir(root_b: bytes, limits: WalkLimits) -> Iterator[WalkItem]:
+def _walk_dir(r: _Root, root_st: os.stat_result) -> Iterator[WalkItem]:
     """Depth-first over a directory with an explicit stack (no recursion limit to hit)."""
+    limits = r.limits
+    # directories have no kind of their own; "special" marks a row that is not a file
+    if (why := _excluded(r, root_st)) is not None:
+        yield _error_row(r, r.path, "special", why)
+        return
     try:
-        stack = [(iter(_listing(root_b)), 1)]
+        stack = [(iter(_listing(r.path)), 1)]
     except OSError as exc:
-        # directories have no kind of their own; "special" marks a row that is not a file
-        yield _error_row(root_b, "special", exc, "cannot list directory: ")
+        yield _error_row(r, r.path, "special", exc, "cannot list directory: ")
         return
     while stack:
         entries, depth = stack[-1]
@@ -140,10 +186,12 @@ def _walk_dir(root_b: bytes, limits: WalkLimits) -> Iterator[WalkItem]:
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            yield _error_row(entry.path, "file", exc)
+            yield _error_row(r, entry.path, "file", exc)
             continue
         if not stat.S_ISDIR(st.st_mode):
-            yield from _entry_rows(entry.path, st, limits)
+            yield from _entry_rows(r, entry.path, st)
+        elif (why := _excluded(r, st)) is not None:
+            yield _error_row(r, entry.path, "special", why)
         elif depth > limits.max_dir_depth:
             yield WalkItem(
                 path=os.fsdecode(entry.path),
@@ -152,15 +200,16 @@ def _walk_dir(root_b: bytes, limits: WalkLimits) -> Iterator[WalkItem]:
                 mtime=st.st_mtime,
                 status="error",
                 reason=f"directory depth limit {limits.max_dir_depth} reached; not entered",
+                location=r.location(entry.path),
             )
         else:
             try:
                 stack.append((iter(_listing(entry.path)), depth + 1))
             except OSError as exc:
-                yield _error_row(entry.path, "special", exc, "cannot list directory: ")
+                yield _error_row(r, entry.path, "special", exc, "cannot list directory: ")
 
 
-def _entry_rows(path_b: bytes, st: os.stat_result, limits: WalkLimits) -> Iterator[WalkItem]:
+def _entry_rows(r: _Root, path_b: bytes, st: os.stat_result) -> Iterator[WalkItem]:
     """Rows for one non-directory entry, from its lstat result."""
     path = os.fsdecode(path_b)
     mode = st.st_mode
@@ -177,9 +226,10 @@ def _entry_rows(path_b: bytes, st: os.stat_result, limits: WalkLimits) -> Iterat
             status="skipped",
             reason="symlink not followed",
             link_target=target,
+            location=r.location(path_b),
         )
     elif stat.S_ISREG(mode):
-        yield from _file_rows(path_b, st, limits)
+        yield from _file_rows(r, path_b, st)
     else:
         reason = next((r for test, r in _SPECIAL_REASONS if test(mode)), "unknown file type")
         yield WalkItem(
@@ -189,23 +239,29 @@ def _entry_rows(path_b: bytes, st: os.stat_result, limits: WalkLimits) -> Iterat
             mtime=st.st_mtime,
             status="skipped",
             reason=reason,
+            location=r.location(path_b),
         )
 
 
-def _file_rows(path_b: bytes, st: os.stat_result, limits: WalkLimits) -> Iterator[WalkItem]:
+def _file_rows(r: _Root, path_b: bytes, st: os.stat_result) -> Iterator[WalkItem]:
     """The file's own row, then its members when its first bytes say it is an archive."""
     path = os.fsdecode(path_b)
+    if (why := _excluded(r, st)) is not None:
+        yield _error_row(r, path_b, "file", why, st=st)
+        return
     try:
         f = open_evidence(path_b)
     except OSError as exc:
-        yield _error_row(path_b, "file", exc, st=st)
+        yield _error_row(r, path_b, "file", exc, st=st)
         return
     with f:
         try:
             head = f.read(SNIFF_BYTES)
         except OSError as exc:
-            yield _error_row(path_b, "file", exc, st=st)
+            yield _error_row(r, path_b, "file", exc, st=st)
             return
-        yield WalkItem(path=path, kind="file", size=st.st_size, mtime=st.st_mtime, fs_path=path)
+        loc = r.location(path_b)
+        yield WalkItem(path=path, kind="file", size=st.st_size, mtime=st.st_mtime, fs_path=path,
+                       location=loc)
         if archive_format(head) is not None:
-            yield from iter_archive(f, path, st.st_size, limits)
+            yield from iter_archive(f, path, st.st_size, r.limits, location=loc)

@@ -11,6 +11,10 @@ exact. A minified file is one line long; `item` (the 1-based Media ordinal) is a
 
 `Category` codes are labelled through a `CategoryScheme`: `--scheme` if given, else the
 scheme named by the 2.0 context path (UK -> caid, anything else -> vic), else vic.
+
+Nesting is bounded (`MAX_DEPTH`) before ijson sees a byte: ijson builds a prefix string per
+event that grows with depth, so a small file nested 100k levels deep would otherwise cost
+tens of GB; `_DepthGuard` counts brackets outside strings, without recursion.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ _ALT_HASHES = {
     "whash": "whash",
 }
 _CHUNK = 1 << 16
+# Real VICS documents nest 5-6 levels (root, value, Case, Media, AlternativeHashes, item).
+MAX_DEPTH = 64
+_STRUCTURE = re.compile(rb'["\\\[\]{}]')
 _DEPTH = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
 
 
@@ -82,6 +89,44 @@ def _pieces(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
                 line += 1
 
 
+class _DepthGuard:
+    """Tracks JSON nesting depth over pieces of a document, outside strings, with no recursion.
+
+    Only the structural bytes are looked at (quotes, backslashes, brackets); a backslash in a
+    string escapes the byte after it, even across a piece boundary.
+    """
+
+    def __init__(self, path: str, limit: int = MAX_DEPTH) -> None:
+        self.path = path
+        self.limit = limit
+        self.depth = 0
+        self.in_string = False
+        self.escaped_at = -1  # offset in the current piece of a byte escaped by a backslash
+
+    def feed(self, piece: bytes, line: int) -> None:
+        for m in _STRUCTURE.finditer(piece):
+            c = piece[m.start()]
+            if self.in_string:
+                if m.start() == self.escaped_at:
+                    continue
+                if c == 0x5C:  # backslash
+                    self.escaped_at = m.start() + 1
+                elif c == 0x22:  # quote
+                    self.in_string = False
+            elif c == 0x22:
+                self.in_string = True
+            elif c in (0x5B, 0x7B):  # [ {
+                self.depth += 1
+                if self.depth > self.limit:
+                    raise HashListFormatError(
+                        self.path, line, f"JSON nested deeper than {self.limit} levels"
+                    )
+            elif c in (0x5D, 0x7D):
+                self.depth -= 1
+        # an escape pending at the very end applies to the first byte of the next piece
+        self.escaped_at = 0 if self.escaped_at == len(piece) else -1
+
+
 def _json_error(e: Exception) -> str:
     text = e.args[0] if e.args else str(e)
     if isinstance(text, bytes):
@@ -110,7 +155,9 @@ class _Reader:
         events = ijson.sendable_list()
         coro = ijson.parse_coro(events, use_float=True)
         line = 1
+        guard = _DepthGuard(self.path)
         for line, piece in _pieces(f):
+            guard.feed(piece, line)
             try:
                 coro.send(piece)
             except ijson.JSONError as e:

@@ -1,0 +1,146 @@
+"""Hostile inputs of the second hardening round, each built in memory or on disk from a seed.
+
+- label collisions: a directory `a.zip!` next to `a.zip`, and a zip member literally named
+  `inner.zip!/y.txt` next to a nested `inner.zip` holding `y.txt`; one of each colliding pair
+  is a known-bad JPEG that a last-writer-wins manifest would hide;
+- a zip with one member name that is not UTF-8 under the UTF-8 flag, among good members;
+- a zip member whose header declares a 300 MiB size while it holds a small JPEG;
+- a GNU sparse tar that is a few KiB on disk and GiBs once its holes are filled;
+- VICS JSON nested far deeper than any real export (the reader must bound depth).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthetic_fixtures.evidence import ZIP_DATE, image_bytes
+
+MiB = 1024 * 1024
+
+
+def _zip(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class Collisions:
+    root: Path
+    known_bad: bytes  # the JPEG a bank lists; two rows hold it, each shadowed by a label twin
+    benign: bytes  # the JPEG its label twins hold
+    rows: int  # manifest rows the tree must give (files and members)
+
+
+def write_label_collisions(root: Path, seed: int) -> Collisions:
+    """Evidence where two pairs of distinct items print the same label."""
+    rng = np.random.default_rng([seed, 1100])
+    bad = image_bytes(rng, "jpeg", (96, 64))
+    benign = image_bytes(rng, "jpeg", (96, 64))
+    root.mkdir(parents=True)
+    # ev/a.zip!/bad.jpg is a zip member (known-bad) and a file in the directory `a.zip!`
+    (root / "a.zip").write_bytes(_zip([("bad.jpg", bad), ("y.txt", b"in the zip\n")]))
+    (root / "a.zip!").mkdir()
+    (root / "a.zip!" / "bad.jpg").write_bytes(benign)
+    (root / "a.zip!" / "y.txt").write_bytes(b"in the directory\n")
+    # ev/outer.zip!/inner.zip!/y.txt is a member of a nested zip (known-bad) and a member of
+    # outer.zip literally named `inner.zip!/y.txt`
+    inner = _zip([("y.txt", bad)])
+    (root / "outer.zip").write_bytes(_zip([("inner.zip", inner), ("inner.zip!/y.txt", benign)]))
+    # files: a.zip, a.zip!/bad.jpg, a.zip!/y.txt, outer.zip; members: 2 + 2 + 1
+    return Collisions(root, bad, benign, rows=9)
+
+
+def zip_with_bad_utf8_name(good: list[tuple[str, bytes]], bad_name: bytes, data: bytes) -> bytes:
+    """A zip whose middle member's name is not UTF-8 although its UTF-8 flag (bit 11) is set.
+
+    zipfile refuses to write such a name, so a placeholder of the same length is written and
+    patched, with the flag, in the local header and the central directory.
+    """
+    placeholder = b"#" * len(bad_name)
+    members = [*good[:1], (placeholder.decode(), data), *good[1:]]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, payload in members:
+            zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), payload)
+    raw = bytearray(buf.getvalue())
+    for sig, flags_at, name_at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        at = raw.index(placeholder) - name_at
+        assert raw[at : at + 4] == sig
+        raw[at + flags_at + 1] |= 0x08  # bit 11: the name is UTF-8
+        raw[at + name_at : at + name_at + len(bad_name)] = bad_name
+    return bytes(raw)
+
+
+def zip_with_lying_size(name: str, data: bytes, declared: int = 300 * MiB) -> bytes:
+    """A stored zip member holding `data` whose headers declare `declared` bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data)
+    raw = bytearray(buf.getvalue())
+    size = struct.pack("<I", len(data))
+    lie = struct.pack("<I", declared)
+    # uncompressed size: local header offset 22, central directory entry offset 24
+    local = raw.index(b"PK\x03\x04")
+    assert raw[local + 22 : local + 26] == size
+    raw[local + 22 : local + 26] = lie
+    central = raw.index(b"PK\x01\x02")
+    assert raw[central + 24 : central + 28] == size
+    raw[central + 24 : central + 28] = lie
+    return bytes(raw)
+
+
+def sparse_tar(path: Path, members: int, member_bytes: int) -> None:
+    """A GNU sparse tar (`tar -S`): each member is `member_bytes` long, all hole but its last
+    512 bytes, so the tar is a few KiB. Made with GNU tar from sparse files in a scratch
+    directory next to `path` (tarfile can read sparse members but not write them)."""
+    scratch = path.parent / f".{path.name}.src"
+    scratch.mkdir()
+    try:
+        for k in range(members):
+            with open(scratch / f"hole{k:02d}.bin", "wb") as f:
+                f.truncate(member_bytes - 512)
+                f.seek(member_bytes - 512)
+                f.write(bytes([k + 1]) * 512)
+        subprocess.run(["tar", "--format=gnu", "-S", "-cf", str(path), "-C", str(scratch),
+                        *sorted(os.listdir(scratch))], check=True, capture_output=True)
+    finally:
+        shutil.rmtree(scratch)
+
+
+def deep_vics(depth: int) -> bytes:
+    """A VICS-looking document whose one Media record nests `depth` arrays deep."""
+    head = b'{"odata.metadata": "x/DataModels/1.3.xml#Cases", "value": [{"MD5": "'
+    head += b"0" * 32 + b'", "Deep": '
+    return head + b"[" * depth + b"]" * depth + b"}]}\n"
+
+
+def write_round2(root: Path, seed: int) -> dict[str, Path]:
+    """The archive cases above as files under `root`; returns name -> path."""
+    rng = np.random.default_rng([seed, 1200])
+    jpeg = image_bytes(rng, "jpeg", (64, 48))
+    root.mkdir(parents=True, exist_ok=True)
+    out = {
+        "bad_utf8.zip": zip_with_bad_utf8_name(
+            [("first.txt", b"first\n"), ("last.jpg", jpeg)], b"caf\xe9\xff.jpg", jpeg
+        ),
+        "lying_size.zip": zip_with_lying_size("known.jpg", jpeg),
+    }
+    paths = {}
+    for name, data in out.items():
+        (root / name).write_bytes(data)
+        paths[name] = root / name
+    paths["sparse.tar"] = root / "sparse.tar"
+    sparse_tar(paths["sparse.tar"], members=24, member_bytes=200 * MiB)
+    return paths
