@@ -105,7 +105,7 @@ def fill_case(case: Path, n: int, seed: int) -> list[HashRecord]:
                 rec = synthetic_record(k, rng, bases)
                 if k % 10_000 in (5, 3_005) or (k % 100 == 0 and k % 10_000 < 100):
                     picks.append(rec)
-                rows.append((rec.to_dict(), rec.path, True))
+                rows.append((rec.to_dict(), os.fsencode(rec.path), True))  # a unique row key
             db.put(run, "bench", rows)
     return picks
 
