@@ -1,14 +1,16 @@
-"""Importing one hash list into one bank, as a single SQLite transaction.
+"""Importing one hash list into one bank: staged, checked, then merged in one transaction.
 
-Records stream from the parser straight into the open transaction; invalid ones are collected.
-At the end the transaction commits (no rejections, or `skip_invalid`) or rolls back, so an
-all-or-nothing import that meets one bad record writes nothing, whatever the list's size, and a
-process killed mid-import leaves the previous state (SQLite discards the open transaction).
+The parser's batches go to temp tables (`index.staging`) where repeats and conflicts inside
+the file are found; then, unless an all-or-nothing import met invalid records, one write
+transaction merges the list into the bank by set operations. A rejected list writes nothing,
+whatever its size, and a process killed mid-import leaves the previous state (SQLite discards
+the open transaction; temp tables die with the connection).
 
 Identity: a bank holds each (algorithm, hash) once. Re-importing the same list finds every row
-present and changes nothing; a newer list version updates labels in place. Within one file a
-repeated hash or id is accepted when its data is identical and rejected when it conflicts.
-Retraction is sticky: re-importing a retracted hash does not bring it back.
+present and changes nothing; a newer list version updates labels in place. With `replace` the
+list is the bank's whole new version: entries it no longer holds are retracted, kept in the
+history with the import (and version) that dropped them, and reinstated if a later version
+lists them again. A retraction by hand is sticky: re-importing that hash does not bring it back.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import replace as replace_result
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,10 @@ from index.errors import BankError, HashListFormatError
 from index.ingest import csv as csv_list
 from index.ingest import hashlist, nsrl, pdq, vics
 from index.ingest.detect import detect_format
-from index.ingest.records import ParsedRecord, ParseOptions, Record, RejectedRecord
+from index.ingest.records import Batch, ParseOptions, Record, batched
+from index.staging import LABELS, Staged, Staging, entry_id, same_as_entry
+from index.staging import drop as drop_staging
+from index.store_schema import transaction
 
 Parser = Callable[[str, ParseOptions], Iterator[Record]]
 PARSERS: dict[str, Parser] = {
@@ -40,27 +46,11 @@ PARSERS: dict[str, Parser] = {
     "vics": vics.parse,
     "nsrl": nsrl.parse,
 }
+BatchParser = Callable[[str, ParseOptions], Iterator[Batch]]
+BATCHES: dict[str, BatchParser] = {
+    name: (lambda p, o, parse=parse: batched(parse(p, o))) for name, parse in PARSERS.items()
+}
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-Labels = tuple[str, int | None, str | None, int | None, str | None, str | None, int]
-_LABEL_COLUMNS = "entry_id, quality, category, vic_category, caid_category, series, known_good"
-_INSERT = (
-    f"INSERT INTO entries (bank_id, algorithm, hash, {_LABEL_COLUMNS}, import_id, line)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (bank_id, algorithm, hash) DO NOTHING"
-)
-_FIND = (
-    f"SELECT id, import_id, line, {_LABEL_COLUMNS} FROM entries"
-    " WHERE bank_id = ? AND algorithm = ? AND hash = ?"
-)
-_BY_ID = (
-    f"SELECT id, algorithm, hash, line, {_LABEL_COLUMNS} FROM entries"
-    " WHERE bank_id = ? AND entry_id = ? AND import_id = ?"
-)
-_UPDATE = (
-    "UPDATE entries SET entry_id = ?, quality = ?, category = ?, vic_category = ?,"
-    " caid_category = ?, series = ?, known_good = ?, import_id = ?, line = ? WHERE id = ?"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
@@ -75,6 +65,7 @@ class ImportOptions:
     version: str | None = None
     scheme: str | None = None  # "vic", "caid" or a scheme file
     skip_invalid: bool = False
+    replace: bool = False  # the list is the bank's full new version: retract what it lacks
 
 
 def now() -> str:
@@ -117,119 +108,111 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-class Importer:
-    """Applies parsed records to one bank inside the caller's open transaction."""
+IDS_CAP = 10_000  # entry ids listed per kind in a report (the counts are always complete)
 
-    def __init__(self, con: sqlite3.Connection, bank_id: int, import_id: int) -> None:
-        self.con = con
-        self.bank_id = bank_id
-        self.import_id = import_id
-        self.added = self.updated = self.unchanged = self.duplicates = 0
-        self.touched: set[str] = set()  # algorithms that gained rows
 
-    def apply(self, rec: ParsedRecord) -> str | None:
-        """Write one record; return a rejection reason instead (writing nothing) on a conflict.
+def stage_file(
+    con: sqlite3.Connection, path: str, fmt: str, parse_options: ParseOptions
+) -> Staging:
+    """Parse `path` into temp tables on `con` (checks not yet run: see `Staging.finish`).
 
-        Insert-first: a new hash costs one statement; only a hash already in the bank is read
-        back, to tell a repeat in this file, a conflict in this file, or a re-import apart.
-        """
-        entry_id = rec.entry_id if rec.entry_id is not None else rec.hashes[0][1]
-        mine = {(a, h): _labels(rec, a, entry_id) for a, h in rec.hashes}
-        inserted: list[tuple[int, str]] = []
-        existing: list[tuple[Any, ...]] = []
-        reason = None
-        for (algo, h), labels in mine.items():
-            cur = self.con.execute(
-                _INSERT, (self.bank_id, algo, h, *labels, self.import_id, rec.line)
+    Raises `Rollback` (with what was found before it) when the file is unreadable part-way.
+    The staging tables stay until `drop_staging(con)` or the next staging on `con`.
+    """
+    staging = Staging(con)
+    try:
+        with transaction(con, write=False):  # writes only temp tables: takes no store lock
+            for batch in BATCHES[fmt](path, parse_options):
+                staging.add(batch)
+    except HashListFormatError as e:
+        raise Rollback(
+            ImportResult(
+                bank="", file=path, format=fmt, status="rejected",
+                rejected=staging.sorted_rejected(), notes=dict(staging.notes),
+                error=error_text(e),
             )
-            if cur.rowcount == 1:
-                inserted.append((cur.lastrowid or 0, algo))
-                continue
-            found = self.con.execute(_FIND, (self.bank_id, algo, h)).fetchone()
-            if found[1] == self.import_id and tuple(found[3:]) != labels:
-                reason = f"duplicate {algo} hash with different data than line {found[2]}"
-                break
-            existing.append((found, labels))
-        if reason is None and rec.entry_id is not None:
-            reason = self._id_conflict(entry_id, mine, {pk for pk, _ in inserted})
-        if reason is not None:
-            self.con.executemany("DELETE FROM entries WHERE id = ?", [(pk,) for pk, _ in inserted])
-            return reason
-        self.added += len(inserted)
-        self.touched.update(algo for _, algo in inserted)
-        if not inserted and all(found[1] == self.import_id for found, _ in existing):
-            self.duplicates += 1
-            return None
-        for found, labels in existing:
-            if found[1] == self.import_id:
-                continue
-            if tuple(found[3:]) == labels:
-                self.unchanged += 1
-            else:
-                self.updated += 1
-            self.con.execute(_UPDATE, (*labels, self.import_id, rec.line, found[0]))
-        return None
-
-    def _id_conflict(
-        self, entry_id: str, mine: dict[tuple[str, str], Labels], inserted: set[int]
-    ) -> str | None:
-        """An explicit id seen earlier in this file must come with the same hashes and labels."""
-        prior = [
-            r
-            for r in self.con.execute(_BY_ID, (self.bank_id, entry_id, self.import_id))
-            if r[0] not in inserted
-        ]
-        if not prior:
-            return None
-        theirs = {(r[1], r[2]): tuple(r[4:]) for r in prior}
-        if inserted or theirs != mine:
-            return f"duplicate id {entry_id!r} with different data than line {prior[0][3]}"
-        return None
+        ) from None
+    return staging
 
 
-def _labels(rec: ParsedRecord, algorithm: str, entry_id: str) -> Labels:
-    # quality describes a perceptual hash; a digest of the same file has none
-    quality = rec.quality if spec(algorithm).kind == "perceptual" else None
-    return (
-        entry_id,
-        quality,
-        rec.category,
-        rec.vic_category,
-        rec.caid_category,
-        rec.series,
-        int(rec.known_good),
+def check_options(options: ImportOptions) -> None:
+    """Refuse option combinations that would lose data."""
+    if options.replace and options.skip_invalid:
+        raise BankError(
+            "--replace with --skip-invalid would retract the entries of every record skipped:"
+            " a replacing list must be valid as a whole"
+        )
+    if options.replace and not options.version:
+        raise BankError(
+            "--replace needs --version: the history records which version dropped an entry"
+        )
+
+
+def parse_options_for(options: ImportOptions, scheme: CategoryScheme | None) -> ParseOptions:
+    return ParseOptions(
+        algo=options.algo, category=options.category, scheme=scheme,
+        known_good=options.known_good,
     )
 
 
-def import_into(
-    con: sqlite3.Connection,
-    path: str,
-    options: ImportOptions,
-    fmt: str,
-    parse_options: ParseOptions,
-    scheme_name: str | None,
-) -> tuple[ImportResult, set[str]]:
-    """Run the whole import inside one transaction (already begun by the caller).
+def refused(options: ImportOptions, path: str, fmt: str, staged: Staged) -> ImportResult:
+    """The result of an all-or-nothing import that met invalid records."""
+    return ImportResult(
+        bank=options.bank, file=path, format=fmt, status="rejected", version=options.version,
+        replace=options.replace, records=staged.records, duplicates=staged.duplicates,
+        rejected=staged.rejected, notes=staged.notes, skip_invalid=options.skip_invalid,
+    )
 
-    Returns the result and the algorithms whose rows changed. Raises `_Rollback` (carrying
-    the result) when the import must not be committed.
+
+def validate(path: str, options: ImportOptions) -> ImportResult:
+    """`bank validate`: the import's checks and report, in a throwaway database, writing nothing.
+
+    Status "valid" or "invalid"; `records` and `added` say what an import into an empty bank
+    would hold. Raises HashListFormatError/OSError/BankError as an import would.
     """
-    stamp = now()
+    fmt, scheme, _ = resolve(path, options)
+    con = sqlite3.connect("", isolation_level=None)  # a private temp file, deleted on close
+    try:
+        con.execute("PRAGMA temp_store=FILE")
+        try:
+            staged = stage_file(con, path, fmt, parse_options_for(options, scheme)).finish()
+        except Rollback as r:
+            return replace_result(r.result, bank=options.bank, status="invalid")
+        return ImportResult(
+            bank=options.bank, file=path, format=fmt,
+            status="invalid" if staged.rejected else "valid", version=options.version,
+            replace=options.replace, records=staged.records, added=staged.hashes,
+            duplicates=staged.duplicates, rejected=staged.rejected, notes=staged.notes,
+            skip_invalid=options.skip_invalid,
+        )
+    finally:
+        con.close()
+
+
+def _ids(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> tuple[list[str], bool]:
+    ids = [i for (i,) in con.execute(sql + f" LIMIT {IDS_CAP + 1}", args)]
+    return ids[:IDS_CAP], len(ids) > IDS_CAP
+
+
+_MATCH = "e.bank_id = ? AND e.algorithm = u.algorithm AND e.hash = u.hash"
+_FROM_UNIQ = " FROM temp.uniq u JOIN temp.labels l ON l.id = u.label"
+_SAME = same_as_entry("e", "u", "l")
+_COLUMNS = f"entry_id, {', '.join(LABELS)}"
+_VALUES = f"{entry_id('u')}, {', '.join('l.' + c for c in LABELS)}"
+
+
+def _bank_and_import(
+    con: sqlite3.Connection, path: str, options: ImportOptions, fmt: str,
+    scheme_name: str | None, stamp: str,
+) -> tuple[int, int]:
     known_good = options.known_good or fmt == "nsrl"
     row = con.execute("SELECT id FROM banks WHERE name = ?", (options.bank,)).fetchone()
     if row is None:
         bank_id = con.execute(
             "INSERT INTO banks (name, source, list_name, version, imported_at, known_good, scheme)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                options.bank,
-                options.source,
-                Path(path).name,
-                options.version,
-                stamp,
-                int(known_good),
-                scheme_name,
-            ),
+            (options.bank, options.source, Path(path).name, options.version, stamp,
+             int(known_good), scheme_name),
         ).lastrowid
     else:
         bank_id = row[0]
@@ -239,66 +222,207 @@ def import_into(
         (bank_id, str(Path(path).resolve()), file_sha256(path), fmt, options.version, stamp),
     ).lastrowid
     assert bank_id is not None and import_id is not None
-    importer = Importer(con, bank_id, import_id)
-    rejected: list[RejectedRecord] = []
-    notes: Counter[str] = Counter()
-    try:
-        for rec in PARSERS[fmt](path, parse_options):
-            if isinstance(rec, RejectedRecord):
-                rejected.append(rec)
-                continue
-            notes.update(rec.notes)
-            reason = importer.apply(rec)
-            if reason is not None:
-                rejected.append(RejectedRecord(rec.line, reason, rec.item))
-    except HashListFormatError as e:
-        # the file is unreadable past this point: report it with what was found before it
-        raise Rollback(
-            ImportResult(
-                bank=options.bank,
-                file=path,
-                format=fmt,
-                status="rejected",
-                rejected=tuple(rejected),
-                notes=dict(notes),
-                error=error_text(e),
-                skip_invalid=options.skip_invalid,
-            )
-        ) from None
-    result = ImportResult(
-        bank=options.bank,
-        file=path,
-        format=fmt,
-        status="imported" if options.skip_invalid or not rejected else "rejected",
-        added=importer.added,
-        updated=importer.updated,
-        unchanged=importer.unchanged,
-        duplicates=importer.duplicates,
-        rejected=tuple(rejected),
-        notes=dict(notes),
-        skip_invalid=options.skip_invalid,
-    )
-    if result.status == "rejected":
-        raise Rollback(result)
+    return bank_id, import_id
+
+
+def _finish_bank(
+    con: sqlite3.Connection, path: str, options: ImportOptions, fmt: str,
+    scheme_name: str | None, stamp: str, bank_id: int, import_id: int, result: ImportResult,
+) -> None:
+    known_good = options.known_good or fmt == "nsrl"
     con.execute(
         "UPDATE imports SET added = ?, updated = ?, unchanged = ?, rejected = ? WHERE id = ?",
-        (result.added, result.updated, result.unchanged, len(rejected), import_id),
+        (result.added, result.updated, result.unchanged, len(result.rejected), import_id),
     )
     con.execute(
         "UPDATE banks SET source = COALESCE(?, source), version = COALESCE(?, version),"
         " list_name = ?, imported_at = ?, known_good = MAX(known_good, ?),"
         " scheme = COALESCE(?, scheme) WHERE id = ?",
-        (
-            options.source,
-            options.version,
-            Path(path).name,
-            stamp,
-            int(known_good),
-            scheme_name,
-            bank_id,
-        ),
+        (options.source, options.version, Path(path).name, stamp, int(known_good), scheme_name,
+         bank_id),
     )
-    return result, importer.touched
+
+
+def import_fresh(
+    con: sqlite3.Connection, path: str, options: ImportOptions, fmt: str,
+    staging: Staging, scheme_name: str | None,
+) -> tuple[ImportResult, set[str]] | None:
+    """The common first import: a bank with no entries yet and a list that repeats nothing.
+
+    Inserts the staged rows straight into `entries` in sorted order; the store's unique key
+    notices any repeat, in which case the insert is undone and None returned (the caller then
+    runs the full checks). Runs inside the caller's write transaction.
+    """
+    if staging.explicit:
+        return None  # repeated explicit ids need the id check
+    row = con.execute(
+        "SELECT b.id FROM banks b WHERE b.name = ? AND EXISTS"
+        " (SELECT 1 FROM entries e WHERE e.bank_id = b.id)",
+        (options.bank,),
+    ).fetchone()
+    if row is not None:
+        return None
+    stamp = now()
+    con.execute("SAVEPOINT fresh")
+    bank_id, import_id = _bank_and_import(con, path, options, fmt, scheme_name, stamp)
+    with bulk_indexes(con, staging.rows):
+        added = con.execute(
+            f"INSERT INTO entries (bank_id, algorithm, hash, {_COLUMNS}, import_id, line)"
+            f" SELECT ?, u.algorithm, u.hash, {_VALUES}, ?, u.line FROM temp.stage u"
+            " JOIN temp.labels l ON l.id = u.label ORDER BY u.algorithm, u.hash"
+            " ON CONFLICT DO NOTHING",
+            (bank_id, import_id),
+        ).rowcount
+        if added != staging.rows:
+            con.execute("ROLLBACK TO fresh")
+            con.execute("RELEASE fresh")
+            return None
+    ids, truncated = _ids(con, "SELECT entry_id FROM entries WHERE import_id = ?", (import_id,))
+    result = ImportResult(
+        bank=options.bank, file=path, format=fmt, status="imported", version=options.version,
+        replace=options.replace, records=staging.records, added=added,
+        ids={"added": ids, "changed": [], "retracted": [], "reinstated": []},
+        ids_truncated=truncated, rejected=staging.sorted_rejected(), notes=dict(staging.notes),
+        skip_invalid=options.skip_invalid,
+    )
+    _finish_bank(con, path, options, fmt, scheme_name, stamp, bank_id, import_id, result)
+    con.execute("RELEASE fresh")
+    return result, set(staging.algorithms)
+
+
+_SECONDARY = {
+    "entries_by_hash": "CREATE INDEX IF NOT EXISTS entries_by_hash ON entries"
+    " (algorithm, hash, retracted, bank_id)",
+    "entries_by_id": "CREATE INDEX IF NOT EXISTS entries_by_id ON entries (bank_id, entry_id)",
+}
+
+
+@contextmanager
+def bulk_indexes(con: sqlite3.Connection, rows: int) -> Iterator[None]:
+    """For an insert large against the table, build the secondary indexes after it (one sort
+    each) instead of updating them row by row. Inside the caller's transaction: a crash or
+    rollback restores them with everything else."""
+    (total,) = con.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
+    if rows < 100_000 or rows < total // 2:
+        yield
+        return
+    for name in _SECONDARY:
+        con.execute(f"DROP INDEX IF EXISTS {name}")
+    try:
+        yield
+    finally:
+        for sql in _SECONDARY.values():
+            con.execute(sql)
+
+
+def import_into(
+    con: sqlite3.Connection,
+    path: str,
+    options: ImportOptions,
+    fmt: str,
+    staged: Staged,
+    scheme_name: str | None,
+) -> tuple[ImportResult, set[str]]:
+    """Merge a staged list into its bank inside one transaction (already begun by the caller).
+
+    Set operations over `temp.uniq`: new hashes are inserted in sorted order, changed labels
+    updated, entries dropped by an earlier `--replace` and listed again reinstated (a
+    retraction by hand stays), and with `options.replace` every active entry the list no
+    longer holds is retracted with this import recorded as the one that dropped it.
+    Returns the result and the algorithms whose matchable rows changed.
+    """
+    stamp = now()
+    bank_id, import_id = _bank_and_import(con, path, options, fmt, scheme_name, stamp)
+    touched: set[str] = set()
+    truncated = False
+
+    reinstated = con.execute(
+        "UPDATE entries AS e SET retracted = 0, retracted_at = NULL, retract_reason = NULL,"
+        " retracted_import = NULL FROM temp.uniq u WHERE " + _MATCH + " AND e.retracted = 1"
+        " AND e.retracted_import IS NOT NULL RETURNING algorithm, entry_id",
+        (bank_id,),
+    ).fetchall()
+    touched.update(a for a, _ in reinstated)
+    (existing, same) = con.execute(
+        f"SELECT COUNT(*), COALESCE(SUM({_SAME}), 0){_FROM_UNIQ} JOIN entries e ON {_MATCH}",
+        (bank_id,),
+    ).fetchone()
+    changed_ids, t = _ids(
+        con,
+        f"SELECT DISTINCT {entry_id('u')}{_FROM_UNIQ} JOIN entries e ON {_MATCH}"
+        f" WHERE NOT ({_SAME})",
+        (bank_id,),
+    )
+    truncated |= t
+    if existing != same:
+        con.execute(
+            f"UPDATE entries AS e SET ({_COLUMNS}, import_id, line) = ({_VALUES}, ?, u.line)"
+            f"{_FROM_UNIQ} WHERE {_MATCH} AND NOT ({_SAME})",
+            (import_id, bank_id),
+        )
+    new = f"{_FROM_UNIQ} WHERE u.algorithm = ? AND NOT EXISTS (SELECT 1 FROM entries e WHERE {_MATCH})"
+    added_ids: list[str] = []
+    added = 0
+    with bulk_indexes(con, staged.hashes):
+        for algo in sorted(staged.algorithms):
+            if len(added_ids) < IDS_CAP:
+                more, t = _ids(con, f"SELECT DISTINCT {entry_id('u')}{new}", (algo, bank_id))
+                added_ids.extend(i for i in more if i not in added_ids)
+                truncated |= t
+            n = con.execute(
+                f"INSERT INTO entries (bank_id, algorithm, hash, {_COLUMNS}, import_id, line)"
+                f" SELECT ?, u.algorithm, u.hash, {_VALUES}, ?, u.line{new} ORDER BY u.hash",
+                (bank_id, import_id, algo, bank_id),
+            ).rowcount
+            added += n
+            if n:
+                touched.add(algo)
+    if len(added_ids) > IDS_CAP:
+        added_ids, truncated = added_ids[:IDS_CAP], True
+    retracted: list[tuple[str, str]] = []
+    if options.replace:
+        retracted = con.execute(
+            "UPDATE entries AS e SET retracted = 1, retracted_at = ?, retract_reason = ?,"
+            " retracted_import = ? WHERE e.bank_id = ? AND e.retracted = 0 AND NOT EXISTS"
+            " (SELECT 1 FROM temp.uniq u WHERE u.algorithm = e.algorithm AND u.hash = e.hash)"
+            " RETURNING algorithm, entry_id",
+            (stamp, f"not in list version {options.version}", import_id, bank_id),
+        ).fetchall()
+        touched.update(a for a, _ in retracted)
+
+    def distinct(pairs: list[tuple[str, str]]) -> list[str]:
+        nonlocal truncated
+        ids = sorted({i for _, i in pairs})
+        truncated |= len(ids) > IDS_CAP
+        return ids[:IDS_CAP]
+
+    result = ImportResult(
+        bank=options.bank,
+        file=path,
+        format=fmt,
+        status="imported",
+        version=options.version,
+        replace=options.replace,
+        records=staged.records,
+        added=added,
+        updated=existing - same,
+        unchanged=same,
+        duplicates=staged.duplicates,
+        retracted=len(retracted),
+        reinstated=len(reinstated),
+        ids={
+            "added": added_ids,
+            "changed": changed_ids,
+            "retracted": distinct(retracted),
+            "reinstated": distinct(reinstated),
+        },
+        ids_truncated=truncated,
+        rejected=staged.rejected,
+        notes=staged.notes,
+        skip_invalid=options.skip_invalid,
+    )
+    _finish_bank(con, path, options, fmt, scheme_name, stamp, bank_id, import_id, result)
+    return result, touched
 
 
 class Rollback(Exception):

@@ -94,11 +94,18 @@ class ImportResult:
     bank: str
     file: str
     format: str
-    status: str  # "imported" | "rejected"
+    status: str  # "imported" | "rejected" | "valid" | "invalid" (bank validate)
+    version: str | None = None
+    replace: bool = False
+    records: int = 0  # valid records in the list
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     duplicates: int = 0
+    retracted: int = 0  # active entries the list (with replace) no longer holds
+    reinstated: int = 0  # entries an earlier replace dropped, listed again
+    ids: dict[str, list[str]] = field(default_factory=dict)  # kind -> entry ids (capped)
+    ids_truncated: bool = False
     rejected: tuple[RejectedRecord, ...] = ()
     notes: dict[str, int] = field(default_factory=dict)
     error: str | None = None  # a whole-file problem (not JSON, no header, ...)
@@ -111,11 +118,18 @@ class ImportResult:
             "file": self.file,
             "format": self.format,
             "status": self.status,
+            "version": self.version,
+            "replace": self.replace,
             "skip_invalid": self.skip_invalid,
+            "records": self.records,
             "added": self.added,
             "updated": self.updated,
             "unchanged": self.unchanged,
             "duplicates": self.duplicates,
+            "retracted": self.retracted,
+            "reinstated": self.reinstated,
+            "ids": self.ids,
+            "ids_truncated": self.ids_truncated,
             "rejected_count": len(self.rejected),
             "rejected": [
                 {"line": r.line, "item": r.item, "reason": r.reason} for r in self.rejected

@@ -31,9 +31,15 @@ from index.bank_import import (
     ImportOptions,
     Rollback,
     check_bank_name,
+    check_options,
+    drop_staging,
     error_text,
+    import_fresh,
     import_into,
+    parse_options_for,
+    refused,
     resolve,
+    stage_file,
 )
 from index.bank_index import BankMatcher, build, bump
 from index.bank_types import (
@@ -47,7 +53,7 @@ from index.bank_types import (
     RetractResult,
 )
 from index.errors import BankError, HashListFormatError
-from index.ingest.records import ParseOptions, is_skippable
+from index.ingest.records import is_skippable
 from index.store_schema import connect, transaction
 
 __all__ = [
@@ -138,20 +144,22 @@ class BankStore:
         The JSON report is written in both cases (default under `<store>/reports/`).
         """
         check_bank_name(options.bank)
+        check_options(options)
         fmt = options.format
         touched: set[str] = set()
         try:
             fmt, scheme, scheme_name = resolve(path, options)
-            parse_options = ParseOptions(
-                algo=options.algo,
-                category=options.category,
-                scheme=scheme,
-                known_good=options.known_good,
-            )
+            staging = stage_file(self.con, path, fmt, parse_options_for(options, scheme))
+            if staging.rejected and not options.skip_invalid:
+                raise Rollback(refused(options, path, fmt, staging.finish()))
             with transaction(self.con):
-                result, touched = import_into(
-                    self.con, path, options, fmt, parse_options, scheme_name
-                )
+                done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
+                if done is None:
+                    staged = staging.finish()
+                    if staged.rejected and not options.skip_invalid:
+                        raise Rollback(refused(options, path, fmt, staged))
+                    done = import_into(self.con, path, options, fmt, staged, scheme_name)
+                result, touched = done
                 bump(self.con, touched)
         except sqlite3.Error as e:
             # the store, not the list, is at fault (full disk, I/O error): not a rejection
@@ -159,12 +167,17 @@ class BankStore:
                 f"{self.dir}: cannot write the bank store, nothing was imported: {_cause(e)}"
             ) from e
         except Rollback as r:
-            result = r.result
+            result = replace(r.result, bank=options.bank, skip_invalid=options.skip_invalid)
         except (HashListFormatError, OSError) as e:
             error = error_text(e) if isinstance(e, HashListFormatError) else str(e)
             result = ImportResult(
                 options.bank, path, fmt, "rejected", error=error, skip_invalid=options.skip_invalid
             )
+        finally:
+            try:
+                drop_staging(self.con)
+            except sqlite3.Error:
+                pass  # the temp tables die with the connection anyway
         report = report_path or os.path.join(
             self.dir,
             "reports",
@@ -208,11 +221,13 @@ class BankStore:
         return BankDetail(info, per_algo, imports)
 
     def history(self, name: str) -> list[dict[str, object]]:
-        """Every entry of the bank, retracted ones included, with retraction time and reason."""
+        """Every entry of the bank, retracted ones included, with retraction time and reason (and
+        the list version that dropped it, for entries a replacing import retracted)."""
         bank_id = self._bank_id(name)
         cur = self.con.execute(
-            "SELECT entry_id, algorithm, hash, retracted, retracted_at, retract_reason"
-            " FROM entries WHERE bank_id = ? ORDER BY id",
+            "SELECT e.entry_id, e.algorithm, e.hash, e.retracted, e.retracted_at,"
+            " e.retract_reason, i.version AS retracted_version FROM entries e"
+            " LEFT JOIN imports i ON i.id = e.retracted_import WHERE e.bank_id = ? ORDER BY e.id",
             (bank_id,),
         )
         keys = [d[0] for d in cur.description]

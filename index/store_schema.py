@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS entries (
     retracted INTEGER NOT NULL DEFAULT 0,
     retracted_at TEXT,
     retract_reason TEXT,
+    retracted_import INTEGER REFERENCES imports(id),  -- the replacing import that dropped it
     import_id INTEGER NOT NULL REFERENCES imports(id),
     line INTEGER NOT NULL,
     UNIQUE (bank_id, algorithm, hash)
@@ -109,7 +110,28 @@ def connect(path: str) -> sqlite3.Connection:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+    _migrate(con)
+    # the staging tables of an import: sorting 10^7 rows must not hold them all in memory
+    con.execute("PRAGMA temp_store=FILE")
     return con
+
+
+_ADDED_COLUMNS = (("entries", "retracted_import", "INTEGER REFERENCES imports(id)"),)
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Add the columns later versions introduced to a store created by an earlier one."""
+    for table, column, decl in _ADDED_COLUMNS:
+        names = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+        if column not in names:
+            with transaction(con):
+                names = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                if column not in names:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                    con.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                        (str(SCHEMA_VERSION),),
+                    )
 
 
 @contextmanager

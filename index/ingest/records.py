@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from hashing import codec
 from hashing.errors import HashFormatError, UnknownAlgorithmError
 from index.categories import CategoryScheme
+from index.errors import HashListFormatError
 
 BOM = b"\xef\xbb\xbf"
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
@@ -153,3 +154,75 @@ def parse_lines(path: str, record: Callable[[int, str], Record]) -> Iterator[Rec
                 yield RejectedRecord(line, "not valid UTF-8")
             elif not is_skippable(text):
                 yield record(line, text)
+
+
+# The labels one staged hash carries besides its id:
+# (explicit_id, quality, category, vic_category, caid_category, series, known_good).
+Labels = tuple[int, int | None, str | None, int | None, str | None, str | None, int]
+# Staged rows come in three shapes, so that what a whole batch shares is not bound per row:
+#   "line":  (line, hash)                    key = line, entry id = the hash itself
+#   "keyed": (line, hash, entry_id | None)   key = line (None: the hash is the id)
+#   "item":  (item, line, hash, entry_id | None)   key = item (VICS Media ordinal)
+GroupKey = tuple[str, Labels, str]  # (algorithm, labels, shape)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Several records of one list as staged rows grouped by what they share, plus the records
+    rejected among them. `key` is unique per record of one file."""
+
+    groups: dict[GroupKey, list[tuple[Any, ...]]]
+    rejected: list[RejectedRecord]
+    notes: dict[str, int]
+    records: int  # valid records in `groups`
+
+    @classmethod
+    def empty(cls) -> Batch:
+        return cls({}, [], {}, 0)
+
+    def add_record(self, rec: ParsedRecord, perceptual: frozenset[str]) -> None:
+        """Stage one parsed record (quality is kept only on perceptual hashes)."""
+        entry_id = rec.entry_id if rec.entry_id is not None else rec.hashes[0][1]
+        explicit = int(rec.entry_id is not None)
+        for algo, h in rec.hashes:
+            labels: Labels = (
+                explicit, rec.quality if algo in perceptual else None, rec.category,
+                rec.vic_category, rec.caid_category, rec.series, int(rec.known_good),
+            )
+            entry = None if entry_id == h else entry_id
+            if rec.item is not None:
+                self.groups.setdefault((algo, labels, "item"), []).append(
+                    (rec.item, rec.line, h, entry)
+                )
+            else:
+                self.groups.setdefault((algo, labels, "keyed"), []).append((rec.line, h, entry))
+        self.records += 1
+        for note in rec.notes:
+            self.notes[note] = self.notes.get(note, 0) + 1
+
+    def size(self) -> int:
+        return sum(map(len, self.groups.values())) + len(self.rejected)
+
+
+def batched(records: Iterator[Record], size: int = 20_000) -> Iterator[Batch]:
+    """Group a parser's records into batches (the generic path, and the fallback of fast ones)."""
+    from hashing.registry import PERCEPTUAL
+
+    perceptual = frozenset(PERCEPTUAL)
+    batch = Batch.empty()
+    n = 0
+    try:
+        for rec in records:
+            if isinstance(rec, RejectedRecord):
+                batch.rejected.append(rec)
+            else:
+                batch.add_record(rec, perceptual)
+            n += 1
+            if n >= size:
+                yield batch
+                batch, n = Batch.empty(), 0
+    except HashListFormatError:
+        yield batch  # what came before an unreadable part is still reported
+        raise
+    if n or batch.notes:
+        yield batch
