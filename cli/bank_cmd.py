@@ -16,7 +16,7 @@ import click
 
 from hashing.errors import TriageError
 from index.bank_export import FORMATS as EXPORT_FORMATS
-from index.bank_import import PARSERS, ImportOptions
+from index.bank_import import PARSERS, ImportOptions, validate_file
 from index.bank_types import BankInfo, ImportRejectedError, ImportResult
 from index.banks import BankStore
 
@@ -60,6 +60,12 @@ def bank() -> None:
 @click.option("--version", "list_version", default=None, help="List version.")
 @click.option("--scheme", default=None, help="Category scheme: vic, caid or a JSON scheme file.")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid records, report the rest.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="The list is the bank's full new version: retract entries it no longer holds"
+    " (needs --version; kept in the history with the version that dropped them).",
+)
 @click.option("--report", "report", default=None, help="JSON report path.")
 @store_option
 def import_cmd(
@@ -73,6 +79,7 @@ def import_cmd(
     list_version: str | None,
     scheme: str | None,
     skip_invalid: bool,
+    replace: bool,
     report: str | None,
     store_dir: str | None,
 ) -> None:
@@ -87,6 +94,7 @@ def import_cmd(
         version=list_version,
         scheme=scheme,
         skip_invalid=skip_invalid,
+        replace=replace,
     )
     try:
         with _open(store_dir) as store:
@@ -101,8 +109,40 @@ def import_cmd(
     click.echo(
         f"bank {result.bank}: {result.added} added, {result.updated} updated, "
         f"{result.unchanged} unchanged, {result.duplicates} repeated, "
+        f"{result.retracted} retracted, {result.reinstated} reinstated, "
         f"{len(result.rejected)} rejected (report: {result.report_path})"
     )
+
+
+@bank.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(("auto", *PARSERS)), default="auto", show_default=True
+)
+@click.option("--algo", default=None, help="Algorithm of a plain hash list (needed for 64/16 hex).")
+@click.option("--scheme", default=None, help="Category scheme: vic, caid or a JSON scheme file.")
+@click.option("--report", "report", default=None, help="Also write the JSON report here.")
+def validate_cmd(
+    file: str, fmt: str, algo: str | None, scheme: str | None, report: str | None
+) -> None:
+    """Check hash list FILE as an import would and print its JSON report; writes nothing.
+
+    Exit status 0 when every record is valid, 2 when any is rejected or the file unreadable.
+    """
+    options = ImportOptions(
+        bank="", format=fmt, algo=algo.lower() if algo else None, scheme=scheme
+    )
+    try:
+        result = validate_file(file, options)
+    except TriageError as e:
+        raise _fail(e) from None
+    text = json.dumps(result.to_dict(), indent=2)
+    if report:
+        with open(report, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    click.echo(text)
+    if result.status != "valid":
+        sys.exit(2)
 
 
 def _print_rejected(result: ImportResult) -> None:

@@ -15,6 +15,7 @@ lists them again. A retraction by hand is sticky: re-importing that hash does no
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
 import sqlite3
@@ -50,6 +51,7 @@ BatchParser = Callable[[str, ParseOptions], Iterator[Batch]]
 BATCHES: dict[str, BatchParser] = {
     name: (lambda p, o, parse=parse: batched(parse(p, o))) for name, parse in PARSERS.items()
 }
+BATCHES.update(hashlist=hashlist.batches, pdq=pdq.batches, csv=csv_list.batches)
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,9 @@ def stage_file(
     The staging tables stay until `drop_staging(con)` or the next staging on `con`.
     """
     staging = Staging(con)
+    collecting = gc.isenabled()
+    # millions of short-lived row tuples would trigger full collections over and over
+    gc.disable()
     try:
         with transaction(con, write=False):  # writes only temp tables: takes no store lock
             for batch in BATCHES[fmt](path, parse_options):
@@ -132,6 +137,9 @@ def stage_file(
                 error=error_text(e),
             )
         ) from None
+    finally:
+        if collecting:
+            gc.enable()
     return staging
 
 
@@ -164,7 +172,7 @@ def refused(options: ImportOptions, path: str, fmt: str, staged: Staged) -> Impo
     )
 
 
-def validate(path: str, options: ImportOptions) -> ImportResult:
+def validate_file(path: str, options: ImportOptions) -> ImportResult:
     """`bank validate`: the import's checks and report, in a throwaway database, writing nothing.
 
     Status "valid" or "invalid"; `records` and `added` say what an import into an empty bank

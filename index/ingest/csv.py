@@ -12,11 +12,17 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from itertools import chain
-from typing import BinaryIO
+from operator import itemgetter
+from typing import Any, BinaryIO
 
-from hashing.registry import SPECS
+from hashing.registry import PERCEPTUAL, SPECS
 from index.errors import HashListFormatError
+from index.ingest.fastlines import BLOCK
 from index.ingest.records import (
+    BOM,
+    Batch,
+    GroupKey,
+    Labels,
     ParsedRecord,
     ParseOptions,
     Record,
@@ -28,6 +34,7 @@ from index.ingest.records import (
     check_quality,
     check_vic,
     is_skippable,
+    batched,
     iter_text_lines,
 )
 
@@ -44,6 +51,8 @@ _LABELS = {
     "knowngood": "known_good",
 }
 HASH_COLUMNS = tuple(SPECS)  # every algorithm name is a column name
+_PERCEPTUAL = frozenset(PERCEPTUAL)
+_HEX = b"0123456789abcdefABCDEF"
 
 
 def column_key(name: str) -> str:
@@ -55,11 +64,19 @@ def read_rows(path: str, f: BinaryIO) -> Iterator[tuple[int, list[str]] | Reject
 
     Blank and `#` lines are skipped; the delimiter is a tab when the header has one.
     """
+    return rows_of(iter_text_lines(f), path)
+
+
+def rows_of(
+    numbered: Iterator[tuple[int, str | None]], path: str | None = None,
+    delimiter: str | None = None,
+) -> Iterator[tuple[int, list[str]] | RejectedRecord]:
+    """`read_rows` over (line number, text or None when undecodable) pairs."""
     consumed: list[int] = []
     undecodable: set[int] = set()
 
     def lines() -> Iterator[str]:
-        for number, text in iter_text_lines(f):
+        for number, text in numbered:
             if text is not None and is_skippable(text):
                 continue
             consumed.append(number)
@@ -71,8 +88,11 @@ def read_rows(path: str, f: BinaryIO) -> Iterator[tuple[int, list[str]] | Reject
     source = lines()
     first = next(source, None)
     if first is None:
+        if path is None:
+            return
         raise HashListFormatError(path, None, "no header row")
-    delimiter = "\t" if "\t" in first else ","
+    if delimiter is None:
+        delimiter = "\t" if "\t" in first else ","
     reader = csv.reader(chain([first], source), delimiter=delimiter)
     last = 1
     while True:
@@ -155,6 +175,11 @@ def _record(
             labels[target] = value
     if not hashes:
         raise RecordError("no hash in row")
+    return ParsedRecord(line, tuple(hashes), **_label_values(labels, options))
+
+
+def _label_values(labels: dict[str, str], options: ParseOptions) -> dict[str, Any]:
+    """ParsedRecord's label fields from a row's non-empty label cells (RecordError if bad)."""
     category = labels.get("category", options.category)
     vic = check_vic(labels["vic_category"]) if "vic_category" in labels else None
     caid = check_caid(labels["caid_category"]) if "caid_category" in labels else None
@@ -170,14 +195,173 @@ def _record(
     known_good = options.known_good
     if "known_good" in labels:
         known_good = check_bool("known_good", labels["known_good"]) or known_good
-    return ParsedRecord(
-        line,
-        tuple(hashes),
-        entry_id=labels.get("id"),
-        quality=check_quality(labels["quality"]) if "quality" in labels else None,
-        category=category,
-        vic_category=vic,
-        caid_category=caid,
-        series=labels.get("series"),
-        known_good=known_good,
-    )
+    return {
+        "entry_id": labels.get("id"),
+        "quality": check_quality(labels["quality"]) if "quality" in labels else None,
+        "category": category,
+        "vic_category": vic,
+        "caid_category": caid,
+        "series": labels.get("series"),
+        "known_good": known_good,
+    }
+
+
+def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
+    """The import's path: `parse`'s records as staged batches, unquoted blocks in bulk.
+
+    A header that is not one plain line sends the whole file to the reference parser; after
+    it, each block of whole lines without a quote is split and checked column by column, and
+    any other block (quotes, comments, blank lines, a bad value) goes through the reference
+    row reader, extended until its quotes pair up so no quoted field straddles two blocks.
+    """
+    with open(path, "rb") as f:
+        head = f.readline()
+        if head.startswith(BOM):
+            head = head[len(BOM) :]
+        try:
+            header_text = head.rstrip(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError:
+            header_text = ""
+        if is_skippable(header_text) or '"' in header_text:
+            yield from batched(parse(path, options))
+            return
+        delimiter = "\t" if "\t" in header_text else ","
+        header = header_text.split(delimiter)
+        columns, problems = _columns(path, 1, header)
+        yield Batch({}, problems, {}, 0)
+        number = 2
+        while lines := f.readlines(BLOCK):
+            if not lines[-1].endswith(b"\n"):
+                lines[-1] += b"\n"
+            quotes = b"".join(lines).count(b'"')
+            while quotes % 2:
+                more = f.readline()
+                if not more:
+                    break
+                lines.append(more if more.endswith(b"\n") else more + b"\n")
+                quotes += more.count(b'"')
+            batch = None if quotes else _fast_block(lines, number, columns, len(header),
+                                                    delimiter, options)
+            if batch is None:
+                batch = _reference_block(lines, number, columns, len(header), delimiter, options)
+            yield batch
+            number += len(lines)
+
+
+def _reference_block(
+    lines: list[bytes], start: int, columns: dict[int, str], width: int, delimiter: str,
+    options: ParseOptions,
+) -> Batch:
+    batch = Batch.empty()
+
+    def numbered() -> Iterator[tuple[int, str | None]]:
+        for number, raw in enumerate(lines, start):
+            try:
+                yield number, raw.rstrip(b"\r\n").decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+
+    for item in rows_of(numbered(), delimiter=delimiter):
+        if isinstance(item, RejectedRecord):
+            batch.rejected.append(item)
+            continue
+        line, row = item
+        try:
+            batch.add_record(_record(line, row, columns, width, options), _PERCEPTUAL)
+        except RecordError as e:
+            batch.rejected.append(RejectedRecord(line, str(e)))
+    return batch
+
+
+def _fast_block(
+    lines: list[bytes], start: int, columns: dict[int, str], width: int, delimiter: str,
+    options: ParseOptions,
+) -> Batch | None:
+    """A block of plain rows, every value well-formed and no hash cell empty, else None."""
+    try:
+        text = b"".join(lines).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    if "#" in text:
+        return None  # perhaps comment lines: the reference knows
+    texts = text.split("\n")
+    texts.pop()  # the block ends with a line ending
+    if "" in texts:
+        return None
+    rows = [t.split(delimiter) for t in texts]
+    if set(map(len, rows)) != {width}:
+        return None
+    cells = list(zip(*rows, strict=True))
+    hash_cols: list[tuple[str, list[str]]] = []
+    label_names: list[str] = []
+    label_cols: list[tuple[str, ...]] = []
+    ids: tuple[str, ...] | None = None
+    for i, target in sorted(columns.items()):
+        col = cells[i]
+        if target in HASH_COLUMNS:
+            digits = SPECS[target].hex_length
+            if set(map(len, col)) != {digits}:
+                return None
+            try:
+                if "".join(col).encode("ascii").translate(None, _HEX):
+                    return None
+            except UnicodeEncodeError:
+                return None
+            hash_cols.append((target, list(map(str.lower, col))))
+        elif target == "id":
+            ids = tuple(map(str.strip, col))
+            if "" in ids:
+                return None
+        else:
+            label_names.append(target)
+            label_cols.append(col)
+    if not hash_cols:
+        return None
+    label_rows = list(zip(*label_cols, strict=True)) if label_cols else [()] * len(rows)
+    labels_of: dict[tuple[str, ...], tuple[Labels, Labels]] = {}
+    explicit = int(ids is not None)
+    for raw in set(label_rows):
+        present = {n: v.strip() for n, v in zip(label_names, raw, strict=True) if v.strip()}
+        try:
+            v = _label_values(present, options)
+        except RecordError:
+            return None
+        shared = (v["category"], v["vic_category"], v["caid_category"], v["series"],
+                  int(v["known_good"]))
+        labels_of[raw] = ((explicit, None, *shared), (explicit, v["quality"], *shared))
+    # rows by label combination (usually one or a few), then each group column by column in C
+    if len(labels_of) == 1:
+        members: dict[tuple[str, ...], list[int]] = {label_rows[0]: list(range(len(rows)))}
+    else:
+        members = {raw: [] for raw in labels_of}
+        for index, raw in enumerate(label_rows):
+            members[raw].append(index)
+    groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
+    first = hash_cols[0][1]
+    for raw, idx in members.items():
+        pick = (lambda col: list(col)) if len(idx) == len(rows) else _picker(idx)
+        lines_of = [start + i for i in idx]
+        own_ids = pick(ids) if ids is not None else None
+        for j, (algo, col) in enumerate(hash_cols):
+            labels = labels_of[raw][1 if algo in _PERCEPTUAL else 0]
+            hashes = pick(col)
+            if own_ids is not None:
+                entries = [None if e == h else e for e, h in zip(own_ids, hashes, strict=True)]
+                groups[(algo, labels, "keyed")] = list(zip(lines_of, hashes, entries, strict=True))
+            elif j == 0:
+                groups[(algo, labels, "line")] = list(zip(lines_of, hashes, strict=True))
+            else:
+                groups[(algo, labels, "keyed")] = list(zip(lines_of, hashes, pick(first),
+                                                           strict=True))
+    return Batch(groups, [], {}, len(rows))
+
+
+def _picker(idx: list[int]) -> Any:
+    get = itemgetter(*idx)
+    if len(idx) == 1:
+        return lambda col: [get(col)]
+    return lambda col: list(get(col))

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hashing.registry import spec
 from index.errors import HashListFormatError
+from index.ingest.fastlines import line_batches, uniform_lines
 from index.ingest.records import (
+    Batch,
     ParsedRecord,
     ParseOptions,
     Record,
@@ -21,11 +24,32 @@ from index.ingest.records import (
 )
 
 _BY_LENGTH = {32: "md5", 40: "sha1"}
+_HEX = b"0123456789abcdefABCDEF"
 _AMBIGUOUS = {64: "sha256 or pdq", 16: "phash, dhash, ahash or whash"}
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
     return parse_lines(path, lambda line, text: _record(path, options, line, text))
+
+
+def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
+    """The import's path: `parse`'s records as staged batches, well-formed blocks in bulk."""
+    return line_batches(path, options, _fast_block, lambda n, t: _record(path, options, n, t))
+
+
+def _fast_block(lines: list[bytes], start: int, options: ParseOptions) -> Batch | None:
+    """A block whose every line is one hash of one algorithm's length, or None."""
+    length = uniform_lines(lines, _HEX)
+    if length is None:
+        return None
+    digits = length - (2 if lines[0].endswith(b"\r\n") else 1)
+    algo = options.algo or _BY_LENGTH.get(digits)
+    if algo is None or spec(algo).hex_length != digits:
+        return None
+    hashes = b"".join(lines).decode("ascii").lower().split()
+    labels = (0, None, options.category, None, None, None, int(options.known_good))
+    rows = list(zip(range(start, start + len(lines)), hashes, strict=True))
+    return Batch({(algo, labels, "line"): rows}, [], {}, len(lines))
 
 
 def _record(path: str, options: ParseOptions, line: int, text: str) -> Record:

@@ -1,0 +1,101 @@
+"""The fast path of the line lists: whole blocks of well-formed lines checked with bytes and
+regex operations in C, falling back to the per-line reference parser for any block that is not.
+
+Why: a per-line Python parser costs several µs a line, ten times the import target (200k
+records/s). A block of a few MB whose every line is well-formed is the overwhelming case in
+partner lists; any block holding a blank line, comment, odd length, bad byte or BOM-less
+surprise is handed line by line to the reference parser, so rejections and line numbers are
+exactly the reference's. Tests check that both paths give the same staged rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from hashing.registry import PERCEPTUAL
+from index.errors import HashListFormatError
+from index.ingest.records import (
+    BOM,
+    Batch,
+    ParseOptions,
+    Record,
+    RejectedRecord,
+    is_skippable,
+)
+
+BLOCK = 1 << 22
+_PERCEPTUAL = frozenset(PERCEPTUAL)
+FastBlock = Callable[[list[bytes], int, ParseOptions], Batch | None]
+
+
+def line_blocks(f: BinaryIO) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, whole lines) of about BLOCK bytes each, the BOM removed;
+    a last line without a line ending gets one, so every line ends in b"\\n"."""
+    number = 1
+    first = True
+    while lines := f.readlines(BLOCK):
+        if first:
+            first = False
+            if lines[0].startswith(BOM):
+                lines[0] = lines[0][len(BOM) :]
+        if not lines[-1].endswith(b"\n"):
+            lines[-1] += b"\n"
+        yield number, lines
+        number += len(lines)
+
+
+def reference_block(
+    lines: list[bytes], start: int, record: Callable[[int, str], Record], batch: Batch
+) -> None:
+    """Parse one block line by line with the reference per-line parser (as `parse_lines`)."""
+    for number, raw in enumerate(lines, start):
+        try:
+            text = raw.rstrip(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError:
+            batch.rejected.append(RejectedRecord(number, "not valid UTF-8"))
+            continue
+        if is_skippable(text):
+            continue
+        rec = record(number, text)
+        if isinstance(rec, RejectedRecord):
+            batch.rejected.append(rec)
+        else:
+            batch.add_record(rec, _PERCEPTUAL)
+
+
+def line_batches(
+    path: str, options: ParseOptions, fast: FastBlock, record: Callable[[int, str], Record]
+) -> Iterator[Batch]:
+    """Batches of a one-record-per-line list: `fast` per block, else `record` per line."""
+    with open(path, "rb") as f:
+        for start, lines in line_blocks(f):
+            batch = fast(lines, start, options)
+            if batch is None:
+                batch = Batch.empty()
+                try:
+                    reference_block(lines, start, record, batch)
+                except HashListFormatError:
+                    yield batch  # what came before an unreadable line is still reported
+                    raise
+            yield batch
+
+
+def uniform_lines(lines: list[bytes], allowed: bytes) -> int | None:
+    """The common length of `lines` when each is that long, holds only `allowed` bytes and
+    ends in one line ending (LF, or CRLF on every line); else None."""
+    length = len(lines[0])
+    if set(map(len, lines)) != {length}:
+        return None
+    block = b"".join(lines)
+    if block.translate(None, allowed + b"\r\n"):
+        return None
+    n = len(lines)
+    if block.count(b"\n") != n:
+        return None
+    crs = block.count(b"\r")
+    if crs == 0:
+        return length
+    if crs == n and all(line.endswith(b"\r\n") for line in lines):
+        return length
+    return None
