@@ -36,7 +36,6 @@ from index.ingest import hashlist, nsrl, pdq, vics
 from index.ingest.detect import detect_format
 from index.ingest.records import Batch, ParseOptions, Record, batched
 from index.staging import LABELS, Staged, Staging, entry_id, same_as_entry
-from index.staging import drop as drop_staging
 from index.store_schema import transaction
 
 Parser = Callable[[str, ParseOptions], Iterator[Record]]
@@ -51,7 +50,9 @@ BatchParser = Callable[[str, ParseOptions], Iterator[Batch]]
 BATCHES: dict[str, BatchParser] = {
     name: (lambda p, o, parse=parse: batched(parse(p, o))) for name, parse in PARSERS.items()
 }
-BATCHES.update(hashlist=hashlist.batches, pdq=pdq.batches, csv=csv_list.batches)
+BATCHES.update(
+    hashlist=hashlist.batches, pdq=pdq.batches, csv=csv_list.batches, vics=vics.batches
+)
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @dataclass(frozen=True, slots=True)

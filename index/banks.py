@@ -32,7 +32,6 @@ from index.bank_import import (
     Rollback,
     check_bank_name,
     check_options,
-    drop_staging,
     error_text,
     import_fresh,
     import_into,
@@ -54,6 +53,7 @@ from index.bank_types import (
 )
 from index.errors import BankError, HashListFormatError
 from index.ingest.records import is_skippable
+from index.staging import drop as drop_staging
 from index.store_schema import connect, transaction
 
 __all__ = [

@@ -183,7 +183,7 @@ def both_paths(path: str, fmt: str, options: ParseOptions) -> tuple[object, obje
 LINES = st.sampled_from([
     MD5[1], MD5[2].upper(), PDQ[3], f"{PDQ[4]},{77}", f"{PDQ[5]},100,file.jpg", f"{PDQ[6]},7",
     f"{PDQ[6]},101", f"{PDQ[7]},007", "", "# comment", "zz", f" {MD5[8]} ", f"0x{MD5[9]}",
-    f"m1,{MD5[1]},{PDQ[1]},50,cat", f"m2,{MD5[2]},,,", f'"m3",{MD5[3]},{PDQ[3]},9,"a,b"',
+    f"m1,{MD5[1]},{PDQ[1]},50,cat", f"m9,{MD5[9]},{PDQ[9]},60,cat", f"m2,{MD5[2]},,,", f'"m3",{MD5[3]},{PDQ[3]},9,"a,b"',
     f"m4,{MD5[4]},{PDQ[4]},x,c", f"{MD5[5]},{PDQ[5]},1,c#1,", '"open', f"m6,{MD5[6]}",
 ])
 
@@ -214,3 +214,43 @@ def test_bulk_path_on_the_generated_lists(tmp_path: Path, fmt: str) -> None:
             algo = info.algorithm if fmt == "hashlist" else None
             fast, reference = both_paths(info.path, fmt, ParseOptions(algo=algo))
             assert fast == reference, info.path
+
+
+VICS_PIECES = st.sampled_from([
+    '{"MediaID": 1, "Category": 1, "MD5": "%s"}' % MD5[1],
+    '{"MediaID": "2", "MD5": "%s", "SHA1": "zz"}' % MD5[2],
+    '{"MediaID": 3, "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "%s", "Quality": 80},'
+    ' {"HashName": "PhotoDNA", "HashValue": "AA"}]}' % PDQ[3],
+    '{"CaseID": 1, "Media": [{"MD5": "%s", "Series": "s\\\\\\"[{"}, 5, {"Category": 9, "MD5": "%s"}]}'
+    % (MD5[4], MD5[5]),
+    '{"Media": 7}', "[1, 2]", '"text"', '{"MD5": "%s", "Category": true}' % MD5[6],
+    '{"MD5": "%s",\n "Series": "x\\ny"}' % MD5[7],
+])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(VICS_PIECES, max_size=12), indent=st.sampled_from(["", "\n", "\r\n  "]),
+       context=st.sampled_from(["", '"odata.metadata": "x/DataModels/2.0.xml/UK/$m#Media", ']),
+       cut=st.integers(0, 40))
+def test_fast_vics_reader_stages_what_the_reference_reader_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, items: list[str], indent: str, context: str,
+    cut: int,
+) -> None:
+    from index.ingest import vics
+
+    monkeypatch.setattr(vics, "_READ", 16)  # values straddle many buffer refills
+    text = "{" + context + '"value": [' + indent + ("," + indent).join(items) + "]}"
+    for doc in (text, text[: max(0, len(text) - cut)]):  # whole, and cut off (unreadable tail)
+        path = tmp_path / "v.json"
+        path.write_text(doc, encoding="utf-8")
+        out = []
+        for make in (lambda: vics.batches(str(path), ParseOptions()),
+                     lambda: batched(vics.parse(str(path), ParseOptions()))):
+            got: list[Batch] = []
+            error = None
+            try:
+                got.extend(make())
+            except HashListFormatError as e:
+                error = e.reason.split(":")[0]
+            out.append((staged_rows(got), error))
+        assert out[0] == out[1], doc

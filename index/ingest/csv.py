@@ -28,13 +28,13 @@ from index.ingest.records import (
     Record,
     RecordError,
     RejectedRecord,
+    batched,
     check_bool,
     check_caid,
     check_hash,
     check_quality,
     check_vic,
     is_skippable,
-    batched,
     iter_text_lines,
 )
 
@@ -351,12 +351,16 @@ def _fast_block(
             hashes = pick(col)
             if own_ids is not None:
                 entries = [None if e == h else e for e, h in zip(own_ids, hashes, strict=True)]
-                groups[(algo, labels, "keyed")] = list(zip(lines_of, hashes, entries, strict=True))
+                rows_of_group = zip(lines_of, hashes, entries, strict=True)
+                shape = "keyed"
             elif j == 0:
-                groups[(algo, labels, "line")] = list(zip(lines_of, hashes, strict=True))
+                rows_of_group = zip(lines_of, hashes, strict=True)
+                shape = "line"
             else:
-                groups[(algo, labels, "keyed")] = list(zip(lines_of, hashes, pick(first),
-                                                           strict=True))
+                rows_of_group = zip(lines_of, hashes, pick(first), strict=True)
+                shape = "keyed"
+            # label combinations differing only in quality share a digest's group
+            groups.setdefault((algo, labels, shape), []).extend(rows_of_group)
     return Batch(groups, [], {}, len(rows))
 
 

@@ -19,16 +19,20 @@ tens of GB; `_DepthGuard` counts brackets outside strings, without recursion.
 
 from __future__ import annotations
 
+import codecs
+import json
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import ijson
 
+from hashing.registry import PERCEPTUAL
 from index.categories import BUILTIN, CategoryScheme
 from index.errors import HashListFormatError
 from index.ingest.records import (
     BOM,
+    Batch,
     ParsedRecord,
     ParseOptions,
     Record,
@@ -292,3 +296,282 @@ def _text(name: str, value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
+
+
+# -- the import's fast path -----------------------------------------------------------------
+
+MAX_DEPTH = 64  # real VICS documents nest 5-6 levels (root, value, Case, Media, hashes, item)
+_MAX_ITEM = 1 << 26  # one value item (a Case with its Media is walked, not held) beyond this
+_READ = 1 << 20
+_WS = " \t\n\r"
+_STRUCTURE = re.compile(r'["\\\[\]{}]')
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # json accepts NaN/Infinity; VICS readers don't
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
+    """The import's path: the same records as `parse`, several times faster.
+
+    ijson hands every scalar to Python as an event (~80 µs per Media record). Here only the
+    top levels (root object, `value` array, a Case's members, its `Media` array) are walked
+    by hand over a text buffer; each Media object, and every other value, is decoded whole
+    by the C JSON decoder, and its start line counted with `str.count`. Nesting is bounded
+    as in a strict reader: a value nested past MAX_DEPTH is a line-numbered format error.
+    """
+    with open(path, "rb") as f:
+        yield from _FastReader(path, options, f).run()
+
+
+class _FastReader:
+    def __init__(self, path: str, options: ParseOptions, f: BinaryIO) -> None:
+        self.path = path
+        self.records = _Reader(path, options)  # builds and checks the Media records
+        self.options = options
+        self.f = f
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.line = 1  # line number at self.pos
+        self.counted = 0  # self.line is the line at buffer offset self.counted
+        self.eof = False
+        self.first = True
+        self.batch = Batch.empty()
+        self.perceptual = frozenset(PERCEPTUAL)
+
+    # buffer --------------------------------------------------------------------------------
+
+    def _fill(self) -> bool:
+        """Read more of the file into the buffer; False at the end of the file."""
+        if self.eof:
+            return False
+        block = self.f.read(_READ)
+        if self.first and block:
+            self.first = False
+            if block.startswith(BOM):
+                block = block[len(BOM) :]
+        try:
+            text = self.decoder.decode(block, final=not block)
+        except UnicodeDecodeError as e:
+            raise self._error(f"invalid JSON: not UTF-8 ({e.reason})") from None
+        if not block:
+            self.eof = True
+        if self.pos > _READ:  # drop what was consumed
+            self._line_at(self.pos)
+            self.buf = self.buf[self.pos :]
+            self.counted -= self.pos
+            self.pos = 0
+        self.buf += text
+        return bool(block) or bool(text)
+
+    def _line_at(self, offset: int) -> int:
+        if offset < self.counted:
+            return self.line - self.buf.count("\n", offset, self.counted)
+        self.line += self.buf.count("\n", self.counted, offset)
+        self.counted = offset
+        return self.line
+
+    def _error(self, reason: str) -> HashListFormatError:
+        return HashListFormatError(self.path, self._line_at(min(self.pos, len(self.buf))), reason)
+
+    def _peek(self) -> str:
+        """The next non-blank character ('' at the end of the file), consuming the blanks."""
+        while True:
+            buf, pos = self.buf, self.pos
+            n = len(buf)
+            while pos < n and buf[pos] in _WS:
+                pos += 1
+            self.pos = pos
+            if pos < n:
+                return buf[pos]
+            if not self._fill():
+                return ""
+
+    def _expect(self, char: str) -> None:
+        if self._peek() != char:
+            raise self._error(f"invalid JSON: expected {char!r}")
+        self.pos += 1
+
+    def _value(self, depth: int) -> Any:
+        """Decode one whole JSON value at the position; `depth` containers enclose it."""
+        self._peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise self._error(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+            except ValueError as e:
+                at_end = isinstance(e, json.JSONDecodeError) and e.pos >= len(self.buf) - 1
+                grow = len(self.buf) - self.pos < _MAX_ITEM
+                if not self.eof and grow and (at_end or not isinstance(e, json.JSONDecodeError)
+                                              or self._incomplete(e)):
+                    self._fill()
+                    continue
+                raise self._error(_decode_error(e)) from None
+            if end == len(self.buf) and not self.eof and not isinstance(value, dict | list | str):
+                self._fill()  # a number may continue in the next block
+                continue
+            break
+        openers = self.buf.count("{", self.pos, end) + self.buf.count("[", self.pos, end)
+        if depth + openers > MAX_DEPTH:
+            self._check_depth(self.pos, end, depth)
+        self.pos = end
+        return value
+
+    def _incomplete(self, e: json.JSONDecodeError) -> bool:
+        """A decode error that more of the file could resolve (the value runs to the end)."""
+        tail = self.buf[e.pos :]
+        return not tail.strip() or "Unterminated" in e.msg or e.pos >= len(self.buf) - 64
+
+    def _check_depth(self, start: int, end: int, depth: int) -> None:
+        """Exact nesting of buf[start:end] (brackets in strings and escapes do not count)."""
+        in_string = False
+        skip_at = -1  # the offset of a character escaped by a backslash
+        for m in _STRUCTURE.finditer(self.buf, start, end):
+            c = m.group()
+            if in_string:
+                if m.start() == skip_at:
+                    continue
+                if c == "\\":
+                    skip_at = m.end()
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    self.pos = start
+                    raise self._error(f"JSON nested deeper than {MAX_DEPTH} levels")
+            elif c in "]}":
+                depth -= 1
+
+    def _key(self) -> str:
+        if self._peek() != '"':
+            raise self._error("invalid JSON: expected a member name")
+        key = self._value(0)
+        self._expect(":")
+        return str(key)
+
+    def _members(self) -> Iterator[str]:
+        """The member names of the object at the position ('{' next), leaving each value to the
+        caller, which must consume it before the next name is read."""
+        self._expect("{")
+        if self._peek() == "}":
+            self.pos += 1
+            return
+        while True:
+            yield self._key()
+            c = self._peek()
+            self.pos += 1
+            if c == "}":
+                return
+            if c != ",":
+                self.pos -= 1
+                raise self._error("invalid JSON: expected ',' or '}'")
+
+    def _elements(self) -> Iterator[None]:
+        """Yield once per element of the array at the position ('[' next)."""
+        self._expect("[")
+        if self._peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            if self._peek() == "":
+                raise self._error("invalid JSON: the document ends inside an array")
+            yield None
+            c = self._peek()
+            self.pos += 1
+            if c == "]":
+                return
+            if c != ",":
+                self.pos -= 1
+                raise self._error("invalid JSON: expected ',' or ']'")
+
+    # document ------------------------------------------------------------------------------
+
+    def _emit(self, rec: Record) -> Iterator[Batch]:
+        if isinstance(rec, RejectedRecord):
+            self.batch.rejected.append(rec)
+        else:
+            self.batch.add_record(rec, self.perceptual)
+        if self.batch.records + len(self.batch.rejected) >= 5_000:
+            yield self.batch
+            self.batch = Batch.empty()
+
+    def run(self) -> Iterator[Batch]:
+        try:
+            yield from self._document()
+        except HashListFormatError:
+            yield self.batch
+            raise
+        yield self.batch
+
+    def _document(self) -> Iterator[Batch]:
+        c = self._peek()
+        if c == "":
+            raise self._error("invalid JSON: the document is empty")
+        if c != "{":
+            if c in '["-0123456789tfn':
+                raise self._error("not a VICS document: top level is not an object")
+            raise self._error("invalid JSON: not a JSON value")
+        seen_value = False
+        for key in self._members():
+            if key == "value" and self._peek() == "[":
+                seen_value = True
+                yield from self._items()
+                continue
+            seen_value = seen_value or key == "value"
+            value = self._value(1)
+            if key in _CONTEXT_KEYS and isinstance(value, str) and self.options.scheme is None:
+                self.records.scheme = BUILTIN[context_scheme(value)[1]]
+        if self._peek() != "":
+            raise self._error("invalid JSON: trailing data after the document")
+        if not seen_value:
+            raise HashListFormatError(self.path, None, "not a VICS document: no 'value' array")
+
+    def _items(self) -> Iterator[Batch]:
+        for _ in self._elements():
+            line = self._line_at(self.pos) if self._peek() else self.line
+            c = self._peek()
+            if c != "{":
+                # rejected when the reference is: at an array's start, a scalar's end
+                if c != "[":
+                    self._value(2)
+                self.records.items += 1
+                yield from self._emit(
+                    RejectedRecord(line, "value item is not an object", self.records.items)
+                )
+                if c == "[":
+                    self._value(2)
+                continue
+            fields: dict[str, Any] = {}
+            is_case = False
+            for key in self._members():
+                if key == "Media":
+                    is_case = True
+                    if self._peek() == "[":
+                        yield from self._media()
+                        continue
+                    self._value(3)
+                    continue
+                fields[key] = self._value(3)
+            if not is_case:
+                yield from self._emit(self.records._record(fields, line))
+
+    def _media(self) -> Iterator[Batch]:
+        for _ in self._elements():
+            is_object = self._peek() == "{"
+            line = self._line_at(self.pos)
+            value = self._value(4)
+            if is_object:
+                yield from self._emit(self.records._record(value, line))
+
+
+def _decode_error(e: ValueError) -> str:
+    text = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+    return f"invalid JSON: {text}"
