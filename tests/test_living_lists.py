@@ -216,15 +216,16 @@ def test_bulk_path_on_the_generated_lists(tmp_path: Path, fmt: str) -> None:
             assert fast == reference, info.path
 
 
+M1, M2, M4, M5, M6, M7, P3 = MD5[1], MD5[2], MD5[4], MD5[5], MD5[6], MD5[7], PDQ[3]
 VICS_PIECES = st.sampled_from([
-    '{"MediaID": 1, "Category": 1, "MD5": "%s"}' % MD5[1],
-    '{"MediaID": "2", "MD5": "%s", "SHA1": "zz"}' % MD5[2],
-    '{"MediaID": 3, "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "%s", "Quality": 80},'
-    ' {"HashName": "PhotoDNA", "HashValue": "AA"}]}' % PDQ[3],
-    '{"CaseID": 1, "Media": [{"MD5": "%s", "Series": "s\\\\\\"[{"}, 5, {"Category": 9, "MD5": "%s"}]}'
-    % (MD5[4], MD5[5]),
-    '{"Media": 7}', "[1, 2]", '"text"', '{"MD5": "%s", "Category": true}' % MD5[6],
-    '{"MD5": "%s",\n "Series": "x\\ny"}' % MD5[7],
+    f'{{"MediaID": 1, "Category": 1, "MD5": "{M1}"}}',
+    f'{{"MediaID": "2", "MD5": "{M2}", "SHA1": "zz"}}',
+    f'{{"MediaID": 3, "AlternativeHashes": [{{"HashName": "PDQ", "HashValue": "{P3}",'
+    ' "Quality": 80}, {"HashName": "PhotoDNA", "HashValue": "AA"}]}',
+    f'{{"CaseID": 1, "Media": [{{"MD5": "{M4}", "Series": "s\\\\\\"[{{"}}, 5,'
+    f' {{"Category": 9, "MD5": "{M5}"}}]}}',
+    '{"Media": 7}', "[1, 2]", '"text"', f'{{"MD5": "{M6}", "Category": true}}',
+    f'{{"MD5": "{M7}",\n "Series": "x\\ny"}}',
 ])
 
 
@@ -244,8 +245,9 @@ def test_fast_vics_reader_stages_what_the_reference_reader_says(
         path = tmp_path / "v.json"
         path.write_text(doc, encoding="utf-8")
         out = []
-        for make in (lambda: vics.batches(str(path), ParseOptions()),
-                     lambda: batched(vics.parse(str(path), ParseOptions()))):
+        name = str(path)
+        for make in (lambda: vics.batches(name, ParseOptions()),  # noqa: B023
+                     lambda: batched(vics.parse(name, ParseOptions()))):  # noqa: B023
             got: list[Batch] = []
             error = None
             try:
