@@ -47,12 +47,21 @@ PARSERS: dict[str, Parser] = {
     "nsrl": nsrl.parse,
 }
 BatchParser = Callable[[str, ParseOptions], Iterator[Batch]]
+
+
+
+def _nsrl_batches(path: str, options: ParseOptions) -> Iterator[Batch]:
+    return batched(nsrl.parse(path, options))
+
+
+# what an import reads: the same records as PARSERS, staged in bulk
 BATCHES: dict[str, BatchParser] = {
-    name: (lambda p, o, parse=parse: batched(parse(p, o))) for name, parse in PARSERS.items()
+    "csv": csv_list.batches,
+    "hashlist": hashlist.batches,
+    "pdq": pdq.batches,
+    "vics": vics.batches,
+    "nsrl": _nsrl_batches,
 }
-BATCHES.update(
-    hashlist=hashlist.batches, pdq=pdq.batches, csv=csv_list.batches, vics=vics.batches
-)
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @dataclass(frozen=True, slots=True)

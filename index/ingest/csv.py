@@ -10,7 +10,7 @@ An unknown column is a rejected record on the header line (and is ignored with -
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
 from typing import Any, BinaryIO
@@ -299,7 +299,7 @@ def _fast_block(
     hash_cols: list[tuple[str, list[str]]] = []
     label_names: list[str] = []
     label_cols: list[tuple[str, ...]] = []
-    ids: tuple[str, ...] | None = None
+    ids: list[str] | None = None
     for i, target in sorted(columns.items()):
         col = cells[i]
         if target in HASH_COLUMNS:
@@ -313,7 +313,7 @@ def _fast_block(
                 return None
             hash_cols.append((target, list(map(str.lower, col))))
         elif target == "id":
-            ids = tuple(map(str.strip, col))
+            ids = list(map(str.strip, col))
             if "" in ids:
                 return None
         else:
@@ -346,12 +346,14 @@ def _fast_block(
         pick = (lambda col: list(col)) if len(idx) == len(rows) else _picker(idx)
         lines_of = [start + i for i in idx]
         own_ids = pick(ids) if ids is not None else None
-        for j, (algo, col) in enumerate(hash_cols):
+        for j, (algo, values) in enumerate(hash_cols):
             labels = labels_of[raw][1 if algo in _PERCEPTUAL else 0]
-            hashes = pick(col)
+            hashes = pick(values)
             if own_ids is not None:
                 entries = [None if e == h else e for e, h in zip(own_ids, hashes, strict=True)]
-                rows_of_group = zip(lines_of, hashes, entries, strict=True)
+                rows_of_group: Iterable[tuple[Any, ...]] = zip(
+                    lines_of, hashes, entries, strict=True
+                )
                 shape = "keyed"
             elif j == 0:
                 rows_of_group = zip(lines_of, hashes, strict=True)
