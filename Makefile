@@ -20,12 +20,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh || true
 	bash scripts/ensure_fixture_tools.sh
-	$(VENV)/bin/ruff check hashing index triage cli benchmarks synthetic_fixtures tests
+	$(VENV)/bin/ruff check hashing index triage cli service benchmarks synthetic_fixtures tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hashing index triage cli benchmarks synthetic_fixtures tests
+	$(VENV)/bin/ruff check hashing index triage cli service benchmarks synthetic_fixtures tests
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

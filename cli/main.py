@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "cli.scan_cmd:demo",
     "fixtures": "cli.fixtures_cmd:fixtures",
     "bench": "cli.bench_cmd:bench",
+    "serve": "cli.serve_cmd:serve",
 }
 
 
