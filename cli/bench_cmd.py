@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-BENCHMARKS = ("hashing", "matching", "accuracy", "scan", "dask")
+BENCHMARKS = ("hashing", "matching", "accuracy", "scan", "dask", "ingest", "service")
 
 
 @click.command("bench")

@@ -32,7 +32,7 @@ from index.bank_types import ImportResult
 from index.categories import CategoryScheme, load_scheme
 from index.errors import BankError, HashListFormatError
 from index.ingest import csv as csv_list
-from index.ingest import hashlist, nsrl, pdq, vics
+from index.ingest import hashlist, nsrl, pdq, rdsv3, vics
 from index.ingest.detect import detect_format
 from index.ingest.records import Batch, ParseOptions, Record, batched
 from index.staging import LABELS, Staged, Staging, entry_id, same_as_entry
@@ -45,6 +45,7 @@ PARSERS: dict[str, Parser] = {
     "pdq": pdq.parse,
     "vics": vics.parse,
     "nsrl": nsrl.parse,
+    "rdsv3": rdsv3.parse,
 }
 BatchParser = Callable[[str, ParseOptions], Iterator[Batch]]
 
@@ -61,7 +62,9 @@ BATCHES: dict[str, BatchParser] = {
     "pdq": pdq.batches,
     "vics": vics.batches,
     "nsrl": _nsrl_batches,
+    "rdsv3": rdsv3.batches,
 }
+KNOWN_GOOD_FORMATS = ("nsrl", "rdsv3")  # NIST's lists are known-good by definition
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +226,7 @@ def _bank_and_import(
     con: sqlite3.Connection, path: str, options: ImportOptions, fmt: str,
     scheme_name: str | None, stamp: str,
 ) -> tuple[int, int]:
-    known_good = options.known_good or fmt == "nsrl"
+    known_good = options.known_good or fmt in KNOWN_GOOD_FORMATS
     row = con.execute("SELECT id FROM banks WHERE name = ?", (options.bank,)).fetchone()
     if row is None:
         bank_id = con.execute(
@@ -247,7 +250,7 @@ def _finish_bank(
     con: sqlite3.Connection, path: str, options: ImportOptions, fmt: str,
     scheme_name: str | None, stamp: str, bank_id: int, import_id: int, result: ImportResult,
 ) -> None:
-    known_good = options.known_good or fmt == "nsrl"
+    known_good = options.known_good or fmt in KNOWN_GOOD_FORMATS
     con.execute(
         "UPDATE imports SET added = ?, updated = ?, unchanged = ?, rejected = ? WHERE id = ?",
         (result.added, result.updated, result.unchanged, len(result.rejected), import_id),

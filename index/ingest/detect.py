@@ -8,7 +8,7 @@ from index.errors import HashListFormatError
 from index.ingest.csv import HASH_COLUMNS, column_key
 from index.ingest.records import BOM, is_skippable
 
-FORMATS = ("csv", "hashlist", "pdq", "vics", "nsrl")
+FORMATS = ("csv", "hashlist", "pdq", "vics", "nsrl", "rdsv3")
 _PDQ_LINE = re.compile(r"^\s*(0x)?[0-9a-fA-F]{64}\s*,\s*\d+\s*(,.*)?$")
 _HEX_LINE = re.compile(r"^\s*(0x)?[0-9a-fA-F]+\s*$")
 _NSRL_COLUMNS = {"filename", "productcode", "opsystemcode", "specialcode", "crc32"}
@@ -19,6 +19,8 @@ def detect_format(path: str) -> str:
     """Return one of FORMATS, or raise HashListFormatError when nothing fits."""
     with open(path, "rb") as f:
         head = f.read(_HEAD)
+    if head.startswith(b"SQLite format 3\x00"):
+        return "rdsv3"  # NIST ships the NSRL as SQLite only now; the reader checks its shape
     if head.startswith(BOM):
         head = head[len(BOM) :]
     if head.lstrip().startswith(b"{"):

@@ -1,0 +1,254 @@
+"""Ingest benchmark: hash-list import speed and memory at 10^6 and 10^7 entries.
+
+Each import runs in a fresh child process (so its peak RSS is its own) into a new store:
+plain MD5 lists, CSV (id, md5, sha1, category) and VICS JSON (Cases with Media: MD5, SHA-1,
+PDQ), then a living-list re-import (`--replace`, 1 % of entries dropped, 1 % relabelled).
+The peer in the same run is the reference per-record parser feeding the same staging (what the
+bulk paths replace). Records/s are given per CPU-second of the importing process (the machine
+is shared by parallel jobs, so wall time is reported too, with the load average).
+
+Run: `triage bench ingest [--quick]` or `python -m benchmarks.ingest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import main, write_results
+from benchmarks.plots import bars, grid, save
+
+_CATEGORIES = ("cam", "cgi", "other")
+
+
+def _md5(i: int) -> str:
+    return hashlib.md5(i.to_bytes(8, "little")).hexdigest()
+
+
+def _sha1(i: int) -> str:
+    return hashlib.sha1(i.to_bytes(8, "little")).hexdigest()
+
+
+def _pdq(i: int) -> str:
+    return hashlib.sha256(i.to_bytes(8, "little")).hexdigest()
+
+
+def write_list(path: Path, fmt: str, n: int, skip: int = 0, relabel: int = 0) -> None:
+    """A synthetic list of `n` entries; with `skip`/`relabel`, every skip-th entry is left out
+    and every relabel-th gets another category (a list's next version)."""
+    def keep(i: int) -> bool:
+        return not (skip and i % skip == 0)
+
+    def category(i: int) -> str:
+        return "new" if relabel and i % relabel == 1 else _CATEGORIES[i % 3]
+
+    with open(path, "w", encoding="utf-8") as f:
+        if fmt == "hashlist":
+            for i in range(n):
+                if keep(i):
+                    f.write(_md5(i) + "\n")
+        elif fmt == "csv":
+            f.write("id,md5,sha1,category\n")
+            for i in range(n):
+                if keep(i):
+                    f.write(f"m{i},{_md5(i)},{_sha1(i)},{category(i)}\n")
+        else:
+            f.write('{"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml'
+                    '#Cases",\n "value": [{"CaseID": 1, "Media": [\n')
+            first = True
+            for i in range(n):
+                if not keep(i):
+                    continue
+                media = {"MediaID": i, "Category": i % 6, "MD5": _md5(i).upper(),
+                         "SHA1": _sha1(i).upper(), "IsPrecategorized": True, "MediaSize": 1000 + i,
+                         "AlternativeHashes": [{"HashName": "PDQ", "HashValue": _pdq(i),
+                                                "Quality": 90}]}
+                f.write(("" if first else ",\n") + json.dumps(media))
+                first = False
+            f.write("\n]}]}\n")
+
+
+def _child(store: str, path: str, fmt: str, reference: bool, replace: str | None,
+           queue: Any) -> None:
+    from index import bank_import
+    from index.banks import BankStore, ImportOptions
+    from index.ingest.records import batched
+
+    if reference:  # the peer: reference parsers, same staging and merge
+        parsers = bank_import.PARSERS
+        for name in list(bank_import.BATCHES):
+            bank_import.BATCHES[name] = (
+                lambda p, o, parse=parsers[name]: batched(parse(p, o)))
+    cpu0 = time.process_time()
+    wall0 = time.perf_counter()
+    with BankStore(store) as s:
+        result = s.import_file(path, ImportOptions(bank="b", format=fmt, version=replace or "1",
+                                                   replace=replace is not None))
+    queue.put({
+        "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "records": result.records, "added": result.added, "updated": result.updated,
+        "retracted": result.retracted,
+    })
+
+
+def _lookup_child(store: str, files: int, queue: Any) -> None:
+    """Exact digest lookups against the store (present and absent MD5/SHA-1), per CPU-second,
+    and the resident memory the matcher costs."""
+    import numpy as np
+
+    from index.banks import BankStore
+    from synthetic_fixtures.rdsv3 import file_hashes
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with BankStore(store) as s:
+        matcher = s.open_matcher()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rng = np.random.default_rng(7)
+    out: dict[str, Any] = {"matcher_rss_mb": after - before}
+    for kind in ("present", "absent"):
+        picks = rng.integers(0, files, 20_000)
+        queries = [file_hashes(int(i) + (0 if kind == "present" else files))[2].lower()
+                   for i in picks]
+        cpu0 = time.process_time()
+        hits = sum(bool(matcher.lookup_digest("md5", q)) for q in queries)
+        cpu = time.process_time() - cpu0
+        out[f"{kind}_lookups_per_cpu_s"] = len(queries) / cpu
+        out[f"{kind}_hit_fraction"] = hits / len(queries)
+    queue.put(out)
+
+
+def _lookups(store: Path, files: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_lookup_child, args=(str(store), files, queue))
+    proc.start()
+    out: dict[str, Any] = queue.get()
+    proc.join()
+    return out
+
+
+def _import(store: Path, path: Path, fmt: str, reference: bool = False,
+            replace: str | None = None) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(str(store), str(path), fmt, reference, replace,
+                                            queue))
+    proc.start()
+    out: dict[str, Any] = queue.get()
+    proc.join()
+    out["records_per_cpu_s"] = out["records"] / out["cpu_s"]
+    out["records_per_wall_s"] = out["records"] / out["wall_s"]
+    out["load_avg"] = os.getloadavg()[0]
+    return out
+
+
+def _du(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
+    sizes = [20_000] if quick else [1_000_000, 10_000_000]
+    peer_size = 5_000 if quick else 100_000
+    vics_sizes = [20_000] if quick else [1_000_000]
+    work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    rows: list[dict[str, Any]] = []
+    try:
+        for fmt in ("hashlist", "csv", "vics"):
+            for n in vics_sizes if fmt == "vics" else sizes:
+                path = work / f"list-{n}.{fmt}"
+                write_list(path, fmt, n)
+                store = work / f"store-{fmt}-{n}"
+                got = _import(store, path, fmt)
+                got.update(format=fmt, entries=n, path="bulk", kind="first import",
+                           list_mb=path.stat().st_size / 2**20, store_mb=_du(store))
+                rows.append(got)
+                print(fmt, n, f"{got['records_per_cpu_s']:,.0f} rec/CPU-s", flush=True)
+                if n == (vics_sizes if fmt == "vics" else sizes)[0]:
+                    nxt = work / f"next-{n}.{fmt}"
+                    write_list(nxt, fmt, n, skip=100, relabel=100)
+                    again = _import(store, nxt, fmt, replace="2")
+                    again.update(format=fmt, entries=n, path="bulk", kind="replace (1% dropped,"
+                                 " 1% relabelled)", list_mb=nxt.stat().st_size / 2**20,
+                                 store_mb=_du(store))
+                    rows.append(again)
+                    nxt.unlink()
+                shutil.rmtree(store)
+                path.unlink()
+            path = work / f"peer.{fmt}"
+            write_list(path, fmt, peer_size)
+            peer = _import(work / f"store-peer-{fmt}", path, fmt, reference=True)
+            peer.update(format=fmt, entries=peer_size, path="reference parser", kind="first import",
+                        list_mb=path.stat().st_size / 2**20, store_mb=0.0)
+            rows.append(peer)
+            shutil.rmtree(work / f"store-peer-{fmt}")
+            path.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    nsrl = _nsrl(work_root=Path(tempfile.mkdtemp(prefix="rdsv3-bench-")),
+                 sizes=[20_000] if quick else [1_000_000, 3_400_000])
+    result = {"rows": rows, "nsrl_rdsv3": nsrl,
+              "note": "records/s per CPU-second of the importing process"}
+    table = [(r["format"], f"{r['entries']:,}", r["path"], r["kind"], r["records_per_cpu_s"],
+              r["records_per_wall_s"], r["cpu_s"], r["peak_rss_mb"], r["store_mb"],
+              round(r["load_avg"], 1)) for r in rows]
+    write_results(out_dir, "ingest", result,
+                  ["format", "entries", "parser", "import", "records/CPU-s", "records/wall-s",
+                   "CPU s", "peak RSS MB", "store MB", "load avg"], table,
+                  notes="Targets: >= 200k records/s for line lists and CSV, >= 50k/s for VICS,"
+                  " on one core (CPU-seconds of the importing process), memory flat in size.")
+    nsrl_table = [(f"{r['files']:,}", f"{r['entries']:,}", r["records_per_cpu_s"],
+                   r["present_lookups_per_cpu_s"], r["absent_lookups_per_cpu_s"],
+                   r["matcher_rss_mb"], r["store_mb"], r["store_bytes_per_entry"])
+                  for r in nsrl]
+    from benchmarks.harness import markdown_table
+
+    md = Path(out_dir) / "ingest.md"
+    md.write_text(md.read_text() + "\n### NSRL RDSv3 (synthetic, RDSv3-shaped) as a known-good"
+                  " bank\n\n" + markdown_table(
+                      ["FILE rows", "entries (md5+sha1+sha256)", "import records/CPU-s",
+                       "lookups/CPU-s (present)", "lookups/CPU-s (absent)", "matcher RSS MB",
+                       "store MB", "store bytes/entry"], nsrl_table) + "\n")
+    first = [r for r in rows if r["kind"] == "first import"]
+    labels = [f"{r['format']} {r['entries']:,}\n{r['path']}" for r in first]
+    fig, (a, b) = grid(2, ncols=2, panel_size=(7.5, 4.0))
+    bars(a, labels, {"records / CPU-s": [r["records_per_cpu_s"] for r in first]}, "records/s")
+    bars(b, labels, {"peak RSS MB": [r["peak_rss_mb"] for r in first]}, "MB")
+    save(fig, Path(out_dir) / "ingest.png", title="bank import: speed and memory")
+    return result
+
+
+def _nsrl(work_root: Path, sizes: list[int]) -> list[dict[str, Any]]:
+    from synthetic_fixtures.rdsv3 import write_rdsv3
+
+    out = []
+    try:
+        for files in sizes:
+            db = work_root / f"RDS_synthetic_{files}.db"
+            rows = write_rdsv3(db, files, repeat_every=10)
+            store = work_root / f"store-{files}"
+            got = _import(store, db, "rdsv3")
+            got.update(_lookups(store, files))
+            entries = 3 * files
+            got.update(files=rows, entries=entries, store_mb=_du(store),
+                       store_bytes_per_entry=_du(store) * 2**20 / entries)
+            out.append(got)
+            print("rdsv3", rows, f"{got['records_per_cpu_s']:,.0f} rec/CPU-s",
+                  f"{got['present_lookups_per_cpu_s']:,.0f} lookups/CPU-s", flush=True)
+            shutil.rmtree(store)
+            db.unlink()
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+    return out
+
+
+if __name__ == "__main__":
+    main(run, "ingest", __doc__)

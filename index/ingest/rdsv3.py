@@ -1,0 +1,126 @@
+"""NIST NSRL RDSv3 (the SQLite publication): known-good digests read in place, read-only.
+
+The database is opened read-only (`mode=ro`, never written, no journal) and its `FILE` view
+streamed in batches of rows: each row's SHA-256, SHA-1 and MD5 (upper-case in the RDS) become
+known-good entries, each hash its own entry id, so a hash repeated for every package it ships in
+is a repeat, never a conflict. `line` in reports is the row number in `FILE`. The CSV form
+(`index.ingest.nsrl`) stays for RDSv2 text files.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from index.errors import HashListFormatError
+from index.ingest.records import (
+    Batch,
+    GroupKey,
+    ParsedRecord,
+    ParseOptions,
+    Record,
+    RecordError,
+    RejectedRecord,
+    check_hash,
+)
+
+MAGIC = b"SQLite format 3\x00"
+_COLUMNS = ("sha256", "sha1", "md5")
+_HEX = b"0123456789abcdefABCDEF"
+_ROWS = 50_000
+
+
+def _open(path: str) -> sqlite3.Connection:
+    try:
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        found = {r[1].lower() for r in con.execute("PRAGMA table_info(FILE)")}
+    except sqlite3.Error as e:
+        raise HashListFormatError(path, None, f"not an RDSv3 database: {e}") from None
+    missing = [c for c in _COLUMNS if c not in found]
+    if missing:
+        con.close()
+        raise HashListFormatError(
+            path, None, f"not an RDSv3 database: no FILE view with {', '.join(missing)}"
+        )
+    return con
+
+
+def _rows(path: str) -> Iterator[list[tuple[str | None, ...]]]:
+    con = _open(path)
+    try:
+        cur = con.execute("SELECT sha256, sha1, md5 FROM FILE")
+        while chunk := cur.fetchmany(_ROWS):
+            yield chunk
+    except sqlite3.Error as e:
+        raise HashListFormatError(path, None, f"cannot read the RDSv3 database: {e}") from None
+    finally:
+        con.close()
+
+
+def _record(line: int, row: tuple[object, ...], options: ParseOptions) -> Record:
+    hashes = []
+    try:
+        for algo, value in zip(_COLUMNS, row, strict=True):
+            if value not in (None, ""):
+                if not isinstance(value, str):
+                    raise RecordError(f"{algo}: not text")
+                hashes.append(check_hash(algo, value))
+    except RecordError as e:
+        return RejectedRecord(line, str(e))
+    if not hashes:
+        return RejectedRecord(line, "no hash in row")
+    return ParsedRecord(line, tuple(hashes), category=options.category, known_good=True)
+
+
+def parse(path: str, options: ParseOptions) -> Iterator[Record]:
+    """The reference reader: one record per FILE row."""
+    line = 0
+    for chunk in _rows(path):
+        for row in chunk:
+            line += 1
+            yield _record(line, row, options)
+
+
+def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
+    """The import's path: whole chunks of well-formed rows staged per column in bulk."""
+    labels = (0, None, options.category, None, None, None, 1)
+    line = 0
+    for chunk in _rows(path):
+        start = line + 1
+        line += len(chunk)
+        batch = _fast(chunk, start, labels)
+        if batch is None:
+            batch = Batch.empty()
+            for number, row in enumerate(chunk, start):
+                rec = _record(number, row, options)
+                if isinstance(rec, RejectedRecord):
+                    batch.rejected.append(rec)
+                else:
+                    # each hash is its own entry: repeats across packages never conflict
+                    for algo, h in rec.hashes:
+                        batch.groups.setdefault((algo, labels, "line"), []).append((number, h))
+                    batch.records += 1
+        yield batch
+
+
+def _fast(chunk: list[tuple[str | None, ...]], start: int,
+          labels: tuple[int, None, str | None, None, None, None, int]) -> Batch | None:
+    from hashing.registry import SPECS
+
+    columns = list(zip(*chunk, strict=True))
+    groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
+    for algo, values in zip(_COLUMNS, columns, strict=True):
+        if set(map(type, values)) != {str} or set(map(len, values)) != {SPECS[algo].hex_length}:
+            return None
+        joined = "".join(values)
+        try:
+            if joined.encode("ascii").translate(None, _HEX):
+                return None
+        except UnicodeEncodeError:
+            return None
+        groups[(algo, labels, "line")] = list(
+            zip(range(start, start + len(values)), map(str.lower, values), strict=True)
+        )
+    return Batch(groups, [], {}, len(chunk))
