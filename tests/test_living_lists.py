@@ -256,3 +256,20 @@ def test_fast_vics_reader_stages_what_the_reference_reader_says(
                 error = e.reason.split(":")[0]
             out.append((staged_rows(got), error))
         assert out[0] == out[1], doc
+
+
+@pytest.mark.parametrize("depth", [61, 62, 65, 10_000])
+def test_fast_vics_reader_bounds_nesting_as_the_reference_does(tmp_path: Path, depth: int) -> None:
+    from index.ingest import vics
+    from synthetic_fixtures.hostile_round2 import deep_vics
+
+    path = tmp_path / "deep.json"
+    path.write_bytes(b"\n\n" + deep_vics(depth))
+    out = []
+    for make in (lambda: vics.batches(str(path), ParseOptions()),
+                 lambda: batched(vics.parse(str(path), ParseOptions()))):
+        try:
+            out.append(staged_rows(list(make())))
+        except HashListFormatError as e:
+            out.append((e.line, e.reason))
+    assert out[0] == out[1]

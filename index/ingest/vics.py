@@ -300,11 +300,10 @@ def _text(name: str, value: Any) -> str:
 
 # -- the import's fast path -----------------------------------------------------------------
 
-MAX_DEPTH = 64  # real VICS documents nest 5-6 levels (root, value, Case, Media, hashes, item)
 _MAX_ITEM = 1 << 26  # one value item (a Case with its Media is walked, not held) beyond this
 _READ = 1 << 20
 _WS = " \t\n\r"
-_STRUCTURE = re.compile(r'["\\\[\]{}]')
+_TEXT_STRUCTURE = re.compile(r'["\\\[\]{}]')  # `_STRUCTURE` over decoded text
 
 
 def _no_constants(name: str) -> Any:
@@ -431,7 +430,7 @@ class _FastReader:
         """Exact nesting of buf[start:end] (brackets in strings and escapes do not count)."""
         in_string = False
         skip_at = -1  # the offset of a character escaped by a backslash
-        for m in _STRUCTURE.finditer(self.buf, start, end):
+        for m in _TEXT_STRUCTURE.finditer(self.buf, start, end):
             c = m.group()
             if in_string:
                 if m.start() == skip_at:
