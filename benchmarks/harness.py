@@ -31,7 +31,24 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The checkout's commit (with `+dirty` for uncommitted changes), so figures name their code."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty else "")
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
@@ -72,7 +89,8 @@ def write_results(
     (out / "result.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     table = markdown_table(columns, rows)
     m = payload["machine"]
-    text = f"## {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, Python {m['python']}.\n\n{table}\n"
+    text = (f"## {name}\n\nMachine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+            f"commit {m['commit']}.\n\n{table}\n")
     if notes:
         text += f"\n{notes}\n"
     (out / f"{name}.md").write_text(text)

@@ -1,8 +1,9 @@
 """`HammingIndex`: exact Hamming-distance search over packed binary codes.
 
-Two methods, both exact, chosen per call from N, the code length and the radius by a cost model:
-a multi-threaded popcount scan (`brute`) and multi-index hashing (`mih`, see
-`hamming_kernels.mih_range`). Results use FAISS's range layout `(lims, distances, ids)` with an
+Three methods, all exact, chosen per call from N, the code length, the radius and how clustered
+the codes are by a cost model: a multi-threaded popcount scan (`brute`), multi-index hashing
+(`mih`, see `hamming_kernels.mih_range`), and `series`: near-duplicate groups searched through
+one representative each (`index.series`), with multi-index hashing or the scan over the rest. Results use FAISS's range layout `(lims, distances, ids)` with an
 INCLUSIVE radius (distance <= radius), and each query's matches are ordered by (distance, id),
 whichever method ran, so methods and FAISS can be compared row for row.
 """
@@ -20,10 +21,11 @@ import numba
 import numpy as np
 
 from index import hamming_kernels as hk
+from index import series
 from index.protocol import PAD_DISTANCE
 from index.threading import kernel_lock
 
-Method = Literal["auto", "brute", "mih"]
+Method = Literal["auto", "brute", "mih", "series"]
 
 # Cost model, in nanoseconds of one thread, measured on the 2-core EPYC benchmark machine:
 # a popcount scan costs about this much per 64-bit word of the database, and MIH about this
@@ -51,7 +53,7 @@ class SearchPlan:
     every value within `radii[j]` bits (-1: not probed, and not built).
     """
 
-    method: Literal["brute", "mih"]
+    method: Literal["brute", "mih", "series"]
     radius: int
     est_ns_per_query: float
     starts: tuple[int, ...] = ()
@@ -59,20 +61,23 @@ class SearchPlan:
     radii: tuple[int, ...] = ()
     est_candidates: float = 0.0
     table_bytes: int = 0
+    # `series`: the number of groups, and the plan for the codes outside them
+    nseries: int = 0
+    rest: SearchPlan | None = None
 
 
 def _ball(width: int, radius: int) -> int:
     return sum(comb(width, i) for i in range(radius + 1)) if radius >= 0 else 0
 
 
-def _mih_plan(n: int, nbits: int, radius: int, m: int) -> SearchPlan:
+def _mih_plan(n: int, nbits: int, radius: int, m: int, skew: float = 1.0) -> SearchPlan:
     base, extra = divmod(nbits, m)
     widths = [base + 1] * extra + [base] * (m - extra)  # wider first: they get the larger radius
     starts = [sum(widths[:j]) for j in range(m)]
     s, a = divmod(radius, m)
     radii = [s] * (a + 1) + [s - 1] * (m - a - 1)
     probes = sum(_ball(w, r) for w, r in zip(widths, radii, strict=True))
-    candidates = sum(_ball(w, r) * n / 2.0**w for w, r in zip(widths, radii, strict=True))
+    candidates = skew * sum(_ball(w, r) * n / 2.0**w for w, r in zip(widths, radii, strict=True))
     table_bytes = sum(((1 << w) + 1) * 4 + n * 4 for w, r in zip(widths, radii, strict=True)
                       if r >= 0)
     return SearchPlan("mih", radius, (2 * probes + candidates) * _NS_PER_RANDOM_READ, tuple(starts),
@@ -80,20 +85,23 @@ def _mih_plan(n: int, nbits: int, radius: int, m: int) -> SearchPlan:
 
 
 def choose_plan(n: int, nbits: int, radius: int, method: Method = "auto",
-                memory_budget: int | None = None) -> SearchPlan:
-    """Pick the cheapest exact method for `n` codes of `nbits` bits at `radius`.
+                memory_budget: int | None = None, skew: float = 1.0) -> SearchPlan:
+    """Pick the cheapest exact method for `n` codes of `nbits` bits at `radius` ("series" is
+    decided by `HammingIndex`, which knows the groups; here it is costed as "auto").
 
     MIH splits the bits into m substrings; more substrings mean fewer bits per table (more
     candidates per probe) but a smaller probe radius. Every m whose widths fit in
     [_MIN_WIDTH, _MAX_WIDTH] and whose tables fit `memory_budget` (default: twice the codes plus
-    128 MiB) is costed and the cheapest wins, unless the scan is cheaper still.
+    128 MiB) is costed and the cheapest wins, unless the scan is cheaper still. `skew` scales
+    the candidates per probed bucket: clustered codes fill the buckets a query near them meets
+    `skew` times fuller than uniform codes would (`index.series` measures it).
     """
     brute = SearchPlan("brute", radius, n * (nbits // 64) * _NS_PER_SCANNED_WORD)
     if method == "brute" or radius >= nbits:
         return brute
     budget = memory_budget if memory_budget is not None else 2 * n * nbits // 8 + (128 << 20)
     plans = [
-        _mih_plan(n, nbits, radius, m)
+        _mih_plan(n, nbits, radius, m, skew)
         for m in range(-(-nbits // _MAX_WIDTH), nbits // _MIN_WIDTH + 1)
     ]
     fitting = [p for p in plans if p.table_bytes <= budget]
@@ -142,9 +150,10 @@ def _as_words(codes: np.ndarray, name: str, nbytes: int | None = None) -> np.nda
 class HammingIndex:
     """Exact Hamming search over `hashes: uint8[N, nbytes]` (nbytes a multiple of 8).
 
-    `method` forces "brute" or "mih" (tests and benchmarks); "auto" asks `choose_plan`. MIH
-    tables are built on first need for a given substring layout and kept (one layout at a
-    time); building is thread-safe. Results never depend on the method.
+    `method` forces "brute", "mih" or "series" (tests and benchmarks); "auto" looks for series
+    of near-duplicates when the index is large enough for multi-index hashing, then takes the
+    cheapest plan. Series, MIH tables and the index over the codes outside the series are built
+    on first need and kept; building is thread-safe. Results never depend on the method.
     """
 
     def __init__(self, hashes: np.ndarray, method: Method = "auto",
@@ -157,6 +166,7 @@ class HammingIndex:
         self.method: Method = method
         self.memory_budget = memory_budget
         self._tables: _MihTables | None = None
+        self._grouping: _Grouping | None = None
         self._build_lock = threading.Lock()
 
     @property
@@ -169,21 +179,54 @@ class HammingIndex:
         return self._words.view(np.uint8)
 
     def plan(self, radius: int) -> SearchPlan:
-        return choose_plan(self.ntotal, self.nbits, radius, self.method, self.memory_budget)
+        forced_series = self.method == "series"
+        if not forced_series and (self.method != "auto" or self.ntotal < _MIN_MIH_CODES):
+            return choose_plan(self.ntotal, self.nbits, radius, self.method, self.memory_budget)
+        g = self._group()
+        plain = choose_plan(self.ntotal, self.nbits, radius, "auto", self.memory_budget, g.skew)
+        if g.layer is None or g.rest is None:
+            return plain
+        rest = g.rest.plan(radius)
+        # every query scans the representatives; members only of series within reach
+        est = g.layer.nseries * (self.nbits // 64) * _NS_PER_SCANNED_WORD + rest.est_ns_per_query
+        if not forced_series and est >= plain.est_ns_per_query:
+            return plain
+        return SearchPlan("series", radius, est, nseries=g.layer.nseries, rest=rest)
 
     def prepare(self, radius: int) -> SearchPlan:
-        """Build now whatever searching at `radius` needs (MIH tables), instead of on the first
-        query; returns the plan."""
+        """Build now whatever searching at `radius` needs (series, MIH tables), instead of on
+        the first query; returns the plan."""
         plan = self.plan(radius)
         if plan.method == "mih" and self.ntotal:
             self._mih_tables(plan)
+        if plan.method == "series":
+            rest = self._group().rest
+            assert rest is not None
+            rest.prepare(radius)
         return plan
 
     @property
     def table_bytes(self) -> int:
-        """Memory held by the built MIH tables (0 when none); the codes are not copied."""
+        """Memory held by the built search structures (MIH tables; series, and the copy of and
+        structures over the codes outside them); the indexed codes themselves are not copied."""
         t = self._tables
-        return 0 if t is None else int(t.offsets.nbytes + t.ids.nbytes)
+        own = 0 if t is None else int(t.offsets.nbytes + t.ids.nbytes)
+        g = self._grouping
+        if g is None or g.layer is None or g.rest is None:
+            return own
+        return own + g.layer.nbytes + g.rest.codes.nbytes + g.rest.table_bytes
+
+    def _group(self) -> _Grouping:
+        with self._build_lock:
+            if self._grouping is None:
+                layer, skew = series.find_series(self._words, self.nbits,
+                                                 force=self.method == "series")
+                rest = None
+                if layer is not None:
+                    rest = HammingIndex(self.codes[layer.rest_ids], memory_budget=self.memory_budget)
+                    rest._grouping = _Grouping(None, 1.0, None)  # no series inside the rest
+                self._grouping = _Grouping(layer, skew, rest)
+            return self._grouping
 
     def range_search(self, queries: np.ndarray, radius: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +243,14 @@ class HammingIndex:
         plan = self.plan(radius)
         parts = [self._range_batch(q_words[i:i + _QUERY_BATCH], plan)
                  for i in range(0, q_words.shape[0], _QUERY_BATCH)]
-        return _concat_ranges(parts)
+        grouped = _concat_ranges(parts)
+        if plan.method != "series":
+            return grouped
+        g = self._group()
+        assert g.layer is not None and g.rest is not None
+        lims, dist, ids = g.rest.range_search(q_words.view(np.uint8), radius)
+        # rest ids ascend with the original ids, so each query's (distance, id) order holds
+        return series.merge(grouped, (lims, dist, g.layer.rest_ids[ids]))
 
     def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The `k` nearest codes to each query by exhaustive scan: `(distances int32[Q,k],
@@ -229,6 +279,10 @@ class HammingIndex:
 
     def _run(self, q_words: np.ndarray, plan: SearchPlan, cap: int
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if plan.method == "series":
+            layer = self._group().layer
+            assert layer is not None
+            return series.series_range(self._words, q_words, layer, plan.radius, _QBLOCK, cap)
         if plan.method == "brute":
             nq = q_words.shape[0]
             nqb = -(-nq // _QBLOCK)
@@ -265,6 +319,16 @@ class HammingIndex:
                 hk.mih_build(self._words, starts, widths, table_base, offsets, ids)
             self._tables = _MihTables(starts, widths, table_base, offsets, ids, built)
             return self._tables
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouping:
+    """What `index.series` found: the series (None: not worth it), the bucket skew, and the
+    index over the codes outside the series."""
+
+    layer: series.SeriesLayer | None
+    skew: float
+    rest: HammingIndex | None
 
 
 def _splice(lims: np.ndarray, d: np.ndarray, i: np.ndarray, rows: np.ndarray,
