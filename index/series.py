@@ -95,7 +95,8 @@ def find_series(words: np.ndarray, nbits: int, min_bucket: int = _MIN_BUCKET,
             del target
         root = sk.roots(parent)
     uniform = n / np.exp2(widths.astype(np.float64))
-    skew = float(np.mean((sq / max(n, 1)) / np.maximum(uniform, 1e-300))) if n else 1.0
+    # the other codes in a code's own buckets, against what uniform codes would put there
+    skew = float(np.mean(((sq - n) / n) / uniform)) if n > 1 else 1.0
     sizes = np.bincount(root, minlength=n)
     in_series = sizes[root] >= min_bucket
     if not force and in_series.sum() < min_share * n:

@@ -33,9 +33,9 @@ def heavy_links(db: np.ndarray, starts: np.ndarray, widths: np.ndarray, min_buck
                 link: int) -> tuple[np.ndarray, np.ndarray]:
     """Per substring table (one thread each): for every code in a bucket held by at least
     `min_bucket` codes, the bucket's first code when the two are within `link` bits, else -1
-    (`int32[m, N]`); and each table's sum of squared bucket sizes (`float64[m]`): divided by N it
-    is the bucket size that a query drawn from the codes themselves meets on average (N / 2^width
-    when uniform).
+    (`int32[m, N]`); and each table's sum of squared bucket sizes (`float64[m]`): `(sum - N) / N`
+    is how many other codes a code meets in its own bucket on average (N / 2^width when
+    uniform).
 
     The distance check is what keeps series apart: with thousands of series there are thousands
     of heavy buckets per table, and a code lands in another series' bucket by chance often

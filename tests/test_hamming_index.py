@@ -64,7 +64,7 @@ def assert_same(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...]) -> No
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), nbytes=st.sampled_from([8, 32]),
        n=st.integers(1, 3000), nq=st.integers(1, 12), radius=st.integers(0, 40),
-       method=st.sampled_from(["brute", "mih", "auto"]))
+       method=st.sampled_from(["brute", "mih", "series", "auto"]))
 def test_every_method_equals_numpy(seed: int, nbytes: int, n: int, nq: int, radius: int,
                                    method: hamming.Method) -> None:
     db, q = planted(seed, n, nq, nbytes, radius)
@@ -102,7 +102,7 @@ def test_memory_budget_limits_the_tables() -> None:
     assert small.method == "brute" or small.table_bytes <= 100 << 20
 
 
-@pytest.mark.parametrize("method", ["brute", "mih"])
+@pytest.mark.parametrize("method", ["brute", "mih", "series"])
 def test_more_matches_than_the_first_buffer(method: hamming.Method) -> None:
     rng = np.random.default_rng(9)
     db = rng.integers(0, 256, (30_000, 32), dtype=np.uint8)
@@ -116,7 +116,7 @@ def test_more_matches_than_the_first_buffer(method: hamming.Method) -> None:
 def test_query_batches_are_concatenated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hamming, "_QUERY_BATCH", 3)
     db, q = planted(10, 5_000, 10, 8, 6)
-    for method in ("brute", "mih"):
+    for method in ("brute", "mih", "series"):
         got = HammingIndex(db, method=method).range_search(q, 6)  # type: ignore[arg-type]
         assert_same(got, numpy_range(db, q, 6))
 
@@ -179,7 +179,7 @@ def test_dihedral_reports_the_closest_variant() -> None:
     db[40] = variants[1, 7]                   # query 1, exact, variant 7 ...
     variants[1, 1] = flip(variants[1, 7], 4, rng)  # ... also near variant 1, but farther
     db[41] = variants[1, 1]                   # an exact copy of variant 1
-    for method in ("brute", "mih"):
+    for method in ("brute", "mih", "series"):
         index = HammingIndex(db, method=method)  # type: ignore[arg-type]
         got = dihedral_range_search(index, variants, 31)
         assert (0, 3, 10, 5) in got and (0, 6, 20, 31) in got
