@@ -54,8 +54,8 @@ def heavy_links(db: np.ndarray, starts: np.ndarray, widths: np.ndarray, min_buck
             values[i] = v
             counts[v] += 1
         s = 0.0
-        for v in range(1 << width):
-            s += float(counts[v]) * float(counts[v])
+        for c in range(1 << width):
+            s += float(counts[c]) * float(counts[c])
         sq[j] = s
         first = np.full(1 << width, -1, dtype=np.int32)
         for i in range(n):

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_hamming_index import assert_same, flip, numpy_range
 
 from benchmarks.matching import flip_bits
 from index import series
 from index import series_kernels as sk
 from index.hamming import HammingIndex, _as_words
-from test_hamming_index import assert_same, flip, numpy_range
 
 
 def clustered(seed: int, pictures: int, per: int, lo: int = 5, hi: int = 40, loose: int = 0,
