@@ -88,7 +88,7 @@ def flip_bits(codes: np.ndarray, lo: int, hi: int, rng: np.random.Generator,
     for a in range(0, codes.shape[0], chunk):
         block = codes[a:a + chunk]
         n = block.shape[0]
-        k: np.ndarray = rng.integers(lo, hi + 1, n)
+        k = np.asarray(rng.integers(lo, hi + 1, size=n))
         pos = rng.integers(0, nbits, (n, hi))
         valid = np.arange(hi)[None, :] < k[:, None]
         flips = np.zeros((n, nbits), dtype=bool)
