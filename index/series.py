@@ -86,20 +86,25 @@ def find_series(words: np.ndarray, nbits: int, min_bucket: int = _MIN_BUCKET,
     sq = np.zeros(starts.size)
     # tables a thread each, a thread's worth at a time: link arrays are 4 bytes per code each
     step = max(1, numba.get_num_threads())
+    done = 0
     with kernel_lock():
         for j in range(0, starts.size, step):
             target, sq[j:j + step] = sk.heavy_links(words, starts[j:j + step],
                                                      widths[j:j + step], min_bucket,
                                                      nbits * 5 // 16)
             sk.union_links(target, parent)
+            done = j + step
+            # uniform codes link almost nothing: after the first tables, stop looking
+            if not force and j == 0 and (target >= 0).sum() < min_share * n / 10:
+                break
             del target
         root = sk.roots(parent)
-    uniform = n / np.exp2(widths.astype(np.float64))
+    uniform = n / np.exp2(widths[:done].astype(np.float64))
     # the other codes in a code's own buckets, against what uniform codes would put there
-    skew = float(np.mean(((sq - n) / n) / uniform)) if n > 1 else 1.0
+    skew = float(np.mean(((sq[:done] - n) / n) / uniform)) if n > 1 else 1.0
     sizes = np.bincount(root, minlength=n)
     in_series = sizes[root] >= min_bucket
-    if not force and in_series.sum() < min_share * n:
+    if not force and (done < starts.size or in_series.sum() < min_share * n):
         return None, skew
     member_ids = np.flatnonzero(in_series)
     if member_ids.size == 0:

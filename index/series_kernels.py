@@ -93,7 +93,7 @@ def roots(parent: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def majority_codes(db: np.ndarray, member_start: np.ndarray, member_ids: np.ndarray
                    ) -> np.ndarray:
     """Bitwise majority vote of each group's members (`uint64[S, W]`): the code closest to all
@@ -101,17 +101,18 @@ def majority_codes(db: np.ndarray, member_start: np.ndarray, member_ids: np.ndar
     nw = db.shape[1]
     ns = member_start.shape[0] - 1
     reps = np.zeros((ns, nw), dtype=np.uint64)
-    ones = np.zeros(nw * 64, dtype=np.int64)
-    for s in range(ns):
-        ones[:] = 0
+    for s in prange(ns):
+        ones = np.zeros(nw * 64, dtype=np.int64)
         a = member_start[s]
         b = member_start[s + 1]
         for k in range(a, b):
             i = member_ids[k]
             for w in range(nw):
                 x = db[i, w]
-                for bit in range(64):
-                    ones[w * 64 + bit] += (x >> np.uint64(bit)) & np.uint64(1)
+                while x:  # only the set bits
+                    low = x & (~x + np.uint64(1))
+                    ones[w * 64 + popcount64(low - np.uint64(1))] += 1
+                    x ^= low
         for w in range(nw):
             acc = np.uint64(0)
             for bit in range(64):
