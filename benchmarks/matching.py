@@ -213,16 +213,17 @@ def bench_size(kind: str, n: int, cfg: Config) -> dict[str, Any]:
         q = queries[:nq]
         gc.collect()
         rss0 = _rss()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         index = build()
         build_s = time.perf_counter() - t0
+        build_cpu_s = time.process_time() - c0
         rss_delta = _rss() - rss0
         index.range_search(q[: min(nq, 50)], RADIUS)  # warm-up: compile, fault pages in
         # fast methods: median of 3 passes; the scans: one pass (minutes at 10M)
         seconds, results[name] = _timed(index, q, 3 if fast else 1)
         row: dict[str, Any] = {
             "queries": nq, "seconds": seconds, "queries_per_s": nq / seconds,
-            "build_s": build_s, "rss_delta_bytes": rss_delta,
+            "build_s": build_s, "build_cpu_s": build_cpu_s, "rss_delta_bytes": rss_delta,
             "matches": int(results[name][0][-1]),
             "boundary_ok": _boundary_ok(results[name], plants),
         }
