@@ -5,7 +5,7 @@
    files/s, MB/s and the per-stage times from the case's `summary.json`.
 2. Folders of small files (tiny images and small non-media) at two sizes, 10x apart, are
    scanned to show that time grows linearly with the file count and peak memory stays flat.
-3. The same media is hashed in this process with `hashing.hasher.hash_many` (one worker): the
+3. The same media is hashed in this process with `hashing.hasher.hash_path` (one at a time): the
    scan should stay within 1.3x of plain hashing.
 
 Each scan runs as a subprocess (`python -m cli.main scan ...`) into a fresh case directory;
@@ -39,7 +39,7 @@ import psutil
 from PIL import Image
 
 from benchmarks import harness, plots
-from hashing.hasher import HashOptions, hash_many
+from hashing.hasher import HashOptions, hash_path
 from hashing.registry import DEFAULT_ALGORITHMS
 from synthetic_fixtures.evidence import make_evidence
 from synthetic_fixtures.hashlists import entry_from_bytes, write_hash_lists
@@ -220,7 +220,7 @@ def write_bank(root: Path, evidence: Path, cfg: Config) -> Path:
     _, _, files = tree_stats(evidence)
     photos = sorted(p for p in files if p.suffix in (".jpg", ".png", ".webp"))[::50]
     entries = []
-    for i, rec in enumerate(hash_many([str(p) for p in photos], HashOptions(("pdq",)), workers=1)):
+    for i, rec in enumerate(hash_path(str(p), HashOptions(("pdq",))) for p in photos):
         entries.append(entry_from_bytes(
             Path(rec.path).read_bytes(), entry_id=f"K{i:05d}", file_name=Path(rec.path).name,
             category=1 + i % 3, series=f"S{i % 5:02d}",
@@ -297,14 +297,14 @@ def scan_hash_options() -> HashOptions:
 
 
 def hashing_baseline(evidence: Path, n: int) -> dict[str, Any]:
-    """Plain `hash_many` (one worker, the scan's options) over a sample of the same files."""
+    """Plain `hash_path` (in this process, the scan's options) over a sample of the same files."""
     _, _, files = tree_stats(evidence)
     rng = np.random.default_rng(0)
     sample = [str(files[i]) for i in sorted(rng.choice(len(files), size=min(n, len(files)), replace=False))]
     opts = scan_hash_options()
-    list(hash_many(sample[:5], opts, workers=1))  # untimed: load decoders and compiled kernels
+    [hash_path(p, opts) for p in sample[:5]]  # untimed: load decoders and compiled kernels
     t0, c0 = time.perf_counter(), time.process_time()
-    records = list(hash_many(sample, opts, workers=1))
+    records = [hash_path(p, opts) for p in sample]
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"files": len(records), "seconds": seconds, "cpu_seconds": cpu,
             "files_per_s": len(records) / seconds, "files_per_cpu_s": len(records) / cpu}
@@ -363,7 +363,7 @@ def _notes(result: dict[str, Any]) -> str:
         + (" (flat)." if sc["rss_ratio"] < 1.5 else
            " (NOT flat: memory grows with the file count; see the per-stage times for where)."),
         "",
-        f"Hashing a sample of {base['files']} of the same files in-process with `hash_many` "
+        f"Hashing a sample of {base['files']} of the same files in-process with `hash_path` "
         f"(1 worker, the scan's hash options): {base['files_per_s']:.1f} files/s wall, "
         f"{base['files_per_cpu_s']:.1f} files per CPU-second. The 1-worker scan takes "
         f"{result['scan_vs_hashing']:.2f}x that wall time per file end to end "

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
 from typing import Any, cast
 
 import click
 
 from hashing.decode import DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT, DecodeMode
 from hashing.errors import UnknownAlgorithmError
-from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES, HashOptions, expand_paths, hash_many
+from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES, HashOptions
 from hashing.output import FORMATS, Format, write_records
 from hashing.registry import DEFAULT_ALGORITHMS, parse_algorithms
 
@@ -61,7 +60,8 @@ def _default_workers() -> int:
 def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool,
              decode_mode: str, exif_transpose: bool, workers: int | None, fmt: str,
              pixel_limit: int, max_media_bytes: int, video_fps: float, max_frames: int) -> None:
-    """Hash PATH... (files, or folders walked recursively in sorted order).
+    """Hash PATH... (files, or folders walked recursively in sorted order, archive members
+    after their archive: the rows a scan's manifest holds).
 
     Reads evidence read-only and never follows symlinks. A file that cannot be decoded is an
     `error` row that still carries its digests; the exit status is 0 unless the arguments
@@ -74,15 +74,14 @@ def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool
                        decode_mode=cast(DecodeMode, decode_mode), pixel_limit=pixel_limit,
                        exif_transpose=exif_transpose, video_fps=video_fps,
                        max_media_bytes=max_media_bytes, max_frames=max_frames)
-    files: Iterable[str] = expand_paths(paths)
+    from triage.runner import hash_tree
+
     progress: Any = None
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        listed = list(files)  # a known total makes the bar useful
-        files = listed
-        progress = tqdm(total=len(listed), unit="file", file=sys.stderr)
-    records = hash_many(files, opts, workers or _default_workers())
+        progress = tqdm(unit="file", file=sys.stderr)
+    records = hash_tree(paths, opts, workers or _default_workers())
     out = sys.stdout
     for _ in write_records(records, cast(Format, fmt), out, algorithms, dihedral=dihedral,
                            exif_transpose=exif_transpose):

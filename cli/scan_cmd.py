@@ -67,14 +67,23 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
     from triage.casedir import CaseRefused
     from triage.pipeline import NoBanksError, ScanConfig, run_scan
 
-    # disable=None: the bar shows on a terminal only, never in logs or pipes
-    with tqdm(desc="hashing", unit="file", file=sys.stderr, disable=None) as bar:
+    # disable=None: the bar shows on a terminal only, never in logs or pipes; the total
+    # arrives when the count ahead of the walk is done, and with it an ETA.
+    with tqdm(desc="walk+hash", unit="file", file=sys.stderr, disable=None) as bar:
+
+        def total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+        def stage(name: str, seconds: float) -> None:
+            bar.write(f"  {name}: {seconds:.2f} s", file=sys.stderr)
+
         try:
             result = run_scan(ScanConfig(
                 evidence=evidence, case_dir=case_dir, store_dir=store_dir, workers=workers,
                 scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
                 batch_size=batch_size, argv=tuple(sys.argv), progress=bar.update,
-                inventory=inventory,
+                inventory=inventory, progress_total=total, on_stage=stage,
             ))
         except (NoBanksError, CaseRefused) as exc:
             raise _Refused(str(exc)) from exc

@@ -1,4 +1,7 @@
-"""One file (or in-memory member) in, one `HashRecord` out; and the same over many in a pool.
+"""One file (or in-memory member) in, one `HashRecord` out.
+
+Walking many files, batching them and running the batches in processes is the scan's
+runner (`triage.runner`), which `triage hash` uses too: one walker, one executor.
 
 The bytes of a file are read once: digests and decoding use the same buffer. Files that are
 not media, or larger than `max_media_bytes`, are streamed through the digests in chunks
@@ -16,14 +19,7 @@ import io
 import mimetypes
 import os
 import stat
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields
-from itertools import chain, islice
-from multiprocessing import get_context
-from multiprocessing.context import BaseContext
 from typing import Any
 
 from hashing.algorithms.digests import digest_bytes, digest_stream
@@ -47,7 +43,6 @@ from hashing.types import FrameHash, HashRecord
 # A file larger than this is never held in memory whole: images above it are reported, videos
 # above it are decoded from the open handle after the digest pass.
 DEFAULT_MAX_MEDIA_BYTES = 512 * 1024 * 1024
-_FILES_PER_TASK = 16  # amortises pickling; small enough that one slow video doesn't stall a batch
 _NOT_MEDIA = "unsupported media: content is not a recognised image or video format"
 
 
@@ -338,114 +333,3 @@ def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashReco
             raw.seek(0)
             media = _media_fields(kind, io.BufferedReader(raw), path, opts)
     return _record(path, kind, digests, media, size, mtime)
-
-
-def _pool_context() -> BaseContext:
-    """Workers forked from a clean server that has already imported the decoders.
-
-    Plain fork would copy the parent's threads (numba, OpenCV, tqdm) mid-state; spawn would
-    re-import NumPy, SciPy, OpenCV and numba in every worker (seconds each).
-    """
-    ctx = get_context("forkserver")
-    ctx.set_forkserver_preload(
-        ["hashing.hasher", "hashing.algorithms.pdq", "hashing.algorithms.video", "imagehash"]
-    )
-    return ctx
-
-
-Task = Callable[[str, HashOptions], HashRecord]
-
-
-def _hash_chunk(paths: list[str], opts: HashOptions, task: Task) -> list[HashRecord]:
-    return [task(p, opts) for p in paths]
-
-
-def _crash_record(path: str) -> HashRecord:
-    return HashRecord(path=path, status="error",
-                      error="decoder crashed the worker process (hostile or corrupt file)")
-
-
-def _isolate(paths: list[str], opts: HashOptions, task: Task) -> list[HashRecord]:
-    """Re-run a batch whose worker died, one file per fresh process, to find the culprit."""
-    out = []
-    for p in paths:
-        with ProcessPoolExecutor(1, mp_context=_pool_context()) as one:
-            try:
-                out.append(one.submit(task, p, opts).result())
-            except BrokenProcessPool:
-                out.append(_crash_record(p))
-    return out
-
-
-def hash_many(paths: Iterable[str], opts: HashOptions, workers: int = 1, *,
-              task: Task = hash_path) -> Iterator[HashRecord]:
-    """Hash files in input order with `workers` processes (1 = in this process).
-
-    Batches are submitted a few at a time, so an iterator of millions of paths is never
-    materialised; a worker killed by a hostile file (a crash inside a native decoder) costs
-    only that file an error row. `task` is the per-path function (a module-level function,
-    so workers can import it); it defaults to `hash_path`.
-    """
-    it = iter(paths)
-    first = list(islice(it, _FILES_PER_TASK))
-    if workers <= 1 or len(first) < _FILES_PER_TASK:
-        # one batch or fewer: starting processes would cost more than it saves
-        for p in chain(first, it):
-            yield task(p, opts)
-        return
-    ctx = _pool_context()
-    pool = ProcessPoolExecutor(workers, mp_context=ctx)
-    pending: deque[tuple[list[str], Future[list[HashRecord]]]] = deque()
-    pending.append((first, pool.submit(_hash_chunk, first, opts, task)))
-    try:
-        while True:
-            while len(pending) < workers * 4:
-                batch = list(islice(it, _FILES_PER_TASK))
-                if not batch:
-                    break
-                pending.append((batch, pool.submit(_hash_chunk, batch, opts, task)))
-            if not pending:
-                return
-            batch, fut = pending.popleft()
-            try:
-                yield from fut.result()
-            except BrokenProcessPool:
-                yield from _isolate(batch, opts, task)
-                # in-flight batches died with the pool: keep finished ones, resubmit the rest
-                pool.shutdown(cancel_futures=True)
-                pool = ProcessPoolExecutor(workers, mp_context=ctx)
-                pending = deque(
-                    (b, f if f.done() and f.exception() is None
-                     else pool.submit(_hash_chunk, b, opts, task))
-                    for b, f in pending
-                )
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def expand_paths(roots: Iterable[str]) -> Iterator[str]:
-    """Absolute paths of the files under each root, sorted; a root that is a file is itself.
-
-    Directory symlinks are not descended (evidence trees can loop or point outside); file
-    symlinks are yielded so `hash_path` records them as skipped links, and a directory that
-    cannot be listed is yielded itself so its error is a row instead of a silent gap.
-    """
-    for root in map(os.path.abspath, roots):
-        if not os.path.isdir(root) or os.path.islink(root):
-            yield root
-        else:
-            yield from _walk_one(root)
-
-
-def _walk_one(root: str) -> Iterator[str]:
-    unlisted: list[str] = []
-    walker = os.walk(root, followlinks=False, onerror=lambda e: unlisted.append(e.filename))
-    for dirpath, dirnames, filenames in walker:
-        yield from unlisted
-        unlisted.clear()
-        dirnames.sort()
-        # a symlinked directory appears in dirnames but os.walk won't enter it: record it
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(filenames + links):
-            yield os.path.join(dirpath, name)
-    yield from unlisted

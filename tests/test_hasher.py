@@ -1,4 +1,4 @@
-"""hash_path / hash_bytes / hash_many: one read, digests plus decode from the same bytes,
+"""hash_path / hash_bytes / hash_tree: one read, digests plus decode from the same bytes,
 read-only opening, error rows that keep their digests, and deterministic pooled output."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,12 +23,10 @@ from PIL import Image
 from hashing.errors import UnknownAlgorithmError
 from hashing.hasher import (
     HashOptions,
-    expand_paths,
     hash_bytes,
-    hash_many,
     hash_path,
 )
-from hashing.types import HashRecord
+from triage.runner import hash_tree
 
 ALL = ("pdq", "phash", "dhash", "ahash", "whash", "md5", "sha1", "sha256")
 EXACT = HashOptions(algorithms=ALL, decode_mode="exact")
@@ -323,22 +322,19 @@ def _tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_expand_paths_sorted_no_follow(tmp_path: Path) -> None:
-    root = _tree(tmp_path)
-    rel = [os.path.relpath(p, root) for p in expand_paths([str(root)])]
-    assert rel == ["img4.png", "loop", "z.txt", "a/cut.jpg", "a/img0.png", "a/img2.png",
-                   "b/img1.png", "b/img3.png"]
-    assert list(expand_paths([str(root / "z.txt")])) == [str(root / "z.txt")]
-
-
 @pytest.mark.parametrize("workers", [1, 2])
-def test_hash_many_order_and_equality(tmp_path: Path, workers: int) -> None:
+def test_hash_tree_order_and_equality(tmp_path: Path, workers: int) -> None:
+    """`triage hash`'s runner: walk order, the same records in-process and in a pool."""
     root = _tree(tmp_path)
-    paths = list(expand_paths([str(root)])) * 3  # several batches
     opts = HashOptions(algorithms=("phash", "md5"), decode_mode="exact")
-    got = list(hash_many(iter(paths), opts, workers=workers))
-    assert [r.path for r in got] == paths
-    assert got == [hash_path(p, opts) for p in paths]
+    got = list(hash_tree([str(root)] * 3, opts, workers=workers, batch_size=2))
+    rel = [os.path.relpath(r.path, root) for r in got]
+    once = ["a/cut.jpg", "a/img0.png", "a/img2.png", "b/img1.png", "b/img3.png", "img4.png",
+            "loop", "z.txt"]
+    assert rel == once * 3
+    files = [r for r in got if r.kind == "file"]
+    assert [replace(r, size=None, mtime=None) for r in files] == [
+        replace(hash_path(r.path, opts), size=None, mtime=None) for r in files]
     statuses = {os.path.basename(r.path): r.status for r in got}
     assert statuses["cut.jpg"] == "error" and statuses["loop"] == "skipped"
 
@@ -357,27 +353,6 @@ def test_unexpected_decoder_exception_is_an_error_row(
     rec = hash_path(str(p), EXACT)
     assert rec.status == "error" and (rec.error or "").startswith("decoder failed: KeyError")
     assert rec.hashes == _digests(data)
-
-
-def crash_on_boom(path: str, opts: HashOptions) -> HashRecord:
-    """Stands in for a native decoder that segfaults on one hostile file."""
-    if path.endswith("boom.png"):
-        os._exit(139)
-    return hash_path(path, opts)
-
-
-def test_worker_crash_costs_one_error_row(tmp_path: Path) -> None:
-    paths = []
-    for i in range(20):  # a full first batch, then a short second one holding the culprit
-        p = tmp_path / (f"{i:02d}boom.png" if i == 17 else f"{i:02d}.png")
-        _write_image(p, "PNG", seed=i % 3)
-        paths.append(str(p))
-    opts = HashOptions(algorithms=("md5",))
-    got = list(hash_many(paths, opts, workers=2, task=crash_on_boom))
-    assert [r.path for r in got] == paths
-    assert got[17].status == "error" and "crashed" in (got[17].error or "")
-    assert all(r.status == "hashed" for i, r in enumerate(got) if i != 17)
-    assert got[18] == hash_path(paths[18], opts)
 
 
 def test_signature_less_image_is_not_decoded(tmp_path: Path) -> None:
@@ -402,8 +377,6 @@ def test_unlistable_directory_is_a_row(tmp_path: Path, monkeypatch: pytest.Monke
         return real_scandir(path, *a, **kw)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    paths = list(expand_paths([str(root)]))
-    assert locked in paths and not any(p.startswith(locked + os.sep) for p in paths)
     rec = hash_path(locked, EXACT)
     assert rec.status == "error" and rec.error == "cannot list directory: Permission denied"
     assert hash_path(str(root / "a"), EXACT).status == "skipped"

@@ -36,6 +36,7 @@ from triage.executor import make_executor
 from triage.identity import location_json, location_key
 from triage.outputs import sha256_file, stale_temp_files
 from triage.policy import Policy, load_policy
+from triage.progress import count_ahead
 from triage.reports.manifest import write_manifest
 from triage.reports.summary import ATTENTION_KEPT
 from triage.resume import resume_key
@@ -82,8 +83,14 @@ class ScanConfig:
     argv: tuple[str, ...] = ()
     # hash without matching: allowed only when asked for, since every row reads "unmatched"
     inventory: bool = False
-    # called with the number of files just hashed (the CLI's progress bar); never pickled
+    # Progress (the CLI's bar; never pickled): `progress(n)` after n more file-system entries
+    # are recorded, `progress_total(total)` once the count ahead is done, and
+    # `on_stage(name, seconds)` as each stage ends.
     progress: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
+    progress_total: Callable[[int], None] | None = field(default=None, compare=False,
+                                                         repr=False)
+    on_stage: Callable[[str, float], None] | None = field(default=None, compare=False,
+                                                          repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +198,7 @@ def _open_banks(store_dir: Path, inventory: bool) -> tuple[BankMatcher, dict[str
 
 def run_scan(cfg: ScanConfig) -> ScanResult:
     started = _now()
-    timer = StageTimer()
+    timer = StageTimer(cfg.on_stage)
     store_dir = Path(cfg.store_dir or default_store_dir()).resolve()
     _check_paths(cfg, store_dir)
     _check_store(store_dir, cfg.inventory)
@@ -285,15 +292,17 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
         return db.reusable(location_key(item.location), item.size, item.mtime, key)
 
     def record(chunk: list[Settled]) -> None:
-        with timer.stage("record"):
+        with timer.stage("record", announce=False):
             _record(db, run, key, chunk)
         if cfg.progress is not None:
-            cfg.progress(len(chunk))
+            cfg.progress(sum(not s.member for s in chunk))
 
     runner = Runner(opts, executor, cfg.batch_size, reusable)
     # Absolute paths: a rerun from another directory must find the same rows.
-    walked = timer.timed("walk", walk([os.path.abspath(r) for r in cfg.evidence],
-                                      policy.walk_limits, exclude))
+    roots = [os.path.abspath(r) for r in cfg.evidence]
+    if cfg.progress_total is not None:
+        count_ahead(roots, cfg.progress_total)
+    walked = timer.timed("walk", walk(roots, policy.walk_limits, exclude))
     try:
         with timer.stage("walk_and_hash"):
             runner.run(walked, record)

@@ -1,4 +1,5 @@
-"""Walk -> hashing batches -> executor -> one settled outcome per walk item.
+"""Walk -> hashing batches -> executor -> one settled outcome per walk item: the one runner
+`triage scan` (through the case database) and `triage hash` (`hash_tree`, to stdout) share.
 
 The runner turns a walk into batches of hashing work, runs them on an executor and hands on
 every item settled: hashed (a record from a worker), plain (a symlink, special file or walk
@@ -9,15 +10,19 @@ batches are held, so memory does not grow with the evidence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import heapq
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from hashing.hasher import HashOptions
 from hashing.types import HashRecord
 from triage.batches import INTERNAL_ERROR, HashBatch, HashTask
-from triage.executor import Executor
+from triage.executor import Executor, make_executor
 from triage.identity import Location, is_within
-from triage.walk import WalkItem
+from triage.walk import DEFAULT_LIMITS, WalkItem, WalkLimits, walk
 
 BATCH_BYTES = 32 << 20  # cap on archive-member bytes held by one batch
 SETTLE_CHUNK = 512  # settled-without-hashing outcomes handed on together
@@ -27,9 +32,11 @@ SETTLE_CHUNK = 512  # settled-without-hashing outcomes handed on together
 class Settled:
     """One walk item's outcome. `record` is None when the caller's stored row was reused."""
 
+    seq: int  # position in the walk
     path: str
     record: HashRecord | None
     archive_error: bool = False
+    member: bool = False  # inside a container (not a row the file system lists)
     final: bool = True  # False: our own code failed on it, so a rerun hashes it again
     location: Location = field(kw_only=True)  # the row's identity (`triage.identity`)
 
@@ -52,10 +59,10 @@ def _task(item: WalkItem) -> HashTask:
     )
 
 
-def _hashed(task: HashTask, rec: HashRecord) -> Settled:
+def _hashed(seq: int, task: HashTask, rec: HashRecord) -> Settled:
     full = replace(rec, path=task.path, size=task.size, mtime=task.mtime,
                    kind=task.kind, reason=task.reason or rec.reason)  # type: ignore[arg-type]
-    return Settled(task.path, full, task.archive_error,
+    return Settled(seq, task.path, full, task.archive_error, task.kind == "archive_member",
                    final=not (rec.error or "").startswith(INTERNAL_ERROR), location=task.location)
 
 
@@ -80,42 +87,47 @@ class Runner:
         Items that need no hashing are handed on from inside the walk, so a rerun that
         reuses every row holds no more than one chunk.
         """
-        in_flight: dict[int, HashBatch] = {}
+        in_flight: dict[int, tuple[HashBatch, list[int]]] = {}
 
         def tracked() -> Iterator[HashBatch]:
-            for batch in self._batches(items, record):
-                in_flight[batch.seq] = batch
+            for batch, seqs in self._batches(items, record):
+                in_flight[batch.seq] = (batch, seqs)
                 yield batch
 
         for result in self.executor.run(tracked()):
-            batch = in_flight.pop(result.seq)
+            batch, seqs = in_flight.pop(result.seq)
             self.workers.add(result.worker)
             self.hash_seconds += result.seconds
-            record([_hashed(t, r) for t, r in zip(batch.tasks, result.records, strict=True)])
+            record([_hashed(n, t, r) for n, t, r in
+                    zip(seqs, batch.tasks, result.records, strict=True)])
 
     def _batches(self, items: Iterable[WalkItem],
-                 record: Callable[[list[Settled]], None]) -> Iterator[HashBatch]:
+                 record: Callable[[list[Settled]], None]
+                 ) -> Iterator[tuple[HashBatch, list[int]]]:
         tasks: list[HashTask] = []
+        seqs: list[int] = []
         nbytes = 0
         chunk: list[Settled] = []
         seq = 0
         # Members of an archive that changed are hashed again even when their own header
         # (size, mtime) looks unchanged: a replaced archive can repeat both with new content.
         changed_archive: Location | None = None
-        for item in items:
+        for n, item in enumerate(items):
             self.walked += 1
             if item.kind == "file":
                 changed_archive = None
             in_changed = changed_archive is not None and is_within(item.location,
                                                                    changed_archive)
             if item.status != "pending" or item.kind not in ("file", "archive_member"):
-                chunk.append(Settled(item.path, plain_record(item), item.archive_error,
-                                     location=item.location))
+                chunk.append(Settled(n, item.path, plain_record(item), item.archive_error,
+                                     item.kind == "archive_member", location=item.location))
             elif not in_changed and self.reusable(item):
-                chunk.append(Settled(item.path, None, location=item.location))
+                chunk.append(Settled(n, item.path, None, member=item.kind == "archive_member",
+                                     location=item.location))
                 self.reused += 1
             else:
                 tasks.append(_task(item))
+                seqs.append(n)
                 nbytes += len(item.data or b"")
                 if item.kind == "file":
                     changed_archive = item.location
@@ -123,12 +135,52 @@ class Runner:
                 record(chunk)
                 chunk = []
             if len(tasks) >= self.batch_size or nbytes >= BATCH_BYTES:
-                yield HashBatch(seq, tuple(tasks), self.opts)
+                yield HashBatch(seq, tuple(tasks), self.opts), seqs
                 seq += 1
                 self.sent += len(tasks)
-                tasks, nbytes = [], 0
+                tasks, seqs, nbytes = [], [], 0
         if chunk:
             record(chunk)
         if tasks:
             self.sent += len(tasks)
-            yield HashBatch(seq, tuple(tasks), self.opts)
+            yield HashBatch(seq, tuple(tasks), self.opts), seqs
+
+
+def hash_tree(roots: Sequence[str], opts: HashOptions, workers: int,
+              limits: WalkLimits = DEFAULT_LIMITS, batch_size: int = 16) -> Iterator[HashRecord]:
+    """`triage hash`: every walk item's record, in walk order, through the scan's walker,
+    batches and executor (`workers` <= 1 hashes in this process).
+
+    The runner works in a thread, handing chunks over a bounded queue, so records come out
+    while the walk goes on; a heap puts them back in walk order, holding no more than the
+    batches in flight and one chunk of settled items.
+    """
+    handoff: queue.Queue[list[Settled] | BaseException | None] = queue.Queue(maxsize=8)
+
+    def produce() -> None:
+        try:
+            executor = make_executor(workers if workers > 1 else 0, None)
+            try:
+                Runner(opts, executor, batch_size).run(
+                    walk([os.path.abspath(r) for r in roots], limits), handoff.put)
+            finally:
+                executor.close()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            handoff.put(exc)
+            return
+        handoff.put(None)
+
+    thread = threading.Thread(target=produce, name="hash-tree", daemon=True)
+    thread.start()
+    waiting: list[tuple[int, HashRecord]] = []
+    following = 0
+    while (chunk := handoff.get()) is not None:
+        if isinstance(chunk, BaseException):
+            raise chunk
+        for s in chunk:
+            assert s.record is not None  # nothing is reused outside a case
+            heapq.heappush(waiting, (s.seq, s.record))
+        while waiting and waiting[0][0] == following:
+            yield heapq.heappop(waiting)[1]
+            following += 1
+    thread.join()

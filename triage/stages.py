@@ -30,14 +30,15 @@ class StageTimer:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, announce: bool = True) -> Iterator[None]:
+        """Time the block; `announce=False` for a stage entered many times (per chunk)."""
         t0 = time.perf_counter()
         try:
             yield
         finally:
             dt = time.perf_counter() - t0
             self.add(name, dt)
-            if self._on_stage is not None:
+            if announce and self._on_stage is not None:
                 self._on_stage(name, dt)
 
     def timed(self, name: str, items: Iterable[T]) -> Iterator[T]:
