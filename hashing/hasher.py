@@ -312,7 +312,7 @@ def hash_path(path: str, opts: HashOptions) -> HashRecord:
 
 
 def _directory_record(path: str, mtime: float) -> HashRecord:
-    """`expand_paths` hands over a directory only when it could not list it: say why."""
+    """A directory handed over as a file (it could not be listed, or is a race): say why."""
     try:
         with os.scandir(path):
             pass

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
 from triage.pipeline import ScanConfig, run_scan
 from triage.progress import count_entries
@@ -25,8 +26,10 @@ def test_count_ahead_total_progress_and_stage_lines(tmp_path: Path) -> None:
     totals: list[int] = []
     done: list[int] = []
     stages: list[str] = []
+    BankStore(tmp_path / "store").close()
     cfg = ScanConfig(evidence=(ev,), case_dir=tmp_path / "case", store_dir=tmp_path / "store",
-                     workers=0, progress=done.append, progress_total=totals.append,
+                     workers=0, inventory=True, progress=done.append,
+                     progress_total=totals.append,
                      on_stage=lambda name, seconds: stages.append(name))
     run_scan(cfg)
     assert totals == [len(rows)] and sum(done) == len(rows)
