@@ -222,6 +222,7 @@ def run(out_dir: str | Path, quick: bool = False, files_sizes: tuple[int, ...] |
             runs.append(_measure([sys.executable, "-m", "benchmarks.scale", "--child", "rows",
                                   str(case), str(store)], "rows", n))
             shutil.rmtree(case)
+            publish(Path(out_dir), runs, quick, load)  # each row kept as soon as measured
         for n in files_sizes:
             evidence = work / f"files_{n}"
             write_small_files(evidence, n, 12)
@@ -232,6 +233,7 @@ def run(out_dir: str | Path, quick: bool = False, files_sizes: tuple[int, ...] |
             finally:
                 shutil.rmtree(evidence)  # 10^6 inodes of a shared disk: never left behind
                 shutil.rmtree(work / f"case_{n}", ignore_errors=True)
+            publish(Path(out_dir), runs, quick, load)
     return publish(Path(out_dir), runs, quick, load)
 
 
