@@ -13,7 +13,8 @@ when it exits:
    in-flight batches. It reaches 10^7 rows without 10^7 files on disk, whose generation and
    hashing would take hours on a shared 2-core machine and 10M of its 16M shared inodes.
 
-Both use the same bank: digests of every 500th document and PDQ of every 100th image.
+Both use the same bank: per 10,000 rows, the digests of two documents and of one image with its
+PDQ (whose series of near-duplicates then matches too).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from benchmarks import harness
+from benchmarks import harness, plots
 from hashing.types import HashRecord
 from synthetic_fixtures.hashlists import BankListEntry, write_hash_lists
 
@@ -103,7 +104,7 @@ def fill_case(case: Path, n: int, seed: int) -> list[HashRecord]:
             rows = []
             for k in range(lo, min(n, lo + CHUNK)):
                 rec = synthetic_record(k, rng, bases)
-                if k % 10_000 in (5, 3_005) or (k % 100 == 0 and k % 10_000 < 100):
+                if k % 10_000 in (50, 3_050) or k % 10_000 == 0:  # 2 documents, 1 image
                     picks.append(rec)
                 rows.append((rec.to_dict(), os.fsencode(rec.path), True))  # a unique row key
             db.put(run, "bench", rows)
@@ -241,9 +242,29 @@ def _per_item_kb(a: ScaleRun, b: ScaleRun) -> float:
     return (b.peak_rss_mb - a.peak_rss_mb) * 1024 / (b.items - a.items)
 
 
+def plot(out: Path, runs: list[ScaleRun]) -> Path:
+    fig, (ax1, ax2) = plots.grid(2, ncols=2)
+    for k, kind in enumerate(("rows", "files")):
+        mine = [r for r in runs if r.kind == kind]
+        if mine:
+            items = [r.items for r in mine]
+            ax1.plot(items, [r.peak_rss_mb for r in mine], "o-", color=plots.colour(k),
+                     label=kind)
+            ax2.plot(items, [r.cpu_us_per_item for r in mine], "o-", color=plots.colour(k),
+                     label=kind)
+    for ax, label in ((ax1, "peak RSS (MB)"), (ax2, "CPU us per item")):
+        ax.set_xscale("log")
+        ax.set_xlabel("items")
+        ax.set_ylabel(label)
+        ax.legend(fontsize="small")
+    ax1.set_title("memory")
+    ax2.set_title("time per item")
+    return plots.save(fig, out / "scale.png")
+
+
 def publish(out: Path, runs: list[ScaleRun], quick: bool,
-            load: tuple[float, float, float]) -> dict[str, Any]:
-    result: dict[str, Any] = {"quick": quick, "load_average_at_start": load,
+            load: tuple[float, float, float], note: str = "") -> dict[str, Any]:
+    result: dict[str, Any] = {"quick": quick, "load_average_at_start": load, "note": note,
                               "runs": [{**asdict(r), "per_s": r.per_s,
                                         "cpu_us_per_item": r.cpu_us_per_item} for r in runs]}
     notes = []
@@ -260,6 +281,10 @@ def publish(out: Path, runs: list[ScaleRun], quick: bool,
     notes.append(f"Load average when the run started: {load[0]:.1f} (2 cores shared by other "
                  "work): wall times and items/s are inflated by it; CPU time per item is the "
                  "steadier measure.")
+    if note:
+        notes.append(note)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(out, runs)
     harness.write_results(
         out, "scale", result,
         ("kind", "items", "wall s", "items/s", "CPU s", "CPU us/item", "peak RSS MB"),
@@ -270,7 +295,7 @@ def publish(out: Path, runs: list[ScaleRun], quick: bool,
     return result
 
 
-def merge(out: Path, parts: list[Path]) -> dict[str, Any]:
+def merge(out: Path, parts: list[Path], note: str = "") -> dict[str, Any]:
     """Publish the runs of separately run parts (e.g. the 10^7 rows beside the files) as one."""
     runs, loads, quick = [], [], False
     for part in parts:
@@ -280,7 +305,7 @@ def merge(out: Path, parts: list[Path]) -> dict[str, Any]:
         runs += [ScaleRun(**{f: d[f] for f in ScaleRun.__dataclass_fields__})
                  for d in data["runs"]]
     runs.sort(key=lambda r: (r.kind != "rows", r.items))
-    return publish(out, runs, quick, max(loads))
+    return publish(out, runs, quick, max(loads), note)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -290,8 +315,8 @@ def _sizes(text: str) -> tuple[int, ...]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         _child(sys.argv[2:])
-    elif sys.argv[1:2] == ["--merge"]:
-        merge(Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
+    elif sys.argv[1:2] == ["--merge"]:  # --merge OUT NOTE PART...
+        merge(Path(sys.argv[2]), [Path(p) for p in sys.argv[4:]], sys.argv[3])
     elif "--rows" in sys.argv or "--files" in sys.argv:
         import argparse
 
