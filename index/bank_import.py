@@ -274,8 +274,8 @@ def import_fresh(
     notices any repeat, in which case the insert is undone and None returned (the caller then
     runs the full checks). Runs inside the caller's write transaction.
     """
-    if staging.explicit:
-        return None  # repeated explicit ids need the id check
+    if staging.explicit and staging.repeats_an_id():
+        return None  # an explicit id on several records: the full checks say which conflict
     row = con.execute(
         "SELECT b.id FROM banks b WHERE b.name = ? AND EXISTS"
         " (SELECT 1 FROM entries e WHERE e.bank_id = b.id)",
@@ -298,7 +298,9 @@ def import_fresh(
             con.execute("ROLLBACK TO fresh")
             con.execute("RELEASE fresh")
             return None
-    ids, truncated = _ids(con, "SELECT entry_id FROM entries WHERE import_id = ?", (import_id,))
+    ids, truncated = _ids(
+        con, "SELECT DISTINCT entry_id FROM entries WHERE import_id = ?", (import_id,)
+    )
     result = ImportResult(
         bank=options.bank, file=path, format=fmt, status="imported", version=options.version,
         replace=options.replace, records=staging.records, added=added,

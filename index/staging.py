@@ -127,6 +127,15 @@ class Staging:
         self.rejected.extend(batch.rejected)
         self.notes.update(batch.notes)
 
+    def repeats_an_id(self) -> bool:
+        """Whether two records name the same explicit id (one sort, no table written)."""
+        found = self.con.execute(
+            f"SELECT 1 FROM (SELECT MIN(s.key) AS first, MAX(s.key) AS last FROM temp.stage s"
+            f" JOIN temp.labels l ON l.id = s.label WHERE l.explicit = 1"
+            f" GROUP BY {entry_id('s')}) WHERE first != last LIMIT 1"
+        ).fetchone()
+        return found is not None
+
     def finish(self) -> Staged:
         """Run the within-file checks; afterwards `temp.uniq` holds what the list says."""
         self.con.execute(f"CREATE TEMP TABLE IF NOT EXISTS uniq {_UNIQ}")
