@@ -307,8 +307,10 @@ def _markdown_notes(result: dict[str, Any]) -> str:
         lines.append(
             f"Still missed with dihedral queries: {', '.join(f'`{n}`' for n in still)}. Crops, "
             "padding, overlays, small rotations and screenshot embedding shift or cover the "
-            "content under PDQ's global 64x64 grid, which no rotation or mirror undoes; this is "
-            "where local (tile or keypoint) matching would go next."
+            "content under PDQ's global 64x64 grid, which no rotation or mirror undoes. Media "
+            "banks recover them with sub-window PDQ and verified local features, measured beside "
+            "PDQ, pHash and imagehash's crop_resistant_hash in the media_bank benchmark "
+            "(`benchmarks/results/media_bank/media_bank.md`)."
         )
     lines += [
         "",

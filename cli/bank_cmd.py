@@ -145,6 +145,42 @@ def validate_cmd(
         sys.exit(2)
 
 
+@bank.command("import-media")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--bank", "bank_name", required=True, help="Bank to import into (created if new).")
+@click.option("--category", default=None, help="Category label of every file.")
+@click.option("--categories", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="CSV of path,category (paths relative to FOLDER).")
+@click.option("--known-good", is_flag=True, help="The media are known-good.")
+@click.option("--source", default=None, help="Source (e.g. the case the media were graded in).")
+@click.option("--version", "list_version", default=None, help="Version of this holding.")
+@click.option("--workers", type=int, default=None, help="Hashing processes (default: cores; 0 = in this process).")
+@store_option
+def import_media_cmd(folder: str, bank_name: str, category: str | None,
+                     categories: str | None, known_good: bool, source: str | None,
+                     list_version: str | None, workers: int | None,
+                     store_dir: str | None) -> None:
+    """Hash the reference media in FOLDER (read-only, archives included) into a media bank:
+    digests, PDQ, pHash, sub-window PDQs and local features. Entry ids are paths relative
+    to FOLDER. Sub-window PDQs and local features never leave the store."""
+    from triage.media_import import MediaImportOptions, import_media
+
+    options = MediaImportOptions(bank=bank_name, category=category, categories=categories,
+                                 source=source, version=list_version, known_good=known_good,
+                                 workers=workers)
+    try:
+        with _open(store_dir) as store:
+            result = import_media(store, folder, options)
+    except TriageError as e:
+        raise _fail(e) from None
+    _print_rejected(result)
+    click.echo(
+        f"bank {result.bank}: {result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {len(result.rejected)} not imported "
+        f"(report: {result.report_path})"
+    )
+
+
 def _print_rejected(result: ImportResult) -> None:
     if result.error:
         click.echo(f"{result.file}: {result.error}", err=True)
@@ -208,14 +244,23 @@ def show_cmd(name: str, fmt: str, store_dir: str | None) -> None:
 
 @bank.command("export")
 @click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True)
+@click.option("--format", "fmt", type=click.Choice((*EXPORT_FORMATS, "store")), required=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="Default stdout.")
 @store_option
 def export_cmd(name: str, fmt: str, out: str | None, store_dir: str | None) -> None:
-    """Export a bank's active hashes and labels (never content) as a list partners can import."""
+    """Export a bank's active hashes and labels (never content) as a list partners can import.
+
+    `--format store` writes the whole bank, media-bank signatures included, for another store
+    of this tool only (`bank import-store`); it is as sensitive as the media."""
     try:
         with _open(store_dir) as store:
-            if out is None:
+            if fmt == "store":
+                from index.store_transfer import export_bank
+
+                if out is None:
+                    raise click.UsageError("--format store needs --out FILE")
+                n = export_bank(store, name, out)
+            elif out is None:
                 n = store.export(name, fmt, sys.stdout)
             else:
                 with open(out, "w", encoding="utf-8", newline="") as f:
@@ -223,6 +268,24 @@ def export_cmd(name: str, fmt: str, out: str | None, store_dir: str | None) -> N
     except TriageError as e:
         raise _fail(e) from None
     click.echo(f"exported {n} records", err=True)
+
+
+@bank.command("import-store")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bank", "bank_name", default=None, help="Bank to import into (default: its name).")
+@store_option
+def import_store_cmd(file: str, bank_name: str | None, store_dir: str | None) -> None:
+    """Import a bank exported by another store of this tool (`bank export --format store`)."""
+    from index.store_transfer import import_bank
+
+    try:
+        with _open(store_dir) as store:
+            result = import_bank(store, file, bank_name)
+    except TriageError as e:
+        raise _fail(e) from None
+    _print_rejected(result)
+    click.echo(f"bank {result.bank}: {result.added} added, {result.updated} updated, "
+               f"{result.unchanged} unchanged, {len(result.rejected)} not imported")
 
 
 @bank.command("retract")

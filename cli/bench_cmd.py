@@ -6,7 +6,8 @@ import importlib
 
 import click
 
-BENCHMARKS = ("hashing", "matching", "accuracy", "scan", "dask", "ingest", "service")
+BENCHMARKS = ("hashing", "matching", "accuracy", "media_bank", "scan", "dask", "ingest",
+              "service")
 
 
 @click.command("bench")

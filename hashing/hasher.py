@@ -100,8 +100,25 @@ def _image_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
     if img.pil is not None:
         hashes.update(imagehash_hashes(img.pil, opts.perceptual))
     out["hashes"] = hashes
+    if "orb" in opts.perceptual or "pdq_grid" in opts.perceptual:
+        out.update(_media_bank_fields(img, opts))
     if opts.exif_transpose and img.pil is not None and img.exif_orientation not in (None, 1):
         out["exif_hashes"] = _transposed_hashes(img, opts)
+    return out
+
+
+def _media_bank_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
+    """Local features and sub-window PDQs (bank-side signatures; never in a hash record's
+    output)."""
+    from hashing.algorithms.local_features import describe
+    from hashing.algorithms.pdq_windows import window_hashes
+
+    assert img.luma is not None
+    out: dict[str, Any] = {}
+    if "orb" in opts.perceptual:
+        out["local_features"] = describe(img.luma, img.width, img.height).to_bytes()
+    if "pdq_grid" in opts.perceptual:
+        out["pdq_windows"] = window_hashes(img.luma)
     return out
 
 
@@ -122,7 +139,7 @@ def _transposed_hashes(img: DecodedImage, opts: HashOptions) -> dict[str, str]:
 
 def _needs(opts: HashOptions) -> set[Need]:
     needs: set[Need] = set()
-    if "pdq" in opts.perceptual:
+    if any(a in opts.perceptual for a in ("pdq", "orb", "pdq_grid")):
         needs.add("luma")
     if any(a in IMAGEHASH_NAMES for a in opts.perceptual) or opts.exif_transpose:
         needs.add("pil")

@@ -16,12 +16,25 @@ WHASH = AlgorithmSpec("whash", "perceptual", 64, default_radius=8, description="
 MD5 = AlgorithmSpec("md5", "digest", 128, description="MD5 of the file bytes")
 SHA1 = AlgorithmSpec("sha1", "digest", 160, description="SHA-1 of the file bytes")
 SHA256 = AlgorithmSpec("sha256", "digest", 256, description="SHA-256 of the file bytes")
+PDQ_GRID = AlgorithmSpec(
+    "pdq_grid", "window", 256, default_radius=31, quality_floor=50,
+    description="PDQ of sub-windows of a media-bank image, matched by a scan's PDQ",
+)
+ORB = AlgorithmSpec(
+    "orb", "local", 256,
+    description="SHA-256 key of a media-bank image's ORB local features (store-private)",
+)
 
 SPECS: dict[str, AlgorithmSpec] = {
-    s.name: s for s in (PDQ, PHASH, DHASH, AHASH, WHASH, MD5, SHA1, SHA256)
+    s.name: s for s in (PDQ, PHASH, DHASH, AHASH, WHASH, MD5, SHA1, SHA256, PDQ_GRID, ORB)
 }
 PERCEPTUAL = tuple(n for n, s in SPECS.items() if s.kind == "perceptual")
 DIGESTS = tuple(n for n, s in SPECS.items() if s.kind == "digest")
+# Signatures only media banks hold: private to the store, never imported from or exported to
+# partner lists.
+STORE_PRIVATE = tuple(n for n, s in SPECS.items() if s.kind in ("window", "local"))
+# What a media-bank window is matched with on the scan side.
+WINDOW_QUERY = {"pdq_grid": "pdq"}
 DEFAULT_ALGORITHMS = ("pdq", "md5", "sha1", "sha256")
 
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["perceptual", "digest"]
+# "window" and "local" are media-bank signatures (sub-window PDQ, local features): held by
+# banks built from media, never computed for partner lists nor exported to them.
+Kind = Literal["perceptual", "digest", "window", "local"]
 Status = Literal["hashed", "error", "skipped"]
 EntryKind = Literal["file", "archive_member", "symlink", "special"]
 
@@ -127,6 +129,12 @@ class HashRecord:
     # what of a hashed item was recognised but not examined (a frame limit, an unreadable
     # later page); such a record is on the attention list even though its status is hashed
     unexamined: str | None = None
+    # Media-bank signatures, asked for by algorithm "orb" / "pdq_grid": carried from hashing to
+    # the bank store or the case database only, never written by `to_dict` (local features
+    # are as sensitive as the image; see hashing.algorithms.local_features).
+    local_features: bytes | None = field(default=None, repr=False, compare=False)
+    pdq_windows: tuple[tuple[str, int], ...] | None = field(default=None, repr=False,
+                                                             compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         text, raw_hex = path_to_text(self.path)

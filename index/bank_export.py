@@ -2,7 +2,8 @@
 
 Each shape re-imports to the same entries: `csv` (every label), `pdq` (`hash,quality`, PDQ
 entries only) and `vics` (VICS 2.0 `#Media`; categories as the bank's scheme codes, so labels
-that are not codes of that scheme are not carried). Retracted entries are never exported.
+that are not codes of that scheme are not carried). Retracted entries are never exported, nor
+are the store-private signatures of media banks (`pdq_grid`, `orb`): partners get hashes only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from itertools import groupby
 from typing import Any, TextIO
 
-from hashing.registry import SPECS
+from hashing.registry import SPECS, STORE_PRIVATE
 from index.categories import BUILTIN, CategoryScheme, SchemeError, load_scheme
 from index.errors import BankError
 
@@ -28,8 +29,9 @@ def _rows(con: sqlite3.Connection, bank_id: int) -> Iterator[tuple[Any, ...]]:
         "SELECT e.entry_id, e.algorithm, e.hash, e.quality, e.category, e.vic_category,"
         " e.caid_category, e.series, MAX(e.known_good, b.known_good) FROM entries e"
         " JOIN banks b ON b.id = e.bank_id WHERE e.bank_id = ? AND e.retracted = 0"
+        f" AND e.algorithm NOT IN ({','.join('?' * len(STORE_PRIVATE))})"
         " ORDER BY e.entry_id, e.algorithm",
-        (bank_id,),
+        (bank_id, *STORE_PRIVATE),
     )
 
 
@@ -53,6 +55,7 @@ def _csv(con: sqlite3.Connection, bank_id: int, out: TextIO) -> int:
             "SELECT DISTINCT algorithm FROM entries WHERE bank_id = ? AND retracted = 0",
             (bank_id,),
         )
+        if a not in STORE_PRIVATE
     ]
     algorithms.sort(key=list(SPECS).index)
     writer = csv.writer(out, lineterminator="\n")

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hashing.registry import spec
+from hashing.registry import STORE_PRIVATE, spec
 from index.bank_types import ImportResult
 from index.categories import CategoryScheme, load_scheme
 from index.errors import BankError, HashListFormatError
@@ -102,6 +102,9 @@ def resolve(path: str, options: ImportOptions) -> tuple[str, CategoryScheme | No
         raise BankError(f"unknown list format {fmt!r}: one of {', '.join(PARSERS)}")
     if options.algo is not None:
         spec(options.algo)
+        if options.algo in STORE_PRIVATE:
+            raise BankError(f"{options.algo} entries come from media (bank import-media), "
+                            "not from hash lists")
     scheme = load_scheme(options.scheme) if options.scheme else None
     name = options.scheme
     if name is None and fmt == "vics":

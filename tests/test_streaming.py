@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from index.banks import BankStore
+from index.media_bank import MediaMatcher
 from triage import derive
 from triage.casedb import CaseDB
 from triage.cluster import cluster_items
 from triage.demo import run_demo
 from triage.items import CaseItem
+from triage.local_match import media_match
 from triage.match import match_records
 from triage.pipeline import ScanConfig, run_scan
 from triage.policy import Policy
@@ -42,16 +44,20 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
     policy = Policy()
     with CaseDB(case / "case.sqlite") as db:
         run = max(r for (r,) in db._db.execute("SELECT id FROM runs"))
-        items = [CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run))]
+        items = [CaseItem.from_row(n, row.record, f) for n, (row, f)
+                 in enumerate(zip(db.rows(run), db.features(run), strict=True))]
     with BankStore(store) as bank_store:
         banks = [{"name": b.name, "source": b.source, "version": b.version, "entries": b.entries}
                  for b in bank_store.list_banks() if b.enabled]
         matcher = bank_store.open_matcher()
+        media = MediaMatcher(bank_store.db_path, bank_store.dir)
         try:
             reasons = match_records([i.record for i in items], matcher, policy)
+            items = [replace(i, reasons=r) for i, r in zip(items, reasons, strict=True)]
+            items = media_match(items, media, policy)
         finally:
             matcher.close()
-    items = [replace(i, reasons=r) for i, r in zip(items, reasons, strict=True)]
+            media.close()
     items = cluster_items(items, policy)
     queue = build_queue(items, policy)
     out.mkdir()

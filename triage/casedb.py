@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS items(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_seen ON items(seen_run);
 CREATE INDEX IF NOT EXISTS items_label ON items(label, seen_run);
+-- local features of hashed images (triage.local_match), hex: as sensitive as the images,
+-- kept here only so a resumed scan can link images it does not hash again; never an output
+CREATE TABLE IF NOT EXISTS features(
+    path_key BLOB PRIMARY KEY,    -- the row's location key
+    data TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs(
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -148,6 +154,29 @@ class CaseDB:
             "SELECT 1 FROM items WHERE label=? AND seen_run=? LIMIT 1", (label, run)
         ).fetchone()
         return row is not None
+    def put_features(self, rows: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Set (or, for None, clear) the local features of hashed rows (by location key), in
+        one transaction.
+
+        Stored as hex: every byte the tool writes under a case is searched for media
+        signatures by its tests, and raw descriptor bytes can spell one by chance."""
+        self._db.execute("BEGIN")
+        for key, blob in rows:
+            if blob is None:
+                self._db.execute("DELETE FROM features WHERE path_key=?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO features(path_key, data) VALUES (?, ?)",
+                                 (key, blob.hex()))
+        self._db.execute("COMMIT")
+
+    def features(self, run: int) -> Iterator[bytes | None]:
+        """The local features of each row seen by `run`, in `rows(run)` order."""
+        for (data,) in self._db.execute(
+            "SELECT f.data FROM items i LEFT JOIN features f ON f.path_key = i.path_key"
+            " WHERE i.seen_run=? ORDER BY i.path_key",
+            (run,),
+        ):
+            yield bytes.fromhex(data) if data else None
 
     def rows(self, run: int) -> Iterator[StoredRow]:
         """Rows seen by `run`, in location order (the manifest order).

@@ -201,7 +201,10 @@ def suggestion(lead: Reason, distance: int, via: str) -> Reason:
 
 def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
     """`items` (`items[k].ordinal == k`) with `cluster` and `suggestion` set; cluster ids are
-    numbered by each cluster's first item, so they are stable for the same case."""
+    numbered by each cluster's first item, so they are stable for the same case. PDQ clusters
+    are joined by the items' local-feature links (`triage.local_match`), as the scan does."""
+    from triage.local_match import CaseLinker, link_reason, merge_links
+
     if not policy.cluster_enabled:
         return list(items)
     owners: list[int] = []
@@ -210,17 +213,27 @@ def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
         for h in pdq_nodes(item, policy.min_quality):
             owners.append(item.ordinal)
             hexes.append(h)
-    if len(hexes) < 2:
-        return list(items)
     bad = np.asarray([i.ordinal for i in items if known_bad(i.reasons)], dtype=np.int64)
     good = np.asarray([i.ordinal for i in items if is_known_good(i.reasons)], dtype=np.int64)
-    found = cluster_nodes(np.asarray(owners, dtype=np.int64), pack("pdq", hexes), bad, good,
-                          policy.cluster_radius)
+    members: list[list[int]] = []
+    nearest: dict[int, tuple[int, int]] = {}
+    if len(hexes) >= 2:
+        found = cluster_nodes(np.asarray(owners, dtype=np.int64), pack("pdq", hexes), bad,
+                              good, policy.cluster_radius)
+        members = [m.tolist() for m in found.members]
+        nearest = found.nearest
+    linker = CaseLinker()
+    linker.add(items)
+    groups, linked = merge_links(members, linker.pairs(), set(bad.tolist()),
+                                 set(good.tolist()), set(nearest))
     out = list(items)
-    for k, members in enumerate(found.members, start=1):
-        for i in members.tolist():
+    for k, group in enumerate(groups, start=1):
+        for i in group:
             out[i] = replace(out[i], cluster=cluster_id(k))
-    for i, (d, j) in found.nearest.items():
+    for i, (d, j) in nearest.items():
         lead = known_bad(items[j].reasons)[0]
         out[i] = replace(out[i], suggestion=suggestion(lead, d, items[j].record.path))
+    for i, (j, t) in linked.items():
+        lead = known_bad(items[j].reasons)[0]
+        out[i] = replace(out[i], suggestion=link_reason(lead, items[j].record.path, t))
     return out

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from hashing.registry import spec
+from index.media_bank import MediaMatcher
 from triage.casedb import CaseDB
 from triage.cluster import cluster_id, cluster_nodes, pdq_nodes, suggestion
 from triage.items import CaseItem
+from triage.local_match import CaseLinker, link_reason, media_match, merge_links
 from triage.match import Banks, is_known_good, known_bad, match_records
 from triage.policy import Policy
 from triage.queue import queue_row
@@ -42,20 +44,35 @@ def chunk_rows(memory_budget: int) -> int:
     return max(MIN_CHUNK, min(MAX_CHUNK, memory_budget // 4 // ITEM_BYTES))
 
 
-def _chunks(db: CaseDB, run: int, size: int) -> Iterator[list[CaseItem]]:
-    rows = (CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run)))
+def _chunks(db: CaseDB, run: int, size: int,
+            features: bool = False) -> Iterator[list[CaseItem]]:
+    """The run's items in manifest order, `size` at a time (with their local features when
+    asked: only matching reads them)."""
+    if features:
+        rows = (CaseItem.from_row(n, row.record, f) for n, (row, f)
+                in enumerate(zip(db.rows(run), db.features(run), strict=True)))
+    else:
+        rows = (CaseItem.from_row(n, row.record) for n, row in enumerate(db.rows(run)))
     while chunk := list(islice(rows, size)):
         yield chunk
 
 
 def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
-           scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
-    """Reasons and known-bad leads into the scratch store, PDQ nodes into its spill; returns
-    the ordinals of known-bad and of known-good items (what clustering needs of the hits)."""
+           scratch: Scratch, media: MediaMatcher | None,
+           linker: CaseLinker) -> tuple[np.ndarray, np.ndarray]:
+    """Reasons and known-bad leads into the scratch store, PDQ nodes into its spill, image
+    features into `linker`; returns the ordinals of known-bad and of known-good items (what
+    clustering needs of the hits)."""
     bad: list[int] = []
     good: list[int] = []
-    for chunk in _chunks(db, run, size):
+    for chunk in _chunks(db, run, size, features=True):
         reasons = match_records([i.record for i in chunk], banks, policy)
+        if media is not None:
+            chunk = media_match([replace(i, reasons=rs) for i, rs in
+                                 zip(chunk, reasons, strict=True)], media, policy)
+            reasons = [i.reasons for i in chunk]
+        if policy.cluster_enabled:
+            linker.add(chunk)
         hits = [(i.ordinal, rs) for i, rs in zip(chunk, reasons, strict=True) if rs]
         scratch.put_reasons(hits)
         leads = []
@@ -78,20 +95,30 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
     return np.asarray(bad, dtype=np.int64), np.asarray(good, dtype=np.int64)
 
 
-def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray) -> int:
-    """Cluster membership and suggestions into the scratch store; returns the cluster count."""
+def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray,
+             linker: CaseLinker) -> int:
+    """Cluster membership and suggestions into the scratch store; returns the cluster count.
+
+    PDQ near-duplicate clusters first; then the case's images are linked by local features
+    (`triage.local_match`), which merges clusters and suggests unknown items that contain or
+    are contained in a known-bad one."""
     if not policy.cluster_enabled:
         return 0
     owners, codes = scratch.nodes.arrays(spec("pdq").nbytes)
     found = cluster_nodes(owners, codes, bad, good, policy.cluster_radius)
-    scratch.put_clusters((int(i), k) for k, members in enumerate(found.members, start=1)
+    groups, linked = merge_links([m.tolist() for m in found.members], linker.pairs(),
+                                 set(bad.tolist()), set(good.tolist()), set(found.nearest))
+    scratch.put_clusters((int(i), k) for k, members in enumerate(groups, start=1)
                          for i in members)
     suggested = []
     for i, (d, j) in found.nearest.items():
         lead, via = scratch.lead(j)
         suggested.append((i, suggestion(lead, d, via)))
+    for i, (j, t) in linked.items():
+        lead, via = scratch.lead(j)
+        suggested.append((i, link_reason(lead, via, t)))
     scratch.put_suggestions(suggested)
-    return len(found.members)
+    return len(groups)
 
 
 def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch) -> SummaryCounts:
@@ -123,16 +150,18 @@ def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch) ->
 def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Policy,
                      run_info: dict[str, Any], timer: StageTimer,
                      memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                     used_banks: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                     used_banks: Sequence[Mapping[str, Any]] = (),
+                     media: MediaMatcher | None = None) -> dict[str, Any]:
     """match -> cluster -> score -> write; returns the summary (its attention list cut to
     `ATTENTION_KEPT` entries; summary.json holds them all). `used_banks` (name, source,
     version, entries) are listed in the summary and the report."""
     size = chunk_rows(memory_budget)
     with Scratch(case) as scratch:
+        linker = CaseLinker()
         with timer.stage("match"):
-            bad, good = _match(db, run, size, banks, policy, scratch)
+            bad, good = _match(db, run, size, banks, policy, scratch, media, linker)
         with timer.stage("cluster"):
-            clusters = _cluster(policy, scratch, bad, good)
+            clusters = _cluster(policy, scratch, bad, good, linker)
         with timer.stage("score"):
             counts = _score(db, run, size, policy, scratch)
         with timer.stage("write"):

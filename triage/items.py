@@ -9,7 +9,7 @@ no stage keeps a list that must stay aligned with another.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hashing.registry import DEFAULT_ALGORITHMS
@@ -25,9 +25,12 @@ class CaseItem:
     reasons: tuple[Reason, ...] = ()  # bank hits, strongest first
     cluster: str | None = None  # in-case near-duplicate cluster of 2+ items
     suggestion: Reason | None = None  # a `cluster` reason for an unknown item near known-bad
+    # serialised local features of an image (sensitive: read by matching, never written out)
+    features: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_row(cls, ordinal: int, row: Mapping[str, Any]) -> CaseItem:
+    def from_row(cls, ordinal: int, row: Mapping[str, Any],
+                 features: bytes | None = None) -> CaseItem:
         """The item of one stored manifest row (`HashRecord.to_dict()` plus scan flags)."""
         return cls(ordinal, HashRecord.from_dict(row, DEFAULT_ALGORITHMS),
-                   archive_error=bool(row.get("archive_error")))
+                   archive_error=bool(row.get("archive_error")), features=features)

@@ -20,6 +20,7 @@ from hashing.types import HashRecord
 from index.bank_types import BankEntry
 from index.hamming import dihedral_range_search
 from triage.policy import Policy
+from triage.verify import Transform
 
 # The order of `HashRecord.pdq_dihedral` (pdqhash.compute_dihedral): identity first.
 DIHEDRAL_NAMES = (
@@ -27,7 +28,8 @@ DIHEDRAL_NAMES = (
     "flip_x", "flip_y", "flip_plus1", "flip_minus1",
 )
 
-KIND_ORDER = {"exact": 0, "near": 1, "dihedral": 1, "video": 1, "frame": 1, "cluster": 2}
+KIND_ORDER = {"exact": 0, "near": 1, "dihedral": 1, "video": 1, "frame": 1, "local": 1,
+              "cluster": 2}
 
 
 class Banks(Protocol):
@@ -44,7 +46,7 @@ class Banks(Protocol):
 class Reason:
     """One explanation of a file's place in the queue."""
 
-    kind: str  # exact | near | dihedral | video | frame | cluster
+    kind: str  # exact | near | dihedral | video | frame | local | cluster
     algo: str
     bank: str | None
     entry: str | None
@@ -58,6 +60,18 @@ class Reason:
     bank_frames_pct: float | None = None  # video: share of the bank item's frames matched
     via: str | None = None  # cluster: the known-bad case file this one is near
     frame: str | None = None  # frame: which frame or page matched ("frame 3", "page 2")
+    transform: Transform | None = None  # local: the verified geometric transform
+    ref: str = "bank item"  # local: what the transform is relative to, for its text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Reason:
+        """Inverse of `to_dict` (its keys are the field names, besides the transform's)."""
+        fields = {k: v for k, v in d.items() if k not in ("transform", "explanation")}
+        t = d.get("transform")
+        if t is not None:
+            fields["ref"] = t["of"]
+            fields["transform"] = Transform.from_dict(t)
+        return cls(**fields)
 
     @property
     def sort_key(self) -> tuple[int, int, str, str]:
@@ -73,6 +87,9 @@ class Reason:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        if self.transform is not None:
+            out["transform"] = {**self.transform.to_dict(), "of": self.ref}
+            out["explanation"] = self.transform.text(self.ref)
         if self.known_good:
             out["known_good"] = True
         return out

@@ -28,12 +28,14 @@ from hashing.registry import DEFAULT_ALGORITHMS
 from hashing.types import path_to_text
 from index.bank_index import BankMatcher
 from index.banks import BankStore, default_store_dir, store_exists
+from index.media_bank import MediaMatcher
 from triage.audit import append_audit, tool_version, who
 from triage.casedb import CaseDB
 from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir, protected_ids
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
 from triage.executor import make_executor
 from triage.identity import location_json, location_key
+from triage.local_match import LOCAL_ALGORITHMS
 from triage.outputs import sha256_file, stale_temp_files
 from triage.policy import Policy, load_policy
 from triage.progress import count_ahead
@@ -130,10 +132,13 @@ def _record(db: CaseDB, run: int, key: str, chunk: list[Settled]) -> None:
         db.mark_seen(run, reused)
     if len(reused) < len(chunk):
         db.put(run, key, [_row(s) for s in chunk if s.record is not None])
+        db.put_features((location_key(s.location), s.record.local_features) for s in chunk
+                        if s.record is not None)
 
 
 def _hash_options(cfg: ScanConfig, policy: Policy) -> HashOptions:
-    return HashOptions(algorithms=DEFAULT_ALGORITHMS, dihedral=policy.dihedral,
+    return HashOptions(algorithms=(*DEFAULT_ALGORITHMS, *LOCAL_ALGORITHMS),
+                       dihedral=policy.dihedral,
                        decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
                        pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes,
                        max_frames=policy.max_frames)
@@ -179,11 +184,13 @@ def banks_used(bank_info: Mapping[str, Any]) -> list[dict[str, Any]]:
             for b in bank_info["banks"] if b["enabled"]]
 
 
-def _open_banks(store_dir: Path, inventory: bool) -> tuple[BankMatcher, dict[str, Any]]:
+def _open_banks(store_dir: Path,
+                inventory: bool) -> tuple[BankMatcher, MediaMatcher, dict[str, Any]]:
     """One matcher per scan: digest lookups and indexes are loaded once, not per file."""
     try:
         with BankStore(store_dir) as store:
             matcher = store.open_matcher()
+            media = MediaMatcher(store.db_path, store.dir)
             # Entry and retraction counts catch changes a version string misses; import times
             # are left out so re-importing the same list leaves a case unchanged.
             banks = [{**b.to_dict(), "retracted": b.retracted} for b in store.list_banks()]
@@ -191,9 +198,12 @@ def _open_banks(store_dir: Path, inventory: bool) -> tuple[BankMatcher, dict[str
         raise
     except (sqlite3.Error, OSError) as exc:  # e.g. a stale index that cannot be rebuilt
         raise ScanError(str(store_dir), f"cannot open the bank store: {exc}") from exc
-    info = {"versions": matcher.bank_versions(), "index_checksums": matcher.index_checksums(),
-            "banks": banks, "inventory": inventory}
-    return matcher, info
+    checksums = matcher.index_checksums()
+    if media.windows_sha256:
+        checksums["pdq_grid"] = media.windows_sha256
+    info = {"versions": matcher.bank_versions(), "index_checksums": checksums, "banks": banks,
+            "inventory": inventory}
+    return matcher, media, info
 
 
 def run_scan(cfg: ScanConfig) -> ScanResult:
@@ -209,9 +219,10 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
         for stale in stale_temp_files(case):  # left by a scan killed while writing an output
             stale.unlink()
         with timer.stage("open_banks"):
-            matcher, bank_info = _open_banks(store_dir, cfg.inventory)
+            matcher, media, bank_info = _open_banks(store_dir, cfg.inventory)
         try:
-            return _scan(cfg, case_dir, policy, store_dir, matcher, bank_info, timer, started)
+            return _scan(cfg, case_dir, policy, store_dir, (matcher, media), bank_info, timer,
+                         started)
         except TriageError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -220,6 +231,7 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
             raise ScanError(str(case), f"cannot write the case: {exc}") from exc
         finally:
             matcher.close()
+            media.close()
 
 
 @contextmanager
@@ -237,8 +249,8 @@ def _case_lock(case: Path) -> Iterator[None]:
 
 
 def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
-          matcher: BankMatcher, bank_info: dict[str, Any], timer: StageTimer,
-          started: str) -> ScanResult:
+          matchers: tuple[BankMatcher, MediaMatcher], bank_info: dict[str, Any],
+          timer: StageTimer, started: str) -> ScanResult:
     case = case_dir.path
     opts = _hash_options(cfg, policy)
     # Resume reuses a row only when the file and the way it was hashed are both unchanged
@@ -267,8 +279,9 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
         else:
             with timer.stage("manifest"):
                 write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
-            summary = derive_and_write(case, db, run, matcher, policy, run_info, timer,
-                                       cfg.memory_budget, banks_used(bank_info))
+            summary = derive_and_write(case, db, run, matchers[0], policy, run_info, timer,
+                                       cfg.memory_budget, banks_used(bank_info),
+                                       media=matchers[1])
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {

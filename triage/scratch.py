@@ -41,8 +41,7 @@ def _reasons_json(reasons: Iterable[Reason]) -> str:
 
 
 def _reasons_from(text: str) -> tuple[Reason, ...]:
-    # `Reason.to_dict` keys are its field names, so the dict is the constructor's arguments.
-    return tuple(Reason(**d) for d in json.loads(text))
+    return tuple(Reason.from_dict(d) for d in json.loads(text))
 
 
 def _row_json(row: QueueRow) -> str:
@@ -57,7 +56,7 @@ def _row_json(row: QueueRow) -> str:
 
 def _row_from(text: str, rank: int) -> QueueRow:
     d = json.loads(text)
-    d["reasons"] = tuple(Reason(**r) for r in d["reasons"])
+    d["reasons"] = tuple(Reason.from_dict(r) for r in d["reasons"])
     return QueueRow(rank=rank, **d)
 
 
@@ -111,7 +110,7 @@ class Scratch:
         """The strongest known-bad hit and the path of a known-bad item."""
         lead, path = self._db.execute("SELECT lead, path FROM leads WHERE ord=?",
                                       (ordinal,)).fetchone()
-        return Reason(**json.loads(lead)), path
+        return Reason.from_dict(json.loads(lead)), path
 
     # clustering
     def put_clusters(self, rows: Iterable[tuple[int, int]]) -> None:
@@ -129,7 +128,7 @@ class Scratch:
                    self._db.execute(q.format("data", "reasons"), (lo, hi))}
         clusters = {o: int(c) for o, c in self._db.execute(q.format("cluster", "clusters"),
                                                              (lo, hi))}
-        suggestions = {o: Reason(**json.loads(d)) for o, d in
+        suggestions = {o: Reason.from_dict(json.loads(d)) for o, d in
                        self._db.execute(q.format("data", "suggestions"), (lo, hi))}
         return reasons, clusters, suggestions
 

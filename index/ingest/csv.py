@@ -15,7 +15,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, BinaryIO
 
-from hashing.registry import PERCEPTUAL, SPECS
+from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
 from index.errors import HashListFormatError
 from index.ingest.fastlines import BLOCK
 from index.ingest.records import (
@@ -50,7 +50,7 @@ _LABELS = {
     "entryid": "id",
     "knowngood": "known_good",
 }
-HASH_COLUMNS = tuple(SPECS)  # every algorithm name is a column name
+HASH_COLUMNS = tuple(a for a in SPECS if a not in STORE_PRIVATE)  # every list algorithm
 _PERCEPTUAL = frozenset(PERCEPTUAL)
 _HEX = b"0123456789abcdefABCDEF"
 

@@ -1,0 +1,160 @@
+"""Local features: ORB keypoints with 256-bit binary descriptors, a bounded number per image.
+
+ORB (OpenCV) is used rather than AKAZE because its descriptor is 256 bits, the width of PDQ,
+so the same exact Hamming engine (`index.hamming.HammingIndex`) searches both, and it is the
+faster of the two to compute. The image is downscaled first (long side `LONG_SIDE`) so the
+cost per image is bounded whatever its size, and at most `MAX_KEYPOINTS` are kept (the
+strongest by FAST/Harris response, as ORB ranks them). Keypoint geometry is stored in the
+original image's pixel coordinates, so a transform verified between two images reads in
+real pixels (scale, rotation, the share of each image covered).
+
+What a `LocalFeatures` holds is derived from pixels and dense enough that coarse images can
+be reconstructed from it (published inversion attacks on local descriptors): it is as
+sensitive as the image itself. It is kept in the bank store and the case database only, and
+never written to any case output or partner export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+ALGORITHM = "orb"
+LONG_SIDE = 640  # images are described at this long side (never upscaled)
+MAX_KEYPOINTS = 500  # kept per image, strongest first
+DESCRIPTOR_BYTES = 32  # 256-bit ORB descriptors
+MIN_SIDE = 48  # smaller images carry too few keypoints to verify a transform
+DETECT_FACTOR = 4  # candidates detected per keypoint kept
+GRID = 8  # cells per side over which the kept keypoints are spread
+_HEADER = struct.Struct("<4sHIII")  # magic, version, width, height, keypoints
+_MAGIC = b"LFv1"
+_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFeatures:
+    """Keypoints and descriptors of one image.
+
+    `keypoints` is float32[n, 4]: x, y, size (original pixels), angle (degrees);
+    `descriptors` is uint8[n, 32], row i describing keypoint i.
+    """
+
+    width: int
+    height: int
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.descriptors.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """A compact, versioned serialisation (header, float32 keypoints, descriptor bytes)."""
+        n = len(self)
+        return b"".join((
+            _HEADER.pack(_MAGIC, _VERSION, self.width, self.height, n),
+            np.ascontiguousarray(self.keypoints, dtype="<f4").tobytes(),
+            np.ascontiguousarray(self.descriptors, dtype=np.uint8).tobytes(),
+        ))
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> LocalFeatures:
+        if len(blob) < _HEADER.size:
+            raise ValueError("local features blob is truncated")
+        magic, version, width, height, n = _HEADER.unpack_from(blob)
+        if magic != _MAGIC or version != _VERSION:
+            raise ValueError("not a local features blob of this version")
+        kp_end = _HEADER.size + n * 16
+        if len(blob) != kp_end + n * DESCRIPTOR_BYTES:
+            raise ValueError(f"local features blob holds {len(blob)} bytes, not {n} keypoints")
+        kps = np.frombuffer(blob, dtype="<f4", count=n * 4, offset=_HEADER.size).reshape(n, 4)
+        desc = np.frombuffer(blob, dtype=np.uint8, offset=kp_end).reshape(n, DESCRIPTOR_BYTES)
+        return cls(width, height, kps.astype(np.float32), desc.copy())
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex of the serialisation: the store's key for this feature set."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+
+def _empty(width: int, height: int) -> LocalFeatures:
+    return LocalFeatures(width, height, np.zeros((0, 4), np.float32),
+                         np.zeros((0, DESCRIPTOR_BYTES), np.uint8))
+
+
+_ORB: dict[int, cv2.ORB] = {}
+
+
+def _orb(max_keypoints: int) -> cv2.ORB:
+    # one detector per process and bound (construction is cheap, but not free per image)
+    if max_keypoints not in _ORB:
+        _ORB[max_keypoints] = cv2.ORB.create(nfeatures=max_keypoints, scaleFactor=1.3,
+                                             nlevels=8, edgeThreshold=15, patchSize=31,
+                                             fastThreshold=10)
+    return _ORB[max_keypoints]
+
+
+def _spread(kps: Sequence[cv2.KeyPoint], w: int, h: int, keep: int) -> list[cv2.KeyPoint]:
+    """Keep `keep` keypoints spread over a GRID x GRID partition of the image: round-robin
+    over the cells, strongest first within each. ORB alone keeps the strongest corners
+    anywhere, so a caption or a screenshot's interface text can take the whole budget."""
+    if len(kps) <= keep:
+        return list(kps)
+    xy = np.array([k.pt for k in kps], dtype=np.float64)
+    response = np.array([k.response for k in kps], dtype=np.float64)
+    cx = np.minimum((xy[:, 0] * GRID / w).astype(np.int64), GRID - 1)
+    cy = np.minimum((xy[:, 1] * GRID / h).astype(np.int64), GRID - 1)
+    cell = cy * GRID + cx
+    order = np.lexsort((-response, cell))
+    starts = np.r_[0, np.flatnonzero(np.diff(cell[order])) + 1]
+    rank = np.empty(len(kps), dtype=np.int64)
+    rank[order] = np.arange(len(kps)) - np.repeat(starts, np.diff(np.r_[starts, len(kps)]))
+    chosen = np.lexsort((-response, rank))[:keep]
+    return [kps[i] for i in np.sort(chosen)]
+
+
+def describe(luma: np.ndarray, width: int | None = None, height: int | None = None,
+             max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
+    """Describe a luma plane (uint8 or float 0..255, any size).
+
+    `width`/`height` are the original image's size when `luma` is a reduced decode (the fast
+    JPEG path); keypoints are mapped to those coordinates. Images under `MIN_SIDE` pixels on
+    a side get no keypoints.
+    """
+    h0, w0 = luma.shape[:2]
+    width = int(width or w0)
+    height = int(height or h0)
+    if min(width, height) < MIN_SIDE or min(w0, h0) < 8:
+        return _empty(width, height)
+    scale = min(1.0, LONG_SIDE / max(w0, h0))
+    plane = np.asarray(luma)
+    if plane.dtype != np.uint8:
+        plane = np.clip(np.rint(plane), 0, 255).astype(np.uint8)
+    if scale < 1.0:
+        size = (max(1, round(w0 * scale)), max(1, round(h0 * scale)))
+        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+    plane = np.ascontiguousarray(plane)
+    orb = _orb(max_keypoints * DETECT_FACTOR)
+    chosen = _spread(orb.detect(plane, None), plane.shape[1], plane.shape[0], max_keypoints)
+    kps, desc = orb.compute(plane, chosen)
+    if desc is None or not kps:
+        return _empty(width, height)
+    # map back to original pixels (x/width of the plane described -> x/width of the image)
+    sx = width / plane.shape[1]
+    sy = height / plane.shape[0]
+    geo = np.array([(k.pt[0] * sx, k.pt[1] * sy, k.size * sx, k.angle) for k in kps],
+                   dtype=np.float32).reshape(-1, 4)
+    return LocalFeatures(width, height, geo, np.ascontiguousarray(desc, dtype=np.uint8))
+
+
+def describe_rgb(rgb: np.ndarray, max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
+    """`describe` of an RGB uint8 array (tests, benchmarks, the media-bank importer)."""
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    return describe(gray, max_keypoints=max_keypoints)

@@ -1,0 +1,345 @@
+"""Media-bank signatures in the bank store: local features per bank item, and the descriptor
+index a scan searches them with.
+
+A media bank (`triage bank import-media`) holds, per reference file, ordinary entries
+(digests, PDQ, pHash), sub-window PDQ entries (algorithm `pdq_grid`) and one `orb` entry whose
+hash is the SHA-256 of its feature set; the feature set itself (keypoint geometry and 256-bit
+descriptors, see `hashing.algorithms.local_features`) is a row of `local_features` keyed by
+that entry. Retracting the entry, or disabling the bank, takes its features out of matching
+like any other entry.
+
+What is stored per bank image, exactly: up to `MAX_KEYPOINTS` keypoints as float32 x, y,
+size, angle (16 bytes each) and their 32-byte descriptors, plus a 18-byte header (width,
+height, count). No pixels; but dense local features allow coarse reconstruction of the
+image, so they are as sensitive as the media: private to the store (0600 files in a 0700
+directory), never in a case output, never in a partner export (`bank export` leaves
+`pdq_grid` and `orb` out; `bank export --format store` / `bank import-store` move them
+between stores of this tool only, see `index.store_transfer`).
+
+`FeatureSet` is the search side: every descriptor of a set of items in one `HammingIndex`,
+with the item and keypoint of each row. The same type serves a case's own images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hashing.algorithms.local_features import DESCRIPTOR_BYTES, LocalFeatures
+from hashing.errors import TriageError
+from hashing.registry import PERCEPTUAL
+from index.bank_import import check_bank_name, now
+from index.bank_index import build, bump
+from index.bank_types import BankEntry, ImportResult
+from index.errors import BankError
+from index.hamming import HammingIndex
+from index.ingest.records import ParsedRecord, RejectedRecord
+from index.store_schema import connect, transaction
+
+if TYPE_CHECKING:
+    from index.banks import BankStore
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "orb"
+FEATURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS local_features (
+    entry INTEGER PRIMARY KEY REFERENCES entries(id),
+    keypoints INTEGER NOT NULL,
+    features BLOB NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSet:
+    """Descriptors of `n_items` images in one exact Hamming index.
+
+    Row r of the index is keypoint `keypoints[r]` of item `owner[r]`; `sizes[i]` is item i's
+    (width, height) in pixels.
+    """
+
+    index: HammingIndex
+    owner: np.ndarray  # int64[rows]
+    keypoints: np.ndarray  # float32[rows, 4]
+    sizes: np.ndarray  # int64[items, 2]
+
+    @property
+    def n_items(self) -> int:
+        return int(self.sizes.shape[0])
+
+    def size_of(self, item: int) -> tuple[int, int]:
+        w, h = self.sizes[item]
+        return int(w), int(h)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: descriptors, keypoints, owners (MIH tables, once built, come on top)."""
+        return int(self.index.codes.nbytes + self.keypoints.nbytes + self.owner.nbytes)
+
+    @classmethod
+    def build(cls, features: Sequence[LocalFeatures]) -> FeatureSet:
+        counts = np.fromiter((len(f) for f in features), dtype=np.int64, count=len(features))
+        owner = np.repeat(np.arange(len(features), dtype=np.int64), counts)
+        if counts.sum():
+            codes = np.ascontiguousarray(np.concatenate([f.descriptors for f in features]))
+            kps = np.ascontiguousarray(np.concatenate([f.keypoints for f in features]))
+        else:
+            codes = np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+            kps = np.zeros((0, 4), np.float32)
+        sizes = np.array([(f.width, f.height) for f in features], dtype=np.int64).reshape(-1, 2)
+        return cls(HammingIndex(codes), owner, kps.astype(np.float32), sizes)
+
+
+def ensure_schema(con: sqlite3.Connection) -> None:
+    """Create the features table in a store made before media banks existed (in a write
+    transaction of the caller)."""
+    con.execute(FEATURES_SCHEMA)
+
+
+def has_features_table(con: sqlite3.Connection) -> bool:
+    return con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'local_features'"
+    ).fetchone() is not None
+
+
+def put_features(con: sqlite3.Connection, bank_id: int, features: LocalFeatures) -> None:
+    """Attach `features` to the bank's `orb` entry keyed by their fingerprint (in the caller's
+    transaction, after that entry was written)."""
+    row = con.execute(
+        "SELECT id FROM entries WHERE bank_id = ? AND algorithm = ? AND hash = ?",
+        (bank_id, ALGORITHM, features.fingerprint()),
+    ).fetchone()
+    if row is None:
+        raise KeyError("no orb entry for these features")
+    con.execute(
+        "INSERT OR IGNORE INTO local_features (entry, keypoints, features) VALUES (?, ?, ?)",
+        (int(row[0]), len(features), features.to_bytes()),
+    )
+
+
+def load_features(con: sqlite3.Connection) -> tuple[FeatureSet, np.ndarray]:
+    """(FeatureSet of every matchable bank item, entry primary key of each item).
+
+    Matchable: entry not retracted, bank enabled, and the stored blob intact (a damaged
+    blob is skipped: its fingerprint no longer matches the entry's hash).
+    """
+    if not has_features_table(con):
+        return FeatureSet.build([]), np.zeros(0, np.int64)
+    rows = con.execute(
+        "SELECT e.id, e.hash, f.features FROM entries e JOIN banks b ON b.id = e.bank_id"
+        " JOIN local_features f ON f.entry = e.id WHERE e.algorithm = ? AND e.retracted = 0"
+        " AND b.enabled = 1 ORDER BY e.id",
+        (ALGORITHM,),
+    ).fetchall()
+    feats: list[LocalFeatures] = []
+    pks: list[int] = []
+    for pk, fingerprint, blob in rows:
+        try:
+            f = LocalFeatures.from_bytes(bytes(blob))
+        except ValueError:
+            continue
+        if f.fingerprint() != fingerprint:
+            continue
+        feats.append(f)
+        pks.append(int(pk))
+    return FeatureSet.build(feats), np.asarray(pks, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    """One hashed reference file to write into a media bank."""
+
+    record: ParsedRecord  # its entries: digests, pdq (frames), phash, pdq_grid, orb key
+    features: LocalFeatures | None
+    path: str  # the entry id (path relative to the imported folder)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaImport:
+    """Provenance of one media import (`triage bank import-media`)."""
+
+    bank: str
+    folder: str
+    category: str | None = None
+    source: str | None = None
+    version: str | None = None
+    known_good: bool = False
+    format: str = "media"  # "store": from another store's export (index.store_transfer)
+
+
+_LABELS = "entry_id, quality, category, vic_category, caid_category, series, known_good"
+
+
+class _Writer:
+    """Writes media items' entries into one bank inside the caller's transaction.
+
+    A bank holds each (algorithm, hash) once. An entry already there from an earlier import
+    is left as it is (same labels: unchanged) or relabelled (updated); one written earlier in
+    this import for another file means the two files share that content: the later file is
+    reported and nothing of it is written. Retracted entries stay retracted."""
+
+    def __init__(self, con: sqlite3.Connection, bank_id: int, import_id: int) -> None:
+        self.con, self.bank_id, self.import_id = con, bank_id, import_id
+        self.added = self.updated = self.unchanged = 0
+        self.touched: set[str] = set()
+
+    def apply(self, rec: ParsedRecord) -> str | None:
+        rows = []
+        for algo, h in rec.hashes:
+            found = self.con.execute(
+                f"SELECT id, import_id, {_LABELS} FROM entries WHERE bank_id = ? AND"
+                " algorithm = ? AND hash = ?", (self.bank_id, algo, h)).fetchone()
+            if found is not None and found[1] == self.import_id and found[2] != rec.entry_id:
+                return f"same {algo} content as {found[2]}"
+            rows.append((algo, h, found))
+        for algo, h, found in rows:
+            quality = rec.quality if algo in PERCEPTUAL else None
+            labels = (rec.entry_id, quality, rec.category, rec.vic_category, rec.caid_category,
+                      rec.series, int(rec.known_good))
+            if found is None:
+                self.con.execute(
+                    f"INSERT INTO entries (bank_id, algorithm, hash, {_LABELS}, import_id, line)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.bank_id, algo, h, *labels, self.import_id, rec.line))
+                self.added += 1
+                self.touched.add(algo)
+            elif found[1] == self.import_id:
+                continue  # the same file listed this hash twice (a repeated window)
+            elif tuple(found[2:]) == labels:
+                self.unchanged += 1
+            else:
+                self.con.execute(
+                    "UPDATE entries SET entry_id = ?, quality = ?, category = ?,"
+                    " vic_category = ?, caid_category = ?, series = ?, known_good = ?,"
+                    " import_id = ?, line = ? WHERE id = ?",
+                    (*labels, self.import_id, rec.line, found[0]))
+                self.updated += 1
+        return None
+
+
+def _content_sha256(items: Sequence[MediaItem]) -> str:
+    h = hashlib.sha256()
+    for item in sorted(items, key=lambda i: i.path):
+        h.update(item.path.encode("utf-8", "surrogateescape") + b"\0")
+        h.update("".join(f"{a}:{x}" for a, x in item.record.hashes).encode() + b"\n")
+    return h.hexdigest()
+
+
+def write_media(store: BankStore, spec: MediaImport, items: Sequence[MediaItem],
+                skipped: Sequence[RejectedRecord], notes: dict[str, int]) -> ImportResult:
+    """Write the items into bank `spec.bank` in one transaction; what cannot be written (a file
+    whose content another entry of the same import already holds) is reported, not fatal.
+
+    Media imports always commit what is valid: the folder is the unit's own holdings and a
+    duplicate or an undecodable file must not block the rest. `skipped` are files the caller
+    could not hash (reported with the rest).
+    """
+    check_bank_name(spec.bank)
+    con = store.con
+    stamp = now()
+    rejected = list(skipped)
+    touched: set[str] = set()
+    try:
+        with transaction(con):
+            ensure_schema(con)
+            row = con.execute("SELECT id FROM banks WHERE name = ?", (spec.bank,)).fetchone()
+            if row is None:
+                bank_id = con.execute(
+                    "INSERT INTO banks (name, source, list_name, version, imported_at,"
+                    " known_good) VALUES (?, ?, ?, ?, ?, ?)",
+                    (spec.bank, spec.source, os.path.basename(spec.folder.rstrip("/")),
+                     spec.version, stamp, int(spec.known_good)),
+                ).lastrowid
+            else:
+                bank_id = row[0]
+            import_id = con.execute(
+                "INSERT INTO imports (bank_id, file, file_sha256, format, version, imported_at,"
+                " added, updated, unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0)",
+                (bank_id, spec.folder, _content_sha256(items), spec.format, spec.version,
+                 stamp),
+            ).lastrowid
+            assert bank_id is not None and import_id is not None
+            importer = _Writer(con, int(bank_id), int(import_id))
+            for item in items:
+                reason = importer.apply(item.record)
+                if reason is not None:
+                    rejected.append(RejectedRecord(item.record.line, f"{item.path}: {reason}"))
+                    continue
+                if item.features is not None:
+                    put_features(con, int(bank_id), item.features)
+            touched = importer.touched
+            con.execute(
+                "UPDATE imports SET added = ?, updated = ?, unchanged = ?, rejected = ?"
+                " WHERE id = ?",
+                (importer.added, importer.updated, importer.unchanged, len(rejected), import_id),
+            )
+            con.execute(
+                "UPDATE banks SET source = COALESCE(?, source), version = COALESCE(?, version),"
+                " imported_at = ?, known_good = MAX(known_good, ?) WHERE id = ?",
+                (spec.source, spec.version, stamp, int(spec.known_good), bank_id),
+            )
+            bump(con, touched)
+    except sqlite3.Error as e:
+        raise BankError(f"{store.dir}: cannot write the bank store, nothing was imported: {e}"
+                        ) from e
+    for algo in sorted(touched & {*PERCEPTUAL, "pdq_grid"}):
+        try:
+            build(con, store.dir, algo)
+        except (TriageError, OSError, sqlite3.Error) as e:
+            log.warning("%s index not rebuilt (%s); it will be when next opened", algo, e)
+    return ImportResult(
+        bank=spec.bank, file=spec.folder, format=spec.format, status="imported",
+        added=importer.added, updated=importer.updated, unchanged=importer.unchanged,
+        rejected=tuple(rejected), notes=dict(notes),
+        skip_invalid=True,
+    )
+
+
+class MediaMatcher:
+    """What a scan matches media banks with: the sub-window PDQ index and the bank items'
+    local features, loaded once per scan (a snapshot, like `BankMatcher`; labels are read
+    live, so an entry retracted since is dropped)."""
+
+    def __init__(self, db_path: str, store_dir: str) -> None:
+        from index.bank_index import RowEntries, _Entries, load_fresh
+
+        self._db_path, self._store_dir = db_path, store_dir
+        self._con = connect(db_path)
+        self._entries = _Entries(self._con)
+        loaded = load_fresh(self._con, store_dir, "pdq_grid")
+        self._windows = (HammingIndex(loaded.codes),
+                         RowEntries(self._entries, loaded.row_ptr, loaded.entry_pks))
+        with transaction(self._con, write=False):
+            self._features, self._item_pks = load_features(self._con)
+        self.windows_sha256 = loaded.sha256
+
+    def windows(self) -> tuple[HammingIndex, Sequence[list[BankEntry]]]:
+        """(index over distinct window hashes, row -> the entries holding that hash)."""
+        return self._windows
+
+    def features(self) -> FeatureSet:
+        return self._features
+
+    def item_entries(self, items: Sequence[int]) -> dict[int, BankEntry]:
+        """Feature-set item -> its `orb` entry (items whose entry is gone are left out); asked
+        only for the few items a scan verified."""
+        out: dict[int, BankEntry] = {}
+        for i in items:
+            found = self._entries.by_pk([int(self._item_pks[i])])
+            if found:
+                out[int(i)] = found[0]
+        return out
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return MediaMatcher, (self._db_path, self._store_dir)

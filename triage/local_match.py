@@ -1,0 +1,184 @@
+"""Crop-robust matching for a scan: media-bank sub-windows and local features, and the in-case
+links that put crops, captioned copies, screenshots and collages of known-bad files in tier 1.
+
+Bank side: a record's PDQ is searched among the bank's sub-window PDQs (`pdq_grid`), and
+its local features among the bank items' descriptors (`triage.verify`); both give ordinary
+reasons naming the bank and entry (the reference file's path in the unit's holdings), the
+local one with its verified transform. Records already matched exactly are not described
+again.
+
+In-case: every case image's descriptors go into one `FeatureSet` and each image is matched
+against it (itself excluded). Cost per image is bounded (keypoints per image, candidates per
+query) and the descriptor search is the exact Hamming index, so the work grows with the
+number of images times the index's cost per query, never with all pairs of images. A
+verified link between an unknown file and a known-bad one is a `cluster` reason on the
+unknown file, carrying the transform read from the unknown file's side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from hashing.algorithms.local_features import LocalFeatures
+from hashing.codec import pack
+from index.media_bank import FeatureSet, MediaMatcher
+from triage.items import CaseItem
+from triage.match import Reason, _reason
+from triage.policy import Policy
+from triage.verify import DEFAULT_PARAMS, Transform, VerifyParams, match_features
+
+# What a scan computes besides its hashes so its images can be matched and linked this way.
+LOCAL_ALGORITHMS = ("orb",)
+_EMPTY = LocalFeatures(0, 0, np.zeros((0, 4), np.float32), np.zeros((0, 32), np.uint8))
+
+
+def _features(blobs: Sequence[bytes | None]) -> list[LocalFeatures]:
+    out = []
+    for b in blobs:
+        try:
+            out.append(LocalFeatures.from_bytes(b) if b else _EMPTY)
+        except ValueError:
+            out.append(_EMPTY)  # a damaged row describes nothing rather than stopping the scan
+    return out
+
+
+def _windows(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy
+             ) -> dict[int, list[Reason]]:
+    index, rows = media.windows()
+    radius = policy.radius.get("pdq")
+    out: dict[int, list[Reason]] = {}
+    if index.ntotal == 0 or radius is None:
+        return out
+    which = [i for i in items if i.record.hashes.get("pdq") and (
+        i.record.pdq_quality is None or i.record.pdq_quality >= policy.min_quality)]
+    if not which:
+        return out
+    lims, dists, ids = index.range_search(pack("pdq", (i.record.hashes["pdq"] for i in which)),
+                                          radius)
+    for q, item in enumerate(which):
+        best: dict[tuple[str, str], Reason] = {}
+        for k in range(lims[q], lims[q + 1]):
+            for e in rows[int(ids[k])]:
+                key = (e.bank, e.entry_id)
+                if key not in best or int(dists[k]) < best[key].distance:
+                    best[key] = _reason("near", "pdq_grid", e, int(dists[k]))
+        if best:
+            out[item.ordinal] = list(best.values())
+    return out
+
+
+def media_match(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy,
+                params: VerifyParams = DEFAULT_PARAMS) -> list[CaseItem]:
+    """`items` with the media banks' reasons added (sub-window PDQ and local features).
+
+    An item already matched exactly is not matched again: nothing it could add would change
+    its place, and local matching is the costly part of a scan."""
+    found = _windows(items, media, policy)
+    refs = media.features()
+    if refs.n_items:
+        ask = [i for i in items if i.features and not any(r.kind == "exact" for r in i.reasons)]
+        matches = match_features(_features([i.features for i in ask]), refs, params)
+        entries = media.item_entries(sorted({m.item for m in matches}))
+        for m in matches:
+            e = entries.get(m.item)
+            if e is not None:
+                found.setdefault(ask[m.query].ordinal, []).append(
+                    _reason("local", "orb", e, round(m.transform.mean_distance),
+                            transform=m.transform))
+    if not found:
+        return list(items)
+    out = list(items)
+    for k, extra in found.items():
+        # a reason for a (bank, entry) the item already has from PDQ or a digest adds nothing
+        have = {(r.bank, r.entry) for r in out[k].reasons if r.kind != "cluster"}
+        new = [r for r in extra if (r.bank, r.entry) not in have]
+        if new:
+            merged = sorted((*out[k].reasons, *new), key=lambda r: r.sort_key)
+            out[k] = replace(out[k], reasons=tuple(merged))
+    return out
+
+
+class CaseLinker:
+    """The case's own image features, collected chunk by chunk and linked once all are in.
+
+    Holds each image's keypoints and descriptors (48 bytes a keypoint, at most
+    `MAX_KEYPOINTS` an image) until `pairs()`; the descriptor index is built over them once."""
+
+    def __init__(self) -> None:
+        self._ordinals: list[int] = []
+        self._features: list[LocalFeatures] = []
+
+    def add(self, items: Sequence[CaseItem]) -> None:
+        for item in items:
+            if item.features:
+                f = _features([item.features])[0]
+                if len(f):
+                    self._ordinals.append(item.ordinal)
+                    self._features.append(f)
+
+    def pairs(self, params: VerifyParams = DEFAULT_PARAMS) -> list[tuple[int, int, Transform]]:
+        """Verified links: (ordinal a, ordinal b, transform from a to b), each image matched
+        against the others (never itself)."""
+        if len(self._features) < 2:
+            return []
+        refs = FeatureSet.build(self._features)
+        matches = match_features(self._features, refs, params,
+                                 exclude=list(range(len(self._features))))
+        return [(self._ordinals[m.query], self._ordinals[m.item], m.transform) for m in matches]
+
+
+def merge_links(groups: Sequence[Sequence[int]], pairs: Sequence[tuple[int, int, Transform]],
+                bad: set[int], good: set[int], suggested: set[int]
+                ) -> tuple[list[list[int]], dict[int, tuple[int, Transform]]]:
+    """Clusters after linking, and the links that make suggestions.
+
+    `groups` are the PDQ clusters (ordinals); a link joins the clusters of its two ends.
+    An unknown item (neither in `bad` nor `good`) without a PDQ suggestion (`suggested`)
+    linked directly to a known-bad one is suggested by its strongest such link (most
+    inliers), with the transform read from the unknown item's side. Returns the merged
+    clusters ordered by first member, and ordinal -> (known-bad ordinal, transform).
+    """
+    parent: dict[int, int] = {}
+
+    def root(a: int) -> int:
+        parent.setdefault(a, a)
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def join(a: int, b: int) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for g in groups:
+        for k in g[1:]:
+            join(int(g[0]), int(k))
+        if len(g):
+            root(int(g[0]))
+    best: dict[int, tuple[int, Transform]] = {}
+    for a, b, t in pairs:
+        join(a, b)
+        for unknown, known, tr in ((a, b, t), (b, a, t.inverse())):
+            if (known in bad and unknown not in bad and unknown not in good
+                    and unknown not in suggested
+                    and (unknown not in best or tr.inliers > best[unknown][1].inliers)):
+                best[unknown] = (known, tr)
+    merged: dict[int, list[int]] = {}
+    for k in parent:
+        merged.setdefault(root(k), []).append(k)
+    clusters = sorted((sorted(m) for m in merged.values() if len(m) > 1), key=lambda m: m[0])
+    return clusters, dict(sorted(best.items()))
+
+
+def link_reason(lead: Reason, via: str, t: Transform) -> Reason:
+    """The `cluster` reason of an unknown item linked to the known-bad item at `via` (whose
+    strongest bank hit is `lead`), explained by the verified transform."""
+    return Reason(kind="cluster", algo="orb", bank=lead.bank, entry=lead.entry,
+                  distance=round(t.mean_distance), category=lead.category,
+                  vic_category=lead.vic_category, series=lead.series, via=via,
+                  transform=t, ref="known-bad file")
