@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh || true
 	bash scripts/ensure_fixture_tools.sh
+	bash scripts/ensure_disk_tools.sh || true
 	$(VENV)/bin/ruff check hashing index triage cli service benchmarks synthetic_fixtures tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadfile -q

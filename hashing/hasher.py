@@ -341,12 +341,43 @@ def _directory_record(path: str, mtime: float) -> HashRecord:
 
 
 def _hash_large(fd: int, path: str, opts: HashOptions, mtime: float) -> HashRecord:
-    head = os.pread(fd, SNIFF_BYTES, 0)
-    kind, try_decode = _classify(head, opts)
     with io.FileIO(fd, "rb", closefd=False) as raw:
-        digests, size = digest_stream(raw, opts.digests)
-        media = _unsigned(kind, path, opts)
-        if try_decode:
-            raw.seek(0)
-            media = _media_fields(kind, io.BufferedReader(raw), path, opts)
+        return _hash_streamed(raw, path, opts, mtime)
+
+
+def _hash_streamed(raw: io.RawIOBase, path: str, opts: HashOptions,
+                   mtime: float | None) -> HashRecord:
+    raw.seek(0)
+    head = raw.read(SNIFF_BYTES) or b""
+    kind, try_decode = _classify(head, opts)
+    raw.seek(0)
+    digests, size = digest_stream(raw, opts.digests)  # type: ignore[arg-type]
+    media = _unsigned(kind, path, opts)
+    if try_decode:
+        raw.seek(0)
+        media = _media_fields(kind, io.BufferedReader(raw), path, opts)
     return _record(path, kind, digests, media, size, mtime)
+
+
+def hash_stream(raw: io.RawIOBase, size: int, path: str, opts: HashOptions, *,
+                mtime: float | None = None) -> HashRecord:
+    """Hash a seekable read-only stream of `size` bytes (a file inside a disk image).
+
+    Up to `max_media_bytes` it is read once into memory like a file; beyond, it is streamed
+    through the digests in chunks and never held whole. Raises `OSError` for read errors.
+    """
+    if size > opts.max_media_bytes:
+        return _hash_streamed(raw, path, opts, mtime)
+    raw.seek(0)
+    chunks: list[bytes] = []
+    got = 0
+    while got <= size:
+        chunk = raw.read(min(1 << 20, size + 1 - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    if got > opts.max_media_bytes:  # a stream longer than it said: digests only, streamed
+        return _hash_streamed(raw, path, opts, mtime)
+    return hash_bytes(b"".join(chunks), path, opts, size=got, mtime=mtime)
+

@@ -15,7 +15,7 @@ from typing import Any, Literal
 # banks built from media, never computed for partner lists nor exported to them.
 Kind = Literal["perceptual", "digest", "window", "local"]
 Status = Literal["hashed", "error", "skipped"]
-EntryKind = Literal["file", "archive_member", "symlink", "special"]
+EntryKind = Literal["file", "archive_member", "image_member", "symlink", "special"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -365,18 +365,13 @@ class _Archive:
 
     def member(self, name: str, data: bytes, mtime: float | None) -> Iterator[WalkItem]:
         """The row of a readable member, then the rows of the archive it is, if it is one."""
+        from triage.containers import container_rows  # containers nest each other
+
         item = self.row(name, len(data), mtime, data=data)
         yield item
-        if archive_format(data[:SNIFF_BYTES]) is not None:
-            yield from iter_archive(
-                io.BytesIO(data),
-                item.path,
-                len(data),
-                self.limits,
-                self.depth + 1,
-                self.budget.total,
-                location=item.location,
-            )
+        yield from container_rows(io.BytesIO(data), item.path, len(data), self.limits,
+                                  self.depth + 1, head=data[:SNIFF_BYTES],
+                                  total=self.budget.total, location=item.location)
 
     def too_large(self, name: str, size: int | None, mtime: float | None) -> WalkItem:
         """A member over the member limit: not read, so it must be looked at (attention)."""

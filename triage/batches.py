@@ -1,7 +1,8 @@
 """The unit of hashing work a scan sends to a worker: a batch of tasks in, records out.
 
 Files are sent by path (the worker reads them from storage it can see); archive members are
-sent as bytes, because only the parent walked the archive. A batch never fails as a whole:
+sent as bytes, because only the parent walked the archive; files inside a disk image on
+storage are sent as a locator the worker reopens and streams (`triage.disks`). A batch never fails as a whole:
 each task yields a record, an error record when something goes wrong.
 """
 
@@ -11,6 +12,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from hashing.types import HashRecord
@@ -28,6 +30,8 @@ class HashTask:
     reason: str | None = None
     archive_error: bool = False
     location: Location = field(kw_only=True)  # the row's identity; the worker ignores it
+    locator: tuple[Any, ...] | None = None  # a file inside a disk image (`triage.disks`)
+    extra: dict[str, Any] | None = None  # manifest fields the walk found (deleted, times, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,10 @@ def _hash_one(task: HashTask, opts: HashOptions) -> HashRecord:
     try:
         if task.data is not None:
             return hash_bytes(task.data, task.path, opts, size=task.size, mtime=task.mtime)
+        if task.locator is not None:
+            from triage.disks import hash_located
+
+            return hash_located(task.locator, task.path, opts, mtime=task.mtime)
         assert task.fs_path is not None
         return hash_path(task.fs_path, opts)
     except Exception as exc:  # noqa: BLE001 - one bad item must never abort the batch

@@ -9,7 +9,7 @@ module so that `walk` and `archives` share them without importing each other in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from triage.identity import Location
 
@@ -20,7 +20,7 @@ GiB = 1024 * MiB
 # archives (a 10 KiB tar of one empty file compresses ~100:1) are not bombs.
 RATIO_GRACE_BYTES = 1 * MiB
 
-ItemKind = Literal["file", "archive_member", "symlink", "special"]
+ItemKind = Literal["file", "archive_member", "image_member", "symlink", "special"]
 ItemStatus = Literal["pending", "skipped", "error"]
 
 
@@ -42,7 +42,8 @@ class WalkLimits:
     max_archive_total_bytes: int = 4 * GiB  # decompressed bytes per outer archive, nesting included
     max_expansion_ratio: float = 200.0  # decompressed / compressed bytes per archive
     max_members: int = 100_000  # member rows per archive
-    max_dir_depth: int = 256  # directory levels below a root
+    max_dir_depth: int = 256  # directory levels below a root (and inside a disk image)
+    max_image_entries: int = 10_000_000  # file-system entries per disk image
 
     def __post_init__(self) -> None:
         for name in (
@@ -51,6 +52,7 @@ class WalkLimits:
             "max_archive_total_bytes",
             "max_members",
             "max_dir_depth",
+            "max_image_entries",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"WalkLimits.{name} must be >= 0")
@@ -85,3 +87,8 @@ class WalkItem:
     link_target: str | None = None
     archive_error: bool = False  # an investigator must see this (encrypted, corrupt, bomb)
     location: Location = field(kw_only=True)
+    # manifest fields of files inside disk images (deleted, fs_type, inode, times) and of an
+    # image's root row (integrity), written as they are
+    extra: dict[str, Any] | None = None
+    # how a hashing worker reopens a file inside a disk image (`triage.disks.Locator`)
+    locator: tuple[Any, ...] | None = None

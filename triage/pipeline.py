@@ -122,6 +122,8 @@ def _row(settled: Settled) -> tuple[dict[str, Any], bytes, bool]:
     d["location"] = location_json(settled.location)
     if settled.archive_error:
         d["archive_error"] = True
+    if settled.extra:
+        d.update(settled.extra)
     return d, location_key(settled.location), settled.final
 
 
@@ -269,6 +271,8 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
         # everything the case and the store hold now, the case database included
         exclude = protected_ids(case, store_dir)
         run_info = _walk_hash_record(cfg, db, run, opts, key, policy, timer, exclude)
+        for check in run_info["image_integrity"]:
+            append_audit(audit_path, {**common, "event": "image_integrity", **check})
         fingerprint = _fingerprint(db, run, policy, bank_info)
         outputs = {name: case / name for name in OUTPUT_NAMES}
         noop = (db.last_fingerprint(run) == fingerprint
@@ -310,12 +314,20 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
         if cfg.progress is not None:
             cfg.progress(sum(not s.member for s in chunk))
 
+    integrity: list[dict[str, Any]] = []  # disk images checked against their stored hashes
+
+    def noted(items: Iterator[WalkItem]) -> Iterator[WalkItem]:
+        for item in items:
+            if item.extra and "integrity" in item.extra:
+                integrity.append(item.extra["integrity"])
+            yield item
+
     runner = Runner(opts, executor, cfg.batch_size, reusable)
     # Absolute paths: a rerun from another directory must find the same rows.
     roots = [os.path.abspath(r) for r in cfg.evidence]
     if cfg.progress_total is not None:
         count_ahead(roots, cfg.progress_total)
-    walked = timer.timed("walk", walk(roots, policy.walk_limits, exclude))
+    walked = timer.timed("walk", noted(walk(roots, policy.walk_limits, exclude)))
     try:
         with timer.stage("walk_and_hash"):
             runner.run(walked, record)
@@ -324,4 +336,5 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
         executor.close()
     timer.add("hash_cpu", runner.hash_seconds)
     return {"hash_calls": runner.sent, "reused": runner.reused, "walked": runner.walked,
-            "executor": placement, "workers_seen": sorted(runner.workers)}
+            "executor": placement, "workers_seen": sorted(runner.workers),
+            "image_integrity": integrity}

@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from hashing.hasher import HashOptions
 from hashing.types import HashRecord
@@ -39,6 +40,7 @@ class Settled:
     member: bool = False  # inside a container (not a row the file system lists)
     final: bool = True  # False: our own code failed on it, so a rerun hashes it again
     location: Location = field(kw_only=True)  # the row's identity (`triage.identity`)
+    extra: dict[str, Any] | None = None  # manifest fields from the walk (disk-image files)
 
 
 def plain_record(item: WalkItem) -> HashRecord:
@@ -50,20 +52,25 @@ def plain_record(item: WalkItem) -> HashRecord:
     )
 
 
+_MEMBERS = ("archive_member", "image_member")
+
+
 def _task(item: WalkItem) -> HashTask:
-    member = item.kind == "archive_member"
+    member = item.kind in _MEMBERS
     return HashTask(
         path=item.path, fs_path=None if member else (item.fs_path or item.path),
         data=item.data if member else None, size=item.size, mtime=item.mtime, kind=item.kind,
         reason=item.reason, archive_error=item.archive_error, location=item.location,
+        locator=item.locator, extra=item.extra,
     )
 
 
 def _hashed(seq: int, task: HashTask, rec: HashRecord) -> Settled:
     full = replace(rec, path=task.path, size=task.size, mtime=task.mtime,
                    kind=task.kind, reason=task.reason or rec.reason)  # type: ignore[arg-type]
-    return Settled(seq, task.path, full, task.archive_error, task.kind == "archive_member",
-                   final=not (rec.error or "").startswith(INTERNAL_ERROR), location=task.location)
+    return Settled(seq, task.path, full, task.archive_error, task.kind in _MEMBERS,
+                   final=not (rec.error or "").startswith(INTERNAL_ERROR), location=task.location,
+                   extra=task.extra)
 
 
 class Runner:
@@ -118,11 +125,12 @@ class Runner:
                 changed_archive = None
             in_changed = changed_archive is not None and is_within(item.location,
                                                                    changed_archive)
-            if item.status != "pending" or item.kind not in ("file", "archive_member"):
+            if item.status != "pending" or item.kind not in ("file", *_MEMBERS):
                 chunk.append(Settled(n, item.path, plain_record(item), item.archive_error,
-                                     item.kind == "archive_member", location=item.location))
+                                     item.kind in _MEMBERS, location=item.location,
+                                     extra=item.extra))
             elif not in_changed and self.reusable(item):
-                chunk.append(Settled(n, item.path, None, member=item.kind == "archive_member",
+                chunk.append(Settled(n, item.path, None, member=item.kind in _MEMBERS,
                                      location=item.location))
                 self.reused += 1
             else:

@@ -5,8 +5,9 @@ The walk never writes, renames or follows anything in the evidence tree:
   target and a link loop cannot hang the walk;
 - FIFOs, sockets and devices are rows and are never opened (opening a FIFO blocks);
 - regular files are opened with `open_evidence` (O_RDONLY | O_NOFOLLOW | O_NOATIME), only
-  to read the first bytes that say whether the file is an archive; archives are then read
-  in memory by `triage.archives`, after the archive's own file row;
+  to read the first bytes that say whether the file is a container; archives are then read
+  in memory by `triage.archives` and disk images in place by `triage.disks` (dispatched by
+  `triage.containers`), after the container's own file row;
 - names are handled as bytes and recorded with `os.fsdecode` (surrogate escapes), so
   non-UTF-8 bytes, newlines and a leading `=` survive unchanged;
 - order is deterministic: entries sorted by their raw name bytes, depth first;
@@ -30,7 +31,7 @@ from typing import BinaryIO
 
 from hashing.errors import TriageError
 from hashing.sniff import SNIFF_BYTES
-from triage.archives import archive_format, iter_archive
+from triage.containers import container_rows
 from triage.identity import Location, fs_location
 from triage.limits import WalkItem, WalkLimits
 
@@ -263,5 +264,5 @@ def _file_rows(r: _Root, path_b: bytes, st: os.stat_result) -> Iterator[WalkItem
         loc = r.location(path_b)
         yield WalkItem(path=path, kind="file", size=st.st_size, mtime=st.st_mtime, fs_path=path,
                        location=loc)
-        if archive_format(head) is not None:
-            yield from iter_archive(f, path, st.st_size, r.limits, location=loc)
+        yield from container_rows(f, path, st.st_size, r.limits, head=head, fs_path=path,
+                                  location=loc)

@@ -1,0 +1,456 @@
+"""Disk and volume images with known pictures planted in them, built with Debian's own tools.
+
+Python cannot write FAT, ext, NTFS, ISO 9660 or EWF faithfully, so the images are made the way
+an examiner would meet them: `mkfs.vfat` + `mtools` (files copied and deleted without
+mounting), `mkfs.ext4 -d` / `mkfs.ext2 -d` + `debugfs` (a deleted file whose blocks are still
+referenced), `mkntfs` + `ntfscp` (NTFS populated without mounting; `ntfscp` only writes into
+existing directories, so NTFS files sit in the root), `xorriso` (ISO 9660 with Rock Ridge and
+Joliet), `sfdisk` (MBR and GPT tables), `ewfacquirestream` (EWF with stored MD5 and SHA-1,
+split into segments) and `cryptsetup` (a LUKS volume). BitLocker cannot be written on Linux;
+its volume is a boot sector carrying BitLocker's signature, which is all detection reads.
+`scripts/ensure_disk_tools.sh` (run by `make test`) installs the tools.
+
+`make_disk_evidence` returns, for each container, which planted file must be found how: a
+byte-identical copy of a known picture (by MD5), a re-encoded one (by PDQ) and, where the file
+system keeps it recoverable, a deleted copy. `make_hostile_disks` writes the damaged cases.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from synthetic_fixtures.photos import make_photo
+
+TOOLS = {
+    "mkfs.vfat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "mdel": "mtools",
+    "mkfs.ext4": "e2fsprogs", "mkfs.ext2": "e2fsprogs", "debugfs": "e2fsprogs",
+    "mkntfs": "ntfs-3g", "ntfscp": "ntfs-3g", "xorriso": "xorriso", "sfdisk": "fdisk",
+    "ewfacquirestream": "ewf-tools", "cryptsetup": "cryptsetup-bin",
+}
+MiB = 1 << 20
+SECTOR = 512
+BASE_MTIME = 1_609_459_200  # 2021-01-01T00:00:00Z: file times inside the images
+
+
+class ToolMissing(RuntimeError):
+    """A Debian tool the fixtures need is not installed (names the package)."""
+
+
+def missing_tools() -> list[str]:
+    """Debian packages still to install for the disk fixtures (empty when all are there)."""
+    return sorted({pkg for tool, pkg in TOOLS.items() if shutil.which(tool) is None})
+
+
+def _run(cmd: Sequence[str], stdin: bytes | None = None) -> None:
+    if shutil.which(cmd[0]) is None:
+        raise ToolMissing(f"{cmd[0]} not found: install Debian package {TOOLS.get(cmd[0])} "
+                          "(scripts/ensure_disk_tools.sh)")
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "E2FSPROGS_FAKE_TIME": str(BASE_MTIME)}
+    subprocess.run(list(cmd), input=stdin, check=True, capture_output=True, env=env)
+
+
+def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """One known picture: the bytes the bank's MD5 and PDQ were taken from."""
+
+    entry: str
+    data: bytes
+    rgb: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(slots=True)
+class DiskEvidence:
+    """The evidence folder, the known pictures, and where each must be found.
+
+    `expect[container]` maps a record label relative to the evidence root (such as
+    `laptop.E01!/p1/home/user/a.jpg`) to (bank entry, how: "md5" or "pdq", deleted?).
+    """
+
+    root: Path
+    known: list[Known]
+    expect: dict[str, dict[str, tuple[str, str, bool]]] = field(default_factory=dict)
+
+
+def _known_set(rng: np.random.Generator, n: int) -> list[Known]:
+    out = []
+    for i in range(n):
+        rgb = make_photo(rng, 320, 240)
+        out.append(Known(f"K-{i:02d}", jpeg(rgb, 92), rgb))
+    return out
+
+
+class _Plan:
+    """Hands out known pictures to containers: each gets its own, so a test says which
+    container found what."""
+
+    def __init__(self, known: list[Known], ev: DiskEvidence) -> None:
+        self._left = list(known)
+        self.ev = ev
+
+    def exact(self, container: str, label: str, deleted: bool = False) -> bytes:
+        k = self._left.pop(0)
+        self.ev.expect.setdefault(container, {})[label] = (k.entry, "md5", deleted)
+        return k.data
+
+    def reencoded(self, container: str, label: str) -> bytes:
+        k = self._left.pop(0)
+        self.ev.expect.setdefault(container, {})[label] = (k.entry, "pdq", False)
+        return jpeg(k.rgb, 55)
+
+
+# --- building blocks --------------------------------------------------------------------
+
+
+def fat_image(path: Path, size_mib: int, files: dict[str, bytes], deleted: Sequence[str] = (),
+              fat: int | None = None) -> None:
+    """A FAT file system holding `files` ("DIR/name": bytes); `deleted` are copied then
+    deleted with `mdel`, which frees the clusters but leaves them unchanged."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    _run(["mkfs.vfat", *(["-F", str(fat)] if fat else []), "-n", "EVIDENCE", str(path)])
+    staging = path.parent / (path.name + ".d")
+    made: set[str] = set()
+    for name, data in files.items():
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in made:
+                _run(["mmd", "-i", str(path), f"::/{d}"])
+                made.add(d)
+        staging.mkdir(exist_ok=True)
+        src = staging / "f"
+        src.write_bytes(data)
+        _run(["mcopy", "-i", str(path), str(src), f"::/{name}"])
+    for name in deleted:
+        _run(["mdel", "-i", str(path), f"::/{name}"])
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> None:
+    """Files for `mkfs.ext4 -d` / xorriso, with fixed times (the tools copy them)."""
+    for name, data in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        os.utime(p, (BASE_MTIME, BASE_MTIME))
+
+
+def ext_image(path: Path, size_mib: int, files: dict[str, bytes], kind: str = "ext4",
+              deleted: Sequence[str] = ()) -> None:
+    """An ext2/3/4 file system built from a directory (`mkfs.ext4 -d`); `deleted` files are
+    removed with `debugfs rm`. On ext2 the inode keeps its block map, so TSK recovers them."""
+    staging = path.parent / (path.name + ".d")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    _tree(staging, files)
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    _run([f"mkfs.{kind}", "-q", "-F", "-d", str(staging), str(path)])
+    for name in deleted:
+        _run(["debugfs", "-w", "-R", f"rm /{name}", str(path)])
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def ntfs_image(path: Path, size_mib: int, files: dict[str, bytes]) -> None:
+    """NTFS made by `mkntfs` and filled by `ntfscp` (root-level files: see module doc)."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    _run(["mkntfs", "-q", "-F", "-f", "-L", "EVIDENCE", str(path)])
+    staging = path.parent / (path.name + ".f")
+    for name, data in files.items():
+        staging.write_bytes(data)
+        _run(["ntfscp", "-f", str(path), str(staging), name])
+    staging.unlink(missing_ok=True)
+
+
+def iso_image(path: Path, files: dict[str, bytes]) -> None:
+    staging = path.parent / (path.name + ".d")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    _tree(staging, files)
+    _run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "EVIDENCE",
+          "-o", str(path), str(staging)])
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def partitioned(path: Path, volumes: Sequence[Path | int], table: str = "dos") -> list[int]:
+    """A disk holding `volumes` (file-system images, or a size in MiB left zeroed) behind an
+    MBR ("dos") or GPT table written by `sfdisk`; returns each partition's byte offset."""
+    start = 2048  # sectors: the 1 MiB alignment every partitioning tool uses
+    layout = []
+    for v in volumes:
+        size = (v.stat().st_size if isinstance(v, Path) else v * MiB) // SECTOR
+        layout.append((start, size))
+        start += size
+    total = start + (34 if table == "gpt" else 0)
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(total * SECTOR)
+    lines = [f"label: {table}"]
+    type_code = "0FC63DAF-8483-4772-8E79-3D69D8477DE4" if table == "gpt" else "83"
+    lines += [f"start={s}, size={n}, type={type_code}" for s, n in layout]
+    _run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", str(path)],
+         stdin=("\n".join(lines) + "\n").encode())
+    with open(path, "r+b") as fh:
+        for v, (s, _) in zip(volumes, layout, strict=True):
+            if isinstance(v, Path):
+                fh.seek(s * SECTOR)
+                with open(v, "rb") as src:
+                    shutil.copyfileobj(src, fh, MiB)
+    return [s * SECTOR for s, _ in layout]
+
+
+def ewf_image(raw: Path, target: Path, segment_bytes: int | None = None) -> list[Path]:
+    """Acquire `raw` into EWF (E01, E02, ...) with stored MD5 and SHA-1; returns the
+    segments. `target` is the name without extension."""
+    cmd = ["ewfacquirestream", "-q", "-c", "fast", "-d", "sha1", "-C", "case-1",
+           "-D", "synthetic", "-e", "examiner", "-E", "ev-1", "-N", "generated fixture",
+           "-t", str(target)]
+    if segment_bytes:
+        cmd += ["-S", str(segment_bytes)]
+    _run(cmd, stdin=raw.read_bytes())
+    return sorted(target.parent.glob(target.name + ".E*"))
+
+
+def luks_volume(path: Path, size_mib: int = 3) -> None:
+    """A real LUKS1 header (cryptsetup works on a plain file; nothing is opened or mounted)."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    _run(["cryptsetup", "luksFormat", "-q", "--type", "luks1", "--pbkdf-force-iterations", "1000", "--key-file", "-", str(path)], stdin=b"secret")
+
+
+def bitlocker_volume(path: Path, size_mib: int = 1) -> None:
+    """A volume whose boot sector carries BitLocker's `-FVE-FS-` signature (nothing else:
+    Linux has no tool that writes BitLocker, and detection reads only the signature)."""
+    boot = bytearray(SECTOR)
+    boot[0:3] = b"\xeb\x58\x90"
+    boot[3:11] = b"-FVE-FS-"
+    boot[11:13] = (512).to_bytes(2, "little")
+    boot[510:512] = b"\x55\xaa"
+    with open(path, "wb") as fh:
+        fh.write(boot)
+        fh.truncate(size_mib * MiB)
+
+
+# --- the evidence folder ------------------------------------------------------------------
+
+
+def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
+    """An evidence folder with one of each disk container, known pictures planted in each."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    work = out.parent / (out.name + ".work")
+    work.mkdir(exist_ok=True)
+    ev = DiskEvidence(out, _known_set(rng, 16))
+    plan = _Plan(ev.known, ev)
+    filler = {"notes/readme.txt": b"nothing to see\n" * 10}
+
+    # A USB stick: MBR + FAT16, with a deleted picture; named so its name says nothing.
+    c = "usb_stick.bin"
+    fat = work / "usb.fat"
+    fat_image(fat, 16, {
+        **filler,
+        "DCIM/100PHOTO/IMG_0001.JPG": plan.exact(c, f"{c}!/p1/DCIM/100PHOTO/IMG_0001.JPG"),
+        "DCIM/100PHOTO/IMG_0002.JPG": plan.reencoded(c, f"{c}!/p1/DCIM/100PHOTO/IMG_0002.JPG"),
+        # mdel turns the first letter into 0xE5, which TSK shows as "_"
+        "DCIM/100PHOTO/IMG_0003.JPG": plan.exact(c, f"{c}!/p1/DCIM/100PHOTO/_MG_0003.JPG",
+                                                 deleted=True),
+    }, deleted=["DCIM/100PHOTO/IMG_0003.JPG"], fat=16)
+    partitioned(out / c, [fat], "dos")
+
+    # A laptop disk: GPT with ext4 (home, and a zip of pictures) and NTFS, acquired to E01
+    # in 1 MiB segments.
+    c = "pc/laptop.E01"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("trip/beach.jpg",
+                    plan.exact(c, f"{c}!/p1/home/user/backup.zip!/trip/beach.jpg"))
+    ext4 = work / "laptop.ext4"
+    ext_image(ext4, 8, {
+        **filler,
+        "home/user/Pictures/a.jpg": plan.exact(c, f"{c}!/p1/home/user/Pictures/a.jpg"),
+        "home/user/Pictures/b.jpg": plan.reencoded(c, f"{c}!/p1/home/user/Pictures/b.jpg"),
+        "home/user/backup.zip": archive.getvalue(),
+        # incompressible, so the E01 needs more than one 1 MiB segment
+        "home/user/noise.bin": rng.bytes(3 * MiB // 2),
+    })
+    ntfs = work / "laptop.ntfs"
+    ntfs_image(ntfs, 8, {
+        "holiday.jpg": plan.exact(c, f"{c}!/p2/holiday.jpg"),
+        "scan.jpg": plan.reencoded(c, f"{c}!/p2/scan.jpg"),
+    })
+    disk = work / "laptop.dd"
+    partitioned(disk, [ext4, ntfs], "gpt")
+    (out / "pc").mkdir(exist_ok=True)
+    ewf_image(disk, out / "pc" / "laptop", segment_bytes=MiB)
+
+    # An optical disc: ISO 9660 (Rock Ridge, Joliet) with a FAT floppy image inside it.
+    c = "disc.iso"
+    floppy = work / "floppy.img"
+    fat_image(floppy, 2, {"a.jpg": plan.exact(c, f"{c}!/images/floppy.img!/a.jpg")}, fat=12)
+    iso_image(out / c, {
+        "photos/x.jpg": plan.exact(c, f"{c}!/photos/x.jpg"),
+        "photos/y.jpg": plan.reencoded(c, f"{c}!/photos/y.jpg"),
+        "images/floppy.img": floppy.read_bytes(),
+    })
+
+    # A phone dump split in two raw segments: bare ext2 with a deleted, recoverable picture.
+    c = "phone/dump.001"
+    ext2 = work / "phone.ext2"
+    ext_image(ext2, 4, {
+        "DCIM/p1.jpg": plan.exact(c, f"{c}!/DCIM/p1.jpg"),
+        "DCIM/gone.jpg": plan.exact(c, f"{c}!/DCIM/gone.jpg", deleted=True),
+    }, kind="ext2", deleted=["DCIM/gone.jpg"])
+    data = ext2.read_bytes()
+    (out / "phone").mkdir(exist_ok=True)
+    half = len(data) // 2
+    (out / "phone" / "dump.001").write_bytes(data[:half])
+    (out / "phone" / "dump.002").write_bytes(data[half:])
+
+    # A memory card image sent as a mail attachment: FAT12 inside a zip.
+    c = "mail/attach.zip"
+    card = work / "card.img"
+    fat_image(card, 2, {"a.jpg": plan.exact(c, f"{c}!/card.img!/a.jpg")}, fat=12)
+    (out / "mail").mkdir(exist_ok=True)
+    with zipfile.ZipFile(out / c, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(card, "card.img")
+
+    shutil.rmtree(work, ignore_errors=True)
+    return ev
+
+
+# --- hostile images -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostileDisk:
+    """A damaged or unreadable image and the label whose error row must say `reason`."""
+
+    name: str
+    label: str
+    reason: str
+
+
+def make_hostile_disks(out: Path) -> list[HostileDisk]:
+    """Truncated E01, a partition table pointing outside the image, a FAT directory loop,
+    encrypted volumes (LUKS, BitLocker) and a file with a disk signature but no file system."""
+    out.mkdir(parents=True, exist_ok=True)
+    work = out.parent / (out.name + ".work")
+    work.mkdir(exist_ok=True)
+    cases = []
+    rng = np.random.default_rng(3)
+    pic = jpeg(make_photo(rng, 160, 120))
+
+    fat = work / "t.fat"
+    fat_image(fat, 4, {"a.jpg": pic, "b.jpg": pic}, fat=12)
+    segs = ewf_image(fat, work / "t")
+    data = segs[0].read_bytes()
+    (out / "truncated.E01").write_bytes(data[: len(data) // 2])
+    cases.append(HostileDisk("truncated.E01", "truncated.E01!/", "corrupt disk image"))
+
+    vol = work / "p.fat"
+    fat_image(vol, 2, {"ok.jpg": pic}, fat=12)
+    # sfdisk refuses what no disk could hold, so two MBR entries are written by hand: the
+    # second starts inside the image and runs 1 GiB past its end, the third starts beyond it
+    partitioned(out / "bad_table.img", [vol, 1], "dos")
+    _mbr_entry(out / "bad_table.img", 1, 6144, 2097152)
+    _mbr_entry(out / "bad_table.img", 2, 4194304, 2048)
+    cases.append(HostileDisk("bad_table.img", "bad_table.img!/p2", "extends past the end"))
+    cases.append(HostileDisk("bad_table.img", "bad_table.img!/p3", "lies outside the image"))
+
+    loop = out / "loop.img"
+    fat_image(loop, 2, {"A/B/c.jpg": pic}, fat=12)
+    _make_fat_loop(loop)
+    # TSK names a FAT directory by its entry's position, so the loop shows one level late
+    cases.append(HostileDisk("loop.img", "loop.img!/A/B/B/B/", "directory loop"))
+
+    luks = work / "l.luks"
+    luks_volume(luks)
+    bitlocker = work / "b.bde"
+    bitlocker_volume(bitlocker)
+    partitioned(out / "encrypted.img", [luks, bitlocker], "dos")
+    cases.append(HostileDisk("encrypted.img", "encrypted.img!/p1", "encrypted: not examined"))
+    cases.append(HostileDisk("encrypted.img", "encrypted.img!/p2", "encrypted: not examined"))
+    shutil.copyfile(luks, out / "container.bin")
+    cases.append(HostileDisk("container.bin", "container.bin!/", "encrypted: not examined"))
+
+    blank = bytearray(2 * MiB)  # an MBR whose only partition holds no file system
+    partitioned(work / "blank.img", [1], "dos")
+    blank[:SECTOR] = (work / "blank.img").read_bytes()[:SECTOR]
+    (out / "no_fs.img").write_bytes(bytes(blank))
+    cases.append(HostileDisk("no_fs.img", "no_fs.img!/p1", "no readable file system"))
+
+    shutil.rmtree(work, ignore_errors=True)
+    return cases
+
+
+def _mbr_entry(path: Path, slot: int, start: int, sectors: int) -> None:
+    """Write MBR partition entry `slot` (0-3): Linux type, LBA start and length in sectors."""
+    entry = bytes([0, 0xFE, 0xFF, 0xFF, 0x83, 0xFE, 0xFF, 0xFF]) + \
+        start.to_bytes(4, "little") + sectors.to_bytes(4, "little")
+    with open(path, "r+b") as fh:
+        fh.seek(446 + 16 * slot)
+        fh.write(entry)
+
+
+def _make_fat_loop(path: Path) -> None:
+    """Point directory A/B's entry for B... at A itself: A/B/B is then A/B again, forever.
+
+    Done by rewriting the start cluster of the `B` entry inside B's own directory listing
+    (the `.` entry stays), so a walker that follows cluster chains without a visited set
+    descends A/B/B/B/... without end.
+    """
+    data = bytearray(path.read_bytes())
+    bps = int.from_bytes(data[11:13], "little")
+    spc = data[13]
+    reserved = int.from_bytes(data[14:16], "little")
+    nfats = data[16]
+    root_entries = int.from_bytes(data[17:19], "little")
+    fat_sectors = int.from_bytes(data[22:24], "little")
+    root_at = (reserved + nfats * fat_sectors) * bps
+    data_at = root_at + root_entries * 32
+    cluster_bytes = spc * bps
+
+    def entries(at: int, n: int) -> list[int]:
+        return [at + 32 * i for i in range(n)]
+
+    def find(at: int, n: int, name: bytes) -> int:
+        for e in entries(at, n):
+            if data[e : e + 11] == name:
+                return e
+        raise ValueError(f"{name!r} not found")
+
+    def cluster_at(c: int) -> int:
+        return data_at + (c - 2) * cluster_bytes
+
+    a = find(root_at, root_entries, b"A          ")
+    a_cluster = int.from_bytes(data[a + 26 : a + 28], "little")
+    b = find(cluster_at(a_cluster), cluster_bytes // 32, b"B          ")
+    b_cluster = int.from_bytes(data[b + 26 : b + 28], "little")
+    # a new entry "B" inside B pointing at B's own cluster: B/B is B
+    listing = cluster_at(b_cluster)
+    for e in entries(listing, cluster_bytes // 32):
+        if data[e] == 0:
+            data[e : e + 32] = data[b : b + 32]
+            break
+    path.write_bytes(bytes(data))

@@ -1,0 +1,215 @@
+"""Disk and volume images end to end: known pictures planted in a raw USB stick (MBR + FAT16),
+an E01 of a laptop disk (GPT + ext4 + NTFS, split in segments), an ISO holding a floppy image,
+a split raw phone dump (ext2) and a FAT image inside a zip are all found, byte-identical copies
+by MD5 and re-encoded ones by PDQ, deleted ones too; hostile images give error rows in bounded
+time and memory; the evidence is never changed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _evidence import tree_digest
+
+from hashing.hasher import HashOptions, hash_bytes
+from index.bank_import import ImportOptions
+from index.banks import BankStore
+from synthetic_fixtures.disks import (
+    MiB,
+    ext_image,
+    make_disk_evidence,
+    make_hostile_disks,
+    missing_tools,
+)
+from triage.audit import verify_chain
+from triage.disks import hash_located, image_kind, read_at_of
+from triage.pipeline import ScanConfig, run_scan
+from triage.walk import walk
+
+CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "disc.iso", "phone/dump.001",
+              "mail/attach.zip")
+
+
+def _require_tools() -> None:
+    missing = missing_tools()
+    assert not missing, f"install {' '.join(missing)} (scripts/ensure_disk_tools.sh)"
+
+
+def _rows(case: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (case / name).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def disk_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    _require_tools()
+    root = tmp_path_factory.mktemp("disks")
+    ev = make_disk_evidence(root / "evidence")
+    hostile = make_hostile_disks(root / "hostile")
+    opts = HashOptions()
+    bank = root / "bank.csv"
+    with open(bank, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "md5", "pdq", "category"])
+        for k in ev.known:
+            h = hash_bytes(k.data, k.entry, opts).hashes
+            w.writerow([k.entry, h["md5"], h["pdq"], "1"])
+    with BankStore(root / "store") as store:
+        store.import_file(str(bank), ImportOptions(bank="known", format="csv", version="v1"))
+    before = {p: tree_digest(p) for p in (root / "evidence", root / "hostile")}
+    # two workers: files inside images travel to worker processes as locators
+    cfg = ScanConfig(evidence=(root / "evidence", root / "hostile"), case_dir=root / "case",
+                     store_dir=root / "store", workers=2, argv=("triage", "scan"))
+    result = run_scan(cfg)
+    case = root / "case"
+    return {"root": root, "ev": ev, "hostile": hostile, "before": before, "result": result,
+            "manifest": _rows(case, "manifest.jsonl"), "queue": _rows(case, "queue.jsonl"),
+            "audit": _rows(case, "audit.jsonl"), "case": case,
+            "summary": json.loads((case / "summary.json").read_text())}
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_every_planted_picture_is_found(disk_scan: dict[str, Any], container: str) -> None:
+    root = disk_scan["root"] / "evidence"
+    queue = {q["path"]: q for q in disk_scan["queue"]}
+    expected = disk_scan["ev"].expect[container]
+    assert expected
+    for label, (entry, how, _deleted) in expected.items():
+        row = queue.get(f"{root}/{label}")
+        assert row is not None, f"{label} not in the queue"
+        hit = row["reasons"][0]
+        assert hit["entry"] == entry and hit["bank"] == "known"
+        if how == "md5":
+            assert hit["kind"] == "exact" and row["tier"] == 3
+        else:
+            assert hit["kind"] == "near" and hit["algo"] == "pdq" and hit["distance"] <= 31
+
+
+def test_deleted_files_are_hashed_and_marked(disk_scan: dict[str, Any]) -> None:
+    root = disk_scan["root"] / "evidence"
+    rows = {d["path"]: d for d in disk_scan["manifest"]}
+    known = {k.entry: k for k in disk_scan["ev"].known}
+    deleted = [(label, entry) for exp in disk_scan["ev"].expect.values()
+               for label, (entry, _, gone) in exp.items() if gone]
+    assert len(deleted) == 2  # FAT (mdel) and ext2 (debugfs rm)
+    for label, entry in deleted:
+        d = rows[f"{root}/{label}"]
+        assert d["deleted"] is True and d["status"] == "hashed"
+        assert d["md5"] == hash_bytes(known[entry].data, "", HashOptions()).hashes["md5"]
+        assert "deleted" in d["reason"]
+    live = [d for d in disk_scan["manifest"] if d["kind"] == "image_member"
+            and d.get("deleted") is False]
+    assert live and all(d["status"] != "error" for d in live if "hostile" not in d["path"])
+
+
+def test_rows_carry_file_system_metadata(disk_scan: dict[str, Any]) -> None:
+    root = disk_scan["root"] / "evidence"
+    rows = {d["path"]: d for d in disk_scan["manifest"]}
+    known = {k.entry: k for k in disk_scan["ev"].known}
+    for exp in disk_scan["ev"].expect.values():
+        for label, (entry, how, _) in exp.items():
+            d = rows[f"{root}/{label}"]
+            if how == "md5":
+                assert d["size"] == len(known[entry].data), label
+            if d["kind"] == "image_member":
+                assert d["fs_type"] and isinstance(d["inode"], int) and d["times"], label
+    assert rows[f"{root}/usb_stick.bin!/p1/notes/readme.txt"]["fs_type"] == "fat16"
+    ext = rows[f"{root}/pc/laptop.E01!/p1/home/user/Pictures/a.jpg"]
+    assert ext["fs_type"] == "ext4" and ext["mtime"] == ext["times"]["mtime"] == 1609459200
+    assert rows[f"{root}/pc/laptop.E01!/p2/holiday.jpg"]["fs_type"] == "ntfs"
+    assert rows[f"{root}/disc.iso!/photos/x.jpg"]["fs_type"] == "iso9660"
+    # NTFS's own records are listed but not read; later E01 segments are plain files
+    assert rows[f"{root}/pc/laptop.E01!/p2/$MFT"]["status"] == "skipped"
+    assert (root / "pc" / "laptop.E02").exists()
+    assert not any(p.startswith(f"{root}/pc/laptop.E02!") for p in rows)
+    paths = [d["path"] for d in disk_scan["manifest"]]
+    assert len(paths) == len(set(paths))
+
+
+def test_ewf_integrity_is_verified_and_audited(disk_scan: dict[str, Any]) -> None:
+    root = disk_scan["root"]
+    checks = [e for e in disk_scan["audit"] if e["event"] == "image_integrity"]
+    by_image = {Path(e["image"]).name: e for e in checks}
+    good = by_image["laptop.E01"]
+    assert good["status"] == "verified" and good["stored"] == good["computed"]
+    assert set(good["stored"]) == {"md5", "sha1"}
+    rows = {d["path"]: d for d in disk_scan["manifest"]}
+    assert "verified" in rows[f"{root}/evidence/pc/laptop.E01!/"]["reason"]
+    assert verify_chain(disk_scan["case"] / "audit.jsonl")
+
+
+def test_hostile_images_are_error_rows(disk_scan: dict[str, Any]) -> None:
+    root = disk_scan["root"] / "hostile"
+    rows = {d["path"]: d for d in disk_scan["manifest"]}
+    attention = {a["path"]: a for a in disk_scan["summary"]["attention"]}
+    for case in disk_scan["hostile"]:
+        path = f"{root}/{case.label}"
+        assert path in rows, case
+        assert case.reason in (rows[path]["reason"] or rows[path]["error"] or ""), rows[path]
+        assert path in attention, case
+    # what could still be read next to the damage was read
+    assert rows[f"{root}/bad_table.img!/p1/ok.jpg"]["status"] == "hashed"
+    assert rows[f"{root}/loop.img!/A/B/c.jpg"]["status"] == "hashed"
+
+
+def test_evidence_unchanged(disk_scan: dict[str, Any]) -> None:
+    for path, digest in disk_scan["before"].items():
+        assert tree_digest(path) == digest
+
+
+_WALK = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from triage.walk import walk
+n = sum(1 for _ in walk([sys.argv[1]]))
+print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_hostile_walk_is_bounded(disk_scan: dict[str, Any]) -> None:
+    """The hostile images walked under a 3 GiB address-space cap and a 60 s timeout."""
+    out = subprocess.run([sys.executable, "-c", _WALK, str(disk_scan["root"] / "hostile")],
+                         capture_output=True, text=True, timeout=60, check=True)
+    n, peak_kib = map(int, out.stdout.split())
+    assert n >= 10 and peak_kib < 1024 * 1024
+
+
+def test_large_file_inside_an_image_is_streamed(tmp_path: Path) -> None:
+    """A file bigger than the media limit is digested in chunks, never held whole."""
+    _require_tools()
+    big = os.urandom(MiB) * 24  # 24 MiB, repetitive but incompressible per chunk
+    img = tmp_path / "big.ext4"
+    ext_image(img, 40, {"big.bin": big})
+    rows = [r for r in walk([str(img)]) if r.path.endswith("big.bin")]
+    assert len(rows) == 1 and rows[0].locator is not None and rows[0].data is None
+    opts = HashOptions(max_media_bytes=MiB)
+    tracemalloc.start()
+    rec = hash_located(rows[0].locator, rows[0].path, opts)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    import hashlib
+
+    assert rec.status == "hashed" and rec.hashes["md5"] == hashlib.md5(big).hexdigest()
+    assert rec.size == len(big) and peak < 8 * MiB
+
+
+def test_recognised_by_content_not_name(tmp_path: Path) -> None:
+    _require_tools()
+    img = tmp_path / "holiday.jpg"  # a FAT image under a picture's name
+    from synthetic_fixtures.disks import fat_image
+
+    fat_image(img, 2, {"x.txt": b"x"}, fat=12)
+    with open(img, "rb") as fh:
+        assert image_kind(read_at_of(fh)) == "raw"
+    assert any(r.path.endswith("holiday.jpg!/x.txt") for r in walk([str(img)]))
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(os.urandom(200_000))
+    with open(plain, "rb") as fh:
+        assert image_kind(read_at_of(fh)) is None
+
