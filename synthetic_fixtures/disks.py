@@ -36,6 +36,7 @@ TOOLS = {
     "mkfs.ext4": "e2fsprogs", "mkfs.ext2": "e2fsprogs", "debugfs": "e2fsprogs",
     "mkntfs": "ntfs-3g", "ntfscp": "ntfs-3g", "xorriso": "xorriso", "sfdisk": "fdisk",
     "ewfacquirestream": "ewf-tools", "cryptsetup": "cryptsetup-bin",
+    "mkfs.exfat": "exfatprogs", "mkudffs": "udftools",
 }
 MiB = 1 << 20
 SECTOR = 512
@@ -46,15 +47,22 @@ class ToolMissing(RuntimeError):
     """A Debian tool the fixtures need is not installed (names the package)."""
 
 
+def _which(tool: str) -> str | None:
+    # mkfs.* and sfdisk live in sbin, which a non-login PATH may lack
+    return shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
 def missing_tools() -> list[str]:
     """Debian packages still to install for the disk fixtures (empty when all are there)."""
-    return sorted({pkg for tool, pkg in TOOLS.items() if shutil.which(tool) is None})
+    return sorted({pkg for tool, pkg in TOOLS.items() if _which(tool) is None})
 
 
 def _run(cmd: Sequence[str], stdin: bytes | None = None) -> None:
-    if shutil.which(cmd[0]) is None:
+    exe = _which(cmd[0])
+    if exe is None:
         raise ToolMissing(f"{cmd[0]} not found: install Debian package {TOOLS.get(cmd[0])} "
                           "(scripts/ensure_disk_tools.sh)")
+    cmd = [exe, *cmd[1:]]
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "E2FSPROGS_FAKE_TIME": str(BASE_MTIME)}
     subprocess.run(list(cmd), input=stdin, check=True, capture_output=True, env=env)
 
@@ -182,6 +190,78 @@ def ntfs_image(path: Path, size_mib: int, files: dict[str, bytes]) -> None:
     staging.unlink(missing_ok=True)
 
 
+def exfat_image(path: Path, size_mib: int, files: dict[str, bytes],
+                deleted: Sequence[str] = ()) -> None:
+    """exFAT formatted by `mkfs.exfat`, then filled here: no Debian tool writes files into
+    exFAT without mounting, so each file's directory entry set (File, Stream Extension, File
+    Name entries with their checksums and name hash, exFAT specification sections 6-7) and its
+    data (contiguous clusters, NoFatChain, marked in the allocation bitmap) are written
+    directly. Only root-level files; a `deleted` file's entries have the InUse bit cleared
+    and its clusters freed, which leaves its content recoverable from the entry."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    _run(["mkfs.exfat", "-L", "EVIDENCE", str(path)])
+    img = bytearray(path.read_bytes())
+    sector = 1 << img[108]
+    cluster = sector << img[109]
+    heap = int.from_bytes(img[88:92], "little") * sector
+    root = int.from_bytes(img[96:100], "little")
+
+    def at(c: int) -> int:
+        return heap + (c - 2) * cluster
+
+    entries = [at(root) + 32 * i for i in range(cluster // 32)]
+    bitmap = next(e for e in entries if img[e] == 0x81)
+    bitmap_at = at(int.from_bytes(img[bitmap + 20 : bitmap + 24], "little"))
+    count = int.from_bytes(img[92:96], "little")
+    used = [bool(img[bitmap_at + i // 8] >> (i % 8) & 1) for i in range(count)]
+    free = iter(e for e in entries if img[e] == 0)
+    for name, data in files.items():
+        n = max(1, -(-len(data) // cluster))
+        first = next(i for i in range(count) if not any(used[i : i + n]) and i + n <= count)
+        for i in range(first, first + n):
+            used[i] = name not in deleted
+        img[at(first + 2) : at(first + 2) + len(data)] = data
+        units = name.encode("utf-16-le")
+        chars = [units[i : i + 30] for i in range(0, len(units), 30)]
+        dos = ((41 << 25) | (1 << 21) | (1 << 16))  # 2021-01-01 00:00:00 in DOS form
+        file_e = bytearray(32)
+        file_e[0], file_e[1] = 0x85, 1 + len(chars)
+        file_e[4:6] = (0x20).to_bytes(2, "little")  # archive attribute
+        for off in (8, 12, 16):
+            file_e[off : off + 4] = dos.to_bytes(4, "little")
+        stream = bytearray(32)
+        stream[0], stream[1], stream[3] = 0xC0, 0x03, len(name)  # AllocationPossible|NoFatChain
+        stream[4:6] = _exfat_hash(name.upper().encode("utf-16-le")).to_bytes(2, "little")
+        stream[8:16] = len(data).to_bytes(8, "little")
+        stream[20:24] = (first + 2).to_bytes(4, "little")
+        stream[24:32] = len(data).to_bytes(8, "little")
+        names = [bytes([0xC1, 0]) + c.ljust(30, b"\0") for c in chars]
+        entry_set = bytearray(file_e + stream + b"".join(names))
+        entry_set[2:4] = _exfat_hash(bytes(entry_set), skip=(2, 3)).to_bytes(2, "little")
+        if name in deleted:
+            for i in range(0, len(entry_set), 32):
+                entry_set[i] &= 0x7F  # InUse cleared
+        for i in range(0, len(entry_set), 32):
+            e = next(free)
+            img[e : e + 32] = entry_set[i : i + 32]
+    for i, bit in enumerate(used):
+        mask = 1 << (i % 8)
+        img[bitmap_at + i // 8] = (img[bitmap_at + i // 8] | mask) if bit else \
+            (img[bitmap_at + i // 8] & ~mask)
+    path.write_bytes(bytes(img))
+
+
+def _exfat_hash(data: bytes, skip: tuple[int, ...] = ()) -> int:
+    """The 16-bit rotate-and-add checksum exFAT uses for name hashes and entry sets."""
+    h = 0
+    for i, b in enumerate(data):
+        if i not in skip:
+            h = (((h & 1) << 15) | (h >> 1)) + b & 0xFFFF
+    return h
+
+
 def iso_image(path: Path, files: dict[str, bytes]) -> None:
     staging = path.parent / (path.name + ".d")
     shutil.rmtree(staging, ignore_errors=True)
@@ -261,7 +341,7 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".work")
     work.mkdir(exist_ok=True)
-    ev = DiskEvidence(out, _known_set(rng, 16))
+    ev = DiskEvidence(out, _known_set(rng, 20))
     plan = _Plan(ev.known, ev)
     filler = {"notes/readme.txt": b"nothing to see\n" * 10}
 
@@ -327,6 +407,15 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     (out / "phone" / "dump.001").write_bytes(data[:half])
     (out / "phone" / "dump.002").write_bytes(data[half:])
 
+    # A camera card: bare exFAT (no partition table), one picture deleted.
+    c = "card/sdcard.img"
+    (out / "card").mkdir(exist_ok=True)
+    exfat_image(out / c, 8, {
+        "DSC_0001.JPG": plan.exact(c, f"{c}!/DSC_0001.JPG"),
+        "DSC_0002.JPG": plan.reencoded(c, f"{c}!/DSC_0002.JPG"),
+        "DSC_0003.JPG": plan.exact(c, f"{c}!/DSC_0003.JPG", deleted=True),
+    }, deleted=["DSC_0003.JPG"])
+
     # A memory card image sent as a mail attachment: FAT12 inside a zip.
     c = "mail/attach.zip"
     card = work / "card.img"
@@ -353,7 +442,7 @@ class HostileDisk:
 
 def make_hostile_disks(out: Path) -> list[HostileDisk]:
     """Truncated E01, a partition table pointing outside the image, a FAT directory loop,
-    encrypted volumes (LUKS, BitLocker) and a file with a disk signature but no file system."""
+    encrypted volumes (LUKS, BitLocker), a UDF-only disc and a partition with no file system."""
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".work")
     work.mkdir(exist_ok=True)
@@ -393,6 +482,12 @@ def make_hostile_disks(out: Path) -> list[HostileDisk]:
     cases.append(HostileDisk("encrypted.img", "encrypted.img!/p2", "encrypted: not examined"))
     shutil.copyfile(luks, out / "container.bin")
     cases.append(HostileDisk("container.bin", "container.bin!/", "encrypted: not examined"))
+
+    dvd = out / "dvd.img"  # a UDF-only disc (no ISO 9660 side), as mkudffs makes them
+    with open(dvd, "wb") as fh:
+        fh.truncate(4 * MiB)
+    _run(["mkudffs", "-b", "2048", str(dvd)])
+    cases.append(HostileDisk("dvd.img", "dvd.img!/", "UDF-only disc: not examined"))
 
     blank = bytearray(2 * MiB)  # an MBR whose only partition holds no file system
     partitioned(work / "blank.img", [1], "dos")

@@ -34,7 +34,7 @@ from triage.pipeline import ScanConfig, run_scan
 from triage.walk import walk
 
 CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "disc.iso", "phone/dump.001",
-              "mail/attach.zip")
+              "card/sdcard.img", "mail/attach.zip")
 
 
 def _require_tools() -> None:
@@ -97,7 +97,7 @@ def test_deleted_files_are_hashed_and_marked(disk_scan: dict[str, Any]) -> None:
     known = {k.entry: k for k in disk_scan["ev"].known}
     deleted = [(label, entry) for exp in disk_scan["ev"].expect.values()
                for label, (entry, _, gone) in exp.items() if gone]
-    assert len(deleted) == 2  # FAT (mdel) and ext2 (debugfs rm)
+    assert len(deleted) == 3  # FAT (mdel), ext2 (debugfs rm), exFAT (InUse cleared)
     for label, entry in deleted:
         d = rows[f"{root}/{label}"]
         assert d["deleted"] is True and d["status"] == "hashed"
@@ -124,6 +124,7 @@ def test_rows_carry_file_system_metadata(disk_scan: dict[str, Any]) -> None:
     assert ext["fs_type"] == "ext4" and ext["mtime"] == ext["times"]["mtime"] == 1609459200
     assert rows[f"{root}/pc/laptop.E01!/p2/holiday.jpg"]["fs_type"] == "ntfs"
     assert rows[f"{root}/disc.iso!/photos/x.jpg"]["fs_type"] == "iso9660"
+    assert rows[f"{root}/card/sdcard.img!/DSC_0001.JPG"]["fs_type"] == "exfat"
     # NTFS's own records are listed but not read; later E01 segments are plain files
     assert rows[f"{root}/pc/laptop.E01!/p2/$MFT"]["status"] == "skipped"
     assert (root / "pc" / "laptop.E02").exists()

@@ -86,7 +86,7 @@ def test_limits_default_to_the_library_defaults() -> None:
                                      "max_frames": 1000, "max_archive_depth": 3, "max_member_bytes": 256 << 20,
                                      "max_archive_total_bytes": 4 << 30,
                                      "max_expansion_ratio": 200.0, "max_members": 100_000,
-                                     "max_dir_depth": 256}
+                                     "max_dir_depth": 256, "max_image_entries": 10_000_000}
 
 
 def test_limits_override(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
     `read_at(offset, n)` reads the file (shorter at its end); only the few ranges that hold
     signatures are read. Returns "ewf" for the first segment of an EWF image, "raw" for a
     partition table or a file system TSK reads, and the name of an encrypted volume
-    ("bitlocker", "luks", "corestorage") or "apfs" for volumes recognised but not read.
+    ("bitlocker", "luks", "corestorage"), "apfs" or "udf" for volumes recognised but not read.
     """
     head = read_at(0, 2048)
     if head[:8] in EWF_SIGNATURES:
@@ -128,8 +128,14 @@ def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
         return "raw"
     if (head[1024:1026], head[1026:1028]) in ((b"H+", b"\x00\x04"), (b"HX", b"\x00\x05")):
         return "raw"  # HFS+ / HFSX volume header and its version
-    if read_at(32769, 5) == b"CD001":  # ISO 9660 primary volume descriptor
+    # the volume recognition area from sector 16 of a 2048-byte-sector disc: ISO 9660's
+    # primary descriptor, or UDF's NSR descriptor (a UDF-only disc has no ISO 9660 side)
+    area = read_at(32768, 2048 * 4)
+    descriptors = {area[i + 1 : i + 6] for i in range(0, len(area), 2048)}
+    if b"CD001" in descriptors:
         return "raw"
+    if descriptors & {b"NSR02", b"NSR03"}:
+        return "udf"
     return None
 
 
@@ -167,6 +173,8 @@ _NOT_EXAMINED = {
     "luks": "encrypted: not examined (LUKS volume)",
     "corestorage": "encrypted: not examined (FileVault 2 / CoreStorage volume)",
     "apfs": "APFS container: not examined (no APFS reader wired in)",
+    "udf": "UDF-only disc: not examined (TSK reads a UDF disc through its ISO 9660 side; "
+           "this one has none)",
 }
 
 
