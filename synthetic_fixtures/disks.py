@@ -36,7 +36,7 @@ TOOLS = {
     "mkfs.ext4": "e2fsprogs", "mkfs.ext2": "e2fsprogs", "debugfs": "e2fsprogs",
     "mkntfs": "ntfs-3g", "ntfscp": "ntfs-3g", "xorriso": "xorriso", "sfdisk": "fdisk",
     "ewfacquirestream": "ewf-tools", "cryptsetup": "cryptsetup-bin",
-    "mkfs.exfat": "exfatprogs", "mkudffs": "udftools",
+    "mkfs.exfat": "exfatprogs", "mkudffs": "udftools", "mkapfs": "apfsprogs",
 }
 MiB = 1 << 20
 SECTOR = 512
@@ -262,6 +262,15 @@ def _exfat_hash(data: bytes, skip: tuple[int, ...] = ()) -> int:
     return h
 
 
+def apfs_container(path: Path, size_mib: int = 128) -> None:
+    """An empty APFS container with one volume, by `mkapfs` (apfsprogs). No Debian tool
+    writes files into APFS, so this exercises opening the container and walking a volume."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    _run(["mkapfs", "-L", "EVIDENCE", str(path)])
+
+
 def iso_image(path: Path, files: dict[str, bytes]) -> None:
     staging = path.parent / (path.name + ".d")
     shutil.rmtree(staging, ignore_errors=True)
@@ -293,10 +302,20 @@ def partitioned(path: Path, volumes: Sequence[Path | int], table: str = "dos") -
     with open(path, "r+b") as fh:
         for v, (s, _) in zip(volumes, layout, strict=True):
             if isinstance(v, Path):
-                fh.seek(s * SECTOR)
-                with open(v, "rb") as src:
-                    shutil.copyfileobj(src, fh, MiB)
+                _copy_sparse(v, fh, s * SECTOR)
     return [s * SECTOR for s, _ in layout]
+
+
+def _copy_sparse(src: Path, dst: io.BufferedRandom, at: int) -> None:
+    """Copy `src` into `dst` at byte `at`, leaving all-zero MiBs as holes (an empty 128 MiB
+    APFS container stays a few hundred KiB on disk)."""
+    with open(src, "rb") as fh:
+        pos = 0
+        while chunk := fh.read(MiB):
+            if chunk.count(0) != len(chunk):
+                dst.seek(at + pos)
+                dst.write(chunk)
+            pos += len(chunk)
 
 
 def ewf_image(raw: Path, target: Path, segment_bytes: int | None = None) -> list[Path]:
@@ -416,6 +435,15 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
         "DSC_0003.JPG": plan.exact(c, f"{c}!/DSC_0003.JPG", deleted=True),
     }, deleted=["DSC_0003.JPG"])
 
+    # A Mac disk: GPT with a FAT partition and an (empty: see apfs_container) APFS container.
+    c = "mac/disk.img"
+    (out / "mac").mkdir(exist_ok=True)
+    efi = work / "mac.fat"
+    fat_image(efi, 2, {"EFI/a.jpg": plan.exact(c, f"{c}!/p1/EFI/a.jpg")}, fat=12)
+    apfs = work / "mac.apfs"
+    apfs_container(apfs)
+    partitioned(out / c, [efi, apfs], "gpt")
+
     # A memory card image sent as a mail attachment: FAT12 inside a zip.
     c = "mail/attach.zip"
     card = work / "card.img"
@@ -488,6 +516,12 @@ def make_hostile_disks(out: Path) -> list[HostileDisk]:
         fh.truncate(4 * MiB)
     _run(["mkudffs", "-b", "2048", str(dvd)])
     cases.append(HostileDisk("dvd.img", "dvd.img!/", "UDF-only disc: not examined"))
+
+    apfs = bytearray(2 * MiB)  # APFS's container signature over garbage
+    apfs[32:36] = b"NXSB"
+    apfs[64:4096] = np.random.default_rng(4).bytes(4096 - 64)
+    (out / "bad.apfs").write_bytes(bytes(apfs))
+    cases.append(HostileDisk("bad.apfs", "bad.apfs!/", "APFS container unreadable"))
 
     blank = bytearray(2 * MiB)  # an MBR whose only partition holds no file system
     partitioned(work / "blank.img", [1], "dos")

@@ -34,7 +34,7 @@ from triage.pipeline import ScanConfig, run_scan
 from triage.walk import walk
 
 CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "disc.iso", "phone/dump.001",
-              "card/sdcard.img", "mail/attach.zip")
+              "card/sdcard.img", "mac/disk.img", "mail/attach.zip")
 
 
 def _require_tools() -> None:
@@ -214,3 +214,22 @@ def test_recognised_by_content_not_name(tmp_path: Path) -> None:
     with open(plain, "rb") as fh:
         assert image_kind(read_at_of(fh)) is None
 
+
+
+def test_apfs_container_is_opened(tmp_path: Path) -> None:
+    """An (empty) APFS container made by mkapfs: opened through libfsapfs, its volume walked
+    without an error row."""
+    _require_tools()
+    from synthetic_fixtures.disks import apfs_container
+    from triage.disk_apfs import open_container
+    from triage.disks import _StreamMedia
+
+    img = tmp_path / "mac.apfs"
+    apfs_container(img)
+    assert [r.path for r in walk([str(img)])] == [str(img)]
+    with open(img, "rb") as fh:
+        container, _ = open_container(_StreamMedia(fh, img.stat().st_size), 0,
+                                      img.stat().st_size)
+        assert container.number_of_volumes == 1
+        volume = container.get_volume(0)
+        assert volume.name == "EVIDENCE" and not volume.is_locked()

@@ -3,8 +3,9 @@
 An image is recognised by its content, whatever its name (`image_kind`). Its partition table
 (MBR, GPT) and file systems (FAT12/16/32, exFAT, NTFS, ext2/3/4, HFS+, ISO 9660) are walked
 read-only through The Sleuth Kit (`pytsk3`), the library forensic tools in Python stand on;
-EWF images are read through libyal's `pyewf`, which also gives the acquisition MD5/SHA-1 that
-`verify_ewf` checks. Nothing is extracted: every file inside becomes a `WalkItem` labelled
+APFS containers through libyal's `pyfsapfs` (`triage.disk_apfs`: TSK's APFS support is not
+exposed by pytsk3); EWF images through libyal's `pyewf`, which also gives the acquisition
+MD5/SHA-1 that `verify_ewf` checks. Nothing is extracted: every file inside becomes a `WalkItem` labelled
 `laptop.E01!/p1/home/user/a.jpg` (partition, then file-system path) that carries its size,
 times and inode from the file system, `deleted: true` for a deleted entry whose content the
 metadata still points at, and a `locator`: the chain of steps (image file, file-system offset,
@@ -40,6 +41,7 @@ from triage.limits import WalkItem, WalkLimits, format_bytes
 
 __all__ = [
     "EWF_SIGNATURES",
+    "EwfMedia",
     "Locator",
     "hash_located",
     "image_kind",
@@ -111,7 +113,8 @@ def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
     `read_at(offset, n)` reads the file (shorter at its end); only the few ranges that hold
     signatures are read. Returns "ewf" for the first segment of an EWF image, "raw" for a
     partition table or a file system TSK reads, and the name of an encrypted volume
-    ("bitlocker", "luks", "corestorage"), "apfs" or "udf" for volumes recognised but not read.
+    ("bitlocker", "luks", "corestorage") or "udf" for volumes recognised but not read, and
+    "apfs" for an APFS container (read by `triage.disk_apfs`).
     """
     head = read_at(0, 2048)
     if head[:8] in EWF_SIGNATURES:
@@ -172,7 +175,6 @@ _NOT_EXAMINED = {
     "bitlocker": "encrypted: not examined (BitLocker volume)",
     "luks": "encrypted: not examined (LUKS volume)",
     "corestorage": "encrypted: not examined (FileVault 2 / CoreStorage volume)",
-    "apfs": "APFS container: not examined (no APFS reader wired in)",
     "udf": "UDF-only disc: not examined (TSK reads a UDF disc through its ISO 9660 side; "
            "this one has none)",
 }
@@ -219,7 +221,7 @@ class _Segments:
             f.close()
 
 
-class _Ewf:
+class EwfMedia:
     """EWF media through pyewf, over file objects we opened read-only."""
 
     def __init__(self, files: Sequence[BinaryIO]) -> None:
@@ -338,7 +340,7 @@ def _open_root(step: Step, opener: Callable[[str], BinaryIO]) -> Media:
     try:
         for p in paths:
             files.append(opener(p))
-        return _Ewf(files) if kind == "ewf" else _Segments(files)
+        return EwfMedia(files) if kind == "ewf" else _Segments(files)
     except BaseException:
         for f in files:
             f.close()
@@ -364,8 +366,19 @@ def _opener(path: str) -> BinaryIO:
     return open_evidence(path)
 
 
-def open_located(locator: Locator) -> tuple[FileReader, Any]:
-    """Reopen the file a locator names: (reader, TSK meta). Raises `DiskImageError`/OSError.
+def _open_entry(fs: Any, step: Step) -> tuple[io.RawIOBase, int]:
+    """A reader over the file a step names in an opened file system, and its size."""
+    if step[0] == "inode":
+        entry = fs.open_meta(inode=step[1])
+        return FileReader(entry, _size(entry)), _size(entry)
+    from triage.disk_apfs import EntryReader
+
+    entry = fs.get_file_entry_by_identifier(step[1])  # ("apfs_id", n) in an APFS volume
+    return EntryReader(entry), int(entry.size or 0)
+
+
+def open_located(locator: Locator) -> tuple[io.RawIOBase, int]:
+    """Reopen the file a locator names: (reader, size). Raises `DiskImageError`/OSError.
 
     Opened images and file systems are kept in a small per-process cache, so a worker
     hashing a batch of files from one image opens it once.
@@ -379,24 +392,54 @@ def open_located(locator: Locator) -> tuple[FileReader, Any]:
         for step in locator[1:-1]:
             if step[0] == "fs":
                 fs = _open_fs(media, step[1])
-                keep.append(fs)
-            else:
-                assert fs is not None
-                entry = fs.open_meta(inode=step[1])
-                media = _StreamMedia(io.BufferedReader(FileReader(entry, _size(entry))),
-                                     _size(entry))
-                keep.append(media)
+            elif step[0] == "apfs":
+                from triage.disk_apfs import open_container
+
+                container, handle = open_container(media, step[1], media.size - step[1])
+                keep += [container, handle]
+                fs = container.get_volume(step[2])
+            else:  # a file that is itself an image: the next steps are inside it
+                reader, size = _open_entry(fs, step)
+                media = _StreamMedia(io.BufferedReader(reader), size)
+            keep.append(fs)
         cached = (fs, keep)
         _fs_cache[fs_key] = cached
         while len(_fs_cache) > _CACHE_SIZE:
             _, (_, old) = _fs_cache.popitem(last=False)
             for obj in old:
-                if hasattr(obj, "close") and not isinstance(obj, _StreamMedia):
+                if isinstance(obj, (_Segments, EwfMedia)):
                     obj.close()
     _fs_cache.move_to_end(fs_key)
-    fs = cached[0]
-    entry = fs.open_meta(inode=locator[-1][1])
-    return FileReader(entry, _size(entry)), entry.info.meta
+    return _open_entry(cached[0], locator[-1])
+
+
+def content_rows(img: _Image, reader: BinaryIO, label: str, size: int, mtime: float | None,
+                 note: str | None, extra: dict[str, Any],
+                 locator: Locator | None) -> Iterator[WalkItem]:
+    """A file's row, with its locator or (for an image not on storage) its bytes, then the
+    rows of the archive or image it is, if it is one. Shared by every file-system reader."""
+    from triage.containers import container_kind, container_rows
+
+    data = None
+    try:
+        container = container_kind(reader, size)
+        if locator is None and size > img.limits.max_member_bytes:
+            limit = format_bytes(img.limits.max_member_bytes)
+            yield img.row(label, size=size, mtime=mtime, status="skipped", error=True,
+                          reason=f"file exceeds the {limit} member limit", extra=extra)
+            return
+        if locator is None:
+            reader.seek(0)
+            data = _read_exactly(reader, size)
+    except _DAMAGE as exc:
+        yield img.row(label, size=size, mtime=mtime, status="error", error=True,
+                      reason=f"unreadable range in the image: {_text(exc)}", extra=extra)
+        return
+    item = img.row(label, size=size, mtime=mtime, reason=note, extra=extra,
+                   locator=locator, data=data)
+    yield item
+    if container is not None:
+        yield from container_rows(reader, item.path, size, img.limits, img.depth + 1)
 
 
 def _read_exactly(reader: BinaryIO, size: int) -> bytes:
@@ -440,7 +483,7 @@ class Integrity:
 _EWF_HASHES = {"MD5": "md5", "SHA1": "sha1"}
 
 
-def verify_ewf(media: _Ewf, label: str) -> Integrity:
+def verify_ewf(media: EwfMedia, label: str) -> Integrity:
     """Read the whole media once in order and compare with the MD5/SHA-1 the image stores.
 
     libewf checks each chunk's checksum as it decompresses; this is the image-level check
@@ -511,7 +554,6 @@ class _Image:
     label: str
     depth: int
     limits: WalkLimits
-    media_budget: int  # bytes a parent may read into memory for a member without a locator
     count: int = 0
     labels: set[str] = field(default_factory=set)
 
@@ -560,7 +602,7 @@ def iter_image(source: BinaryIO, label: str, size: int, limits: WalkLimits, dept
     source.seek(0)
     if kind is None:
         return
-    img = _Image(label, depth, limits, limits.max_member_bytes)
+    img = _Image(label, depth, limits)
     if depth > limits.max_archive_depth:
         yield img.root_row("skipped", f"image depth limit {limits.max_archive_depth} reached; "
                            "not read", False)
@@ -582,17 +624,17 @@ def _image_rows(source: BinaryIO, kind: str, img: _Image, size: int,
     media: Media
     if fs_path is not None:
         segments = _segment_paths(fs_path, kind)
-        root = (kind, tuple(segments))
+        root = ("ewf" if kind == "ewf" else "raw", tuple(segments))
         media = _open_root(root, _opener)
     elif kind == "ewf":
-        media = _Ewf([source])
+        media = EwfMedia([source])
     else:
         media = _StreamMedia(source, size)
     notes: list[str] = []
     status, error = "skipped", False
     extra = None
     try:
-        if isinstance(media, _Ewf):
+        if isinstance(media, EwfMedia):
             integrity = verify_ewf(media, img.label)
             extra = {"integrity": integrity.to_dict()}
             notes.append(_INTEGRITY_NOTES[integrity.status](integrity))
@@ -633,6 +675,9 @@ _DAMAGE = (OSError, RuntimeError, ValueError, MemoryError)
 
 def _volume_rows(media: Media, img: _Image, root: Step | None) -> Iterator[WalkItem]:
     """Partitions of the image (p1, p2, ...), or the image as one file system."""
+    if _volume_signature(media.read_at(0, _PROBE_BYTES)) is not None:
+        yield from _fs_rows(media, 0, "", img, root, whole=True)
+        return
     tsk = _TskImage(media)
     try:
         vs = pytsk3.Volume_Info(tsk)
@@ -658,14 +703,26 @@ def _volume_rows(media: Media, img: _Image, root: Step | None) -> Iterator[WalkI
             yield img.row(f"p{index}", status="error", error=True,
                           reason=f"{where} extends past the end of the image "
                                  f"({media.size} bytes); read as far as it goes")
-        yield from _fs_rows(media, start, prefix, img, root, whole=False)
+        yield from _fs_rows(media, start, prefix, img, root, whole=False,
+                            length=min(length, media.size - start))
 
 
 def _fs_rows(media: Media, offset: int, prefix: str, img: _Image, root: Step | None,
-             whole: bool) -> Iterator[WalkItem]:
+             whole: bool, length: int | None = None) -> Iterator[WalkItem]:
     head = media.read_at(offset, _PROBE_BYTES)
     enc = _volume_signature(head)
     where = prefix.rstrip("/") or "volume"
+    if enc == "apfs":
+        from triage.disk_apfs import apfs_rows
+
+        try:
+            yield from apfs_rows(media, offset, length or media.size - offset, prefix, img,
+                                 (root,) if root is not None else None)
+        except DiskImageError as exc:
+            if whole:
+                raise
+            yield img.row(where, status="error", error=True, reason=exc.reason)
+        return
     if enc is not None:
         yield img.row(where if prefix else "", status="skipped", error=True,
                       reason=_NOT_EXAMINED[enc]) if prefix else \
@@ -809,35 +866,11 @@ class _FsWalk:
 
     def _content_rows(self, entry: Any, label: str, size: int, mtime: float | None,
                       note: str | None, extra: dict[str, Any]) -> Iterator[WalkItem]:
-        """The file's row (with a locator, or its bytes when there is none), then the rows of
-        the archive or image it is, if it is one."""
-        from triage.containers import container_kind, container_rows
-
         reader = io.BufferedReader(FileReader(entry, size), buffer_size=_CHUNK)
-        locator = data = None
-        try:
-            container = container_kind(reader, size)
-            if self.locator is not None:
-                locator = (*self.locator, ("inode", int(entry.info.meta.addr)))
-            elif size > self.img.limits.max_member_bytes:
-                limit = format_bytes(self.img.limits.max_member_bytes)
-                yield self.img.row(label, size=size, mtime=mtime, status="skipped", error=True,
-                                   reason=f"file exceeds the {limit} member limit", extra=extra)
-                return
-            else:
-                reader.seek(0)
-                data = _read_exactly(reader, size)
-        except (OSError, RuntimeError) as exc:
-            yield self.img.row(label, size=size, mtime=mtime, status="error", error=True,
-                               reason=f"unreadable range in the image: {_text(exc)}",
-                               extra=extra)
-            return
-        item = self.img.row(label, size=size, mtime=mtime, reason=note, extra=extra,
-                            locator=locator, data=data)
-        yield item
-        if container is not None:
-            yield from container_rows(reader, item.path, size, self.img.limits,
-                                      self.img.depth + 1)
+        locator = None
+        if self.locator is not None:
+            locator = (*self.locator, ("inode", int(entry.info.meta.addr)))
+        yield from content_rows(self.img, reader, label, size, mtime, note, extra, locator)
 
     def _is_fs_metadata(self, addr: int, rel: str, dir_rel: str) -> bool:
         if self.fs_name == "ntfs" and dir_rel == "$OrphanFiles/":
@@ -867,8 +900,8 @@ def hash_located(locator: Locator, path: str, opts: HashOptions, *,
     cannot be read, is an error record with the reason (it lands on the attention list).
     """
     try:
-        reader, meta = open_located(locator)
-        return hash_stream(reader, int(meta.size), path, opts, mtime=mtime)
+        reader, size = open_located(locator)
+        return hash_stream(reader, size, path, opts, mtime=mtime)
     except DiskImageError as exc:
         return HashRecord(path=path, status="error", error=exc.reason)
     except (OSError, RuntimeError) as exc:
