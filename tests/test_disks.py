@@ -233,3 +233,22 @@ def test_apfs_container_is_opened(tmp_path: Path) -> None:
         assert container.number_of_volumes == 1
         volume = container.get_volume(0)
         assert volume.name == "EVIDENCE" and not volume.is_locked()
+
+
+def test_rows_are_keyed_by_their_location_in_the_image(disk_scan: dict[str, Any]) -> None:
+    """Every row has its own location; files inside images extend the image file's chain
+    with partition and inode segments."""
+    rows = disk_scan["manifest"]
+    keys = [json.dumps(d["location"]) for d in rows]
+    assert len(keys) == len(set(keys))
+    root = disk_scan["root"] / "evidence"
+    by_path = {d["path"]: d["location"] for d in rows}
+    image = by_path[f"{root}/pc/laptop.E01"]
+    inner = by_path[f"{root}/pc/laptop.E01!/p1/home/user/Pictures/a.jpg"]
+    assert inner[: len(image)] == image
+    assert [s[0] for s in inner[len(image):]] == ["partition", "tsk_inode"]
+    assert inner[len(image)][1] == 1
+    assert by_path[f"{root}/pc/laptop.E01!/"][len(image):] == [["image", -1]]
+    nested = by_path[f"{root}/pc/laptop.E01!/p1/home/user/backup.zip!/trip/beach.jpg"]
+    zip_row = by_path[f"{root}/pc/laptop.E01!/p1/home/user/backup.zip"]
+    assert nested[: len(zip_row)] == zip_row and nested[len(zip_row)][0] == "zip"

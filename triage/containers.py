@@ -14,6 +14,7 @@ from typing import BinaryIO
 from hashing.sniff import SNIFF_BYTES, sniff
 from triage.archives import _Total, archive_format, iter_archive
 from triage.disks import image_kind, iter_image, may_be_image, read_at_of
+from triage.identity import Location
 from triage.limits import WalkItem, WalkLimits
 
 
@@ -36,16 +37,17 @@ def container_kind(source: BinaryIO, size: int, head: bytes | None = None) -> st
 
 
 def container_rows(source: BinaryIO, label: str, size: int, limits: WalkLimits, depth: int = 1,
-                   *, head: bytes | None = None, fs_path: str | None = None,
-                   total: _Total | None = None) -> Iterator[WalkItem]:
+                   *, location: Location, head: bytes | None = None,
+                   fs_path: str | None = None, total: _Total | None = None) -> Iterator[WalkItem]:
     """Rows of the files inside `source` (seekable) when it is a container, else nothing.
 
+    `location` is the container's own location, which its items' locations extend;
     `fs_path` is the real path of a container on storage (disk images reopen their files
     from it in hashing workers); `total` carries an outer archive's expansion budget.
     """
     kind = container_kind(source, size, head)
     source.seek(0)
     if kind == "archive":
-        yield from iter_archive(source, label, size, limits, depth, total)
+        yield from iter_archive(source, label, size, limits, depth, total, location=location)
     elif kind == "image":
-        yield from iter_image(source, label, size, limits, depth, fs_path)
+        yield from iter_image(source, label, size, limits, depth, fs_path, location=location)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyfsapfs
 
+from triage.identity import Segment
+
 if TYPE_CHECKING:
     from triage.disks import Locator, Media, _Image
 
@@ -132,7 +134,9 @@ def apfs_rows(media: Media, offset: int, length: int, prefix: str, img: _Image,
         container, _ = open_container(media, offset, length)
     except OSError as exc:
         raise DiskImageError(f"APFS container unreadable: {_text(exc)}") from exc
+    outer = img.scope
     for index in range(int(container.number_of_volumes)):
+        img.scope = (*outer, Segment("apfs_volume", index))
         vprefix = f"{prefix}v{index + 1}/"
         volume = container.get_volume(index)
         if volume.is_locked():
@@ -191,13 +195,16 @@ def _volume_rows(volume: Any, prefix: str, img: _Image, locator: Locator | None,
         if stat.S_ISLNK(mode):
             yield img.row(prefix + rel, size=size, mtime=mtime, status="skipped",
                           reason="symlink not followed", extra=extra,
-                          link_target=str(entry.symbolic_link_target or "") or None)
+                          link_target=str(entry.symbolic_link_target or "") or None,
+                          segs=(Segment("apfs_id", ident),))
         elif not stat.S_ISREG(mode):
             yield img.row(prefix + rel, size=size, mtime=mtime, status="skipped",
-                          reason="apfs special file not read", extra=extra)
+                          reason="apfs special file not read", extra=extra,
+                          segs=(Segment("apfs_id", ident),))
         else:
             from triage.disks import content_rows
 
             file_loc = (*locator, ("apfs_id", ident)) if locator is not None else None
             yield from content_rows(img, io.BufferedReader(EntryReader(entry), _CHUNK),
-                                    prefix + rel, size, mtime, None, extra, file_loc)
+                                    prefix + rel, size, mtime, None, extra, file_loc,
+                                    (Segment("apfs_id", ident),))

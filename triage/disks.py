@@ -37,6 +37,7 @@ import pytsk3
 from hashing.errors import TriageError
 from hashing.hasher import HashOptions, hash_stream
 from hashing.types import HashRecord
+from triage.identity import WHOLE, Location, Segment
 from triage.limits import WalkItem, WalkLimits, format_bytes
 
 __all__ = [
@@ -414,8 +415,8 @@ def open_located(locator: Locator) -> tuple[io.RawIOBase, int]:
 
 
 def content_rows(img: _Image, reader: BinaryIO, label: str, size: int, mtime: float | None,
-                 note: str | None, extra: dict[str, Any],
-                 locator: Locator | None) -> Iterator[WalkItem]:
+                 note: str | None, extra: dict[str, Any], locator: Locator | None,
+                 segs: tuple[Segment, ...]) -> Iterator[WalkItem]:
     """A file's row, with its locator or (for an image not on storage) its bytes, then the
     rows of the archive or image it is, if it is one. Shared by every file-system reader."""
     from triage.containers import container_kind, container_rows
@@ -426,20 +427,23 @@ def content_rows(img: _Image, reader: BinaryIO, label: str, size: int, mtime: fl
         if locator is None and size > img.limits.max_member_bytes:
             limit = format_bytes(img.limits.max_member_bytes)
             yield img.row(label, size=size, mtime=mtime, status="skipped", error=True,
-                          reason=f"file exceeds the {limit} member limit", extra=extra)
+                          reason=f"file exceeds the {limit} member limit", extra=extra,
+                          segs=segs)
             return
         if locator is None:
             reader.seek(0)
             data = _read_exactly(reader, size)
     except _DAMAGE as exc:
         yield img.row(label, size=size, mtime=mtime, status="error", error=True,
-                      reason=f"unreadable range in the image: {_text(exc)}", extra=extra)
+                      reason=f"unreadable range in the image: {_text(exc)}", extra=extra,
+                      segs=segs)
         return
     item = img.row(label, size=size, mtime=mtime, reason=note, extra=extra,
-                   locator=locator, data=data)
+                   locator=locator, data=data, segs=segs)
     yield item
     if container is not None:
-        yield from container_rows(reader, item.path, size, img.limits, img.depth + 1)
+        yield from container_rows(reader, item.path, size, img.limits, img.depth + 1,
+                                  location=item.location)
 
 
 def _read_exactly(reader: BinaryIO, size: int) -> bytes:
@@ -549,20 +553,41 @@ _NTFS_RESERVED_ENTRIES = 24
 
 @dataclass(slots=True)
 class _Image:
-    """One image being walked: its label, nesting depth, limits, and the labels given out."""
+    """One image being walked: its label, location, nesting depth, limits, and the labels
+    and locations given out.
+
+    A row's location is the image's location, then `scope` (the partition, APFS volume
+    being walked: `Segment("partition", 2)`), then the segments naming the entry itself
+    (`Segment("tsk_inode", 1234)`, `Segment("apfs_id", 77)`); a row about a volume or
+    directory as a whole ends in `Segment("fs", WHOLE)`. Should two rows still meet (a
+    deleted name pointing at a live inode), the later one gets `Segment("occurrence", n)`.
+    """
 
     label: str
     depth: int
     limits: WalkLimits
+    location: Location
+    scope: tuple[Segment, ...] = ()
     count: int = 0
     labels: set[str] = field(default_factory=set)
+    used: set[Location] = field(default_factory=set)
 
     def root_row(self, status: str, reason: str, error: bool,
                  extra: dict[str, Any] | None = None) -> WalkItem:
         """A row about the image as a whole, on its root label `disk.E01!/`."""
         return WalkItem(path=f"{self.label}!/", kind="image_member", size=None, mtime=None,
                         status=status, reason=reason,  # type: ignore[arg-type]
-                        archive_error=error, extra=extra)
+                        archive_error=error, extra=extra,
+                        location=(*self.location, Segment("image", WHOLE)))
+
+    def _location(self, segs: tuple[Segment, ...]) -> Location:
+        loc: Location = (*self.location, *self.scope, *(segs or (Segment("fs", WHOLE),)))
+        base, n = loc, 1
+        while loc in self.used:
+            n += 1
+            loc = (*base, Segment("occurrence", n))
+        self.used.add(loc)
+        return loc
 
     def unique(self, rel: str) -> tuple[str, str | None]:
         path = base = f"{self.label}!/{rel}"
@@ -576,7 +601,8 @@ class _Image:
     def row(self, rel: str, *, size: int | None = None, mtime: float | None = None,
             status: str = "pending", reason: str | None = None, error: bool = False,
             extra: dict[str, Any] | None = None, locator: Locator | None = None,
-            data: bytes | None = None, link_target: str | None = None) -> WalkItem:
+            data: bytes | None = None, link_target: str | None = None,
+            segs: tuple[Segment, ...] = ()) -> WalkItem:
         self.count += 1
         if self.count > self.limits.max_image_entries:
             raise DiskImageError(
@@ -586,12 +612,13 @@ class _Image:
         return WalkItem(path=path, kind="image_member", size=size, mtime=mtime,
                         status=status, reason=reason,  # type: ignore[arg-type]
                         archive_error=error, extra=extra, locator=locator, data=data,
-                        link_target=link_target)
+                        link_target=link_target, location=self._location(segs))
 
 
 def iter_image(source: BinaryIO, label: str, size: int, limits: WalkLimits, depth: int = 1,
-               fs_path: str | None = None) -> Iterator[WalkItem]:
-    """Yield the rows of the disk image in `source` (seekable), labelled under `label`.
+               fs_path: str | None = None, *, location: Location) -> Iterator[WalkItem]:
+    """Yield the rows of the disk image in `source` (seekable), labelled under `label`;
+    `location` is the image's own location, which every row's location extends.
 
     `fs_path` is the image's real path when it is a file on storage: then its segments are
     found beside it and its files get locators a worker can reopen; otherwise (an image in an
@@ -602,7 +629,7 @@ def iter_image(source: BinaryIO, label: str, size: int, limits: WalkLimits, dept
     source.seek(0)
     if kind is None:
         return
-    img = _Image(label, depth, limits)
+    img = _Image(label, depth, limits, location)
     if depth > limits.max_archive_depth:
         yield img.root_row("skipped", f"image depth limit {limits.max_archive_depth} reached; "
                            "not read", False)
@@ -692,6 +719,7 @@ def _volume_rows(media: Media, img: _Image, root: Step | None) -> Iterator[WalkI
         if not int(part.flags) & int(pytsk3.TSK_VS_PART_FLAG_ALLOC):
             continue
         index += 1
+        img.scope = (Segment("partition", index),)
         start, length = int(part.start) * block, int(part.len) * block
         prefix = f"p{index}/"
         where = f"partition {index} (bytes {start}-{start + length})"
@@ -830,19 +858,20 @@ class _FsWalk:
         meta = entry.info.meta
         deleted = bool(int(name_info.flags) & _NAME_UNALLOC)
         label = self.prefix + rel
+        segs = (Segment("tsk_inode", int(name_info.meta_addr)),)
         if self._is_fs_metadata(int(name_info.meta_addr), rel, dir_rel):
             if meta is None:
                 return  # an empty reserved record: not a file at all
             yield self.img.row(label, size=int(meta.size), status="skipped",
                                reason="file-system metadata; not read",
-                               extra=self._fields(entry, deleted))
+                               extra=self._fields(entry, deleted), segs=segs)
             return
         if meta is None:
             reason = "deleted; content not recoverable from file-system metadata" if deleted \
                 else "no metadata for this name"
             yield self.img.row(label, status="skipped" if deleted else "error",
                                error=not deleted, reason=reason,
-                               extra={"deleted": deleted, "fs_type": self.fs_name})
+                               extra={"deleted": deleted, "fs_type": self.fs_name}, segs=segs)
             return
         extra = self._fields(entry, deleted)
         size = int(meta.size)
@@ -851,11 +880,12 @@ class _FsWalk:
         if mtype == _LNK:
             yield self.img.row(label, size=size, mtime=mtime, status="skipped",
                                reason="symlink not followed", extra=extra,
-                               link_target=self._link_target(entry, size))
+                               link_target=self._link_target(entry, size), segs=segs)
             return
         if mtype != _REG:
             yield self.img.row(label, size=size, mtime=mtime, status="skipped",
-                               reason=f"{self.fs_name} entry type {mtype} not read", extra=extra)
+                               reason=f"{self.fs_name} entry type {mtype} not read", extra=extra,
+                               segs=segs)
             return
         note = None
         if deleted:
@@ -870,7 +900,8 @@ class _FsWalk:
         locator = None
         if self.locator is not None:
             locator = (*self.locator, ("inode", int(entry.info.meta.addr)))
-        yield from content_rows(self.img, reader, label, size, mtime, note, extra, locator)
+        yield from content_rows(self.img, reader, label, size, mtime, note, extra, locator,
+                                (Segment("tsk_inode", int(entry.info.meta.addr)),))
 
     def _is_fs_metadata(self, addr: int, rel: str, dir_rel: str) -> bool:
         if self.fs_name == "ntfs" and dir_rel == "$OrphanFiles/":
