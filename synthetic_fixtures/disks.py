@@ -453,7 +453,20 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
         zf.write(card, "card.img")
 
     shutil.rmtree(work, ignore_errors=True)
+    _settle(out)
     return ev
+
+
+def _settle(out: Path) -> None:
+    """fsync every file written, so later digests of the tree see it as it stays: ext4's
+    delayed allocation adds extent blocks to a sparse image's `st_blocks` at writeback."""
+    for dirpath, _, names in os.walk(out):
+        for name in names:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 # --- hostile images -----------------------------------------------------------------------
@@ -530,6 +543,7 @@ def make_hostile_disks(out: Path) -> list[HostileDisk]:
     cases.append(HostileDisk("no_fs.img", "no_fs.img!/p1", "no readable file system"))
 
     shutil.rmtree(work, ignore_errors=True)
+    _settle(out)
     return cases
 
 
