@@ -202,14 +202,19 @@ def test_partner_list_import_while_lookups_continue(service: dict[str, Any]) -> 
                              raw=rows.encode(), key=keys["partner"])
         assert status == 202, doc
         final = wait_report(c, doc["report"], keys["partner"])
-        time.sleep(0.3)
+        # the new index is swapped in before the report says done: the next lookup sees it
+        status, after = c.call("POST", "/v1/lookup", {"hashes": [
+            {"algo": "pdq", "hash": PDQ[35]}]}, key=keys["lookup"])
     finally:
         stop.set()
         thread.join()
     assert final["state"] == "done", final
     assert final["report"]["status"] == "imported" and final["report"]["added"] == n + 1
     assert final["report"]["version"] == "3" and final["report"]["file"].startswith("upload")
-    assert answered and answered[0] == 0 and answered[-1] == 1  # the new index swapped in
+    assert status == 200 and len(after["results"][0]["matches"]) == 1
+    # lookups were answered (from the old index) while the import ran; on a loaded machine the
+    # background thread may not get another turn after the swap, so its last answer is not used
+    assert answered and answered[0] == 0
     assert c.call("GET", f"/v1/reports/{doc['report']}", key=keys["lookup"])[0] == 403
     assert c.call("GET", "/v1/reports/deadbeef", key=keys["admin"])[0] == 404
     # a rejected list: the report says why, with line numbers; nothing imported
