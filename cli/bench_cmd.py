@@ -7,7 +7,7 @@ import importlib
 import click
 
 BENCHMARKS = ("hashing", "matching", "accuracy", "media_bank", "scan", "dask", "ingest",
-              "service", "disks")
+              "service", "disks", "containers")
 
 
 @click.command("bench")
