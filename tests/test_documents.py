@@ -168,6 +168,7 @@ def test_ole_pictures_are_cut_out_byte_identical() -> None:
     data_j, data_p = jpeg(), png()
     stream = b"\x01" * 100 + office_art_blip(data_j) + b"\x02" * 30 + data_p + b"\x00" * 7
     got = rows(_ole({"WordDocument": b"\x00" * 600, "Data": stream}))
+    assert len({r.location for r in got}) == 2  # each picture its own row identity
     assert [(r.path, hashlib.md5(r.data or b"").hexdigest()) for r in got] == [
         ("ev/d!/Data@125.jpg", hashlib.md5(data_j).hexdigest()),
         (f"ev/d!/Data@{125 + len(data_j) + 30}.png", hashlib.md5(data_p).hexdigest()),

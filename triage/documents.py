@@ -254,10 +254,17 @@ def _ole_members(source: BinaryIO, arc: _Archive) -> Iterator[WalkItem]:
             yield from _ole_stream(ole, entry, arc)
 
 
+def _ole_index(arc: _Archive) -> None:
+    """Give the next OLE row its location: its position among the file's rows, which the
+    directory order (olefile lists streams sorted) and the stream bytes fix."""
+    arc.index = arc.count
+
+
 def _ole_stream(ole: olefile.OleFileIO, entry: list[str], arc: _Archive) -> Iterator[WalkItem]:
     name = "/".join(entry)
     size = ole.get_size(entry)
     if size > arc.limits.max_member_bytes:
+        _ole_index(arc)
         reason = (f"OLE stream of {size} bytes exceeds the "
                   f"{format_bytes(arc.limits.max_member_bytes)} member limit; not searched")
         yield arc.row(name, size, None, "skipped", reason, archive_error=True)
@@ -266,10 +273,12 @@ def _ole_stream(ole: olefile.OleFileIO, entry: list[str], arc: _Archive) -> Iter
         with ole.openstream(entry) as fh:
             data = fh.read()
     except (OSError, ValueError, IndexError) as exc:
+        _ole_index(arc)
         yield arc.row(name, size, None, "error", f"unreadable OLE stream: {exc}",
                       archive_error=True)
         return
     for offset, ext, picture in carve_pictures(data):
+        _ole_index(arc)
         arc.budget.charge(len(picture))
         yield from arc.member(f"{name}@{offset}{ext}", picture, None)
 
