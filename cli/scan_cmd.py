@@ -53,19 +53,34 @@ class _Refused(click.ClickException):
               show_default=True, help="Image decode path for perceptual hashes.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
               help="Files per batch sent to a worker.")
+@click.option("--tls-ca", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="CA certificate (PEM) of a tls:// scheduler's cluster.")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="This client's TLS certificate (PEM), signed by that CA.")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="This client's TLS private key (PEM).")
+@click.option("--insecure", is_flag=True, default=False,
+              help="Allow a plain tcp:// scheduler that is not on loopback (evidence in clear).")
 @click.option("--inventory", is_flag=True, default=False,
               help="Allow a store without enabled banks: a hashing-only inventory, nothing "
                    "is matched (without this flag such a scan is refused).")
 def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
          workers: int | None, scheduler: str | None, policy_path: Path | None,
-         decode_mode: str, batch_size: int, inventory: bool) -> None:
+         decode_mode: str, batch_size: int, tls_ca: Path | None, tls_cert: Path | None,
+         tls_key: Path | None, insecure: bool, inventory: bool) -> None:
     """Hash EVIDENCE, match it against the banks and write a prioritised case queue.
 
     Refused (exit 2) when the store does not exist or has no enabled bank."""
     from tqdm import tqdm
 
     from triage.casedir import CaseRefused
+    from triage.executor import TlsFiles
     from triage.pipeline import NoBanksError, ScanConfig, run_scan
+
+    given = [p for p in (tls_ca, tls_cert, tls_key) if p is not None]
+    if given and len(given) != 3:
+        raise click.UsageError("--tls-ca, --tls-cert and --tls-key go together")
+    tls = TlsFiles(tls_ca, tls_cert, tls_key) if tls_ca and tls_cert and tls_key else None
 
     # disable=None: the bar shows on a terminal only, never in logs or pipes; the total
     # arrives when the count ahead of the walk is done, and with it an ETA.
@@ -83,7 +98,8 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
                 evidence=evidence, case_dir=case_dir, store_dir=store_dir, workers=workers,
                 scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
                 batch_size=batch_size, argv=tuple(sys.argv), progress=bar.update,
-                inventory=inventory, progress_total=total, on_stage=stage,
+                inventory=inventory, progress_total=total, on_stage=stage, tls=tls,
+                insecure=insecure,
             ))
         except (NoBanksError, CaseRefused) as exc:
             raise _Refused(str(exc)) from exc

@@ -24,7 +24,13 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hashing.errors import CorruptMediaError, MediaError, PixelLimitError, UnsupportedMediaError
+from hashing.errors import (
+    CorruptMediaError,
+    DecodeMemoryError,
+    MediaError,
+    PixelLimitError,
+    UnsupportedMediaError,
+)
 from hashing.sniff import SNIFF_BYTES, sniff
 
 DecodeMode = Literal["fast", "exact"]
@@ -35,6 +41,14 @@ ALL_NEEDS: frozenset[Need] = frozenset(("rgb", "luma", "pil"))
 # own check enforces the configured limit, so the default is Pillow's hard refusal point and a
 # configured limit above it is still capped by Pillow's guard (which stays on).
 DEFAULT_PIXEL_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+# What decoding one image may cost in memory (estimated from its header before any pixel is
+# decoded). Under the pixel limit, a 12000 x 12000 RGBA PNG of 0.5 MB would still need ~2 GiB
+# (the RGBA image, an RGB copy, its array and a float luma plane at once); with this ceiling a
+# worker's peak stays under 1 GiB, NumPy, OpenCV and FAISS included.
+DEFAULT_MAX_DECODE_BYTES = 640 * 1024 * 1024
+# bytes per pixel of the image Pillow holds once loaded, by mode (others: 4)
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2,
+               "I;16L": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
 # Frames (or pages) of one multi-frame image hashed at most; past it the record says so.
 DEFAULT_MAX_FRAMES = 1000
 
@@ -169,11 +183,14 @@ def decode_image(
     mode: DecodeMode = "exact",
     pixel_limit: int = DEFAULT_PIXEL_LIMIT,
     need: Collection[Need] = ALL_NEEDS,
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
 ) -> DecodedImage:
     """Decode `data` (named `path` in errors), building only the planes listed in `need`.
 
     In `fast` mode a JPEG's luma comes from `hashing.fast_luma` when it can handle the file;
-    everything else, and `exact` mode, derives luma from the exact RGB decode.
+    everything else, and `exact` mode, derives luma from the exact RGB decode. An image whose
+    decode would need more than `max_decode_bytes` (`decode_estimate`) is refused with a
+    `DecodeMemoryError` before a pixel is decoded.
     """
     im = _open(data, path, pixel_limit)
     width, height = im.size
@@ -181,8 +198,12 @@ def decode_image(
     luma: np.ndarray | None = None
     fast = False
     if "luma" in need and mode == "fast" and media_type == "image/jpeg":
+        _check_memory(path, im, decode_estimate(im.mode, width, height, need, False),
+                      max_decode_bytes, need)
         luma = _fast_luma(data, width, height)
         fast = luma is not None
+    _check_memory(path, im, decode_estimate(im.mode, width, height, need, fast),
+                  max_decode_bytes, need)
     rgb: np.ndarray | None = None
     pixels_needed = "rgb" in need or "pil" in need or ("luma" in need and luma is None)
     if pixels_needed:
@@ -264,6 +285,38 @@ def iter_frames(data: bytes, *, path: str, pixel_limit: int = DEFAULT_PIXEL_LIMI
         duration = im.info.get("duration")
         if isinstance(duration, int | float) and duration > 0:
             t += duration / 1000.0
+
+
+def decode_estimate(mode: str, width: int, height: int, need: Collection[Need],
+                    fast_luma: bool) -> int:
+    """Peak bytes `decode_image` holds for an image of this mode and size (an upper bound).
+
+    The loaded image, its RGB conversion (unless it is RGB), the array made from it and the
+    float32 luma plane can be alive together; the fast JPEG path builds its own small luma
+    instead. imagehash's grey conversion of the loaded image is counted for `pil`.
+    """
+    px = width * height
+    loaded = _MODE_BYTES.get(mode, 4) * px
+    rgb_needed = "rgb" in need or ("luma" in need and not fast_luma)
+    total = 0
+    if rgb_needed or "pil" in need:
+        total += loaded
+    if rgb_needed:
+        total += (0 if mode == "RGB" else 3 * px) + 3 * px
+    if "luma" in need and not fast_luma:
+        total += 4 * px
+    if "pil" in need:
+        total += px  # imagehash converts to "L" at full size before resizing
+    return total
+
+
+def _check_memory(path: str, im: Image.Image, estimate: int, limit: int,
+                  need: Collection[Need]) -> None:
+    if estimate > limit:
+        mib = 1024 * 1024
+        raise DecodeMemoryError(
+            path, f"decoding needs about {estimate // mib} MiB ({im.size[0]}x{im.size[1]} "
+            f"{im.mode}), over the {limit // mib} MiB decode memory limit; not decoded")
 
 
 def exif_transposed(img: Image.Image) -> Image.Image:

@@ -46,3 +46,15 @@ class UnsupportedMediaError(MediaError):
 
 class PixelLimitError(MediaError):
     """Declared dimensions exceed the configured pixel limit (decompression bomb guard)."""
+
+
+class DecodeMemoryError(MediaError):
+    """Decoding would need more memory than the configured decode memory limit allows."""
+
+
+class DecodeTimeoutError(MediaError):
+    """Decoding took longer than the per-file time limit."""
+
+
+class SampleTableError(MediaError):
+    """A video container's sample tables declare more than the file can hold."""

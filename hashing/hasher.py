@@ -19,13 +19,14 @@ import io
 import mimetypes
 import os
 import stat
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hashing.algorithms.digests import digest_bytes, digest_stream
 from hashing.algorithms.imagehash_family import NAMES as IMAGEHASH_NAMES
 from hashing.algorithms.imagehash_family import imagehash_hashes
 from hashing.decode import (
+    DEFAULT_MAX_DECODE_BYTES,
     DEFAULT_MAX_FRAMES,
     DEFAULT_PIXEL_LIMIT,
     DecodedImage,
@@ -35,14 +36,18 @@ from hashing.decode import (
     exif_transposed,
     iter_frames,
 )
-from hashing.errors import MediaError
+from hashing.errors import DecodeTimeoutError, MediaError
 from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, SPECS, spec
 from hashing.sniff import SNIFF_BYTES, MediaKind, sniff
+from hashing.time_limit import time_limit
 from hashing.types import FrameHash, HashRecord
 
 # A file larger than this is never held in memory whole: images above it are reported, videos
 # above it are decoded from the open handle after the digest pass.
 DEFAULT_MAX_MEDIA_BYTES = 512 * 1024 * 1024
+# Wall-clock seconds decoding one file may take (images and videos); the digests are always
+# computed. A progressive JPEG of repeated scans decodes at ~30 s per MB without it.
+DEFAULT_DECODE_SECONDS = 60.0
 _NOT_MEDIA = "unsupported media: content is not a recognised image or video format"
 
 
@@ -58,6 +63,8 @@ class HashOptions:
     video_fps: float = 1.0
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
     max_frames: int = DEFAULT_MAX_FRAMES
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    decode_seconds: float = DEFAULT_DECODE_SECONDS
     digests: tuple[str, ...] = field(init=False)
     perceptual: tuple[str, ...] = field(init=False)
 
@@ -66,10 +73,10 @@ class HashOptions:
             spec(name)
         if self.decode_mode not in ("fast", "exact"):
             raise ValueError(f"decode_mode must be 'fast' or 'exact', not {self.decode_mode!r}")
-        if (self.pixel_limit <= 0 or self.max_media_bytes <= 0 or self.video_fps <= 0
-                or self.max_frames <= 0):
-            raise ValueError("pixel_limit, max_media_bytes, max_frames and video_fps must be "
-                             "positive")
+        if min(self.pixel_limit, self.max_media_bytes, self.video_fps, self.max_frames,
+               self.max_decode_bytes, self.decode_seconds) <= 0:
+            raise ValueError("pixel_limit, max_media_bytes, max_frames, video_fps, "
+                             "max_decode_bytes and decode_seconds must be positive")
         object.__setattr__(self, "digests", tuple(a for a in self.algorithms if a in DIGESTS))
         object.__setattr__(
             self, "perceptual", tuple(a for a in self.algorithms if a not in DIGESTS)
@@ -149,7 +156,7 @@ def _needs(opts: HashOptions) -> set[Need]:
 def _hash_image(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
     img = decode_image(
         data, path=path, mode=opts.decode_mode, pixel_limit=opts.pixel_limit,
-        need=_needs(opts),
+        need=_needs(opts), max_decode_bytes=opts.max_decode_bytes,
     )
     fields = _image_fields(img, opts)
     fields.update(
@@ -205,16 +212,23 @@ def _hash_video(source: bytes | io.BufferedIOBase, path: str, opts: HashOptions,
 def _media_fields(
     kind: MediaKind, source: bytes | io.BufferedIOBase, path: str, opts: HashOptions
 ) -> dict[str, Any]:
-    """Perceptual part of a record; an error dict instead of raising for bad media."""
+    """Perceptual part of a record; an error dict instead of raising for bad media.
+
+    Decoding runs under the per-file time limit (`opts.decode_seconds`): past it, the
+    record is an error row (the digests are already computed) and the next file goes on.
+    """
+    timeout = DecodeTimeoutError(
+        path, f"decoding took longer than the {opts.decode_seconds:g} s per-file time limit")
     try:
-        if kind.family == "video":
-            if "pdq" not in opts.perceptual:
-                return {"media_type": kind.media_type}
-            return _hash_video(source, path, opts, kind.media_type)
-        if isinstance(source, bytes):
-            return _hash_image(source, path, opts)
-        return {"media_type": kind.media_type, "status": "error",
-                "error": f"image larger than max_media_bytes ({opts.max_media_bytes})"}
+        with time_limit(opts.decode_seconds, timeout):
+            if kind.family == "video":
+                if "pdq" not in opts.perceptual:
+                    return {"media_type": kind.media_type}
+                return _hash_video(source, path, opts, kind.media_type)
+            if isinstance(source, bytes):
+                return _hash_image(source, path, opts)
+            return {"media_type": kind.media_type, "status": "error",
+                    "error": f"image larger than max_media_bytes ({opts.max_media_bytes})"}
     except MediaError as exc:
         return {"media_type": kind.media_type, "status": "error", "error": exc.reason}
     except MemoryError:
@@ -317,15 +331,40 @@ def hash_path(path: str, opts: HashOptions) -> HashRecord:
         if not stat.S_ISREG(st.st_mode):
             return HashRecord(path=path, status="skipped", kind="special",
                               reason="not a regular file", mtime=st.st_mtime)
-        if st.st_size <= opts.max_media_bytes:
-            data = _read_all(fd, st.st_size)
-            return hash_bytes(data, path, opts, size=len(data), mtime=st.st_mtime)
-        return _hash_large(fd, path, opts, st.st_mtime)
+        rec = _hash_open_file(fd, path, opts, st)
+        after = os.fstat(fd)
+        if not _changed(st, after, rec.size):
+            return rec
+        # Written to while we read it: the size and digests of one read would describe no
+        # state the file was ever in. Read once more; the row says what happened.
+        again = _hash_open_file(fd, path, opts, after)
+        final = os.fstat(fd)
+        note = CHANGED_DURING_READ if not _changed(after, final, again.size) else \
+            f"{CHANGED_DURING_READ}, twice: size and digests are of the second read"
+        return replace(again, reason="; ".join(r for r in (again.reason, note) if r))
     except OSError as exc:
         return HashRecord(path=path, status="error", error=f"read failed: {exc.strerror}",
                           size=st.st_size, mtime=st.st_mtime)
     finally:
         os.close(fd)
+
+
+CHANGED_DURING_READ = "changed during read; read again"
+
+
+def _changed(before: os.stat_result, after: os.stat_result, read: int | None) -> bool:
+    """True when the file was modified while it was read (or the read saw another size)."""
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size, after.st_mtime_ns, after.st_ctime_ns) or read != after.st_size
+
+
+def _hash_open_file(fd: int, path: str, opts: HashOptions, st: os.stat_result) -> HashRecord:
+    """One read of the open file from its start: size and digests come from the same bytes."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    if st.st_size <= opts.max_media_bytes:
+        data = _read_all(fd, st.st_size)
+        return hash_bytes(data, path, opts, size=len(data), mtime=st.st_mtime)
+    return _hash_large(fd, path, opts, st.st_mtime)
 
 
 def _directory_record(path: str, mtime: float) -> HashRecord:

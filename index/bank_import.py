@@ -65,7 +65,8 @@ BATCHES: dict[str, BatchParser] = {
     "rdsv3": rdsv3.batches,
 }
 KNOWN_GOOD_FORMATS = ("nsrl", "rdsv3")  # NIST's lists are known-good by definition
-BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# fullmatch, not match with `$`: `$` also matches before a final newline ("bank\n")
+BANK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
@@ -88,7 +89,7 @@ def now() -> str:
 
 
 def check_bank_name(name: str) -> str:
-    if not BANK_NAME.match(name):
+    if not BANK_NAME.fullmatch(name):
         raise BankError(
             f"bank name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting alphanumeric"
         )

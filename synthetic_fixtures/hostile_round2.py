@@ -144,3 +144,57 @@ def write_round2(root: Path, seed: int) -> dict[str, Path]:
     paths["sparse.tar"] = root / "sparse.tar"
     sparse_tar(paths["sparse.tar"], members=24, member_bytes=200 * MiB)
     return paths
+
+
+def mp4_with_patched_sample_count(path: Path, seed: int,
+                                  count: int | None = 500_000_000) -> None:
+    """A tiny MP4 (a few frames, written by OpenCV) whose `stsz` box claims `count` samples
+    (None: left as written, the control case)."""
+    from synthetic_fixtures.videos import make_video
+
+    make_video(np.random.default_rng([seed, 1300]), path, seconds=0.6, fps=5, size=(32, 32))
+    if count is None:
+        return
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"stsz")
+    # stsz: size, "stsz", version/flags (4), sample_size (4, 0 = a table follows), count (4)
+    assert raw[at + 8 : at + 12] == b"\0\0\0\0"
+    raw[at + 12 : at + 16] = struct.pack(">I", count)
+    path.write_bytes(bytes(raw))
+
+
+def huge_rgba_png(width: int = 12000, height: int = 12000) -> bytes:
+    """A valid RGBA PNG of `width` x `height` transparent pixels that compresses to ~0.5 MB.
+
+    Built row by row with zlib, so making it costs little memory; decoding it whole costs
+    `width * height * 4` bytes and more.
+    """
+    import zlib
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(
+            ">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\0" + bytes(width * 4)
+    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def slow_progressive_jpeg(seed: int, side: int = 1024, scans: int = 400) -> bytes:
+    """A progressive JPEG whose scans are repeated many times: each repeat is a full
+    refinement pass for the decoder, so the file decodes in seconds per MB."""
+    from PIL import Image
+
+    rng = np.random.default_rng([seed, 1400])
+    img = Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, progressive=True)
+    data = buf.getvalue()
+    # Split into markers; repeat the last AC-refinement scan (SOS ... up to the next marker)
+    sos = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xDA]
+    last = sos[-1]
+    end = data.rindex(b"\xff\xd9")
+    scan = data[last:end]
+    return data[:end] + scan * scans + b"\xff\xd9"

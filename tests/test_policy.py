@@ -83,7 +83,8 @@ def test_limits_default_to_the_library_defaults() -> None:
     assert p.walk_limits == WalkLimits()
     assert p.to_dict()["limits"] == {"pixel_limit": DEFAULT_PIXEL_LIMIT,
                                      "max_media_bytes": DEFAULT_MAX_MEDIA_BYTES,
-                                     "max_frames": 1000, "max_archive_depth": 3, "max_member_bytes": 256 << 20,
+                                     "max_frames": 1000, "max_decode_bytes": 640 << 20,
+                                     "decode_seconds": 60.0, "max_archive_depth": 3, "max_member_bytes": 256 << 20,
                                      "max_archive_total_bytes": 4 << 30,
                                      "max_expansion_ratio": 200.0, "max_members": 100_000,
                                      "max_dir_depth": 256, "max_image_entries": 10_000_000}

@@ -44,6 +44,11 @@ class HashBatch:
     def nbytes(self) -> int:
         return sum(t.size or 0 for t in self.tasks)
 
+    @property
+    def data_bytes(self) -> int:
+        """Member bytes this batch carries (files are sent by path and cost nothing here)."""
+        return sum(len(t.data) for t in self.tasks if t.data is not None)
+
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:

@@ -14,10 +14,18 @@ write a scheduler. What this module adds is the scan's contract on top of it:
   path; a worker that cannot see a path says so in the record instead of guessing.
 
 `--scheduler local-dask` starts a LocalCluster on loopback for trying it out.
+
+A Dask scheduler runs whatever any client that reaches it sends, and the bytes sent (archive
+members) and the hashes that come back are evidence. So a scheduler is reached over `tls://`
+with mutual certificates (Dask's own `distributed.security.Security`, from `--tls-ca`,
+`--tls-cert`, `--tls-key` or Dask's `distributed.comm.tls.*` config, with
+`require_encryption`), and a plain `tcp://` scheduler is refused unless it is on a loopback
+address or the user passed `--insecure` (`security_for`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
@@ -26,7 +34,9 @@ from dataclasses import replace
 from typing import Any
 
 from triage.batches import BatchResult, HashBatch, hash_batch
-from triage.executor import ExecutorError, default_workers
+from triage.executor import ExecutorError, TlsFiles, default_workers
+
+__all__ = ["LOCAL", "DaskExecutor", "TlsFiles", "hash_batch_on_worker", "security_for"]
 
 LOCAL = "local-dask"
 CONNECT_TIMEOUT = "20s"
@@ -52,10 +62,57 @@ def hash_batch_on_worker(batch: HashBatch) -> BatchResult:
     return replace(result, records=tuple(records))
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: not resolved here, so not trusted to be loopback
+
+
+def security_for(address: str, tls: TlsFiles | None, insecure: bool) -> Any:
+    """The `Security` to reach `address` with, or None for plain TCP; refuses what is unsafe.
+
+    `tls://` needs certificates (`tls`, else Dask's config) and always requires encryption;
+    `tcp://` (or no scheme) is allowed on a loopback address, elsewhere only with `insecure`.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.security import Security
+
+    scheme, loc = parse_address(address, strict=False)
+    if scheme == "tls":
+        if tls is not None:
+            return Security(tls_ca_file=str(tls.ca), tls_client_cert=str(tls.cert),
+                            tls_client_key=str(tls.key), require_encryption=True)
+        configured = Security(require_encryption=True)
+        if not (getattr(configured, "tls_ca_file", None)
+                and getattr(configured, "tls_client_cert", None)):
+            raise ExecutorError(
+                f"--scheduler {address}: tls:// needs --tls-ca, --tls-cert and --tls-key "
+                "(or distributed.comm.tls.ca-file and .client.cert in the Dask config)")
+        return configured
+    if tls is not None:
+        raise ExecutorError(
+            f"--scheduler {address}: --tls-ca/--tls-cert/--tls-key need a tls:// address")
+    if scheme != "tcp":
+        raise ExecutorError(f"--scheduler {address}: unsupported protocol {scheme!r}")
+    host, _ = parse_host_port(loc)
+    if not _is_loopback(host) and not insecure:
+        raise ExecutorError(
+            f"--scheduler {address}: plain tcp:// to a non-loopback address is refused: anyone "
+            "who can reach the scheduler can run code on its workers and read the evidence "
+            "sent in clear; use tls:// with --tls-ca/--tls-cert/--tls-key, or pass --insecure "
+            "on a network you control")
+    return None
+
+
 class DaskExecutor:
     """Runs `HashBatch`es on a Dask cluster; the same methods as the local executors."""
 
-    def __init__(self, address: str, workers: int | None = None) -> None:
+    def __init__(self, address: str, workers: int | None = None, *,
+                 tls: TlsFiles | None = None, insecure: bool = False,
+                 connect_timeout: str = CONNECT_TIMEOUT) -> None:
         try:
             from distributed import Client, LocalCluster
         except ModuleNotFoundError as exc:
@@ -63,6 +120,7 @@ class DaskExecutor:
                 f"--scheduler {address}: install the dask extra (pip install -e '.[dask]')"
             ) from exc
         self._cluster: Any = None
+        security = None if address == LOCAL else security_for(address, tls, insecure)
         try:
             if address == LOCAL:
                 self._cluster = LocalCluster(
@@ -70,8 +128,10 @@ class DaskExecutor:
                     processes=True, host="127.0.0.1", dashboard_address=None,
                 )
                 self._client = Client(self._cluster)
+            elif security is not None:
+                self._client = Client(address, timeout=connect_timeout, security=security)
             else:
-                self._client = Client(address, timeout=CONNECT_TIMEOUT)
+                self._client = Client(address, timeout=connect_timeout)
         except (OSError, TimeoutError) as exc:
             if self._cluster is not None:
                 self._cluster.close()

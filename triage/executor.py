@@ -1,8 +1,11 @@
 """Where hashing batches run: in-process, a local process pool, or (seam) a Dask cluster.
 
 The pipeline only sees `Executor.run(batches)`: it feeds a lazy stream of batches and gets
-results back as they finish, with at most `max_in_flight` batches outstanding so memory stays
-bounded however large the evidence is. A distributed engine is added as one new module
+results back as they finish, with at most `max_in_flight` batches outstanding and, for the
+local pool, at most `max_in_flight_bytes` of archive-member bytes held for the workers (a
+memory budget, not a count: a few 256 MiB members must not be in flight at once), so memory
+stays bounded however large the evidence is. Pool workers end when the scan dies
+(`triage.parent_watch`). A distributed engine is added as one new module
 `triage/dask_executor.py` defining `DaskExecutor(address, workers)` with the same methods;
 `make_executor` imports it only when `--scheduler` is given.
 """
@@ -15,18 +18,34 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any, Protocol
 
 from hashing.errors import TriageError
 from hashing.types import HashRecord
 from triage.batches import BatchResult, HashBatch, HashTask, hash_batch
+from triage.parent_watch import watch_parent
 
 DASK_MODULE = "triage.dask_executor"
+# Archive-member bytes the parent may hold for batches sent to local workers; one batch is
+# always let through, so a single member up to `max_member_bytes` still goes.
+DEFAULT_IN_FLIGHT_BYTES = 128 << 20
 
 
 class ExecutorError(TriageError):
     """The requested executor cannot be started (names the scheduler)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files for a `tls://` scheduler: the CA that signed the cluster's certificates, and
+    this client's certificate and key (mutual TLS: the scheduler checks the client too)."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 class Executor(Protocol):
@@ -86,16 +105,23 @@ class LocalExecutor:
     """
 
     def __init__(self, workers: int,
-                 fn: Callable[[HashBatch], BatchResult] = hash_batch) -> None:
+                 fn: Callable[[HashBatch], BatchResult] = hash_batch,
+                 max_in_flight_bytes: int = DEFAULT_IN_FLIGHT_BYTES) -> None:
         self.workers = workers
         self._fn = fn  # the batch function; tests swap in one that crashes on purpose
         self.max_in_flight = 2 * workers
+        self.max_in_flight_bytes = max_in_flight_bytes
+        self.peak_in_flight_bytes = 0  # the most member bytes held at once (tests, audit)
         self._ctx = _pool_context()
-        self._pool = ProcessPoolExecutor(workers, mp_context=self._ctx)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=self._ctx,
+                                   initializer=watch_parent, initargs=(os.getpid(),))
 
     def _restart(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx)
+        self._pool = self._new_pool()
 
     def _isolate(self, batch: HashBatch) -> BatchResult:
         records: list[HashRecord] = []
@@ -118,19 +144,26 @@ class LocalExecutor:
         pending: dict[Future[BatchResult], HashBatch] = {}
         source = iter(batches)
         exhausted = False
+        held = 0  # member bytes of the pending batches
         while True:
-            while not exhausted and len(pending) < self.max_in_flight:
+            # the next batch is only pulled from the walk while the budget has room, so the
+            # walk itself pauses instead of reading more members into memory
+            while (not exhausted and len(pending) < self.max_in_flight
+                   and (not pending or held < self.max_in_flight_bytes)):
                 batch = next(source, None)
                 if batch is None:
                     exhausted = True
                 else:
                     pending[self._pool.submit(self._fn, batch)] = batch
+                    held += batch.data_bytes
+                    self.peak_in_flight_bytes = max(self.peak_in_flight_bytes, held)
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             broken: list[HashBatch] = []
             for fut in done:
                 batch = pending.pop(fut)
+                held -= batch.data_bytes
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
@@ -140,6 +173,7 @@ class LocalExecutor:
             if broken:
                 broken.extend(pending.values())  # everything in flight died with the pool
                 pending.clear()
+                held = 0
                 self._restart()
                 for batch in broken:
                     yield self._isolate(batch)
@@ -151,8 +185,10 @@ class LocalExecutor:
         self._pool.shutdown(cancel_futures=True)
 
 
-def make_executor(workers: int | None, scheduler: str | None) -> Executor:
-    """`--workers 0` runs inline; `--scheduler ADDRESS` hands over to the Dask module."""
+def make_executor(workers: int | None, scheduler: str | None, *, tls: TlsFiles | None = None,
+                  insecure: bool = False, connect_timeout: str | None = None) -> Executor:
+    """`--workers 0` runs inline; `--scheduler ADDRESS` hands over to the Dask module
+    (`tls`, `insecure`: how it may connect; see `triage.dask_executor.security_for`)."""
     if scheduler:
         try:
             module = importlib.import_module(DASK_MODULE)
@@ -160,7 +196,9 @@ def make_executor(workers: int | None, scheduler: str | None) -> Executor:
             raise ExecutorError(
                 f"--scheduler {scheduler}: distributed execution is not available ({exc})"
             ) from exc
-        executor: Executor = module.DaskExecutor(scheduler, workers)
+        extra = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        executor: Executor = module.DaskExecutor(scheduler, workers, tls=tls, insecure=insecure,
+                                                 **extra)
         return executor
     n = default_workers() if workers is None else workers
     if n <= 0:

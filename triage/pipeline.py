@@ -33,7 +33,7 @@ from triage.audit import append_audit, tool_version, who
 from triage.casedb import CaseDB
 from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir, protected_ids
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
-from triage.executor import make_executor
+from triage.executor import TlsFiles, make_executor
 from triage.identity import location_json, location_key
 from triage.local_match import LOCAL_ALGORITHMS
 from triage.outputs import sha256_file, stale_temp_files
@@ -80,6 +80,8 @@ class ScanConfig:
     policy_path: Path | None = None
     decode_mode: str = "fast"
     batch_size: int = 32
+    tls: TlsFiles | None = None  # certificates for a tls:// scheduler
+    insecure: bool = False  # allow plain tcp:// to a scheduler that is not on loopback
     # what the derive stages may hold at once (chunk sizes follow from it); larger cases stream
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     argv: tuple[str, ...] = ()
@@ -143,7 +145,8 @@ def _hash_options(cfg: ScanConfig, policy: Policy) -> HashOptions:
                        dihedral=policy.dihedral,
                        decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
                        pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes,
-                       max_frames=policy.max_frames)
+                       max_frames=policy.max_frames, max_decode_bytes=policy.max_decode_bytes,
+                       decode_seconds=policy.decode_seconds)
 
 
 def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, Any]) -> str:
@@ -303,7 +306,7 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
                       exclude: Mapping[tuple[int, int], str]) -> dict[str, Any]:
     """walk -> hash -> record: every walk item ends as a case-DB row seen by `run`.
     Returns what the audit log says about the run (counts, where hashing ran)."""
-    executor = make_executor(cfg.workers, cfg.scheduler)
+    executor = make_executor(cfg.workers, cfg.scheduler, tls=cfg.tls, insecure=cfg.insecure)
 
     def reusable(item: WalkItem) -> bool:
         return db.reusable(location_key(item.location), item.size, item.mtime, key)

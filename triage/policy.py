@@ -26,7 +26,11 @@ a policy file only overrides them. Example (every key optional):
     [limits]                             # what hostile evidence may cost (defaults shown)
     pixel_limit = 178956970              # decoded width x height; larger images -> error row
     max_media_bytes = 536870912          # larger files get digests only
+    max_decode_bytes = 671088640         # estimated memory to decode one image -> error row
+    decode_seconds = 60.0                # wall-clock seconds to decode one file -> error row
     max_frames = 1000                    # frames/pages hashed per image; the rest -> attention
+    max_decode_bytes = 671088640         # estimated memory to decode one image -> error row
+    decode_seconds = 60.0                # wall-clock seconds to decode one file -> error row
     max_archive_depth = 3                # an archive on disk is depth 1
     max_member_bytes = 268435456         # one archive member
     max_archive_total_bytes = 4294967296 # decompressed bytes per outer archive
@@ -47,15 +51,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hashing.decode import DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT
+from hashing.decode import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT
 from hashing.errors import TriageError
-from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES
+from hashing.hasher import DEFAULT_DECODE_SECONDS, DEFAULT_MAX_MEDIA_BYTES
 from hashing.registry import PDQ, PERCEPTUAL, spec
 from triage.limits import WalkLimits
 
 TIER_KEYS = ("possible_new", "near", "exact", "unmatched")
 WALK_LIMIT_KEYS = tuple(f.name for f in fields(WalkLimits))
-MEDIA_LIMIT_KEYS = ("pixel_limit", "max_media_bytes", "max_frames")
+MEDIA_LIMIT_KEYS = ("pixel_limit", "max_media_bytes", "max_frames", "max_decode_bytes",
+                    "decode_seconds")
 _MAX_INT = 2**63 - 1  # what SQLite and JSON consumers can hold exactly
 
 
@@ -90,6 +95,8 @@ class Policy:
     pixel_limit: int = DEFAULT_PIXEL_LIMIT
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
     max_frames: int = DEFAULT_MAX_FRAMES
+    max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    decode_seconds: float = DEFAULT_DECODE_SECONDS
     walk_limits: WalkLimits = field(default_factory=WalkLimits)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,7 +113,8 @@ class Policy:
             "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius},
             "tiers": dict(self.tiers),
             "limits": {"pixel_limit": self.pixel_limit, "max_media_bytes": self.max_media_bytes,
-                       "max_frames": self.max_frames, **asdict(self.walk_limits)},
+                       "max_frames": self.max_frames, "max_decode_bytes": self.max_decode_bytes,
+                       "decode_seconds": self.decode_seconds, **asdict(self.walk_limits)},
         }
 
 
@@ -184,6 +192,10 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
                              lim.get("max_media_bytes", base.max_media_bytes), 1, _MAX_INT),
         max_frames=_int(src, "limits.max_frames", lim.get("max_frames", base.max_frames),
                         1, _MAX_INT),
+        max_decode_bytes=_int(src, "limits.max_decode_bytes",
+                              lim.get("max_decode_bytes", base.max_decode_bytes), 1, _MAX_INT),
+        decode_seconds=_ratio(src, "limits.decode_seconds",
+                              lim.get("decode_seconds", base.decode_seconds)),
         walk_limits=_walk_limits(src, lim, base.walk_limits),
     )
 
@@ -210,4 +222,6 @@ def load_policy(path: Path | None) -> Policy:
         raise PolicyError(str(path), "", f"cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(str(path), "", f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition; tomllib does not wrap this
+        raise PolicyError(str(path), "", f"not UTF-8 text (byte {exc.start}): TOML must be UTF-8") from exc
     return policy_from_mapping(doc, str(path))

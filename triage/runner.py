@@ -66,7 +66,11 @@ def _task(item: WalkItem) -> HashTask:
 
 
 def _hashed(seq: int, task: HashTask, rec: HashRecord) -> Settled:
-    full = replace(rec, path=task.path, size=task.size, mtime=task.mtime,
+    # A file's size and mtime are those of the read its digests came from (it may have
+    # changed since the walk looked at it); a member's are its archive header's.
+    file_read = task.fs_path is not None and rec.size is not None
+    size, mtime = (rec.size, rec.mtime) if file_read else (task.size, task.mtime)
+    full = replace(rec, path=task.path, size=size, mtime=mtime,
                    kind=task.kind, reason=task.reason or rec.reason)  # type: ignore[arg-type]
     return Settled(seq, task.path, full, task.archive_error, task.kind in _MEMBERS,
                    final=not (rec.error or "").startswith(INTERNAL_ERROR), location=task.location,

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hashing.errors import CorruptMediaError, PixelLimitError, UnsupportedMediaError
+from hashing.errors import (
+    CorruptMediaError,
+    PixelLimitError,
+    SampleTableError,
+    UnsupportedMediaError,
+)
+from hashing.mp4_tables import BadSampleTable, check_sample_tables, looks_like_mp4
 from hashing.types import FrameHash
 
 DEFAULT_FPS = 1.0
@@ -74,6 +80,22 @@ def _open(stream: io.BufferedIOBase, path: str) -> cv2.VideoCapture:
     return cap
 
 
+def _check_tables(stream: io.BufferedIOBase, path: str) -> None:
+    """Refuse an MP4/MOV whose sample tables claim more than the file holds, before FFmpeg
+    allocates memory from those claims (`hashing.mp4_tables`). The stream is read from its
+    start and left there."""
+    stream.seek(0)
+    head = stream.read(16)
+    size = stream.seek(0, io.SEEK_END)
+    try:
+        if looks_like_mp4(head):
+            check_sample_tables(stream, size)
+    except BadSampleTable as exc:
+        raise SampleTableError(path, f"video sample tables lie: {exc.reason}; not decoded") from None
+    finally:
+        stream.seek(0)
+
+
 def hash_video(
     source: bytes | io.BufferedIOBase,
     *,
@@ -90,6 +112,7 @@ def hash_video(
     # OpenCV keeps a bare pointer to the stream, not a reference: it must outlive `cap`
     # (release() still calls into it), so it is held here until the capture is released.
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    _check_tables(stream, path)
     cap = _open(stream, path)
     try:
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
