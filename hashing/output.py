@@ -27,10 +27,6 @@ def neutralise_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def restore_cell(value: str) -> str:
-    """Inverse of `neutralise_cell`, for CSV we may have written ourselves (bank exports)."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
-
 
 def csv_columns(algorithms: Iterable[str], *, dihedral: bool = False,
                 exif_transpose: bool = False) -> list[str]:

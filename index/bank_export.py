@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from itertools import groupby
 from typing import Any, TextIO
 
-from hashing.output import neutralise_cell
 from hashing.registry import SPECS, STORE_PRIVATE
 from index.categories import BUILTIN, CategoryScheme, SchemeError, load_scheme
 from index.errors import BankError
@@ -68,13 +67,11 @@ def _csv(con: sqlite3.Connection, bank_id: int, out: TextIO) -> int:
         quality = next((r[3] for r in rows if r[3] is not None), None)
         first = rows[0]
         labels = [quality, *first[4:8], "true" if first[8] else "false"]
-        # ids and labels come from partners' lists: a cell a spreadsheet would run as a
-        # formula gets a leading quote, which the CSV reader removes again on import
         writer.writerow(
             [
-                neutralise_cell(str(entry_id)),
+                entry_id,
                 *(by_algo.get(a, "") for a in algorithms),
-                *("" if v is None else neutralise_cell(str(v)) for v in labels),
+                *("" if v is None else v for v in labels),
             ]
         )
         n += 1

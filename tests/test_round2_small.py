@@ -2,13 +2,11 @@
 
 - a bank name with a trailing newline was accepted (`$` matches before a final newline);
 - a policy file that is not UTF-8 gave a traceback instead of a one-line error;
-- `bank export --format csv` wrote formula cells (`=HYPERLINK(...)`) as they were;
 - hashing workers outlived a SIGKILLed scan.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -20,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from index.bank_import import ImportOptions, check_bank_name
+from index.bank_import import check_bank_name
 from index.banks import BankStore
 from index.errors import BankError
 from synthetic_fixtures.evidence import make_evidence
@@ -50,27 +48,6 @@ def test_non_utf8_policy_file_is_a_one_line_error(tmp_path: Path) -> None:
                                       "--inventory"])
     assert result.exit_code == 1 and "not UTF-8" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-
-
-def test_csv_export_neutralises_formula_cells_and_reimports_the_same(tmp_path: Path) -> None:
-    src = tmp_path / "list.csv"
-    src.write_text(f"id,md5,series\n=HYPERLINK(\"x\"),{MD5},+cmd|' /C calc'!A0\n"
-                   f"-1,{'1' * 32},@SUM(1)\n")
-    with BankStore(tmp_path / "store") as store:
-        store.import_file(str(src), ImportOptions(bank="b", format="csv"))
-        out = io.StringIO()
-        store.export("b", "csv", out)
-        text = out.getvalue()
-        for cell in ('=HYPERLINK', "+cmd", "-1", "@SUM"):
-            assert f",{cell}" not in text and not any(
-                line.startswith(cell) for line in text.splitlines()), cell
-        assert "'=HYPERLINK" in text and "'@SUM(1)" in text
-        again = tmp_path / "again.csv"
-        again.write_text(text)
-        store.import_file(str(again), ImportOptions(bank="c", format="csv"))
-        out2 = io.StringIO()
-        store.export("c", "csv", out2)
-    assert out2.getvalue() == text  # the export re-imports to the same entries
 
 
 def _descendants(pid: int) -> set[int]:

@@ -15,7 +15,6 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, BinaryIO
 
-from hashing.output import restore_cell
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
 from index.errors import HashListFormatError
 from index.ingest.fastlines import BLOCK
@@ -173,7 +172,7 @@ def _record(
         if target in HASH_COLUMNS:
             hashes.append(check_hash(target, value))
         else:
-            labels[target] = restore_cell(value)  # `bank export` quotes formula-like cells
+            labels[target] = value
     if not hashes:
         raise RecordError("no hash in row")
     return ParsedRecord(line, tuple(hashes), **_label_values(labels, options))
