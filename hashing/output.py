@@ -27,7 +27,6 @@ def neutralise_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-
 def csv_columns(algorithms: Iterable[str], *, dihedral: bool = False,
                 exif_transpose: bool = False) -> list[str]:
     algos = list(algorithms)
