@@ -5,13 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench clean-venv catalogs messages
 
 $(STAMP): pyproject.toml
 	bash scripts/ensure_libarchive.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev,dask]"
+	$(MAKE) catalogs
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -34,3 +35,12 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The .po catalogs are in git; the .mo files are built here (and compiled in memory from the .po
+# when missing, so a clone that skipped this still speaks every language).
+catalogs:
+	$(VENV)/bin/pybabel -q compile -d hashing/locale -D osec_triage
+
+# After adding or changing a translatable message: re-extract and merge into the catalogs.
+messages: $(STAMP)
+	$(PY) scripts/update_catalogs.py

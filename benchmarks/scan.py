@@ -235,7 +235,8 @@ def _triage(*args: str) -> list[str]:
 
 
 def import_bank(store: Path, csv_path: Path) -> None:
-    cmd = _triage("bank", "import", str(csv_path), "--store", str(store), "--bank", "bench")
+    cmd = _triage("bank", "import", str(csv_path), "--store", str(store), "--bank", "bench",
+                  "--scheme", "vic", "--source", "benchmark", "--version", "1")
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"bank import exited with {done.returncode}:\n{done.stderr[-2000:]}")

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 import click
 
 from hashing.errors import TriageError
+from hashing.i18n import _
 from index.bank_export import FORMATS as EXPORT_FORMATS
 from index.bank_import import PARSERS, ImportOptions, validate_file
-from index.bank_types import BankInfo, ImportRejectedError, ImportResult
+from index.bank_types import BankDetail, BankInfo, ImportRejectedError, ImportResult
 from index.banks import BankStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,6 +97,11 @@ def import_cmd(
         skip_invalid=skip_invalid,
         replace=replace,
     )
+    if source is None or list_version is None:
+        missing = " and ".join(n for n, v in (("--source", source), ("--version", list_version))
+                               if v is None)
+        click.echo(_("warning: no {missing}: the bank's provenance will be empty in reports "
+                     "and exports").format(missing=missing), err=True)
     try:
         with _open(store_dir) as store:
             result = store.import_file(file, options, report)
@@ -231,15 +237,44 @@ def show_cmd(name: str, fmt: str, store_dir: str | None) -> None:
     if fmt == "json":
         click.echo(json.dumps(detail.to_dict(), indent=2))
         return
-    for key, value in detail.to_dict().items():
-        if key == "imports":
-            for h in value:
-                click.echo(
-                    f"import\t{h['imported_at']}\t{h['format']}\t{h['file']}\t"
-                    f"+{h['added']} ~{h['updated']} ={h['unchanged']} !{h['rejected']}"
-                )
-        else:
-            click.echo(f"{key}\t{value}")
+    click.echo(_show_text(detail))
+
+
+def _table(headers: list[str], rows: list[list[object]]) -> str:
+    """Plain aligned columns (a terminal table; `--format json` is for programs)."""
+    cells = [headers, *[["-" if v is None else str(v) for v in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _show_text(detail: BankDetail) -> str:
+    i = detail.info
+    facts = [
+        (_("bank"), i.name), (_("kind"), _("known-good") if i.known_good else _("known-bad")),
+        (_("enabled"), _("yes") if i.enabled else _("no")), (_("source"), i.source or "-"),
+        (_("version"), i.version or "-"), (_("list"), i.list_name or "-"),
+        (_("scheme"), i.scheme or "-"), (_("imported"), i.imported_at),
+        (_("active entries"), i.entries), (_("retracted"), i.retracted),
+        (_("false positives"), i.false_positives),
+    ]
+    width = max(len(k) for k, _v in facts)
+    parts = ["\n".join(f"{k.ljust(width)}  {v}" for k, v in facts), ""]
+    parts.append(_table([_("algorithm"), _("entries")],
+                        [[a, n] for a, n in detail.per_algorithm.items()]))
+    if detail.imports:
+        parts += ["", _table(
+            [_("imported"), _("format"), _("version"), _("added"), _("updated"), _("unchanged"),
+             _("rejected"), _("file")],
+            [[h.imported_at, h.format, h.version, h.added, h.updated, h.unchanged, h.rejected,
+              h.file] for h in detail.imports])]
+    if detail.false_positives:
+        parts += ["", _("Entries analysts graded false positive (the policy quarantines an "
+                        "entry at its threshold):"),
+                  _table([_("entry"), _("false positives")],
+                         [[e, n] for e, n in detail.false_positives])]
+    return "\n".join(parts)
 
 
 @bank.command("export")
@@ -293,9 +328,12 @@ def import_store_cmd(file: str, bank_name: str | None, store_dir: str | None) ->
 @click.option("--hash", "hashes", multiple=True, help="Hash to retract (repeatable).")
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--reason", default=None, help="Why (kept in the history).")
+@click.option("--whole-item", is_flag=True,
+              help="Retract every hash of the item (same entry id) a given hash belongs to.")
 @store_option
 def retract_cmd(
-    name: str, hashes: tuple[str, ...], file: str | None, reason: str | None, store_dir: str | None
+    name: str, hashes: tuple[str, ...], file: str | None, reason: str | None, whole_item: bool,
+    store_dir: str | None,
 ) -> None:
     """Retract entries: kept in the history, never matched again."""
     if bool(hashes) == bool(file):
@@ -303,9 +341,9 @@ def retract_cmd(
     try:
         with _open(store_dir) as store:
             if file:
-                result = store.retract_file(name, file, reason)
+                result = store.retract_file(name, file, reason, whole_item)
             else:
-                result = store.retract(name, hashes, reason)
+                result = store.retract(name, hashes, reason, whole_item)
     except TriageError as e:
         raise _fail(e) from None
     for h in result.not_found:

@@ -7,7 +7,7 @@ import importlib
 import click
 
 BENCHMARKS = ("hashing", "matching", "accuracy", "media_bank", "scan", "dask", "ingest",
-              "service", "disks", "containers")
+              "service", "disks", "containers", "report")
 
 
 @click.command("bench")

@@ -9,6 +9,8 @@ import importlib
 
 import click
 
+from hashing.i18n import LANGUAGES, set_language
+
 # name -> "module:attribute"; a new command is one new *_cmd.py plus one line here.
 COMMANDS: dict[str, str] = {
     "hash": "cli.hash_cmd:hash_cmd",
@@ -18,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "fixtures": "cli.fixtures_cmd:fixtures",
     "bench": "cli.bench_cmd:bench",
     "serve": "cli.serve_cmd:serve",
+    "review": "cli.review_cmd:review",
 }
 
 
@@ -36,8 +39,11 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="osec-triage")
-def cli() -> None:
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None,
+              help="Language of the report and messages (default: the locale's, else en).")
+def cli(lang: str | None) -> None:
     """Triage media against known-material hash banks. Never displays content."""
+    set_language(lang)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hashing.errors import TriageError
+from hashing.i18n import _
 
 
 def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
@@ -17,16 +18,26 @@ def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
     click.echo(banks_line(summary))
     counts = summary["counts"]
     names = summary["tier_names"]
-    click.echo(f"files: {summary['files']}  queue: {counts['queue']}  "
-               f"known-good: {counts['known_good']}  attention: {counts['attention']}"
-               + ("  (no change since the last scan)" if noop else ""))
+    click.echo(_("files: {files}  queue: {queue}  known-good: {good}  attention: {attention}")
+               .format(files=summary["files"], queue=counts["queue"], good=counts["known_good"],
+                       attention=counts["attention"])
+               + (_("  (no change since the last scan)") if noop else ""))
     for tier, n in counts["tier"].items():
-        click.echo(f"  tier {tier} {names[tier]}: {n}")
-    for label in ("category", "status"):
-        if counts[label]:
-            click.echo(f"  {label}: " + ", ".join(f"{k}={v}" for k, v in counts[label].items()))
+        click.echo(_("  tier {tier} {name}: {n}").format(tier=tier, name=names[tier], n=n))
+    labels = {"category": _("confirmed categories"),
+              "suggested_category": _("suggested categories (clusters)"),
+              "decision": _("analysts' decisions"), "status": _("status")}
+    for key, label in labels.items():
+        if counts.get(key):
+            click.echo(f"  {label}: " + ", ".join(
+                f"{_(k) if key != 'status' else k}={v}" for k, v in counts[key].items()))
     for name, path in outputs.items():
         click.echo(f"  {name}: {path}")
+    report = outputs.get("report.html")
+    if report is not None:
+        click.echo(_("Open first: {path} (the queue by tier, filters and legend; every row is "
+                     "in queue.csv)").format(path=report))
+        click.echo(_("Audit log: {path}").format(path=report.parent / "audit.jsonl"))
 
 
 class _Refused(click.ClickException):

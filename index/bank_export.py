@@ -107,6 +107,9 @@ def _vics(con: sqlite3.Connection, bank_id: int, scheme: CategoryScheme, out: Te
         rows = list(group)
         media: dict[str, Any] = {"MediaID": entry_id}
         code = scheme.code_for(rows[0][4])
+        if code is None:
+            # a list imported with only a scale column still carries its code
+            code = _scale_code(scheme, rows[0][5], rows[0][6])
         if code is not None:
             media["Category"] = int(code) if code.isdigit() else code
         alternatives = []
@@ -127,3 +130,11 @@ def _vics(con: sqlite3.Connection, bank_id: int, scheme: CategoryScheme, out: Te
         n += 1
     out.write("\n  ]\n}\n")
     return n
+
+
+def _scale_code(scheme: CategoryScheme, vic: int | None, caid: str | None) -> str | None:
+    if scheme.name == "vic" and vic is not None:
+        return str(vic)
+    if scheme.name == "caid" and caid is not None:
+        return caid
+    return None

@@ -29,7 +29,7 @@ from typing import Any
 
 from hashing.registry import STORE_PRIVATE, spec
 from index.bank_types import ImportResult
-from index.categories import CategoryScheme, load_scheme
+from index.categories import CategoryScheme, label_for_option, load_scheme
 from index.errors import BankError, HashListFormatError
 from index.ingest import csv as csv_list
 from index.ingest import hashlist, nsrl, pdq, rdsv3, vics
@@ -175,8 +175,10 @@ def check_options(options: ImportOptions) -> None:
 
 def parse_options_for(options: ImportOptions, scheme: CategoryScheme | None) -> ParseOptions:
     return ParseOptions(
-        algo=options.algo, category=options.category, scheme=scheme,
-        known_good=options.known_good,
+        algo=options.algo,
+        # `--category 1` is a code like a category column's "1"; words stay labels
+        category=label_for_option(options.category, scheme).label if options.category else None,
+        scheme=scheme, known_good=options.known_good,
     )
 
 

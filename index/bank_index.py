@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 _ENTRY_SELECT = (
     "SELECT b.name, e.entry_id, e.algorithm, e.hash, e.quality, e.category, e.vic_category,"
-    " e.caid_category, e.series, MAX(e.known_good, b.known_good) FROM entries e"
+    " e.caid_category, e.series, MAX(e.known_good, b.known_good),"
+    " (SELECT COUNT(*) FROM false_positives f WHERE f.bank_id = e.bank_id"
+    " AND f.entry_id = e.entry_id) FROM entries e"
     " JOIN banks b ON b.id = e.bank_id WHERE e.retracted = 0 AND b.enabled = 1"
 )
 
@@ -209,9 +211,10 @@ class _Entries:
 
 
 def _entry(row: tuple[Any, ...]) -> BankEntry:
-    bank, entry_id, algorithm, hex_, quality, category, vic, caid, series, known_good = row
+    bank, entry_id, algorithm, hex_, quality, category, vic, caid, series, known_good, fps = row
     return BankEntry(
-        bank, entry_id, algorithm, hex_, quality, category, vic, caid, series, bool(known_good)
+        bank, entry_id, algorithm, hex_, quality, category, vic, caid, series, bool(known_good),
+        int(fps),
     )
 
 

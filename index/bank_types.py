@@ -23,6 +23,7 @@ class BankEntry:
     caid_category: str | None
     series: str | None
     known_good: bool
+    false_positives: int = 0  # confirmed by analysts (the policy may quarantine the entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class BankInfo:
     imported_at: str
     scheme: str | None
     retracted: int
+    false_positives: int = 0  # analysts' confirmed false matches on its entries
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,8 @@ class BankDetail:
     info: BankInfo
     per_algorithm: dict[str, int]
     imports: tuple[ImportHistory, ...]
+    # entry id -> confirmed false positives, most first
+    false_positives: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = self.info.to_dict()
@@ -81,8 +85,10 @@ class BankDetail:
             imported_at=self.info.imported_at,
             scheme=self.info.scheme,
             retracted=self.info.retracted,
+            false_positives_total=self.info.false_positives,
             per_algorithm=self.per_algorithm,
             imports=[vars_of(h) for h in self.imports],
+            false_positives=[{"entry": e, "count": n} for e, n in self.false_positives],
         )
         return out
 
@@ -137,6 +143,19 @@ class ImportResult:
             "notes": self.notes,
             "error": self.error,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class FalsePositive:
+    """An analyst's confirmed false match of one case item against one bank entry."""
+
+    bank: str
+    entry_id: str
+    case_name: str
+    item: str  # the item's path in that case
+    who: str
+    at: str
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

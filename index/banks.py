@@ -45,6 +45,7 @@ from index.bank_types import (
     BankDetail,
     BankEntry,
     BankInfo,
+    FalsePositive,
     ImportHistory,
     ImportRejectedError,
     ImportResult,
@@ -218,7 +219,15 @@ class BankStore:
                 (bank_id,),
             )
         )
-        return BankDetail(info, per_algo, imports)
+        false_positives = tuple(
+            (str(e), int(n))
+            for e, n in self.con.execute(
+                "SELECT entry_id, COUNT(*) FROM false_positives WHERE bank_id = ?"
+                " GROUP BY entry_id ORDER BY COUNT(*) DESC, entry_id",
+                (bank_id,),
+            )
+        )
+        return BankDetail(info, per_algo, imports, false_positives)
 
     def history(self, name: str) -> list[dict[str, object]]:
         """Every entry of the bank, retracted ones included, with retraction time and reason (and
@@ -253,8 +262,10 @@ class BankStore:
         self._rebuild(algos)
         return self._info(name)
 
-    def retract(self, name: str, hashes: Iterable[str], reason: str | None = None) -> RetractResult:
-        """Retract entries of bank `name` with these hashes (any algorithm): kept, never matched."""
+    def retract(self, name: str, hashes: Iterable[str], reason: str | None = None,
+                whole_item: bool = False) -> RetractResult:
+        """Retract entries of bank `name` with these hashes (any algorithm): kept, never matched.
+        With `whole_item`, every hash of the same item (entry id) goes with it."""
         bank_id = self._bank_id(name)
         wanted = [_normal_hash(h) for h in hashes]
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -268,6 +279,13 @@ class BankStore:
                     " AND retracted = 0",
                     (bank_id, h),
                 ).fetchall()
+                if whole_item:
+                    rows = self.con.execute(
+                        "SELECT id, algorithm FROM entries WHERE bank_id = ? AND retracted = 0"
+                        " AND entry_id IN (SELECT entry_id FROM entries WHERE bank_id = ?"
+                        " AND hash = ?)",
+                        (bank_id, bank_id, h),
+                    ).fetchall()
                 if not rows:
                     already = self.con.execute(
                         "SELECT 1 FROM entries WHERE bank_id = ? AND hash = ?", (bank_id, h)
@@ -287,14 +305,31 @@ class BankStore:
         self._rebuild(algos)
         return RetractResult(count, tuple(not_found))
 
-    def retract_file(self, name: str, path: str, reason: str | None = None) -> RetractResult:
+    def record_false_positives(self, reports: Iterable[FalsePositive]) -> int:
+        """Record analysts' confirmed false matches on bank entries (once per case and item);
+        returns how many were new. A bank or entry that no longer exists is skipped."""
+        added = 0
+        with self._writing("cannot write the bank store"), transaction(self.con):
+            for fp in reports:
+                row = self.con.execute("SELECT id FROM banks WHERE name = ?", (fp.bank,)).fetchone()
+                if row is None:
+                    continue
+                added += self.con.execute(
+                    "INSERT OR IGNORE INTO false_positives (bank_id, entry_id, case_name, item,"
+                    " who, at, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (row[0], fp.entry_id, fp.case_name, fp.item, fp.who, fp.at, fp.note),
+                ).rowcount
+        return added
+
+    def retract_file(self, name: str, path: str, reason: str | None = None,
+                     whole_item: bool = False) -> RetractResult:
         """`retract` with hashes read from a file, one per line (`#` comments allowed)."""
         try:
             with open(path, encoding="utf-8-sig") as f:
                 hashes = [line.strip() for line in f if not is_skippable(line)]
         except (OSError, UnicodeDecodeError) as e:
             raise BankError(f"{path}: cannot read: {e}") from None
-        return self.retract(name, hashes, reason)
+        return self.retract(name, hashes, reason, whole_item)
 
     def rebuild(self) -> list[IndexInfo]:
         """Rebuild every perceptual index file from the current entries.
@@ -369,6 +404,9 @@ class BankStore:
             imported_at=row[6],
             scheme=row[7],
             retracted=sum(c[2] for c in counts),
+            false_positives=self.con.execute(
+                "SELECT COUNT(*) FROM false_positives WHERE bank_id = ?", (bank_id,)
+            ).fetchone()[0],
         )
 
 

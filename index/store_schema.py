@@ -4,7 +4,8 @@ Tables: `banks` (provenance, enabled, known-good), `entries` (one row per bank x
 hash; retracted rows stay as history), `imports` (what was imported when, from which file),
 `generations` (a counter per algorithm bumped by every change that alters what it matches),
 `index_files` (checksum, row count, generation and bank versions of each perceptual index file)
-and `index_rows` (index row -> entries: identical hashes from several banks share one row).
+and `index_rows` (index row -> entries: identical hashes from several banks share one row) and
+`false_positives` (analysts' confirmed false matches per bank entry, one per case and item).
 """
 
 from __future__ import annotations
@@ -84,7 +85,22 @@ CREATE TABLE IF NOT EXISTS index_rows (
     entry INTEGER NOT NULL REFERENCES entries(id)
 );
 CREATE INDEX IF NOT EXISTS index_rows_by_row ON index_rows (algorithm, row);
+""" + """
+CREATE TABLE IF NOT EXISTS false_positives (
+    id INTEGER PRIMARY KEY,
+    bank_id INTEGER NOT NULL REFERENCES banks(id),
+    entry_id TEXT NOT NULL,
+    case_name TEXT NOT NULL,
+    item TEXT NOT NULL,
+    who TEXT NOT NULL,
+    at TEXT NOT NULL,
+    note TEXT,
+    UNIQUE (bank_id, entry_id, case_name, item)
+);
+CREATE INDEX IF NOT EXISTS false_positives_by_entry ON false_positives (bank_id, entry_id);
 """
+# Added after the first stores were made: created on open when missing (see `connect`).
+_LATER_TABLES = ("false_positives",)
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -110,6 +126,15 @@ def connect(path: str) -> sqlite3.Connection:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+    missing = [
+        t for t in _LATER_TABLES
+        if con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (t,)).fetchone() is None
+    ]
+    if missing:  # a store made before these tables existed: add them once
+        with transaction(con):
+            for statement in SCHEMA.split(";"):
+                if any(f" {t} " in statement for t in missing) and statement.strip():
+                    con.execute(statement)
     _migrate(con)
     # the staging tables of an import: sorting 10^7 rows must not hold them all in memory
     con.execute("PRAGMA temp_store=FILE")

@@ -60,7 +60,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         w.writerow(["D-1", usable[0].hashes["md5"], "", "1"])
         w.writerow(["D-2", "", usable[1].hashes["pdq"], "2"])
     with BankStore(root / "store") as store:
-        store.import_file(str(bank), ImportOptions(bank="bad", format="csv"))
+        store.import_file(str(bank), ImportOptions(bank="bad", format="csv", scheme="vic"))
     local = run_scan(ScanConfig(evidence=(root / "evidence",), case_dir=root / "local",
                                 store_dir=root / "store", workers=1, batch_size=4))
     return {"root": root, "local": _outputs(local.case_dir)}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.categories import VIC
 from synthetic_fixtures.hashlists import (
     CSV_HEADER,
     NSRL_HEADER,
@@ -112,7 +113,9 @@ def test_line_level_rejections_agree_with_the_ingest_parsers(tmp_path: Path) -> 
     for info in infos:
         parser = importlib.import_module(f"index.ingest.{info.format}")
         algo = info.algorithm if info.format == "hashlist" else None
-        got = [r for r in parser.parse(info.path, records.ParseOptions(algo=algo))
+        # the CSV lists carry Project VIC codes in `category`: a code needs its scheme
+        scheme = VIC if info.format == "csv" else None
+        got = [r for r in parser.parse(info.path, records.ParseOptions(algo=algo, scheme=scheme))
                if isinstance(r, records.RejectedRecord)]
         where = [(r.item if info.format == "vics" else r.line) for r in got]
         line_level = [(n, k) for n, k in info.expected_rejections if k != "duplicate"]
@@ -130,7 +133,8 @@ def test_bank_import_reports_exactly_the_stated_rejections_and_repeats(tmp_path:
         for k, info in enumerate(i for i in infos if i.malformed):
             algo = info.algorithm if info.format == "hashlist" else None
             result = store.import_file(info.path, bank_import.ImportOptions(
-                bank=f"b{k}", format=info.format, algo=algo, skip_invalid=True))
+                bank=f"b{k}", format=info.format, algo=algo, skip_invalid=True,
+                scheme="vic" if info.format == "csv" else None))
             got = [(r.item if info.format == "vics" else r.line) for r in result.rejected]
             assert got == [n for n, _ in info.expected_rejections], info.path
             for r, (_, keyword) in zip(result.rejected, info.expected_rejections, strict=True):

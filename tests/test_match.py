@@ -74,7 +74,9 @@ def test_exact_near_radius_and_known_good() -> None:
         rec("/low-quality", pdq=flip(base, 2), quality=49),
     ]
     out = match_records(records, banks, Policy(dihedral=False))
-    assert out[0] == (Reason("exact", "md5", "bad", "E2", 0, "1", vic_category=1, series="S1"),)
+    # the code is normalised to its Project VIC label and severity
+    assert out[0] == (Reason("exact", "md5", "bad", "E2", 0, "child abuse material",
+                             vic_category=1, series="S1", severity=10),)
     assert [(r.kind, r.entry, r.distance) for r in out[1]] == [("near", "E1", 31)]
     assert out[2] == ()
     assert is_known_good(out[3]) and not known_bad(out[3])

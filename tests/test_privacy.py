@@ -102,7 +102,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     case.mkdir(mode=0o755)  # an existing, world-readable case directory must be tightened
     os.chmod(case, 0o755)
     commands = {
-        "import": ["bank", "import", bank_csv, "--bank", "b1", "--store", str(store)],
+        "import": ["bank", "import", bank_csv, "--bank", "b1", "--store", str(store),
+                   "--scheme", "vic"],
         "hash": ["hash", str(evidence), "--format", "csv"],
         "hash_jsonl": ["hash", str(photos[0]), "--dihedral"],
         "scan": ["scan", str(evidence), "--case", str(case), "--store", str(store),

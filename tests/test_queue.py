@@ -51,7 +51,7 @@ def test_tiers_ranks_and_exclusions() -> None:
     items, q = _queue()
     got = [(r.rank, r.tier, r.path, r.category, r.cluster) for r in q]
     assert got == [
-        (1, 1, "/e", "1", "C00001"),  # unknown, clustered with known-bad
+        (1, 1, "/e", None, "C00001"),  # unknown, clustered with known-bad: only a suggestion
         (2, 2, "/c", "1", None),      # closer near match ranks first
         (3, 2, "/b", "2", None),
         (4, 2, "/i", "2", None),      # known-bad beats known-good
@@ -59,6 +59,7 @@ def test_tiers_ranks_and_exclusions() -> None:
         (6, 3, "/g.txt", "1", None),  # an exact hit on a non-media file is queued
     ]
     assert [i.ordinal for i in items if is_known_good(i.reasons)] == [3]
+    assert q[0].suggested_category == "1" and q[0].category_source is None
     assert [x.kind for x in q[0].reasons] == ["cluster"]
     assert q[1].score > q[2].score and q[4].score == 100.0
     assert all(not x.known_good for r in q for x in r.reasons)

@@ -16,7 +16,7 @@ from triage.queue import build_queue
 from triage.reports.html import render_report
 from triage.reports.summary import SummaryCounts, stable_view, write_summary
 from triage.reports.svg import histogram_svg
-from triage.reports.vics import VICS2_CONTEXT, write_vics
+from triage.reports.vics import VICS2_CONTEXT, media_id, write_vics
 
 
 def _case():  # type: ignore[no-untyped-def]
@@ -44,7 +44,7 @@ def _case():  # type: ignore[no-untyped-def]
     for row in queue:
         counts.add_row(row)
     summary = counts.summary(0, {"hash_calls": 4}, {"match": 0.1})
-    return records, queue, summary
+    return items, queue, summary
 
 
 def test_summary_counts() -> None:
@@ -57,15 +57,39 @@ def test_summary_counts() -> None:
     assert "timings" not in stable_view(s) and "run" not in stable_view(s)
 
 
+CASE = {"name": "case-1", "evidence_roots": ["/e"], "started": "t0", "ended": "t1",
+        "tool_version": "0.1", "banks": [{"name": "bad", "source": "org", "version": "3",
+                                          "entries": 2}], "policy": Policy().to_dict()}
+
+
 def test_report_is_self_contained_and_escaped() -> None:
     _, queue, summary = _case()
-    page = render_report(summary, queue, "case-1")
+    page = render_report(summary, queue, CASE, bound=20_000)
     assert "<img" not in page.lower() and "data:" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
-    assert "/e/&lt;b&gt;.png" in page and "/e/<b>" not in page
+    assert "/e/<b>" not in page and "\\u003cb>.png" in page  # escaped in the data block
     assert 'id="count-tier-2">1<' in page and 'id="total-files">4<' in page
-    assert "encrypted member" in page and page.count("<svg") == 2
-    assert render_report(summary, queue, "case-1") == page  # deterministic
+    assert "encrypted member" in page and page.count("<svg") == 3
+    # the inline script and style may run only because the policy names their hashes
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    assert policy and "default-src 'none'" in policy.group(1)
+    assert "'unsafe-inline'" not in policy.group(1)
+    assert render_report(summary, queue, CASE, bound=20_000) == page  # deterministic
+
+
+def test_report_accounts_for_every_row() -> None:
+    _, queue, summary = _case()
+    acc = summary["counts"]["accounting"]
+    assert acc == {"queued": 3, "known_good": 0, "not_examined": 1, "other": 0}
+    assert sum(acc.values()) == summary["files"]
+
+
+def test_unmatched_tier_is_bounded() -> None:
+    _, queue, summary = _case()
+    page = render_report(summary, queue, CASE, bound=0)
+    data = json.loads(re.search(r'id="queue-data">(.*?)</script>', page).group(1))
+    assert [r[1] for r in data["rows"]] == [2, 3]  # tier 4's row left to queue.csv
+    assert 'id="bound-note"' in page and "queue.csv" in page
 
 
 def test_histogram_svg() -> None:
@@ -76,16 +100,26 @@ def test_histogram_svg() -> None:
 
 
 def test_vics_export(tmp_path: Path) -> None:
-    _, queue, _ = _case()
-    write_vics(tmp_path / "v.json", queue)
+    items, queue, _ = _case()
+    write_vics(tmp_path / "v.json", queue, items,
+               {"name": "case-1", "tool_version": "0.1", "banks": [{"name": "bad", "version": "3"}]})
     doc = json.loads((tmp_path / "v.json").read_text())
     assert doc["@odata.context"] == VICS2_CONTEXT
-    media = doc["value"]
+    (case,) = doc["value"]
+    assert case["CaseNumber"] == "case-1" and case["SourceApplicationName"] == "osec-triage"
+    assert case["Comments"] == "banks: bad 3"
+    media = case["Media"]
+    # rank order: the exact match (tier 3) after the near one (tier 2)
     assert [(m["MD5"], m["Category"], m["IsPrecategorized"]) for m in media] == [
         ("12" * 16, 2, False), ("AB" * 16, 1, True)]
     assert media[1]["SHA1"] == "CD" * 20 and media[1]["MediaSize"] == 10
-    assert all(isinstance(m["MediaID"], int) for m in media)
-    assert not any("path" in json.dumps(m).lower() or "/e/" in json.dumps(m) for m in media)
+    assert media[0]["MediaFiles"] == [{"FileName": "<b>.png", "FilePath": "/e/<b>.png"}]
+    # the right description per reason: an exact digest is not a "PDQ distance 0"
+    assert media[1]["Comments"] == "exact MD5 digest match to bad:E1"
+    assert media[0]["Comments"] == "near match to bad:E2, PDQ distance 9 of 256"
+    # a stable id from the digests, not the queue rank
+    assert media[1]["MediaID"] == media_id("ab" * 16, "cd" * 20, None)
+    assert media[1]["AlternativeHashes"] == [{"HashName": "PDQ", "HashValue": "00" * 32}]
 
 
 @pytest.mark.parametrize("n", [0, 1, 3])

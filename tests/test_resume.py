@@ -40,7 +40,10 @@ def _recorded(db: Path) -> int:
 
 
 def _lines(path: Path) -> list[str]:
-    return sorted(path.read_text().splitlines())
+    text = path.read_text()
+    if path.name == "export.vics.json":  # its provenance names the case directory
+        text = text.replace(f'"CaseNumber": "{path.parent.name}"', '"CaseNumber": ""')
+    return sorted(text.splitlines())
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:

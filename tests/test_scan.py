@@ -91,7 +91,8 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     spec = make_evidence(root / "evidence", seed=5, n_images=8, n_videos=1)
     ev2, bank_csv, names = build_scenario(root)
     with BankStore(root / "store") as store:
-        store.import_file(str(bank_csv), ImportOptions(bank="bad", format="csv", version="v1"))
+        store.import_file(str(bank_csv), ImportOptions(bank="bad", format="csv", version="v1",
+                                                          scheme="vic"))
         store.import_file(names["_good_csv"], ImportOptions(bank="nsrl", format="csv",
                                                             known_good=True))
     digests = {r: tree_digest(r) for r in (root / "evidence", ev2)}
@@ -138,14 +139,16 @@ def test_tiers_of_known_cases(scan: dict[str, Any]) -> None:
     exact, edited, rotated = by_name[n["exact"]], by_name[n["edited"]], by_name[n["rotated"]]
     new, known = by_name[n["series_new"]], by_name[n["series_known"]]
     assert exact["tier"] == 3 and exact["reasons"][0]["kind"] == "exact"
-    assert exact["reasons"][0]["entry"] == "B-EXACT" and exact["category"] == "1"
+    assert exact["reasons"][0]["entry"] == "B-EXACT" and exact["category"] == "child abuse material"
     assert edited["tier"] == 2 and edited["reasons"][0]["kind"] == "near"
-    assert 0 < edited["reasons"][0]["distance"] <= 31 and edited["category"] == "2"
+    assert 0 < edited["reasons"][0]["distance"] <= 31 and edited["category"] == "child exploitive (non-CAM)"
     assert rotated["tier"] == 2 and rotated["reasons"][0]["kind"] == "dihedral"
     assert rotated["reasons"][0]["entry"] == "B-ROT" and rotated["reasons"][0]["variant"]
     assert known["tier"] == 3 and new["tier"] == 1
     assert new["cluster"] == known["cluster"] is not None
-    assert new["reasons"][0]["kind"] == "cluster" and new["category"] == "1"
+    # a cluster suggestion is a lead, kept apart from confirmed categories
+    assert new["reasons"][0]["kind"] == "cluster" and new["category"] is None
+    assert new["suggested_category"] == "child abuse material"
     assert new["reasons"][0]["via"] == known["path"]
     assert n["good"] not in by_name  # known-good is left out ...
     assert scan["summary"]["counts"]["known_good"] == 1  # ... and counted
@@ -178,9 +181,10 @@ def test_outputs_private_and_summarised(scan: dict[str, Any]) -> None:
     assert sum(s["counts"]["status"].values()) == s["files"]
     assert s["counts"]["bank"]["bad"] >= 4 and s["counts"]["bank"]["nsrl"] == 1
     assert s["counts"]["attention"] == len(s["attention"]) > 0
+    assert sum(s["counts"]["accounting"].values()) == s["files"]  # every row, once
     assert {"walk", "hash_cpu", "match", "cluster", "write"} <= set(s["timings"])
-    vics = json.loads((case / "export.vics.json").read_text())["value"]
-    exported = {v["MD5"] for v in vics}
+    (vics_case,) = json.loads((case / "export.vics.json").read_text())["value"]
+    exported = {v["MD5"] for v in vics_case["Media"]}
     assert exported >= {q["md5"].upper() for q in scan["queue"] if q["tier"] == 3}
     assert not exported & {q["md5"].upper() for q in scan["queue"] if q["tier"] == 1}
 

@@ -69,3 +69,16 @@ def verify_chain(path: Path) -> bool:
             return False
         prev = line
     return True
+
+
+def last_scan_entry(case: Path) -> dict[str, Any]:
+    """The case's last `scan_finished` entry (its store, policy and run), or {} before any."""
+    last: dict[str, Any] = {}
+    audit = case / "audit.jsonl"
+    if audit.exists():
+        with open(audit, encoding="utf-8") as fh:
+            for line in fh:
+                entry = json.loads(line)
+                if entry.get("event") == "scan_finished":
+                    last = entry
+    return last

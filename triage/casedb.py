@@ -108,6 +108,12 @@ class CaseDB:
         ).fetchone()
         return None if row is None else row[0]
 
+    def last_finished_run(self) -> int | None:
+        """The latest run that finished (whose rows the case's outputs were written from)."""
+        row = self._db.execute(
+            "SELECT id FROM runs WHERE ended IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
+
     def reusable(self, key: bytes, size: int | None, mtime: float | None, opts: str) -> bool:
         """True when a hashed row exists at this location with the same size, mtime, options."""
         row = self._db.execute(

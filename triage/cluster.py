@@ -196,7 +196,7 @@ def suggestion(lead: Reason, distance: int, via: str) -> Reason:
     `via` with strongest bank hit `lead`: it names that member so it can be checked."""
     return Reason(kind="cluster", algo="pdq", bank=lead.bank, entry=lead.entry,
                   distance=distance, category=lead.category, vic_category=lead.vic_category,
-                  series=lead.series, via=via)
+                  series=lead.series, via=via, severity=lead.severity)
 
 
 def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:

@@ -11,7 +11,7 @@ are the same, byte for byte, as running each stage over the whole case in memory
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,15 @@ from triage.casedb import CaseDB
 from triage.cluster import cluster_id, cluster_nodes, pdq_nodes, suggestion
 from triage.items import CaseItem
 from triage.local_match import CaseLinker, link_reason, media_match, merge_links
-from triage.match import Banks, is_known_good, known_bad, match_records
+from triage.match import Banks, Reason, is_known_good, known_bad, match_records
 from triage.policy import Policy
 from triage.queue import queue_row
 from triage.reports.html import write_report
 from triage.reports.queue import write_queue_csv, write_queue_jsonl
 from triage.reports.summary import SummaryCounts, write_summary
 from triage.reports.vics import write_vics
+from triage.review.apply import Graded, analyst_suggestions, apply_decision, graded_of
+from triage.review.casefile import DecisionIndex, load_decisions
 from triage.scratch import Scratch
 from triage.stages import StageTimer
 
@@ -57,12 +59,22 @@ def _chunks(db: CaseDB, run: int, size: int,
         yield chunk
 
 
+@dataclass(slots=True)
+class _Reviewed:
+    """What the analysts' decisions tell the cluster stage: confirmed items (to propagate)
+    and every decided item (never given a suggestion over its own grade)."""
+
+    graded: dict[int, Graded] = field(default_factory=dict)
+    decided: set[int] = field(default_factory=set)
+
+
 def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
-           scratch: Scratch, media: MediaMatcher | None,
-           linker: CaseLinker) -> tuple[np.ndarray, np.ndarray]:
+           scratch: Scratch, media: MediaMatcher | None, linker: CaseLinker,
+           decisions: DecisionIndex, reviewed: _Reviewed) -> tuple[np.ndarray, np.ndarray]:
     """Reasons and known-bad leads into the scratch store, PDQ nodes into its spill, image
     features into `linker`; returns the ordinals of known-bad and of known-good items (what
-    clustering needs of the hits)."""
+    clustering needs of the hits). Bank hits an analyst graded false positive do not make an
+    item known-bad."""
     bad: list[int] = []
     good: list[int] = []
     for chunk in _chunks(db, run, size, features=True):
@@ -74,7 +86,18 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
         if policy.cluster_enabled:
             linker.add(chunk)
         hits = [(i.ordinal, rs) for i, rs in zip(chunk, reasons, strict=True) if rs]
-        scratch.put_reasons(hits)
+        scratch.put_reasons(hits)  # as matched: scoring sets the false ones aside again
+        if decisions:
+            effective = dict(hits)
+            for item, rs in zip(chunk, reasons, strict=True):
+                decided = apply_decision(replace(item, reasons=rs), decisions)
+                if decided.decision is not None:
+                    reviewed.decided.add(item.ordinal)
+                    if (g := graded_of(decided)) is not None:
+                        reviewed.graded[item.ordinal] = g
+                    if rs:
+                        effective[item.ordinal] = decided.reasons
+            hits = list(effective.items())
         leads = []
         for ordinal, rs in hits:
             strongest = known_bad(rs)
@@ -96,8 +119,10 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
 
 
 def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray,
-             linker: CaseLinker) -> int:
+             linker: CaseLinker, reviewed: _Reviewed) -> int:
     """Cluster membership and suggestions into the scratch store; returns the cluster count.
+    An analyst's confirmed category is suggested to its cluster's unmatched members, ahead of
+    a bank-based suggestion.
 
     PDQ near-duplicate clusters first; then the case's images are linked by local features
     (`triage.local_match`), which merges clusters and suggests unknown items that contain or
@@ -110,18 +135,22 @@ def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray
                                  set(bad.tolist()), set(good.tolist()), set(found.nearest))
     scratch.put_clusters((int(i), k) for k, members in enumerate(groups, start=1)
                          for i in members)
-    suggested = []
+    suggested: dict[int, Reason] = {}
     for i, (d, j) in found.nearest.items():
         lead, via = scratch.lead(j)
-        suggested.append((i, suggestion(lead, d, via)))
+        suggested[i] = suggestion(lead, d, via)
     for i, (j, t) in linked.items():
         lead, via = scratch.lead(j)
-        suggested.append((i, link_reason(lead, via, t)))
-    scratch.put_suggestions(suggested)
+        suggested[i] = link_reason(lead, via, t)
+    if reviewed.graded:
+        skip = reviewed.decided | {int(o) for o in bad}
+        suggested.update(analyst_suggestions(groups, reviewed.graded, skip, owners, codes))
+    scratch.put_suggestions(sorted(suggested.items(), key=lambda kv: kv[0]))
     return len(groups)
 
 
-def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch) -> SummaryCounts:
+def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch,
+           decisions: DecisionIndex) -> SummaryCounts:
     """Each item whole again (record + findings): counted, and its queue row and attention
     entry into the scratch store."""
     counts = SummaryCounts(policy)
@@ -135,6 +164,7 @@ def _score(db: CaseDB, run: int, size: int, policy: Policy, scratch: Scratch) ->
             c = clusters.get(o)
             item = replace(item, reasons=reasons.get(o, ()), suggestion=suggestions.get(o),
                            cluster=cluster_id(c) if c is not None else None)
+            item = apply_decision(item, decisions)
             entry = counts.add_item(item)
             if entry is not None:
                 attention.append((o, entry))
@@ -151,26 +181,33 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
                      run_info: dict[str, Any], timer: StageTimer,
                      memory_budget: int = DEFAULT_MEMORY_BUDGET,
                      used_banks: Sequence[Mapping[str, Any]] = (),
-                     media: MediaMatcher | None = None) -> dict[str, Any]:
-    """match -> cluster -> score -> write; returns the summary (its attention list cut to
-    `ATTENTION_KEPT` entries; summary.json holds them all). `used_banks` (name, source,
-    version, entries) are listed in the summary and the report."""
+                     media: MediaMatcher | None = None,
+                     case_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """match -> cluster -> score -> write, with the analysts' decisions stored in the case
+    applied; returns the summary (its attention list cut to `ATTENTION_KEPT` entries;
+    summary.json holds them all). `used_banks` (name, source, version, entries) are listed
+    in the summary and the report; `case_info` is the report header and VICS provenance."""
     size = chunk_rows(memory_budget)
+    info = dict(case_info or {"name": case.name, "policy": policy.to_dict()})
+    decisions = DecisionIndex(load_decisions(case))
+    reviewed = _Reviewed()
     with Scratch(case) as scratch:
         linker = CaseLinker()
         with timer.stage("match"):
-            bad, good = _match(db, run, size, banks, policy, scratch, media, linker)
+            bad, good = _match(db, run, size, banks, policy, scratch, media, linker, decisions,
+                               reviewed)
         with timer.stage("cluster"):
-            clusters = _cluster(policy, scratch, bad, good, linker)
+            clusters = _cluster(policy, scratch, bad, good, linker, reviewed)
         with timer.stage("score"):
-            counts = _score(db, run, size, policy, scratch)
+            counts = _score(db, run, size, policy, scratch, decisions)
         with timer.stage("write"):
             write_queue_jsonl(case / "queue.jsonl", scratch.ranked())
             write_queue_csv(case / "queue.csv", scratch.ranked())
-            write_vics(case / "export.vics.json", scratch.ranked())
+            write_vics(case / "export.vics.json", scratch.ranked(), info)
         timer.add("total", timer.elapsed())
         summary = counts.summary(clusters, run_info, timer.seconds, used_banks)
         write_summary(case / "summary.json", summary, scratch.attention())
-        write_report(case / "report.html", summary, scratch.ranked(), case.name)
+        write_report(case / "report.html", summary, scratch.ranked(), info,
+                     policy.report_unmatched_rows)
     return summary
 

@@ -2,7 +2,7 @@
 
 A scan's manifest rows are read back from the case database in manifest order; each becomes a
 `CaseItem` whose `ordinal` is its position in that order. Matching fills `reasons`,
-clustering `cluster` and `suggestion`; scoring and the reports read the item as a whole, so
+clustering `cluster` and `suggestion`, analysts' grades `decision`; scoring and the reports read the item as a whole, so
 no stage keeps a list that must stay aligned with another.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from hashing.registry import DEFAULT_ALGORITHMS
 from hashing.types import HashRecord
 from triage.match import Reason
+from triage.review.casefile import StoredDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class CaseItem:
     suggestion: Reason | None = None  # a `cluster` reason for an unknown item near known-bad
     # serialised local features of an image (sensitive: read by matching, never written out)
     features: bytes | None = field(default=None, repr=False, compare=False)
+    decision: StoredDecision | None = None  # an analyst's latest grade of this item
+    discarded: tuple[Reason, ...] = ()  # bank hits the analyst graded false positive
 
     @classmethod
     def from_row(cls, ordinal: int, row: Mapping[str, Any],

@@ -18,6 +18,7 @@ from hashing.codec import pack
 from hashing.registry import DIGESTS, PERCEPTUAL, spec
 from hashing.types import HashRecord
 from index.bank_types import BankEntry
+from index.categories import canonical
 from index.hamming import dihedral_range_search
 from triage.policy import Policy
 from triage.verify import Transform
@@ -62,6 +63,7 @@ class Reason:
     frame: str | None = None  # frame: which frame or page matched ("frame 3", "page 2")
     transform: Transform | None = None  # local: the verified geometric transform
     ref: str = "bank item"  # local: what the transform is relative to, for its text
+    severity: int | None = None  # of the category (index.categories), None without one
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Reason:
@@ -83,7 +85,7 @@ class Reason:
             "distance": self.distance, "category": self.category,
         }
         for name in ("vic_category", "series", "variant", "query_frames_pct",
-                     "bank_frames_pct", "via", "frame"):
+                     "bank_frames_pct", "via", "frame", "severity"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -108,25 +110,22 @@ class _CachedRows:
         return self._memo[row]
 
 
-def _category(e: BankEntry) -> str | None:
-    """The entry's label; lists that carry only a scale code (VICS, CAID) fall back to it."""
-    if e.category is not None:
-        return e.category
-    if e.vic_category is not None:
-        return str(e.vic_category)
-    return e.caid_category
-
-
 def _reason(kind: str, algo: str, e: BankEntry, distance: int, **extra: Any) -> Reason:
+    # One canonical label per category whichever bank (and spelling) it came from.
+    category = canonical(e.category, e.vic_category, e.caid_category)
     return Reason(
         kind=kind, algo=algo, bank=e.bank, entry=e.entry_id, distance=int(distance),
-        category=_category(e), known_good=bool(e.known_good), vic_category=e.vic_category,
-        series=e.series, **extra,
+        category=category.label if category else None, known_good=bool(e.known_good),
+        vic_category=category.vic_category if category else None, series=e.series,
+        severity=category.severity if category else None, **extra,
     )
 
 
 def _usable(e: BankEntry, algo: str, policy: Policy) -> bool:
-    # The quality floor applies to PDQ on both sides (query filtering happens at the caller).
+    # The quality floor applies to PDQ on both sides (query filtering happens at the caller);
+    # an entry analysts confirmed false too often is quarantined by the policy.
+    if policy.quarantined(e.false_positives):
+        return False
     return not (algo == "pdq" and e.quality is not None and e.quality < policy.min_quality)
 
 
@@ -136,12 +135,14 @@ def _query_ok(rec: HashRecord, algo: str, policy: Policy) -> bool:
     return rec.pdq_quality is None or rec.pdq_quality >= policy.min_quality
 
 
-def _exact(records: Sequence[HashRecord], banks: Banks, out: list[list[Reason]]) -> None:
+def _exact(records: Sequence[HashRecord], banks: Banks, policy: Policy,
+           out: list[list[Reason]]) -> None:
     for i, rec in enumerate(records):
         for algo in DIGESTS:
             value = rec.hashes.get(algo)
             if value:
-                out[i].extend(_reason("exact", algo, e, 0) for e in banks.lookup_digest(algo, value))
+                out[i].extend(_reason("exact", algo, e, 0) for e in banks.lookup_digest(algo, value)
+                              if _usable(e, algo, policy))
 
 
 def _near(
@@ -263,7 +264,7 @@ def match_records(records: Sequence[HashRecord], banks: Banks, policy: Policy,
                   algorithms: Iterable[str] | None = None) -> list[tuple[Reason, ...]]:
     """Reasons per record (same order as `records`), strongest first."""
     out: list[list[Reason]] = [[] for _ in records]
-    _exact(records, banks, out)
+    _exact(records, banks, policy, out)
     present = {a for r in records for a in r.hashes}
     for algo in algorithms if algorithms is not None else PERCEPTUAL:
         if spec(algo).kind == "perceptual" and algo in present and algo in policy.radius:

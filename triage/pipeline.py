@@ -24,12 +24,13 @@ from typing import Any
 
 from hashing.errors import TriageError
 from hashing.hasher import HashOptions
+from hashing.i18n import _, language
 from hashing.registry import DEFAULT_ALGORITHMS
 from hashing.types import path_to_text
 from index.bank_index import BankMatcher
 from index.banks import BankStore, default_store_dir, store_exists
 from index.media_bank import MediaMatcher
-from triage.audit import append_audit, tool_version, who
+from triage.audit import append_audit, last_scan_entry, tool_version, who
 from triage.casedb import CaseDB
 from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir, protected_ids
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
@@ -37,11 +38,12 @@ from triage.executor import TlsFiles, make_executor
 from triage.identity import location_json, location_key
 from triage.local_match import LOCAL_ALGORITHMS
 from triage.outputs import sha256_file, stale_temp_files
-from triage.policy import Policy, load_policy
+from triage.policy import Policy, load_policy, policy_from_mapping
 from triage.progress import count_ahead
 from triage.reports.manifest import write_manifest
 from triage.reports.summary import ATTENTION_KEPT
 from triage.resume import resume_key
+from triage.review.casefile import decisions_digest
 from triage.runner import Runner, Settled
 from triage.stages import StageTimer
 from triage.walk import WalkItem, walk
@@ -149,11 +151,14 @@ def _hash_options(cfg: ScanConfig, policy: Policy) -> HashOptions:
                        decode_seconds=policy.decode_seconds)
 
 
-def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, Any]) -> str:
-    """Everything the outputs are computed from: manifest rows, banks, policy, tool version."""
+def _fingerprint(db: CaseDB, run: int, policy: Policy, bank_info: Mapping[str, Any],
+                 case: Path) -> str:
+    """Everything the outputs are computed from: manifest rows, banks, policy, tool version,
+    analysts' decisions and the output language."""
     h = hashlib.sha256()
     h.update(json.dumps({"tool": tool_version(), "policy": policy.to_dict(),
-                         "banks": bank_info}, sort_keys=True, default=str).encode())
+                         "banks": bank_info, "decisions": decisions_digest(case),
+                         "language": language()}, sort_keys=True, default=str).encode())
     for row in db.rows(run):
         h.update(row.text.encode())
         h.update(b"\n")
@@ -198,7 +203,8 @@ def _open_banks(store_dir: Path,
             media = MediaMatcher(store.db_path, store.dir)
             # Entry and retraction counts catch changes a version string misses; import times
             # are left out so re-importing the same list leaves a case unchanged.
-            banks = [{**b.to_dict(), "retracted": b.retracted} for b in store.list_banks()]
+            banks = [{**b.to_dict(), "retracted": b.retracted,
+                      "false_positives": b.false_positives} for b in store.list_banks()]
     except TriageError:
         raise
     except (sqlite3.Error, OSError) as exc:  # e.g. a stale index that cannot be rebuilt
@@ -239,6 +245,13 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
             media.close()
 
 
+def _case_info(case: Path, policy: Policy, bank_info: Mapping[str, Any],
+               header: Mapping[str, Any]) -> dict[str, Any]:
+    """What the report's header and the VICS provenance say about the case."""
+    return {**header, "name": case.name, "tool_version": tool_version(),
+            "banks": bank_info.get("banks", []), "policy": policy.to_dict()}
+
+
 @contextmanager
 def _case_lock(case: Path) -> Iterator[None]:
     """One scan per case at a time; the kernel drops the lock if the scan dies, even by SIGKILL."""
@@ -276,7 +289,7 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
         run_info = _walk_hash_record(cfg, db, run, opts, key, policy, timer, exclude)
         for check in run_info["image_integrity"]:
             append_audit(audit_path, {**common, "event": "image_integrity", **check})
-        fingerprint = _fingerprint(db, run, policy, bank_info)
+        fingerprint = _fingerprint(db, run, policy, bank_info, case)
         outputs = {name: case / name for name in OUTPUT_NAMES}
         noop = (db.last_fingerprint(run) == fingerprint
                 and db.get_meta("outputs_sha256") == json.dumps(_digests(outputs)))
@@ -286,9 +299,12 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
         else:
             with timer.stage("manifest"):
                 write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
+            header = {"evidence_roots": common["evidence_roots"], "started": started,
+                      "ended": _now()}
             summary = derive_and_write(case, db, run, matchers[0], policy, run_info, timer,
                                        cfg.memory_budget, banks_used(bank_info),
-                                       media=matchers[1])
+                                       media=matchers[1],
+                                       case_info=_case_info(case, policy, bank_info, header))
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {
@@ -341,3 +357,35 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
     return {"hash_calls": runner.sent, "reused": runner.reused, "walked": runner.walked,
             "executor": placement, "workers_seen": sorted(runner.workers),
             "image_integrity": integrity}
+
+
+
+def regenerate_outputs(case_dir: Path, store_dir: Path) -> dict[str, Any]:
+    """Rewrite a case's outputs from its database and current decisions and banks, under the
+    policy of its last scan: nothing is walked or hashed (used after a review import)."""
+    case = case_dir
+    last = last_scan_entry(case)
+    policy = policy_from_mapping(last["policy"], "audit.jsonl") if last.get("policy") else Policy()
+    timer = StageTimer()
+    with _case_lock(case):
+        inventory = bool((last.get("banks") or {}).get("inventory"))
+        matcher, media, bank_info = _open_banks(store_dir, inventory)
+        try:
+            with CaseDB(case / "case.sqlite") as db:
+                run = db.last_finished_run()
+                if run is None:
+                    raise ScanError(str(case), _("no finished scan to regenerate from"))
+                with timer.stage("manifest"):
+                    write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
+                header = {k: last.get(k) for k in ("evidence_roots", "started", "ended")}
+                summary = derive_and_write(case, db, run, matcher, policy,
+                                           dict(last.get("run") or {}), timer,
+                                           used_banks=banks_used(bank_info), media=media,
+                                           case_info=_case_info(case, policy, bank_info, header))
+                # the next identical scan compares against what is on disk now
+                db.set_meta("outputs_sha256", json.dumps(_digests(
+                    {name: case / name for name in OUTPUT_NAMES})))
+        finally:
+            matcher.close()
+            media.close()
+    return summary

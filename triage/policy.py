@@ -23,6 +23,13 @@ a policy file only overrides them. Example (every key optional):
     exact = 3          # exact digest matches
     unmatched = 4      # other media that matched nothing
 
+    [review]
+    quarantine_false_positives = 3   # stop matching a bank entry after this many confirmed
+                                     # false positives (0: never)
+
+    [report]
+    unmatched_rows = 20000   # rows of the unmatched tier in report.html (all are in queue.csv)
+
     [limits]                             # what hostile evidence may cost (defaults shown)
     pixel_limit = 178956970              # decoded width x height; larger images -> error row
     max_media_bytes = 536870912          # larger files get digests only
@@ -44,6 +51,7 @@ on the next scan of a case; the walk limits only change which rows the walk yiel
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from collections.abc import Mapping
@@ -54,6 +62,7 @@ from typing import Any
 from hashing.decode import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT
 from hashing.errors import TriageError
 from hashing.hasher import DEFAULT_DECODE_SECONDS, DEFAULT_MAX_MEDIA_BYTES
+from hashing.i18n import _
 from hashing.registry import PDQ, PERCEPTUAL, spec
 from triage.limits import WalkLimits
 
@@ -98,6 +107,13 @@ class Policy:
     max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
     decode_seconds: float = DEFAULT_DECODE_SECONDS
     walk_limits: WalkLimits = field(default_factory=WalkLimits)
+    quarantine_false_positives: int = 3
+    report_unmatched_rows: int = 20_000
+
+    def quarantined(self, false_positives: int) -> bool:
+        """Whether a bank entry with this many confirmed false positives is left unmatched."""
+        q = self.quarantine_false_positives
+        return q > 0 and false_positives >= q
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +128,8 @@ class Policy:
             },
             "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius},
             "tiers": dict(self.tiers),
+            "review": {"quarantine_false_positives": self.quarantine_false_positives},
+            "report": {"unmatched_rows": self.report_unmatched_rows},
             "limits": {"pixel_limit": self.pixel_limit, "max_media_bytes": self.max_media_bytes,
                        "max_frames": self.max_frames, "max_decode_bytes": self.max_decode_bytes,
                        "decode_seconds": self.decode_seconds, **asdict(self.walk_limits)},
@@ -149,20 +167,34 @@ def _table(src: str, doc: Mapping[str, Any], name: str, allowed: set[str]) -> di
         raise PolicyError(src, name, "expected a table")
     unknown = set(table) - allowed
     if unknown:
-        raise PolicyError(src, name, f"unknown keys {sorted(unknown)}")
+        raise PolicyError(src, name, _unknown(unknown, allowed))
     return table
+
+
+def _unknown(unknown: set[str], allowed: set[str]) -> str:
+    """Name the unknown keys, the valid ones and the closest valid one to each typo."""
+    hints = []
+    for key in sorted(unknown):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hints.append(_("{key!r} (did you mean {close!r}?)").format(key=key, close=close[0])
+                     if close else repr(key))
+    return _("unknown keys {keys}; valid keys: {valid}").format(
+        keys=", ".join(hints), valid=", ".join(sorted(allowed)))
 
 
 def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy:
     """Validate a parsed policy document; unknown keys are errors (a typo must not go unseen)."""
-    unknown = set(doc) - {"match", "video", "cluster", "tiers", "limits"}
+    tables = {"match", "video", "cluster", "tiers", "limits", "review", "report"}
+    unknown = set(doc) - tables
     if unknown:
-        raise PolicyError(src, "", f"unknown tables {sorted(unknown)}")
+        raise PolicyError(src, "", _unknown(unknown, tables))
     m = _table(src, doc, "match", {"radius", "min_quality", "dihedral"})
     v = _table(src, doc, "video", {"query_frames_pct", "bank_frames_pct"})
     c = _table(src, doc, "cluster", {"enabled", "radius"})
     t = _table(src, doc, "tiers", set(TIER_KEYS))
     lim = _table(src, doc, "limits", {*MEDIA_LIMIT_KEYS, *WALK_LIMIT_KEYS})
+    rev = _table(src, doc, "review", {"quarantine_false_positives"})
+    rep = _table(src, doc, "report", {"unmatched_rows"})
     base = Policy()
     radius = dict(base.radius)
     radius_in = m.get("radius", {})
@@ -197,6 +229,12 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
         decode_seconds=_ratio(src, "limits.decode_seconds",
                               lim.get("decode_seconds", base.decode_seconds)),
         walk_limits=_walk_limits(src, lim, base.walk_limits),
+        quarantine_false_positives=_int(
+            src, "review.quarantine_false_positives",
+            rev.get("quarantine_false_positives", base.quarantine_false_positives), 0, _MAX_INT),
+        report_unmatched_rows=_int(src, "report.unmatched_rows",
+                                   rep.get("unmatched_rows", base.report_unmatched_rows),
+                                   0, _MAX_INT),
     )
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ CREATE TABLE reasons(ord INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE leads(ord INTEGER PRIMARY KEY, lead TEXT NOT NULL, path TEXT NOT NULL);
 CREATE TABLE clusters(ord INTEGER PRIMARY KEY, cluster INTEGER NOT NULL);
 CREATE TABLE suggestions(ord INTEGER PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE queue(tier INTEGER, neg_score REAL, path BLOB, ord INTEGER, data TEXT);
+CREATE TABLE queue(tier INTEGER, neg_sev INTEGER, neg_score REAL, path BLOB, ord INTEGER,
+                   data TEXT);
 CREATE TABLE attention(ord INTEGER PRIMARY KEY, data TEXT NOT NULL);
 """
 
@@ -45,13 +47,10 @@ def _reasons_from(text: str) -> tuple[Reason, ...]:
 
 
 def _row_json(row: QueueRow) -> str:
-    return json.dumps({
-        "tier": row.tier, "score": row.score, "path": row.path, "md5": row.md5,
-        "sha1": row.sha1, "sha256": row.sha256, "media_type": row.media_type,
-        "category": row.category, "cluster": row.cluster,
-        "reasons": [r.to_dict() for r in row.reasons], "vic_category": row.vic_category,
-        "size": row.size,
-    })
+    # every field but the rank, so a field added to QueueRow travels without a change here
+    d = {f.name: getattr(row, f.name) for f in fields(QueueRow) if f.name != "rank"}
+    d["reasons"] = [r.to_dict() for r in row.reasons]
+    return json.dumps(d)
 
 
 def _row_from(text: str, rank: int) -> QueueRow:
@@ -134,14 +133,16 @@ class Scratch:
 
     # scoring
     def put_queue(self, rows: Iterable[tuple[int, QueueRow]]) -> None:
-        self._put("INSERT INTO queue VALUES (?, ?, ?, ?, ?)",
-                  ((r.tier, -r.score, _path_blob(r.path), o, _row_json(r)) for o, r in rows))
+        self._put("INSERT INTO queue VALUES (?, ?, ?, ?, ?, ?)",
+                  ((r.tier, -(r.severity if r.severity is not None else -1), -r.score,
+                    _path_blob(r.path), o, _row_json(r)) for o, r in rows))
 
     def ranked(self) -> Iterator[QueueRow]:
         """The queue in rank order (`queue.rank_key`, ties in manifest order), ranked from 1."""
         self._db.execute("CREATE INDEX IF NOT EXISTS queue_rank "
-                         "ON queue(tier, neg_score, path, ord)")
-        cur = self._db.execute("SELECT data FROM queue ORDER BY tier, neg_score, path, ord")
+                         "ON queue(tier, neg_sev, neg_score, path, ord)")
+        cur = self._db.execute(
+            "SELECT data FROM queue ORDER BY tier, neg_sev, neg_score, path, ord")
         for rank, (data,) in enumerate(cur, start=1):
             yield _row_from(data, rank)
 

@@ -2,8 +2,10 @@
 
 Column names are case-insensitive and ignore `-`, `_` and spaces (`SHA-1`, `media_id`). A row
 may carry several hashes (md5, sha1, sha256, pdq, phash, dhash, ahash, whash) plus labels:
-`quality`, `category` (free text, or a code of `--scheme`), `vic_category`, `caid_category`,
-`series`, `id`/`mediaid`, `known_good`. This is also the shape `bank export --format csv` writes.
+`quality`, `category` (free text, or a code of `--scheme`; a number without a scheme is
+mapped only when one built-in scheme has it, else refused naming the `--scheme` to give),
+`vic_category`, `caid_category` (a row with only these gets the scale's label), `series`,
+`id`/`mediaid`, `known_good`. This is also the shape `bank export --format csv` writes.
 An unknown column is a rejected record on the header line (and is ignored with --skip-invalid).
 """
 
@@ -16,6 +18,7 @@ from operator import itemgetter
 from typing import Any, BinaryIO
 
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
+from index.categories import SchemeError, canonical, label_for_text
 from index.errors import HashListFormatError
 from index.ingest.fastlines import BLOCK
 from index.ingest.records import (
@@ -53,6 +56,8 @@ _LABELS = {
 HASH_COLUMNS = tuple(a for a in SPECS if a not in STORE_PRIVATE)  # every list algorithm
 _PERCEPTUAL = frozenset(PERCEPTUAL)
 _HEX = b"0123456789abcdefABCDEF"
+ACCEPTED_COLUMNS = (*HASH_COLUMNS, "id", "quality", "category", "vic_category", "caid_category",
+                    "series", "known_good")
 
 
 def column_key(name: str) -> str:
@@ -148,7 +153,9 @@ def _columns(
         key = column_key(name)
         target = key if key in HASH_COLUMNS else _LABELS.get(key)
         if target is None:
-            problems.append(RejectedRecord(line, f"unknown column {name!r}"))
+            problems.append(RejectedRecord(line, (
+                f"unknown column {name!r}: accepted are {', '.join(ACCEPTED_COLUMNS)} "
+                "(--skip-invalid imports the rest and ignores it)")))
             continue
         if target in columns.values():
             raise HashListFormatError(path, line, f"column {name!r} given twice")
@@ -183,15 +190,18 @@ def _label_values(labels: dict[str, str], options: ParseOptions) -> dict[str, An
     category = labels.get("category", options.category)
     vic = check_vic(labels["vic_category"]) if "vic_category" in labels else None
     caid = check_caid(labels["caid_category"]) if "caid_category" in labels else None
-    if options.scheme is not None and "category" in labels:
-        found = options.scheme.lookup(labels["category"])
-        if found is None:
-            raise RecordError(
-                f"unknown category {labels['category']!r} in scheme {options.scheme.name}"
-            )
+    if "category" in labels:
+        try:
+            found = label_for_text(labels["category"], options.scheme)
+        except SchemeError as e:
+            raise RecordError(str(e)) from None
         category = found.label
         vic = found.vic_category if vic is None else vic
         caid = found.caid_category if caid is None else caid
+    elif category is None and (vic is not None or caid is not None):
+        # a list that carries only the scale code still gets the scale's label
+        normal = canonical(None, vic, caid)
+        category = normal.label if normal else None
     known_good = options.known_good
     if "known_good" in labels:
         known_good = check_bool("known_good", labels["known_good"]) or known_good

@@ -11,8 +11,9 @@ from hashing.output import neutralise_cell
 from triage.outputs import atomic_text
 from triage.queue import QueueRow
 
-COLUMNS = ("rank", "tier", "score", "path", "md5", "sha1", "sha256", "media_type",
-           "category", "cluster", "reasons")
+COLUMNS = ("rank", "tier", "severity", "score", "score_basis", "path", "md5", "sha1", "sha256",
+           "media_type", "category", "category_source", "suggested_category", "decision",
+           "cluster", "reasons")
 
 
 def write_queue_jsonl(path: Path, rows: Iterable[QueueRow]) -> None:

@@ -70,7 +70,11 @@ class SummaryCounts:
         self.media_type: Counter[str] = Counter()
         self.bank: Counter[str] = Counter()
         self.tier: Counter[str] = Counter()
-        self.category: Counter[str] = Counter()
+        self.category: Counter[str] = Counter()  # confirmed (bank or analyst) only
+        self.suggested: Counter[str] = Counter()  # cluster suggestions, counted apart
+        self.decision: Counter[str] = Counter()
+        # attention items not (yet) queued nor known-good: memory follows the attention list
+        self.unexamined: set[int] = set()
         self.known_good = 0
         self.clustered = 0
         self.queue = 0
@@ -93,13 +97,27 @@ class SummaryCounts:
             self.attention += 1
             if len(self.attention_kept) < ATTENTION_KEPT:
                 self.attention_kept.append(entry)
+            if not is_known_good(item.reasons):  # each row in one bucket only
+                self.unexamined.add(item.ordinal)
         return entry
 
     def add_row(self, row: QueueRow) -> None:
         self.queue += 1
         self.tier[str(row.tier)] += 1
+        self.unexamined.discard(row.ordinal)  # a queued item counts as queued
         if row.category:
             self.category[row.category] += 1
+        if row.suggested_category:
+            self.suggested[row.suggested_category] += 1
+        if row.decision:
+            self.decision[row.decision] += 1
+
+    def accounting(self) -> dict[str, int]:
+        """Each manifest row in exactly one bucket, so the buckets add up to the manifest."""
+        queued = self.queue
+        unexamined = len(self.unexamined)
+        return {"queued": queued, "known_good": self.known_good, "not_examined": unexamined,
+                "other": self.files - queued - self.known_good - unexamined}
 
     def summary(self, clusters: int, run: Mapping[str, Any], timings: Mapping[str, float],
                 banks: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
@@ -116,12 +134,15 @@ class SummaryCounts:
                 "media_type": _sorted(self.media_type),
                 "tier": {str(n): self.tier.get(str(n), 0) for n in sorted(tier_names)},
                 "category": _sorted(self.category),
+                "suggested_category": _sorted(self.suggested),
+                "decision": _sorted(self.decision),
                 "bank": _sorted(self.bank),
                 "queue": self.queue,
                 "known_good": self.known_good,
                 "attention": self.attention,
                 "clusters": clusters,
                 "clustered_files": self.clustered,
+                "accounting": self.accounting(),
             },
             "tier_names": {str(n): tier_names[n] for n in sorted(tier_names)},
             "tier_order": list(TIER_KEYS),

@@ -13,13 +13,13 @@ from html import escape
 
 
 def histogram_svg(values: Sequence[int], lo: int, hi: int, title: str, xlabel: str,
-                  width: int = 480, height: int = 200) -> str:
+                  width: int = 480, height: int = 200, ylabel: str = "") -> str:
     """Bars of the count of each integer value in lo..hi (inclusive)."""
-    return counts_svg(Counter(values), lo, hi, title, xlabel, width, height)
+    return counts_svg(Counter(values), lo, hi, title, xlabel, width, height, ylabel)
 
 
 def counts_svg(tally: Mapping[int, int], lo: int, hi: int, title: str, xlabel: str,
-               width: int = 480, height: int = 200) -> str:
+               width: int = 480, height: int = 200, ylabel: str = "") -> str:
     """`histogram_svg` from counts already tallied (value -> count)."""
     counts = [tally.get(v, 0) for v in range(lo, hi + 1)]
     top = max(counts) if counts and max(counts) > 0 else 1
@@ -51,6 +51,9 @@ def counts_svg(tally: Mapping[int, int], lo: int, hi: int, title: str, xlabel: s
         f'text-anchor="middle">{escape(xlabel)}</text>',
         f'<text x="4" y="{pad + 4}" font-size="11">{top}</text>',
         f'<text x="4" y="{pad + plot_h}" font-size="11">0</text>',
+        f'<text x="12" y="{pad + plot_h / 2:.1f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {pad + plot_h / 2:.1f})">{escape(ylabel)}</text>'
+        if ylabel else "",
         "</svg>",
     ]
     return "".join(parts)
