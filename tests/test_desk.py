@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from hashing.codec import pack
 from hashing.types import HashRecord
 from index.bank_import import ImportOptions
 from index.banks import BankStore
@@ -118,7 +120,10 @@ def test_decisions_override_and_propagate_to_the_cluster() -> None:
         _stored(Decision(3, "path", "/e/2.jpg", "false-positive")),
         _stored(Decision(4, "md5", MD5[3], "not-pertinent")),
     ])
-    applied = propagate(apply_decisions(items, decisions))
+    decided = apply_decisions(items, decisions)
+    owners = np.asarray([i.ordinal for i in items if "pdq" in i.record.hashes], dtype=np.int64)
+    codes = pack("pdq", [i.record.hashes["pdq"] for i in items if "pdq" in i.record.hashes])
+    applied = propagate(decided, owners, codes, [np.asarray([0, 1], dtype=np.int64)])
     assert applied[2].reasons == () and [r.entry for r in applied[2].discarded] == ["E2"]
     suggestion = applied[1].suggestion
     assert suggestion is not None and suggestion.via == "/e/0.jpg" and suggestion.distance == 1

@@ -100,8 +100,8 @@ def test_histogram_svg() -> None:
 
 
 def test_vics_export(tmp_path: Path) -> None:
-    items, queue, _ = _case()
-    write_vics(tmp_path / "v.json", queue, items,
+    _, queue, _ = _case()
+    write_vics(tmp_path / "v.json", queue,
                {"name": "case-1", "tool_version": "0.1", "banks": [{"name": "bad", "version": "3"}]})
     doc = json.loads((tmp_path / "v.json").read_text())
     assert doc["@odata.context"] == VICS2_CONTEXT
