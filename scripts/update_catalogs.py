@@ -23,6 +23,11 @@ PACKAGES = ("hashing", "index", "triage", "cli")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 
 
+def translated(string: str | tuple[str, ...] | list[str]) -> bool:
+    """Whether a catalog entry has its translation (every plural form, for a plural one)."""
+    return all(string) if isinstance(string, tuple | list) else bool(string)
+
+
 def extract() -> Catalog:
     template = Catalog(domain=DOMAIN)
     for pkg in PACKAGES:
@@ -54,7 +59,7 @@ def main() -> int:
                 continue
             if lang == "en":
                 message.string = message.id
-            elif not message.string:
+            elif not translated(message.string):
                 missing.append(message.id)
         with open(path, "wb") as fh:
             write_po(fh, catalog, width=100, sort_output=True, include_lineno=False)

@@ -200,9 +200,10 @@ def test_case_errors_are_one_line(tmp_path: Path) -> None:
     ev.mkdir()
     afile = tmp_path / "afile"
     afile.write_text("x")
+    BankStore(tmp_path / "s").close()
     runner = CliRunner()
     for case in (afile, afile / "sub"):
         out = runner.invoke(cli, ["scan", str(ev), "--case", str(case), "--store",
-                                  str(tmp_path / "s")])
+                                  str(tmp_path / "s"), "--inventory"])
         assert out.exit_code == 1 and "Traceback" not in out.output, out.output
         assert out.output.count("\n") == 1 and str(case) in out.output

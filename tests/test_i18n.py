@@ -14,6 +14,9 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from hashing import i18n
+from hashing.hasher import HashOptions, hash_path
+from index.bank_import import ImportOptions
+from index.banks import BankStore
 from index.categories import builtin_labels
 from synthetic_fixtures.evidence import make_evidence
 from triage.pipeline import ScanConfig, regenerate_outputs, run_scan
@@ -22,7 +25,7 @@ from triage.reports.summary import stable_view
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _extracted() -> set[str]:
+def _extracted() -> set[Message]:
     import sys
 
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -33,13 +36,22 @@ def _extracted() -> set[str]:
     return {m.id for m in extract() if m.id}
 
 
-def _catalog(lang: str) -> dict[str, str]:
+Message = str | tuple[str, ...]
+
+
+def _catalog(lang: str) -> dict[Message, Message]:
     with open(i18n.po_path(lang), "rb") as fh:
-        return {m.id: m.string for m in read_po(fh, locale=lang) if m.id}
+        return {m.id: tuple(m.string) if isinstance(m.string, list | tuple) else m.string
+                for m in read_po(fh, locale=lang) if m.id}
 
 
-def _fields(text: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+def _forms(text: Message) -> tuple[str, ...]:
+    return text if isinstance(text, tuple) else (text,)
+
+
+def _fields(text: Message) -> set[str]:
+    return {f for form in _forms(text) for _, f, _, _ in string.Formatter().parse(form)
+            if f is not None}
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +65,7 @@ def test_every_message_has_both_translations() -> None:
     assert len(messages) > 100 and set(builtin_labels()) <= messages
     for lang in i18n.LANGUAGES:
         catalog = _catalog(lang)
-        missing = sorted(m for m in messages if not catalog.get(m))
+        missing = sorted(str(m) for m in messages if not all(_forms(catalog.get(m, ""))))
         assert missing == [], (lang, missing)
         for m in messages:  # a translation keeps every placeholder, and only those
             assert _fields(catalog[m]) == _fields(m), (lang, m, catalog[m])
@@ -89,9 +101,15 @@ def test_po_compiled_in_memory_when_no_mo(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_switching_language_changes_no_data(tmp_path: Path) -> None:
     make_evidence(tmp_path / "ev", seed=4, n_images=5, n_videos=0)
+    image = next(p for p in sorted((tmp_path / "ev").rglob("IMG_*")) if p.is_file())
+    bank = tmp_path / "bank.csv"
+    bank.write_text(f"md5,category\n{hash_path(str(image), HashOptions()).hashes['md5']},"
+                    "child abuse material\n")
+    with BankStore(tmp_path / "s") as store:
+        store.import_file(str(bank), ImportOptions(bank="b", source="unit", version="1"))
     case = tmp_path / "case"
     run_scan(ScanConfig(evidence=(tmp_path / "ev",), case_dir=case, store_dir=tmp_path / "s",
-                        workers=0, inventory=True))
+                        workers=0))
     names = ("manifest.jsonl", "queue.jsonl", "queue.csv", "export.vics.json")
     english = {n: (case / n).read_bytes() for n in names}
     summary_en = stable_view(json.loads((case / "summary.json").read_text()))
@@ -109,6 +127,9 @@ def test_switching_language_changes_no_data(tmp_path: Path) -> None:
 
     assert data(report_vi) == data(report_en)
     assert 'lang="vi"' in report_vi and "Chú giải" in report_vi and "Chú giải" not in report_en
+    # the built-in label is shown translated but stays the canonical one in the data
+    assert '"child abuse material":"tài liệu xâm hại tình dục trẻ em"' in report_vi
+    assert "child abuse material" in data(report_vi)
     ids = re.compile(r'id="((?:count|total|acc)-[^"]+)">([^<]*)<')
     assert ids.findall(report_vi) == ids.findall(report_en)  # the same counts, other labels
 
@@ -118,7 +139,9 @@ def test_cli_speaks_vietnamese(tmp_path: Path) -> None:
     bad.write_text("[match]\nradus = 3\n")
     ev = tmp_path / "ev"
     ev.mkdir()
+    BankStore(tmp_path / "s").close()
     out = CliRunner().invoke(cli, ["--lang", "vi", "scan", str(ev), "--case", str(tmp_path / "c"),
-                                   "--store", str(tmp_path / "s"), "--policy", str(bad)])
+                                   "--store", str(tmp_path / "s"), "--policy", str(bad),
+                                   "--inventory"])
     assert out.exit_code == 1
     assert "có phải ý bạn là 'radius'?" in out.output and "Traceback" not in out.output

@@ -103,7 +103,7 @@ def test_summary_report_and_audit_list_the_banks_and_the_unexamined(
                                    "1 entries)")
     page = (case / "report.html").read_text()
     body = page[page.index("<body>"):]
-    assert body.index('id="not-examined"') < body.index("<h2>")
+    assert body.index('id="not-examined"') < body.index("<h2")
     assert "1 item could not be examined" in body and "known (source synthetic unit" in body
     audit = [json.loads(x) for x in (case / "audit.jsonl").read_text().splitlines()]
     banks = audit[-1]["banks"]["banks"]

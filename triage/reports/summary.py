@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hashing.i18n import _, ngettext
 from hashing.types import path_to_text
 from triage.items import CaseItem
 from triage.match import is_known_good
@@ -36,19 +37,22 @@ def not_examined_line(summary: Mapping[str, Any]) -> str:
     # a summary.json written before the count existed still has its attention count
     n = summary.get("not_examined", summary["counts"]["attention"])
     if not n:
-        return "All recognised items were examined (0 could not be examined)."
-    return (f"{n} item{'s' if n != 1 else ''} could not be examined (encrypted, unsupported, "
-            "over a limit or unreadable): see the attention list.")
+        return _("All recognised items were examined (0 could not be examined).")
+    return ngettext("{n} item could not be examined (encrypted, unsupported, over a limit or "
+                    "unreadable): see the attention list.",
+                    "{n} items could not be examined (encrypted, unsupported, over a limit or "
+                    "unreadable): see the attention list.", n).format(n=n)
 
 
 def banks_line(summary: Mapping[str, Any]) -> str:
     """Which banks the scan matched against, or that it was a hashing-only inventory."""
     banks = summary.get("banks") or []
     if not banks:
-        return "banks used: none (hashing-only inventory: nothing was matched)"
-    return "banks used: " + "; ".join(
-        f"{b['name']} (source {b['source'] or '-'}, version {b['version'] or '-'}, "
-        f"{b['entries']} entries)" for b in banks)
+        return _("banks used: none (hashing-only inventory: nothing was matched)")
+    return _("banks used: {banks}").format(banks="; ".join(
+        _("{name} (source {source}, version {version}, {entries} entries)").format(
+            name=b["name"], source=b["source"] or "-", version=b["version"] or "-",
+            entries=b["entries"]) for b in banks))
 
 
 # Attention entries a summary holds in memory; summary.json gets all of them, streamed.
