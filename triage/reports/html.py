@@ -235,6 +235,7 @@ def _legend(summary: Mapping[str, Any]) -> str:
         ("near", _("the perceptual hash is within the match radius of a bank hash")),
         ("dihedral", _("a rotated or mirrored version of the file matched (the variant says which)")),
         ("video", _("enough of the video's frames matched a bank item's frames")),
+        ("frame", _("one frame or page of the file matched (the frame field says which)")),
         ("cluster", _("near a known-bad file of this case (via names it): a lead, not a match")),
     ]
     rs = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in reasons)
