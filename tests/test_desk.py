@@ -207,3 +207,28 @@ def test_case_errors_are_one_line(tmp_path: Path) -> None:
                                   str(tmp_path / "s"), "--inventory"])
         assert out.exit_code == 1 and "Traceback" not in out.output, out.output
         assert out.output.count("\n") == 1 and str(case) in out.output
+
+
+def test_vics_decisions_from_a_review_tool(tmp_path: Path) -> None:
+    from triage.review.decisions import read_decisions
+
+    doc = tmp_path / "graded.json"
+    doc.write_text(
+        '{"@odata.context": "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/US/'
+        '$metadata#Media", "value": [\n'
+        f'{{"MediaID": 1, "MD5": "{MD5[0].upper()}", "Category": 1}},\n'
+        f'{{"MediaID": 2, "MD5": "{MD5[1]}", "Category": 5}},\n'
+        f'{{"MediaID": 3, "MD5": "{MD5[2]}", "Category": 0}},\n'
+        f'{{"MediaID": 4, "SHA1": "{"ab" * 20}", "Category": 3}}\n]}}\n')
+    got = [(d.line, d.key, d.value, d.kind, d.category.label if d.category else None)
+           for d in read_decisions(doc)]
+    assert got == [
+        (2, "md5", MD5[0], "category", "child abuse material"),
+        (3, "md5", MD5[1], "not-pertinent", None),  # Project VIC 5: not pertinent
+        (5, "sha1", "ab" * 20, "category", "CGI/animation"),  # VIC 0 is no decision
+    ]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"value": [\n{"MD5": "xyz", "Category": 1}\n]}\n')
+    with pytest.raises(Exception, match="1 invalid decision") as e:
+        read_decisions(bad)
+    assert e.value.rejected[0].line == 2  # type: ignore[attr-defined]
