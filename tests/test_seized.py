@@ -28,7 +28,9 @@ def seized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     spec = make_seized(root / "fixture")
     before = tree_digest(spec.evidence)
     with BankStore(root / "store") as store:
-        store.import_file(str(spec.bank_csv), ImportOptions(bank="known", format="csv"))
+        # the fixture list carries Project VIC codes in `category`
+        store.import_file(str(spec.bank_csv), ImportOptions(bank="known", format="csv",
+                                                            scheme="vic"))
     result = run_scan(ScanConfig(evidence=(spec.evidence,), case_dir=root / "case",
                                  store_dir=root / "store", workers=0))
     case = root / "case"
