@@ -98,7 +98,11 @@ def open_case_dir(case: Path) -> CaseDir:
     case_id = check_case_dir(case)
     if case_id is not None:
         return CaseDir(case, case_id, created=False)
-    case.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        case.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, read-only, no room: one line, not a traceback
+        raise CaseRefused(str(case), f"cannot create the case directory: "
+                                     f"{exc.strerror or exc}") from None
     os.chmod(case, DIR_MODE)  # a new or empty directory: it is ours now
     case_id = uuid.uuid4().hex
     created = datetime.now(UTC).isoformat(timespec="seconds")
