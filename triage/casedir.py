@@ -80,6 +80,11 @@ def read_marker(case: Path) -> str | None:
 def check_case_dir(case: Path) -> str | None:
     """Refuse a `--case` the tool may not use; return its case id (None: new or empty)."""
     if not os.path.lexists(case):
+        parent = case.parent
+        while not os.path.lexists(parent) and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():  # a case "under" a file could never be created
+            raise CaseRefused(str(case), f"{parent} is not a directory")
         return None
     if not case.is_dir():
         raise CaseRefused(str(case), "the case path exists and is not a directory")
