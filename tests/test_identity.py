@@ -77,7 +77,8 @@ def test_label_collisions_keep_every_row_and_every_match(tmp_path: Path) -> None
     bank = tmp_path / "bank.csv"
     bank.write_text(f"id,md5,category\nKB-1,{_md5(ev.known_bad)},1\n")
     with BankStore(tmp_path / "store") as store:
-        store.import_file(str(bank), ImportOptions(bank="bad", format="csv", version="1"))
+        store.import_file(str(bank), ImportOptions(bank="bad", format="csv", version="1",
+                                                   scheme="vic"))
     case = tmp_path / "case"
     run_scan(ScanConfig(evidence=(ev.root,), case_dir=case, store_dir=tmp_path / "store",
                         workers=0))
