@@ -124,7 +124,8 @@ def write_bank(store: Path, work: Path, picks: list[HashRecord]) -> None:
     infos = write_hash_lists(work, entries, 1, name="scale_bank", malformed=False)
     csv_path = next(i.path for i in infos if i.format == "csv")
     with BankStore(store) as bank_store:
-        bank_store.import_file(str(csv_path), ImportOptions(bank="scale", format="csv"))
+        bank_store.import_file(str(csv_path), ImportOptions(bank="scale", format="csv",
+                                                            scheme="vic"))
 
 
 def _tiny_jpegs(seed: int, count: int) -> list[bytes]:
