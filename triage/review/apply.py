@@ -82,7 +82,7 @@ class _Nodes:
         return int(np.unpackbits(xor, axis=-1).sum(axis=-1).min())
 
 
-def analyst_suggestions(members: Sequence[np.ndarray], graded: Mapping[int, Graded],
+def analyst_suggestions(members: Sequence[Sequence[int] | np.ndarray], graded: Mapping[int, Graded],
                         skip: set[int], owners: np.ndarray,
                         codes: np.ndarray) -> dict[int, Reason]:
     """For each cluster holding analyst-confirmed items, a `cluster` reason for its other
@@ -109,7 +109,7 @@ def analyst_suggestions(members: Sequence[np.ndarray], graded: Mapping[int, Grad
 
 
 def propagate(items: Sequence[CaseItem], owners: np.ndarray, codes: np.ndarray,
-              members: Sequence[np.ndarray]) -> list[CaseItem]:
+              members: Sequence[Sequence[int] | np.ndarray]) -> list[CaseItem]:
     """In-memory composition of `analyst_suggestions` (tests, small cases)."""
     graded = {g.ordinal: g for i in items if (g := graded_of(i)) is not None}
     skip = {i.ordinal for i in items if i.decision is not None or known_bad(i.reasons)}
