@@ -61,7 +61,8 @@ def disk_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             h = hash_bytes(k.data, k.entry, opts).hashes
             w.writerow([k.entry, h["md5"], h["pdq"], "1"])
     with BankStore(root / "store") as store:
-        store.import_file(str(bank), ImportOptions(bank="known", format="csv", version="v1"))
+        store.import_file(str(bank), ImportOptions(bank="known", format="csv", version="v1",
+                                                   scheme="vic"))
     before = {p: tree_digest(p) for p in (root / "evidence", root / "hostile")}
     # two workers: files inside images travel to worker processes as locators
     cfg = ScanConfig(evidence=(root / "evidence", root / "hostile"), case_dir=root / "case",
