@@ -32,7 +32,11 @@ ZEROS_SHA256 = "d702231a97a4e742e747bd3fdc81d8d1b604378660d5fc38934b865ca2a9d6d1
 # Measured 2026-11-23 (workers=0, so every byte hashed is in this one process): ~230 MiB peak
 # RSS, imports of NumPy, numba, OpenCV and FAISS included. The bound leaves > 3x margin; a
 # whole-file read of the 2 GiB sparse file or a decoded pixel bomb would blow through it.
-PEAK_RSS_BOUND = 768 * MiB
+# Round 2 (disk images, documents, frames, local features): 228-338 MiB when this file runs
+# alone, but 801-900 MiB inside the full `make test` run, for a reason not yet found (an open
+# defect in the round-2 note). The bound is the 1 GiB per process that issue 11 promises; a
+# whole-file read of the 2 GiB sparse file would still blow through it.
+PEAK_RSS_BOUND = 1 * GiB
 
 CHILD = """
 import json, resource, sys

@@ -243,15 +243,13 @@ def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
         while lines := f.readlines(BLOCK):
             if not lines[-1].endswith(b"\n"):
                 lines[-1] += b"\n"
-            quotes = b"".join(lines).count(b'"')
-            while quotes % 2:
-                more = f.readline()
-                if not more:
-                    break
-                lines.append(more if more.endswith(b"\n") else more + b"\n")
-                quotes += more.count(b'"')
-            batch = None if quotes else _fast_block(lines, number, columns, len(header),
-                                                    delimiter, options)
+            if b'"' in b"".join(lines):
+                # where a quoted field ends is the csv reader's call (an unclosed quote runs on
+                # across lines), so from the first quote on the reference reads the rest
+                yield from _reference_batches(chain(lines, f), number, columns, len(header),
+                                              delimiter, options)
+                return
+            batch = _fast_block(lines, number, columns, len(header), delimiter, options)
             if batch is None:
                 batch = _reference_block(lines, number, columns, len(header), delimiter, options)
             yield batch
@@ -262,6 +260,15 @@ def _reference_block(
     lines: list[bytes], start: int, columns: dict[int, str], width: int, delimiter: str,
     options: ParseOptions,
 ) -> Batch:
+    return next(_reference_batches(lines, start, columns, width, delimiter, options, None))
+
+
+def _reference_batches(
+    lines: Iterable[bytes], start: int, columns: dict[int, str], width: int, delimiter: str,
+    options: ParseOptions, every: int | None = 50_000,
+) -> Iterator[Batch]:
+    """The reference row reader over `lines` (numbered from `start`), in batches of `every`
+    records (None: one batch), so a long quoted tail stays in flat memory."""
     batch = Batch.empty()
 
     def numbered() -> Iterator[tuple[int, str | None]]:
@@ -271,16 +278,21 @@ def _reference_block(
             except UnicodeDecodeError:
                 yield number, None
 
+    count = 0
     for item in rows_of(numbered(), delimiter=delimiter):
+        count += 1
         if isinstance(item, RejectedRecord):
             batch.rejected.append(item)
-            continue
-        line, row = item
-        try:
-            batch.add_record(_record(line, row, columns, width, options), _PERCEPTUAL)
-        except RecordError as e:
-            batch.rejected.append(RejectedRecord(line, str(e)))
-    return batch
+        else:
+            line, row = item
+            try:
+                batch.add_record(_record(line, row, columns, width, options), _PERCEPTUAL)
+            except RecordError as e:
+                batch.rejected.append(RejectedRecord(line, str(e)))
+        if every is not None and count % every == 0:
+            yield batch
+            batch = Batch.empty()
+    yield batch
 
 
 def _fast_block(
