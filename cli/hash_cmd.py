@@ -37,7 +37,11 @@ def _default_workers() -> int:
 @click.option("--algo", "algorithms", default=",".join(DEFAULT_ALGORITHMS),
               show_default=True, callback=_algorithms,
               help="Comma-separated: pdq,phash,dhash,ahash,whash,md5,sha1,sha256.")
-@click.option("--dihedral", is_flag=True, help="Add the 8 rotated/mirrored PDQ hashes.")
+@click.option("--dihedral", is_flag=True,
+              help="Add the PDQ hashes of the 8 rotated/mirrored pixel planes.")
+@click.option("--variants", is_flag=True,
+              help="Add hashes of canonical variants (trimmed borders, caption bar removed, "
+                   "embedded region, deskewed) when found (jsonl: `variants`).")
 @click.option("--decode", "decode_mode", type=click.Choice(["fast", "exact"]), default="fast",
               show_default=True, help="fast: reduced JPEG luma decode for PDQ; exact: full.")
 @click.option("--exif-transpose", is_flag=True,
@@ -58,8 +62,9 @@ def _default_workers() -> int:
               help="Frames (or pages) hashed per animated or multi-page image; the rest are "
                    "noted as not examined.")
 def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool,
-             decode_mode: str, exif_transpose: bool, workers: int | None, fmt: str,
-             pixel_limit: int, max_media_bytes: int, video_fps: float, max_frames: int) -> None:
+             variants: bool, decode_mode: str, exif_transpose: bool, workers: int | None,
+             fmt: str, pixel_limit: int, max_media_bytes: int, video_fps: float,
+             max_frames: int) -> None:
     """Hash PATH... (files, or folders walked recursively in sorted order, archive members
     after their archive: the rows a scan's manifest holds).
 
@@ -70,7 +75,7 @@ def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool
     for p in paths:
         if not os.path.lexists(p):
             raise click.BadParameter(f"{p!r} does not exist", param_hint="PATH")
-    opts = HashOptions(algorithms=algorithms, dihedral=dihedral,
+    opts = HashOptions(algorithms=algorithms, dihedral=dihedral, variants=variants,
                        decode_mode=cast(DecodeMode, decode_mode), pixel_limit=pixel_limit,
                        exif_transpose=exif_transpose, video_fps=video_fps,
                        max_media_bytes=max_media_bytes, max_frames=max_frames)

@@ -31,6 +31,12 @@ def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
         if counts.get(key):
             click.echo(f"  {label}: " + ", ".join(
                 f"{_(k) if key != 'status' else k}={v}" for k, v in counts[key].items()))
+    matching = summary.get("matching") or {}
+    if matching.get("algorithms"):
+        click.echo("  matched with: " + ", ".join(matching["algorithms"]))
+    for algo in matching.get("unused_policy_radius", ()):
+        click.echo(f"warning: the policy sets a radius for {algo}, which no enabled bank holds",
+                   err=True)
     for name, path in outputs.items():
         click.echo(f"  {name}: {path}")
     report = outputs.get("report.html")

@@ -40,7 +40,7 @@ from hashing.errors import DecodeTimeoutError, MediaError
 from hashing.registry import DEFAULT_ALGORITHMS, DIGESTS, SPECS, spec
 from hashing.sniff import SNIFF_BYTES, MediaKind, sniff
 from hashing.time_limit import time_limit
-from hashing.types import FrameHash, HashRecord
+from hashing.types import FrameHash, HashRecord, VariantHash
 
 # A file larger than this is never held in memory whole: images above it are reported, videos
 # above it are decoded from the open handle after the digest pass.
@@ -65,6 +65,7 @@ class HashOptions:
     max_frames: int = DEFAULT_MAX_FRAMES
     max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
     decode_seconds: float = DEFAULT_DECODE_SECONDS
+    variants: bool = False  # also hash the query-side canonical variants (hashing.variants)
     digests: tuple[str, ...] = field(init=False)
     perceptual: tuple[str, ...] = field(init=False)
 
@@ -94,16 +95,25 @@ def _claims_media(path: str) -> bool:
 
 
 def _image_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
-    from hashing.algorithms.pdq import pdq_from_luma
+    from hashing.algorithms.pdq import block_reduce, exact_dihedral, pdq_from_luma
 
     hashes: dict[str, str] = {}
     out: dict[str, Any] = {}
+    # one block reduction of a large luma plane serves the dihedral hashes and the variants
+    reduced = block_reduce(img.luma) if img.luma is not None and (
+        opts.dihedral or opts.variants) else None
     if "pdq" in opts.perceptual:
         assert img.luma is not None
-        res = pdq_from_luma(img.luma, dihedral=opts.dihedral)
+        if opts.dihedral:
+            # exact variants: the hashes of the rotated/mirrored pixels (identity first)
+            turned = exact_dihedral(img.luma, reduced=reduced)
+            res = turned[0]
+            out["pdq_dihedral"] = tuple(r.hash for r in turned)
+        else:
+            res = pdq_from_luma(img.luma)
+            out["pdq_dihedral"] = None
         hashes["pdq"] = res.hash
         out["pdq_quality"] = res.quality
-        out["pdq_dihedral"] = res.dihedral if opts.dihedral else None
     if img.pil is not None:
         hashes.update(imagehash_hashes(img.pil, opts.perceptual))
     out["hashes"] = hashes
@@ -111,6 +121,8 @@ def _image_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
         out.update(_media_bank_fields(img, opts))
     if opts.exif_transpose and img.pil is not None and img.exif_orientation not in (None, 1):
         out["exif_hashes"] = _transposed_hashes(img, opts)
+    if opts.variants:
+        out["variants"] = _variant_hashes(img, opts, reduced) or None
     return out
 
 
@@ -127,6 +139,45 @@ def _media_bank_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
     if "pdq_grid" in opts.perceptual:
         out["pdq_windows"] = window_hashes(img.luma)
     return out
+
+
+def _variant_hashes(img: DecodedImage, opts: HashOptions,
+                    reduced: tuple[Any, int] | None) -> tuple[VariantHash, ...]:
+    """Hashes of each canonical variant the detectors find (none for a clean image), for the
+    perceptual algorithms whose spec says variants are worth hashing. PDQ of a variant is
+    taken from the block-reduced luma with the full-size grid (a crop is approximate
+    anyway), so a variant of a 12 MP photo costs a 1 MP hash."""
+    import numpy as np
+
+    from hashing.algorithms.pdq import pdq_from_luma
+    from hashing.variants import find_variants, render
+
+    wanted = [a for a in opts.perceptual if spec(a).variants]
+    plane = reduced[0] if reduced is not None else (
+        np.asarray(img.pil.convert("L")) if img.pil is not None else None)
+    if not wanted or plane is None:
+        return ()
+    found = find_variants(plane)
+    if not found:
+        return ()
+    rgb = np.asarray(img.pil.convert("RGB")) if img.pil is not None and any(
+        a in IMAGEHASH_NAMES for a in wanted) else None
+    out = []
+    for v in found:
+        hashes: dict[str, str] = {}
+        quality = None
+        if "pdq" in wanted and reduced is not None:
+            small, f = reduced
+            crop = render(v, small)
+            full = (crop.shape[0] * f, crop.shape[1] * f) if f > 1 else None
+            res = pdq_from_luma(crop, full_size=full)
+            hashes["pdq"], quality = res.hash, res.quality
+        if rgb is not None:
+            from PIL import Image
+
+            hashes.update(imagehash_hashes(Image.fromarray(render(v, rgb)), wanted))
+        out.append(VariantHash(v.name, v.detail, hashes, quality))
+    return tuple(out)
 
 
 def _transposed_hashes(img: DecodedImage, opts: HashOptions) -> dict[str, str]:
@@ -193,6 +244,26 @@ def _frame_fields(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
     if note is not None:
         out["unexamined"] = note
     return out
+
+
+def hash_pixels(rgb: Any, opts: HashOptions, path: str = "<pixels>") -> HashRecord:
+    """The perceptual part of a record for pixels already in memory (uint8[H, W, 3]), through
+    the same code as a file's: what the accuracy benchmark measures is what a scan does."""
+    import numpy as np
+    from PIL import Image
+
+    from hashing.pdq_kernels import rgb_to_luma
+
+    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
+    needs = _needs(opts)
+    img = DecodedImage(
+        media_type="image/x-raw", width=arr.shape[1], height=arr.shape[0],
+        exif_orientation=None, luma=rgb_to_luma(arr) if "luma" in needs else None,
+        pil=Image.fromarray(arr) if "pil" in needs else None,
+    )
+    fields = _image_fields(img, opts)
+    return HashRecord(path=path, status="hashed", media_type=img.media_type, width=img.width,
+                      height=img.height, **fields)
 
 
 def _hash_video(source: bytes | io.BufferedIOBase, path: str, opts: HashOptions,

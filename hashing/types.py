@@ -28,6 +28,12 @@ class AlgorithmSpec:
     default_radius: int | None = None  # inclusive Hamming radius for a near match
     quality_floor: int | None = None  # hashes below this quality are not matched
     description: str = ""
+    # Capabilities generic code looks up instead of testing names:
+    has_quality: bool = False  # the hash comes with a 0..100 quality score
+    dihedral: bool = False  # the hasher can hash the 8 rotations/mirrors of the pixels
+    frames: bool = False  # videos are hashed frame by frame with this algorithm
+    variants: bool = False  # query-side canonical variants (trim, embedded, deskew) are hashed
+    always_scan: bool = False  # a scan computes it even when no bank holds it (clustering)
 
     @property
     def nbytes(self) -> int:
@@ -87,6 +93,27 @@ class FrameHash:
         return cls(d["t"], d["pdq"], d["quality"], d.get("frame"), d.get("md5"))
 
 
+@dataclass(frozen=True, slots=True)
+class VariantHash:
+    """The hashes of one query-side canonical variant of an image (`hashing.variants`):
+    `name` is the detector (trim, caption, embedded, deskew), `detail` what a reason shows
+    ("trimmed 12% top/bottom"), `quality` the PDQ quality of the variant's pixels."""
+
+    name: str
+    detail: str
+    hashes: Mapping[str, str]
+    quality: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variant": self.name, "detail": self.detail, **self.hashes,
+                "quality": self.quality}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], algorithms: tuple[str, ...]) -> VariantHash:
+        return cls(d["variant"], d["detail"], {a: d[a] for a in algorithms if d.get(a)},
+                   d.get("quality"))
+
+
 def path_to_text(path: str | bytes) -> tuple[str, str | None]:
     """Return (printable path, hex of the raw bytes when the name is not valid UTF-8).
 
@@ -121,6 +148,7 @@ class HashRecord:
     exif_hashes: Mapping[str, str] | None = None  # EXIF-transposed hashes, keys "<algo>_exif"
     pdq_frames: tuple[FrameHash, ...] | None = None
     duration: float | None = None
+    variants: tuple[VariantHash, ...] | None = None  # canonical variants (scan option)
     size: int | None = None
     mtime: float | None = None
     kind: EntryKind = "file"
@@ -170,6 +198,8 @@ class HashRecord:
         if self.pdq_frames is not None:
             out["pdq_frames"] = [f.to_dict() for f in self.pdq_frames]
             out["duration"] = self.duration
+        if self.variants:
+            out["variants"] = [v.to_dict() for v in self.variants]
         return out
 
     @classmethod
@@ -198,6 +228,8 @@ class HashRecord:
                 else None
             ),
             duration=d.get("duration"),
+            variants=tuple(VariantHash.from_dict(v, algorithms) for v in d["variants"])
+            if d.get("variants") else None,
             size=d.get("size"),
             mtime=d.get("mtime"),
             kind=d.get("kind", "file"),

@@ -320,6 +320,10 @@ class BankMatcher:
             raise ValueError(f"{algorithm} is not a perceptual hash")
         return self._indexes[algorithm]
 
+    def held_algorithms(self) -> tuple[str, ...]:
+        """Perceptual algorithms some enabled bank holds a hash of (what a scan must compute)."""
+        return tuple(a for a, (index, _) in self._indexes.items() if index.ntotal > 0)
+
     def bank_versions(self) -> dict[str, str | None]:
         """Enabled bank name -> list version, as of opening (for the scan's audit record)."""
         return dict(self._versions)

@@ -198,6 +198,53 @@ def _screenshot(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return frame
 
 
+def _small_rotation_expanded(deg: float) -> Edit:
+    """Rotated by `deg` either way on a canvas grown to hold all of it, white corners."""
+
+    def edit(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+        sign = 1 if rng.random() < 0.5 else -1
+        return img.rotate(sign * deg, resample=Image.Resampling.BICUBIC, expand=True,
+                          fillcolor=(255, 255, 255))
+
+    return edit
+
+
+def _caption_bar(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A meme-style caption: a white band (20% of the height) above the image, black text."""
+    w, h = img.size
+    band = max(4, round(h * 0.2))
+    canvas = Image.new("RGB", (w, h + band), (255, 255, 255))
+    canvas.paste(img, (0, band))
+    text = _CAPTIONS[int(rng.integers(len(_CAPTIONS)))]
+    ImageDraw.Draw(canvas).text((w * float(rng.uniform(0.03, 0.2)), band * 0.2), text,
+                                font=_font(band // 2), fill=(0, 0, 0))
+    return canvas
+
+
+def _phone_screenshot(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A phone gallery viewer: portrait black screen, status bar, image fitted to the width,
+    a toolbar of icons below."""
+    w, h = img.size
+    sw = max(8, round(min(w, h) * 0.9))
+    sh = round(sw * 2.1)
+    screen = Image.new("RGB", (sw, sh), (0, 0, 0))
+    draw = ImageDraw.Draw(screen)
+    bar = max(3, sh // 30)
+    font = _font(max(6, bar - 2))
+    draw.text((sw // 20, 1), "9:41", font=font, fill=(255, 255, 255))
+    draw.rectangle((sw - sw // 8, bar // 4, sw - sw // 20, bar - bar // 4), fill=(255, 255, 255))
+    scale = min(sw / w, (sh - 4 * bar) / h)
+    inner = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                       Image.Resampling.LANCZOS)
+    top = (sh - inner.height) // 2
+    screen.paste(inner, ((sw - inner.width) // 2, top))
+    y = min(sh - 2 * bar, top + inner.height + bar)
+    for k in range(4):
+        cx = sw * (2 * k + 1) // 8
+        draw.ellipse((cx - bar // 2, y, cx + bar // 2, y + bar), outline=(200, 200, 200))
+    return screen
+
+
 EDIT_FAMILIES: dict[str, list[str]] = {
     "jpeg": [f"jpeg_q{q}" for q in (30, 50, 70, 95)],
     "resize": [f"resize_{p}" for p in (25, 50, 75, 150, 200)],
@@ -211,8 +258,9 @@ EDIT_FAMILIES: dict[str, list[str]] = {
     "grayscale": ["grayscale"],
     "overlay": ["text_overlay", "logo_overlay"],
     "stretch": ["stretch_h", "stretch_v"],
-    "small_rotation": ["rotate_1", "rotate_3", "rotate_5"],
-    "screenshot": ["screenshot"],
+    "small_rotation": ["rotate_1", "rotate_3", "rotate_5", "rotate_4_expand"],
+    "screenshot": ["screenshot", "screenshot_phone"],
+    "caption": ["caption_bar"],
     "format": ["format_png", "format_webp", "format_gif"],
 }
 
@@ -248,7 +296,10 @@ EDITS: dict[str, Edit] = {
     "rotate_1": _small_rotation(1.0),
     "rotate_3": _small_rotation(3.0),
     "rotate_5": _small_rotation(5.0),
+    "rotate_4_expand": _small_rotation_expanded(4.0),
     "screenshot": _screenshot,
+    "screenshot_phone": _phone_screenshot,
+    "caption_bar": _caption_bar,
 }
 
 FAMILY_OF: dict[str, str] = {e: fam for fam, names in EDIT_FAMILIES.items() for e in names}

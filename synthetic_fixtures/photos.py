@@ -276,6 +276,43 @@ def make_flat(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
+LOW_INFO_KINDS = ("flat", "gradient", "sky", "dark", "blurred")
+
+
+def make_low_info(rng: np.random.Generator, width: int, height: int, kind: str) -> np.ndarray:
+    """A low-information image of one kind: `flat` (`make_flat`), `gradient` (two colours
+    blended along a random direction), `sky` (a smooth vertical gradient with faint cloud
+    noise over a thin dark horizon), `dark` (a photo at a few percent of its brightness),
+    `blurred` (a photo under a heavy Gaussian blur). Most hash under PDQ quality 50."""
+    if kind == "flat":
+        return make_flat(rng, width, height)
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+    if kind == "gradient":
+        a, b = (rng.uniform(0, 255, size=3).astype(np.float32) for _ in range(2))
+        angle = rng.uniform(0, 2 * np.pi)
+        t = np.clip(0.5 + (x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle), 0, 1)
+        img = a + (b - a) * t
+    elif kind == "sky":
+        top = rng.uniform([40, 90, 160], [120, 160, 240]).astype(np.float32)
+        low = rng.uniform([150, 170, 190], [230, 230, 250]).astype(np.float32)
+        img = top + (low - top) * y
+        clouds = spectral_noise(rng, width, height, 2.6)[..., None]
+        img = img + 12.0 * clouds
+        horizon = int(height * rng.uniform(0.85, 0.95))
+        img[horizon:] = img[horizon:] * 0.35
+    elif kind == "dark":
+        img = make_photo(rng, width, height).astype(np.float32) * rng.uniform(0.03, 0.08)
+    elif kind == "blurred":
+        photo = make_photo(rng, width, height)
+        sigma = max(width, height) / rng.uniform(6, 12)
+        img = cv2.GaussianBlur(photo, (0, 0), sigma).astype(np.float32)
+    else:
+        raise ValueError(f"unknown low-information kind {kind!r}")
+    img = img + rng.normal(0, 0.8, size=(height, width, 1)).astype(np.float32)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
 def scene_to_stored(rgb: np.ndarray, exif_orientation: int | None) -> Image.Image:
     """The stored pixels for an upright scene and an EXIF orientation tag (1, 3, 6 or 8)."""
     img = Image.fromarray(rgb)

@@ -17,12 +17,14 @@ def _random_tables(n: int, e: int, seed: int) -> tuple[accuracy.HashTable, accur
     rng = np.random.default_rng(seed)
     orig, edit = accuracy.HashTable((n,)), accuracy.HashTable((n, e))
     for table in (orig, edit):
-        # Few distinct bytes so small distances (and matches at the default radii) occur.
-        table.pdq[...] = rng.choice([0, 1, 255], size=table.pdq.shape)
-        table.pdq_dihedral[...] = rng.choice([0, 1, 255], size=table.pdq_dihedral.shape)
-        table.quality[...] = rng.integers(0, 101, size=table.quality.shape)
-        for codes in table.imagehash.values():
-            codes[...] = rng.choice([0, 1, 3], size=codes.shape)
+        for s in accuracy.SERIES:
+            # Few distinct bytes so small distances (and matches at the default radii) occur.
+            table.bank[s][...] = rng.choice([0, 1, 255], size=table.bank[s].shape)
+            table.query[s][...] = rng.choice([0, 1, 255], size=table.query[s].shape)
+            table.bank_quality[s][...] = rng.integers(0, 101, size=table.bank_quality[s].shape)
+            table.query_quality[s][...] = rng.integers(0, 101,
+                                                       size=table.query_quality[s].shape)
+            table.valid[s][...] = rng.random(table.valid[s].shape) < 0.8
     return orig, edit
 
 
@@ -32,16 +34,24 @@ def _bits(a: np.ndarray, b: np.ndarray) -> int:
 
 def _brute(orig: accuracy.HashTable, bank: int, query: accuracy.HashTable, where: tuple[int, ...],
            series: str) -> int:
-    """Distance a scan would see between bank original `bank` and the query image at `where`."""
-    floor = spec("pdq").quality_floor or 0
-    if series == "pdq_dihedral":
-        return min(_bits(orig.pdq[bank], v) for v in query.pdq_dihedral[where])
-    if series == "pdq_floor":
-        if orig.quality[bank] < floor or query.quality[where] < floor:
-            return spec("pdq").bits + 1
-        return _bits(orig.pdq[bank], query.pdq[where])
-    algo = "pdq" if series == "pdq" else series
-    return _bits(orig.codes(algo)[bank], query.codes(algo)[where])
+    """Distance a matcher sees between bank original `bank` and the query image at `where`:
+    its nearest valid query hash, under the series' quality rule."""
+    s = accuracy.SPEC_OF[series]
+    floor = spec(s.algo).quality_floor or 0
+    never = spec(s.algo).bits + 1
+    best = never
+    for k in range(s.queries):
+        if not query.valid[series][(*where, k)]:
+            continue
+        d = _bits(orig.bank[series][bank], query.query[series][(*where, k)])
+        low = (orig.bank_quality[series][bank] < floor
+               or query.query_quality[series][(*where, k)] < floor)
+        if s.rule == "floor" and low:
+            d = never
+        if s.rule == "low_radius" and low and d > accuracy.LOW_QUALITY_RADIUS:
+            d = never
+        best = min(best, d)
+    return best
 
 
 def test_positive_distances_match_brute_force() -> None:
@@ -58,9 +68,11 @@ def test_pair_and_cross_histograms_match_brute_force() -> None:
     orig, edit = _random_tables(n, e, seed=2)
     neg_orig = accuracy.pair_histograms(orig)
     neg_cross = accuracy.cross_histograms(orig, edit)
+    only_second = accuracy.cross_histograms(orig, edit, [1])
     for series in accuracy.SERIES:
         bins = spec(accuracy._series_algorithm(series)).bits + 2
         want_orig, want_cross = np.zeros(bins, np.int64), np.zeros(bins, np.int64)
+        want_second = np.zeros(bins, np.int64)
         for bank in range(n):
             for q in range(n):
                 if q == bank:
@@ -68,8 +80,10 @@ def test_pair_and_cross_histograms_match_brute_force() -> None:
                 want_orig[_brute(orig, bank, orig, (q,), series)] += 1
                 for j in range(e):
                     want_cross[_brute(orig, bank, edit, (q, j), series)] += 1
+                want_second[_brute(orig, bank, edit, (q, 1), series)] += 1
         np.testing.assert_array_equal(neg_orig[series], want_orig, err_msg=series)
         np.testing.assert_array_equal(neg_cross[series], want_cross, err_msg=series)
+        np.testing.assert_array_equal(only_second[series], want_second, err_msg=series)
         assert want_orig.sum() == n * (n - 1) and want_cross.sum() == n * (n - 1) * e
 
 
@@ -82,21 +96,22 @@ def test_rates_are_inclusive_and_cumulative() -> None:
 
 
 def test_quick_run_writes_sane_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tiny = dataclasses.replace(accuracy.QUICK, n_originals=4, min_width=96, max_width=128, n_flat=3)
+    tiny = dataclasses.replace(accuracy.QUICK, n_originals=4, min_width=96, max_width=128, n_flat=3,
+                               n_low_info=1)
     monkeypatch.setattr(accuracy, "QUICK", tiny)
     result = accuracy.run(tmp_path, quick=True)
     for name in ("result.json", "accuracy.md", "accuracy_roc.png", "accuracy_recall.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     saved = json.loads((tmp_path / "result.json").read_text())
-    for key in ("recall", "false_positive_rate", "family_recall", "histograms", "weak_pdq_edits",
-                "flat_images", "machine", "config"):
+    for key in ("recall", "false_positive_rate", "family_recall", "family_fpr", "histograms",
+                "weak_scan_edits", "flat_images", "low_information", "goal", "machine", "config"):
         assert key in saved, key
     assert set(saved["recall"]) == set(accuracy.EDITS)
     assert result["images_hashed"] == 4 * (1 + len(accuracy.EDITS)) + 3
     for rec in saved["recall"].values():
         assert all(0.0 <= rec[s] <= 1.0 for s in accuracy.SERIES)
-        # The identity is one of the 8 dihedral variants, and the floor only removes matches.
-        assert rec["pdq_dihedral"] >= rec["pdq"] >= rec["pdq_floor"]
+        # the scan sends the stored-pixel hash (= the reference's) and more; round 1 too
+        assert rec["scan"] >= rec["pdq_ref"] and rec["pdq_dihedral"] >= rec["pdq_ref"]
     for s, f in saved["false_positive_rate"].items():
         assert 0.0 <= f["original_pairs"] <= 1.0 and 0.0 <= f["cross_pairs"] <= 1.0, s
         assert f["n_original_pairs"] == 4 * 3
@@ -105,6 +120,10 @@ def test_quick_run_writes_sane_results(tmp_path: Path, monkeypatch: pytest.Monke
     assert flat["pairs"] == 3 * 2
     # Flat images are what the floor is for: under it, they never match anything.
     assert flat["median_quality"] < saved["config"]["quality_floor"]
-    assert flat["false_positive_rate"]["pdq_floor"] == 0.0
+    assert flat["false_positive_rate"]["pdq_ref"] == 0.0
+    assert saved["pdq_vs_pdqhash"]["max_bits"] <= 4
+    low = saved["low_information"]
+    assert low["images"] == len(low["kinds"]) and low["chosen_radius"] >= 0
     md = (tmp_path / "accuracy.md").read_text()
-    assert "Where PDQ is weak" in md and "| edit | family |" in md
+    assert "Where the default scan is weak" in md and "| edit | family |" in md
+    assert "Low-information images" in md and "| family | edits |" in md

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hashing.codec import pack
-from hashing.types import FrameHash, HashRecord
+from hashing.types import FrameHash, HashRecord, VariantHash
 from index.bank_types import BankEntry
 from index.hamming import HammingIndex
 from triage.match import Reason, is_known_good, known_bad, match_records
@@ -72,6 +72,7 @@ def test_exact_near_radius_and_known_good() -> None:
         rec("/past-radius", pdq=flip(base, 32)),
         rec("/good", md5=md5_good),
         rec("/low-quality", pdq=flip(base, 2), quality=49),
+        rec("/low-quality-far", pdq=flip(base, 9), quality=49),
     ]
     out = match_records(records, banks, Policy(dihedral=False))
     # the code is normalised to its Project VIC label and severity
@@ -80,7 +81,11 @@ def test_exact_near_radius_and_known_good() -> None:
     assert [(r.kind, r.entry, r.distance) for r in out[1]] == [("near", "E1", 31)]
     assert out[2] == ()
     assert is_known_good(out[3]) and not known_bad(out[3])
-    assert out[4] == ()  # the query is under the quality floor
+    # under the quality floor: only within the low-quality radius, as a low-confidence reason
+    assert [(r.kind, r.entry, r.distance) for r in out[4]] == [("low_quality", "E1", 2)]
+    assert out[5] == ()
+    never = match_records(records, banks, Policy(dihedral=False, low_quality_radius=-1))
+    assert never[4] == ()
 
 
 def test_bank_side_quality_floor() -> None:
@@ -88,6 +93,8 @@ def test_bank_side_quality_floor() -> None:
     banks = MemoryBanks([entry("bad", "low", "pdq", base, quality=30),
                          entry("bad", "unknown-q", "pdq", flip(base, 1), quality=None)])
     out = match_records([rec("/q", pdq=base)], banks, Policy())
+    assert [(r.entry, r.kind) for r in out[0]] == [("unknown-q", "near"), ("low", "low_quality")]
+    out = match_records([rec("/q", pdq=flip(base, 9))], banks, Policy())
     assert [r.entry for r in out[0]] == ["unknown-q"]
 
 
@@ -139,3 +146,41 @@ def test_reasons_name_bank_entry_algo_distance() -> None:
         ("b1", "E1", "pdq", 2), ("b2", "E9", "pdq", 6)]
     d = reasons[0].to_dict()
     assert {"kind", "algo", "bank", "entry", "distance", "category"} <= set(d)
+
+
+def test_canonical_variant_reason_names_the_variant() -> None:
+    base = rand_pdq()
+    banks = MemoryBanks([entry("bad", "E1", "pdq", base)])
+    trimmed = VariantHash("trim", "trimmed 40% top/bottom", {"pdq": flip(base, 4)}, 90)
+    record = HashRecord(path="/boxed", status="hashed", media_type="image/png",
+                        hashes={"pdq": rand_pdq()}, pdq_quality=90, variants=(trimmed,))
+    (reason,) = match_records([record], banks, Policy())[0]
+    assert (reason.kind, reason.algo, reason.variant, reason.distance) == (
+        "variant", "pdq", "trimmed 40% top/bottom", 4)
+    assert reason.to_dict()["variant"] == "trimmed 40% top/bottom"
+    assert match_records([record], banks, Policy(variants=False))[0] == ()
+    # a variant under the quality floor is held to the low-quality radius
+    dull = VariantHash("trim", "trimmed 40% top/bottom", {"pdq": flip(base, 4)}, 20)
+    low = HashRecord(path="/dull", status="hashed", media_type="image/png",
+                     hashes={"pdq": rand_pdq()}, pdq_quality=90, variants=(dull,))
+    assert [r.kind for r in match_records([low], banks, Policy())[0]] == ["low_quality"]
+
+
+def test_one_item_held_as_several_hashes_is_one_match_with_a_reason_each() -> None:
+    """A bank entry holding PDQ, pHash and MD5 of one item: one record, three reasons naming
+    the same entry, one per algorithm; a pHash-only item matches without any PDQ."""
+    base, ph = rand_pdq(), "c3a1f0e07c1f8e3d"
+    md5 = "d" * 32
+    banks = MemoryBanks([entry("bad", "ITEM", "pdq", base), entry("bad", "ITEM", "phash", ph),
+                         entry("bad", "ITEM", "md5", md5),
+                         entry("bad", "PONLY", "phash", "0f0f0f0f0f0f0f0f")])
+    record = HashRecord(path="/x", status="hashed", media_type="image/png",
+                        hashes={"pdq": flip(base, 3), "phash": "c3a1f0e07c1f8e3c", "md5": md5},
+                        pdq_quality=90)
+    only = HashRecord(path="/y", status="hashed", media_type="image/png",
+                      hashes={"phash": "0f0f0f0f0f0f0f0e"})
+    out = match_records([record, only], banks, Policy())
+    assert sorted((r.algo, r.entry, r.distance) for r in out[0]) == [
+        ("md5", "ITEM", 0), ("pdq", "ITEM", 3), ("phash", "ITEM", 1)]
+    assert {r.entry for r in out[0]} == {"ITEM"}
+    assert [(r.kind, r.algo, r.entry) for r in out[1]] == [("near", "phash", "PONLY")]

@@ -115,3 +115,11 @@ def test_odd_names_stay_lossless_in_jsonl(tmp_path: Path) -> None:
     with open(tmp_path / "q.csv", newline="") as fh:
         (cell,) = [r["path"] for r in csv.DictReader(fh)]
     assert cell == row["path"] and "\n" in cell  # quoted, one record
+
+
+def test_a_low_quality_match_ranks_below_near_matches_in_its_tier() -> None:
+    low = Reason("low_quality", "pdq", "bad", "E4", 0, "1")
+    items = [CaseItem(0, _rec("/low"), reasons=(low,)), CaseItem(1, _rec("/near"), reasons=(NEAR,))]
+    rows = build_queue(items, Policy())
+    assert [(r.path, r.tier) for r in rows] == [("/near", 2), ("/low", 2)]
+    assert rows[1].score == 50.0 and rows[0].score > 90

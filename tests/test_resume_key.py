@@ -18,7 +18,8 @@ from triage.resume import KEY_VERSION, resume_key
 
 # sha256 of the canonical JSON of the default options under tool version "0.1.0": a change
 # here means every stored row of every case is hashed again, so it must be deliberate.
-PINNED = "v1:7b98818096729695e1bc04c3ab0c3b3f2b90f3ccbbd47ebd73623a2be40e90c7"
+# (Changed by issue 16: the `variants` option, and dihedral hashes of the transformed pixels.)
+PINNED = "v1:9b01347d1f947f441c52ef60e512dc449008a7fecea3bdb4385682b9bd696930"
 
 
 def test_key_is_pinned_and_versioned() -> None:
@@ -31,6 +32,7 @@ def test_key_is_pinned_and_versioned() -> None:
     {"dihedral": True}, {"decode_mode": "exact"}, {"pixel_limit": 1000},
     {"exif_transpose": True}, {"video_fps": 2.0}, {"max_media_bytes": 4096}, {"max_frames": 5},
     {"max_decode_bytes": 1 << 20}, {"decode_seconds": 5.0},
+    {"variants": True},
     {"algorithms": ("pdq", "md5")},
 ])
 def test_every_option_changes_the_key(change: dict[str, object]) -> None:

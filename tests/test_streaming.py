@@ -20,7 +20,7 @@ from triage.cluster import cluster_items
 from triage.demo import run_demo
 from triage.items import CaseItem
 from triage.local_match import media_match
-from triage.match import match_records
+from triage.match import match_records, matching_notes
 from triage.pipeline import ScanConfig, run_scan
 from triage.policy import Policy
 from triage.queue import build_queue
@@ -57,6 +57,7 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
             reasons = match_records([i.record for i in items], matcher, policy)
             items = [replace(i, reasons=r) for i, r in zip(items, reasons, strict=True)]
             items = media_match(items, media, policy)
+            matching = matching_notes(matcher.held_algorithms(), policy)
         finally:
             matcher.close()
             media.close()
@@ -74,6 +75,8 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
     for row in queue:
         counts.add_row(row)
     summary = counts.summary(len({i.cluster for i in items if i.cluster}), {}, {}, banks)
+    attention = summary.pop("attention")
+    summary.update(matching=matching, attention=attention)  # as the scan lays it out
     (out / "summary.json").write_text(json.dumps(summary))
     write_report(out / "report.html", summary, queue, info, policy.report_unmatched_rows)
 

@@ -182,11 +182,13 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
                      memory_budget: int = DEFAULT_MEMORY_BUDGET,
                      used_banks: Sequence[Mapping[str, Any]] = (),
                      media: MediaMatcher | None = None,
-                     case_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                     case_info: Mapping[str, Any] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """match -> cluster -> score -> write, with the analysts' decisions stored in the case
     applied; returns the summary (its attention list cut to `ATTENTION_KEPT` entries;
     summary.json holds them all). `used_banks` (name, source, version, entries) are listed
-    in the summary and the report; `case_info` is the report header and VICS provenance."""
+    in the summary and the report; `case_info` is the report header and VICS provenance;
+    `extra` adds top-level summary keys (the scan's `matching` notes)."""
     size = chunk_rows(memory_budget)
     info = dict(case_info or {"name": case.name, "policy": policy.to_dict()})
     decisions = DecisionIndex(load_decisions(case))
@@ -206,6 +208,9 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
             write_vics(case / "export.vics.json", scratch.ranked(), info)
         timer.add("total", timer.elapsed())
         summary = counts.summary(clusters, run_info, timer.seconds, used_banks)
+        if extra:  # the attention list stays last (write_summary streams it there)
+            tail = {"attention": summary.pop("attention")} if "attention" in summary else {}
+            summary = {**summary, **extra, **tail}
         write_summary(case / "summary.json", summary, scratch.attention())
         write_report(case / "report.html", summary, scratch.ranked(), info,
                      policy.report_unmatched_rows)

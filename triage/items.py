@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hashing.registry import DEFAULT_ALGORITHMS
+from hashing.registry import SPECS
 from hashing.types import HashRecord
 from triage.match import Reason
 from triage.review.casefile import StoredDecision
+
+ALL_ALGORITHMS = tuple(SPECS)  # a scan hashes whatever the banks hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,5 +37,5 @@ class CaseItem:
     def from_row(cls, ordinal: int, row: Mapping[str, Any],
                  features: bytes | None = None) -> CaseItem:
         """The item of one stored manifest row (`HashRecord.to_dict()` plus scan flags)."""
-        return cls(ordinal, HashRecord.from_dict(row, DEFAULT_ALGORITHMS),
+        return cls(ordinal, HashRecord.from_dict(row, ALL_ALGORITHMS),
                    archive_error=bool(row.get("archive_error")), features=features)

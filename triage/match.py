@@ -1,5 +1,7 @@
-"""Matching a case's records against the banks: exact digests, perceptual near matches
-(PDQ with its 8 dihedral variants), and videos frame by frame the way vPDQ does it.
+"""Matching a case's records against the banks: exact digests, perceptual near matches for
+every algorithm a bank holds (each record's stored-pixel hash, exact dihedral variants and
+canonical variants, see `triage.queries`), low-confidence matches of hashes under the quality
+floor, and videos frame by frame the way vPDQ does it.
 
 Every hit becomes a `Reason` naming the bank, the entry, the algorithm and the distance, so
 the queue can say why a file is where it is. The bank side is read through the `Banks`
@@ -15,22 +17,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hashing.codec import pack
-from hashing.registry import DIGESTS, PERCEPTUAL, spec
+from hashing.registry import DIGESTS, FRAME_ALGORITHM, PERCEPTUAL, spec
 from hashing.types import HashRecord
 from index.bank_types import BankEntry
 from index.categories import canonical
-from index.hamming import dihedral_range_search
 from triage.policy import Policy
+from triage.queries import DIHEDRAL_NAMES, Query, low_quality, record_queries
 from triage.verify import Transform
 
-# The order of `HashRecord.pdq_dihedral` (pdqhash.compute_dihedral): identity first.
-DIHEDRAL_NAMES = (
-    "original", "rotate90", "rotate180", "rotate270",
-    "flip_x", "flip_y", "flip_plus1", "flip_minus1",
-)
+__all__ = ["DIHEDRAL_NAMES", "Banks", "Reason", "match_records", "matching_notes"]
 
-KIND_ORDER = {"exact": 0, "near": 1, "dihedral": 1, "video": 1, "frame": 1, "local": 1,
-              "cluster": 2}
+# low_quality: a hash under the quality floor within the low-quality radius (low confidence)
+KIND_ORDER = {"exact": 0, "near": 1, "dihedral": 1, "variant": 1, "video": 1, "frame": 1,
+              "local": 1, "low_quality": 2, "cluster": 3}
 
 
 class Banks(Protocol):
@@ -47,7 +46,7 @@ class Banks(Protocol):
 class Reason:
     """One explanation of a file's place in the queue."""
 
-    kind: str  # exact | near | dihedral | video | frame | local | cluster
+    kind: str  # exact | near | dihedral | variant | video | frame | local | low_quality | cluster
     algo: str
     bank: str | None
     entry: str | None
@@ -56,7 +55,7 @@ class Reason:
     known_good: bool = False
     vic_category: int | None = None
     series: str | None = None
-    variant: str | None = None  # dihedral: which transform of the file matched
+    variant: str | None = None  # dihedral / variant: which transform or reframing matched
     query_frames_pct: float | None = None  # video: share of this video's frames matched
     bank_frames_pct: float | None = None  # video: share of the bank item's frames matched
     via: str | None = None  # cluster: the known-bad case file this one is near
@@ -122,17 +121,13 @@ def _reason(kind: str, algo: str, e: BankEntry, distance: int, **extra: Any) -> 
 
 
 def _usable(e: BankEntry, algo: str, policy: Policy) -> bool:
-    # The quality floor applies to PDQ on both sides (query filtering happens at the caller);
-    # an entry analysts confirmed false too often is quarantined by the policy.
-    if policy.quarantined(e.false_positives):
-        return False
-    return not (algo == "pdq" and e.quality is not None and e.quality < policy.min_quality)
+    """A bank entry over the quality floor (or without a quality) matches at full radius;
+    one analysts confirmed false too often is quarantined by the policy."""
+    return not _quarantined(e, policy) and not low_quality(e.quality, algo, policy)
 
 
-def _query_ok(rec: HashRecord, algo: str, policy: Policy) -> bool:
-    if algo != "pdq":
-        return True
-    return rec.pdq_quality is None or rec.pdq_quality >= policy.min_quality
+def _quarantined(e: BankEntry, policy: Policy) -> bool:
+    return policy.quarantined(e.false_positives)
 
 
 def _exact(records: Sequence[HashRecord], banks: Banks, policy: Policy,
@@ -149,44 +144,42 @@ def _near(
     records: Sequence[HashRecord], banks: Banks, algo: str, policy: Policy,
     out: list[list[Reason]],
 ) -> None:
-    which = [i for i, r in enumerate(records) if algo in r.hashes and _query_ok(r, algo, policy)]
-    if not which:
+    """Every query of every record (`triage.queries`) at the policy radius; hashes under the
+    quality floor, on either side, only within the low-quality radius, as their own
+    low-confidence reason. One reason per (record, bank entry): the closest query wins."""
+    queries = [q for i, r in enumerate(records) for q in record_queries(i, r, algo, policy)]
+    if not queries:
         return
     index, rows = banks.perceptual(algo)
     if index.ntotal == 0:
         return
     entries_of = _CachedRows(rows)
     radius = policy.radius[algo]
-    # best[(record, bank, entry)] = (distance, variant); variant 0 wins ties (a plain match).
-    best: dict[tuple[int, str, str], tuple[int, int, BankEntry]] = {}
-
-    def note(i: int, variant: int, row: int, dist: int) -> None:
-        for e in entries_of[row]:
-            if not _usable(e, algo, policy):
-                continue
-            key = (i, e.bank, e.entry_id)
-            if key not in best or (dist, variant) < best[key][:2]:
-                best[key] = (dist, variant, e)
-
-    dihedral = algo == "pdq" and policy.dihedral
-    plain = [i for i in which if not (dihedral and records[i].pdq_dihedral)]
-    turned = [i for i in which if dihedral and records[i].pdq_dihedral]
-    if plain:
-        lims, dists, ids = index.range_search(pack(algo, (records[i].hashes[algo] for i in plain)),
-                                              radius)
-        for q, i in enumerate(plain):
-            for k in range(lims[q], lims[q + 1]):
-                note(i, 0, int(ids[k]), int(dists[k]))
-    if turned:
-        codes = pack(algo, (h for i in turned for h in records[i].pdq_dihedral or ()))
-        codes = codes.reshape(len(turned), len(DIHEDRAL_NAMES), -1)
-        for q, variant, row, dist in dihedral_range_search(index, codes, radius):
-            note(turned[q], int(variant), int(row), int(dist))
-    for (i, _, _), (dist, variant, e) in sorted(best.items(), key=lambda kv: kv[0]):
-        if variant == 0:
-            out[i].append(_reason("near", algo, e, dist))
-        else:
-            out[i].append(_reason("dihedral", algo, e, dist, variant=DIHEDRAL_NAMES[variant]))
+    low_radius = min(policy.low_quality_radius, radius)
+    # best[(record, bank, entry)] = (low confidence, distance, rank, query, entry)
+    best: dict[tuple[int, str, str], tuple[bool, int, int, Query, BankEntry]] = {}
+    groups = [([q for q in queries if not low_quality(q.quality, algo, policy)], radius),
+              ([q for q in queries if low_quality(q.quality, algo, policy)], low_radius)]
+    for group, r in groups:
+        if not group or r < 0:
+            continue
+        lims, dists, ids = index.range_search(pack(algo, (q.hex for q in group)), r)
+        for n, q in enumerate(group):
+            for k in range(lims[n], lims[n + 1]):
+                dist = int(dists[k])
+                for e in entries_of[int(ids[k])]:
+                    if _quarantined(e, policy):
+                        continue
+                    low = low_quality(q.quality, algo, policy) or not _usable(e, algo, policy)
+                    if low and dist > low_radius:
+                        continue
+                    key = (q.record, e.bank, e.entry_id)
+                    cand = (low, dist, q.rank, q, e)
+                    if key not in best or cand[:3] < best[key][:3]:
+                        best[key] = cand
+    for (i, _, _), (low, dist, _, q, e) in sorted(best.items(), key=lambda kv: kv[0]):
+        kind = "low_quality" if low else q.kind
+        out[i].append(_reason(kind, algo, e, dist, variant=q.variant))
 
 
 def _bank_item_frames(index: Any, entries_of: _CachedRows,
@@ -195,7 +188,7 @@ def _bank_item_frames(index: Any, entries_of: _CachedRows,
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for row in range(index.ntotal):
         for e in entries_of[row]:
-            if _usable(e, "pdq", policy):
+            if _usable(e, FRAME_ALGORITHM, policy):
                 counts[(e.bank, e.entry_id)] += 1
     return counts
 
@@ -217,11 +210,12 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
                 total[i] += 1
     if not frames:
         return
-    index, rows = banks.perceptual("pdq")
+    index, rows = banks.perceptual(FRAME_ALGORITHM)
     if index.ntotal == 0:
         return
     entries_of = _CachedRows(rows)
-    lims, dists, ids = index.range_search(pack("pdq", frames), policy.radius["pdq"])
+    lims, dists, ids = index.range_search(pack(FRAME_ALGORITHM, frames),
+                                          policy.radius[FRAME_ALGORITHM])
     hit_frames: dict[tuple[int, str, str], set[int]] = defaultdict(set)
     hit_rows: dict[tuple[int, str, str], set[int]] = defaultdict(set)
     nearest: dict[tuple[int, str, str], tuple[int, BankEntry]] = {}
@@ -230,7 +224,7 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
         for k in range(lims[q], lims[q + 1]):
             row, dist = int(ids[k]), int(dists[k])
             for e in entries_of[row]:
-                if not _usable(e, "pdq", policy):
+                if not _usable(e, FRAME_ALGORITHM, policy):
                     continue
                 key = (i, e.bank, e.entry_id)
                 hit_frames[key].add(q)
@@ -252,11 +246,11 @@ def _video(records: Sequence[HashRecord], banks: Banks, policy: Policy,
         if frame is not None:
             # a multi-frame image: a match on any one frame or page matches the file
             word = "page" if records[i].media_type == "image/tiff" else "frame"
-            out[i].append(_reason("frame", "pdq", e, dist, query_frames_pct=query_pct,
+            out[i].append(_reason("frame", FRAME_ALGORITHM, e, dist, query_frames_pct=query_pct,
                                   bank_frames_pct=bank_pct, frame=f"{word} {frame + 1}"))
         elif n_item == 1 or (query_pct >= policy.video_query_pct
                              and bank_pct >= policy.video_bank_pct):
-            out[i].append(_reason("video", "pdq", e, dist, query_frames_pct=query_pct,
+            out[i].append(_reason("video", FRAME_ALGORITHM, e, dist, query_frames_pct=query_pct,
                                   bank_frames_pct=bank_pct))
 
 
@@ -271,6 +265,20 @@ def match_records(records: Sequence[HashRecord], banks: Banks, policy: Policy,
             _near(records, banks, algo, policy, out)
     _video(records, banks, policy, out)
     return [tuple(sorted(rs, key=lambda r: r.sort_key)) for rs in out]
+
+
+def matching_notes(held: Iterable[str], policy: Policy) -> dict[str, Any]:
+    """What the scan matched with, for the summary: the perceptual algorithms enabled banks
+    hold, and policy radius keys for algorithms no bank holds (they cannot do anything)."""
+    held_set = set(held)
+    return {
+        "algorithms": sorted(held_set),
+        "radius": {a: policy.radius[a] for a in sorted(held_set) if a in policy.radius},
+        "unused_policy_radius": sorted(policy.radius_set - held_set),
+        "variants": policy.variants,
+        "dihedral": policy.dihedral,
+        "low_quality_radius": policy.low_quality_radius,
+    }
 
 
 def known_bad(reasons: Sequence[Reason]) -> list[Reason]:

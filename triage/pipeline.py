@@ -25,7 +25,7 @@ from typing import Any
 from hashing.errors import TriageError
 from hashing.hasher import HashOptions
 from hashing.i18n import _, language
-from hashing.registry import DEFAULT_ALGORITHMS
+from hashing.registry import scan_algorithms
 from hashing.types import path_to_text
 from index.bank_index import BankMatcher
 from index.banks import BankStore, default_store_dir, store_exists
@@ -37,6 +37,7 @@ from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
 from triage.executor import TlsFiles, make_executor
 from triage.identity import location_json, location_key
 from triage.local_match import LOCAL_ALGORITHMS
+from triage.match import matching_notes
 from triage.outputs import sha256_file, stale_temp_files
 from triage.policy import Policy, load_policy, policy_from_mapping
 from triage.progress import count_ahead
@@ -142,9 +143,11 @@ def _record(db: CaseDB, run: int, key: str, chunk: list[Settled]) -> None:
                         if s.record is not None)
 
 
-def _hash_options(cfg: ScanConfig, policy: Policy) -> HashOptions:
-    return HashOptions(algorithms=(*DEFAULT_ALGORITHMS, *LOCAL_ALGORITHMS),
-                       dihedral=policy.dihedral,
+def _hash_options(cfg: ScanConfig, policy: Policy, held: tuple[str, ...]) -> HashOptions:
+    # Every perceptual algorithm an enabled bank holds is hashed (and no other), so a pHash
+    # list matches; PDQ always (clustering and videos use it); local features for media banks.
+    return HashOptions(algorithms=(*scan_algorithms(held), *LOCAL_ALGORITHMS),
+                       dihedral=policy.dihedral, variants=policy.variants,
                        decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
                        pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes,
                        max_frames=policy.max_frames, max_decode_bytes=policy.max_decode_bytes,
@@ -270,7 +273,7 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
           matchers: tuple[BankMatcher, MediaMatcher], bank_info: dict[str, Any],
           timer: StageTimer, started: str) -> ScanResult:
     case = case_dir.path
-    opts = _hash_options(cfg, policy)
+    opts = _hash_options(cfg, policy, matchers[0].held_algorithms())
     # Resume reuses a row only when the file and the way it was hashed are both unchanged
     # (the media limits included: a row hashed under other limits is hashed again).
     key = resume_key(opts, tool_version())
@@ -301,10 +304,11 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
                 write_manifest(case / "manifest.jsonl", (row.text for row in db.rows(run)))
             header = {"evidence_roots": common["evidence_roots"], "started": started,
                       "ended": _now()}
-            summary = derive_and_write(case, db, run, matchers[0], policy, run_info, timer,
-                                       cfg.memory_budget, banks_used(bank_info),
-                                       media=matchers[1],
-                                       case_info=_case_info(case, policy, bank_info, header))
+            summary = derive_and_write(
+                case, db, run, matchers[0], policy, run_info, timer, cfg.memory_budget,
+                banks_used(bank_info), media=matchers[1],
+                case_info=_case_info(case, policy, bank_info, header),
+                extra={"matching": matching_notes(matchers[0].held_algorithms(), policy)})
         sha = _digests(outputs)
         db.set_meta("outputs_sha256", json.dumps(sha))
         append_audit(audit_path, {

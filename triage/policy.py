@@ -8,6 +8,8 @@ a policy file only overrides them. Example (every key optional):
     radius = { pdq = 31, phash = 8 }
     min_quality = 50
     dihedral = true
+    variants = true          # hash query-side canonical variants (trim, caption, embedded, deskew)
+    low_quality_radius = 8   # PDQ under min_quality: low-confidence match within this radius
 
     [video]
     query_frames_pct = 80.0   # share of the video's frames that must match
@@ -66,6 +68,7 @@ from hashing.i18n import _
 from hashing.registry import PDQ, PERCEPTUAL, spec
 from triage.limits import WalkLimits
 
+LOW_QUALITY_RADIUS = 8
 TIER_KEYS = ("possible_new", "near", "exact", "unmatched")
 WALK_LIMIT_KEYS = tuple(f.name for f in fields(WalkLimits))
 MEDIA_LIMIT_KEYS = ("pixel_limit", "max_media_bytes", "max_frames", "max_decode_bytes",
@@ -96,6 +99,10 @@ class Policy:
     radius: Mapping[str, int] = field(default_factory=_default_radii)
     min_quality: int = PDQ.quality_floor or 0
     dihedral: bool = True
+    variants: bool = True
+    # Hashes under the quality floor match only within this much smaller radius, as a
+    # separate low-confidence reason (-1 = never); the numbers are in benchmarks/accuracy.
+    low_quality_radius: int = LOW_QUALITY_RADIUS
     video_query_pct: float = 80.0
     video_bank_pct: float = 0.0
     cluster_enabled: bool = True
@@ -107,6 +114,8 @@ class Policy:
     max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
     decode_seconds: float = DEFAULT_DECODE_SECONDS
     walk_limits: WalkLimits = field(default_factory=WalkLimits)
+    # radius keys the policy file set (a key for an algorithm no bank holds is reported)
+    radius_set: frozenset[str] = field(default=frozenset(), compare=False)
     quarantine_false_positives: int = 3
     report_unmatched_rows: int = 20_000
 
@@ -121,6 +130,8 @@ class Policy:
                 "radius": dict(sorted(self.radius.items())),
                 "min_quality": self.min_quality,
                 "dihedral": self.dihedral,
+                "variants": self.variants,
+                "low_quality_radius": self.low_quality_radius,
             },
             "video": {
                 "query_frames_pct": self.video_query_pct,
@@ -188,7 +199,8 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
     unknown = set(doc) - tables
     if unknown:
         raise PolicyError(src, "", _unknown(unknown, tables))
-    m = _table(src, doc, "match", {"radius", "min_quality", "dihedral"})
+    m = _table(src, doc, "match", {"radius", "min_quality", "dihedral", "variants",
+                                   "low_quality_radius"})
     v = _table(src, doc, "video", {"query_frames_pct", "bank_frames_pct"})
     c = _table(src, doc, "cluster", {"enabled", "radius"})
     t = _table(src, doc, "tiers", set(TIER_KEYS))
@@ -211,6 +223,11 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
         radius=radius,
         min_quality=_int(src, "match.min_quality", m.get("min_quality", base.min_quality), 0, 100),
         dihedral=_bool(src, "match.dihedral", m.get("dihedral", base.dihedral)),
+        variants=_bool(src, "match.variants", m.get("variants", base.variants)),
+        low_quality_radius=_int(src, "match.low_quality_radius",
+                                m.get("low_quality_radius", base.low_quality_radius), -1,
+                                PDQ.bits),
+        radius_set=frozenset(radius_in),
         video_query_pct=_pct(src, "video.query_frames_pct",
                              v.get("query_frames_pct", base.video_query_pct)),
         video_bank_pct=_pct(src, "video.bank_frames_pct",

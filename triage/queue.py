@@ -82,7 +82,9 @@ def _score(r: Reason) -> float:
     """Match strength: 100 for an exact digest match, else 100 x (1 - distance / hash bits)."""
     if r.kind == "exact":
         return 100.0
-    return round(100.0 * (1.0 - r.distance / spec(r.algo).bits), 2)
+    # a low-quality hash is low-confidence evidence: it ranks below near matches in its tier
+    top = 50.0 if r.kind == "low_quality" else 100.0
+    return round(top * (1.0 - r.distance / spec(r.algo).bits), 2)
 
 
 def queue_row(item: CaseItem, policy: Policy) -> QueueRow | None:

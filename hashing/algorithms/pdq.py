@@ -29,6 +29,15 @@ Dihedral hashes come from one DCT: rotating or mirroring the image only transpos
 16x16 coefficients and flips the signs of odd rows or columns. The order is the one of
 `pdqhash.compute_dihedral`: original, rotate 90, rotate 180, rotate 270, flip x, flip y,
 flip about the main diagonal, flip about the anti-diagonal.
+
+Those coefficient-derived hashes are not the hashes of the rotated or mirrored pixels: the
+box filter's window and the decimation grid are anchored at the top-left, so flipping the
+pixels shifts the sampling phase (a few to tens of bits; 16-18 bits on a 320x240 photo).
+`exact_dihedral` therefore hashes the 8 transforms of the luma plane itself, so undoing an
+exact rotation or mirror of a listed image gives back its listed hash bit for bit. It runs
+the filter 8 times, which is what exactness costs: the running sums of a reversed row are
+added in the other order, so no shared pass gives the same float32 bits. (Measured in
+`benchmarks/hashing.py`.)
 """
 
 from __future__ import annotations
@@ -132,6 +141,71 @@ def pdq_from_luma(
     if scale == 1:
         return _from_downsampled(pdq_kernels.downsample(arr), dihedral)
     return _from_downsampled(pdq_kernels.downsample_scaled(arr, h, w, scale), dihedral)
+
+
+def _transforms(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The 8 rotations/mirrors of a 2-D plane in `pdqhash.compute_dihedral`'s order (checked in
+    the tests against the coefficient-derived hashes). Built from one transposed copy and
+    OpenCV flips: numpy's strided copies of rotated views cost 2-3x more on large planes."""
+    import cv2
+
+    t = cv2.transpose(a)
+    return (a, cv2.flip(t, 0), cv2.flip(a, -1), cv2.flip(t, 1), cv2.flip(a, 0),
+            cv2.flip(a, 1), t, cv2.flip(t, -1))
+
+
+# Above this long side the 7 turned planes are f x f block means hashed with the full-size
+# box windows and sample grid (`downsample_scaled`, as for a DCT-scaled JPEG decode): on a
+# 12 MP photo 8 full-size filter passes cost 400 ms of CPU, this 47 ms (the identity, 23 ms,
+# included), and undoing a rotation of generated 2-12 MP photos gave the full-size hash back
+# bit for bit in every case measured (tests/test_variants.py pins one).
+EXACT_MAX_SIDE = 1024
+
+
+def block_reduce(arr: np.ndarray, max_side: int = EXACT_MAX_SIDE) -> tuple[np.ndarray, int]:
+    """(block means over f x f, f) with f the integer factor bringing the long side under
+    `max_side`; edges padded by replication so the shape is ceil(size / f), what
+    `pdq_from_luma(..., full_size=)` expects of a DCT-scaled decode."""
+    import cv2
+
+    h, w = arr.shape
+    f = min(8, -(-max(h, w) // max_side))
+    if f <= 1:
+        return arr, 1
+    oh, ow = -(-h // f), -(-w // f)
+    padded = cv2.copyMakeBorder(arr, 0, oh * f - h, 0, ow * f - w, cv2.BORDER_REPLICATE)
+    return cv2.resize(padded, (ow, oh), interpolation=cv2.INTER_AREA), f
+
+
+def exact_dihedral(
+    luma: np.ndarray, *, full_size: tuple[int, int] | None = None,
+    max_side: int | None = EXACT_MAX_SIDE, reduced: tuple[np.ndarray, int] | None = None,
+) -> tuple[PdqResult, ...]:
+    """PDQ of each of the 8 rotations/mirrors of the luma plane (identity first), so that
+    `exact_dihedral(T(x))` holds `pdq_from_luma(x)` for every dihedral transform T.
+
+    The identity is always the full-size, reference-compatible hash. Bit for bit up to
+    `max_side` pixels on the long side; above it the 7 turned planes are block means
+    hashed with the full-size windows and sample grid (`full_size`, as for a DCT-scaled
+    decode); None: always full size, 8 filter passes. `reduced` is `block_reduce(luma)`
+    when the caller already has it."""
+    arr = np.ascontiguousarray(luma, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"luma must be 2-D, got shape {arr.shape}")
+    first = pdq_from_luma(arr, full_size=full_size)
+    size = full_size
+    small = arr
+    if max_side is not None and full_size is None:
+        small, f = reduced if reduced is not None else block_reduce(arr, max_side)
+        size = (arr.shape[0], arr.shape[1]) if f > 1 else None
+    out = [first]
+    for k, plane in enumerate(_transforms(small)):
+        if k == 0:
+            continue
+        swaps = k in (1, 3, 6, 7)
+        turned_size = size if size is None or not swaps else (size[1], size[0])
+        out.append(pdq_from_luma(plane, full_size=turned_size))
+    return tuple(out)
 
 
 def pdq_from_rgb(rgb: np.ndarray, dihedral: bool = False) -> PdqResult:
