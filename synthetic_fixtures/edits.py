@@ -319,9 +319,14 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
         return im.convert("RGB")
 
 
+# Edits added later draw after these, so adding one never changes another edit's generator.
+_LATER = ("caption_bar", "rotate_4_expand", "screenshot_phone")
+_RNG_ORDER = (*sorted(n for n in EDITS if n not in _LATER), *_LATER)
+
+
 def edit_rng(seed: int, original_index: int, edit: str) -> np.random.Generator:
     """The generator an edit gets in `write_variants`, so callers can reproduce a variant."""
-    return np.random.default_rng([seed, original_index, sorted(EDITS).index(edit)])
+    return np.random.default_rng([seed, original_index, _RNG_ORDER.index(edit)])
 
 
 def write_variants(
