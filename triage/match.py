@@ -274,7 +274,10 @@ def matching_notes(held: Iterable[str], policy: Policy) -> dict[str, Any]:
     return {
         "algorithms": sorted(held_set),
         "radius": {a: policy.radius[a] for a in sorted(held_set) if a in policy.radius},
-        "unused_policy_radius": sorted(policy.radius_set - held_set),
+        # a key that changes a default for an algorithm no bank holds does nothing: say so
+        "unused_policy_radius": sorted(
+            a for a in policy.radius_set - held_set
+            if policy.radius.get(a) != spec(a).default_radius),
         "variants": policy.variants,
         "dihedral": policy.dihedral,
         "low_quality_radius": policy.low_quality_radius,

@@ -385,7 +385,9 @@ def regenerate_outputs(case_dir: Path, store_dir: Path) -> dict[str, Any]:
                 summary = derive_and_write(case, db, run, matcher, policy,
                                            dict(last.get("run") or {}), timer,
                                            used_banks=banks_used(bank_info), media=media,
-                                           case_info=_case_info(case, policy, bank_info, header))
+                                           case_info=_case_info(case, policy, bank_info, header),
+                                           extra={"matching": matching_notes(
+                                               matcher.held_algorithms(), policy)})
                 # the next identical scan compares against what is on disk now
                 db.set_meta("outputs_sha256", json.dumps(_digests(
                     {name: case / name for name in OUTPUT_NAMES})))
