@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal, TextIO
 
@@ -25,6 +26,26 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def neutralise_cell(value: str) -> str:
     """Prefix a quote to text a spreadsheet would treat as a formula (OWASP CSV injection)."""
     return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+# Text a spreadsheet would run, behind any number of quotes: the reversible prefix below
+# quotes these and only these, so `restore_text` can tell its own quote from a partner's.
+_QUOTED_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise_text(value: str) -> str:
+    """`neutralise_cell` made reversible, for CSV the tool reads back (`bank export`).
+
+    One `'` is put before text that is a formula start behind zero or more quotes
+    (`=x` -> `'=x`, `'=x` -> `''=x`), so `restore_text` inverts it exactly and a cell that
+    is not of that shape is never touched in either direction.
+    """
+    return "'" + value if _QUOTED_FORMULA.match(value) else value
+
+
+def restore_text(value: str) -> str:
+    """Inverse of `neutralise_text`: drop the one leading `'` it adds (`''=x` -> `'=x`)."""
+    return value[1:] if value.startswith("'") and _QUOTED_FORMULA.match(value, 1) else value
 
 
 def csv_columns(algorithms: Iterable[str], *, dihedral: bool = False,

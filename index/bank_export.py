@@ -1,6 +1,7 @@
 """Writing a bank back out as a hash list for partners: hashes and labels only, never content.
 
-Each shape re-imports to the same entries: `csv` (every label), `pdq` (`hash,quality`, PDQ
+Each shape re-imports to the same entries: `csv` (every label; a text cell a spreadsheet would
+run as a formula gets one leading `'`, which the CSV importer takes off again), `pdq` (`hash,quality`, PDQ
 entries only) and `vics` (VICS 2.0 `#Media`; categories as the bank's scheme codes, so labels
 that are not codes of that scheme are not carried). Retracted entries are never exported, nor
 are the store-private signatures of media banks (`pdq_grid`, `orb`): partners get hashes only.
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from itertools import groupby
 from typing import Any, TextIO
 
+from hashing.output import neutralise_text
 from hashing.registry import SPECS, STORE_PRIVATE
 from index.categories import BUILTIN, CategoryScheme, SchemeError, load_scheme
 from index.errors import BankError
@@ -59,6 +61,9 @@ def _csv(con: sqlite3.Connection, bank_id: int, out: TextIO) -> int:
     ]
     algorithms.sort(key=list(SPECS).index)
     writer = csv.writer(out, lineterminator="\n")
+    # the csv module quotes a cell holding a line terminator, and ours is "\n" only: a row
+    # with a CR anywhere is quoted whole, or a reader would end the row at the CR
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["id", *algorithms, *_LABELS])
     n = 0
     for entry_id, group in groupby(_rows(con, bank_id), key=lambda r: r[0]):
@@ -67,13 +72,15 @@ def _csv(con: sqlite3.Connection, bank_id: int, out: TextIO) -> int:
         quality = next((r[3] for r in rows if r[3] is not None), None)
         first = rows[0]
         labels = [quality, *first[4:8], "true" if first[8] else "false"]
-        writer.writerow(
-            [
-                entry_id,
-                *(by_algo.get(a, "") for a in algorithms),
-                *("" if v is None else v for v in labels),
-            ]
-        )
+        # ids and labels come from partners' lists: a cell a spreadsheet would run as a
+        # formula gets one leading quote, which the CSV importer removes again
+        # (`hashing.output.neutralise_text` / `restore_text`), so the file re-imports as is
+        cells = [
+            neutralise_text(str(entry_id)),
+            *(by_algo.get(a, "") for a in algorithms),
+            *("" if v is None else neutralise_text(str(v)) for v in labels),
+        ]
+        (quoted if any("\r" in c for c in cells) else writer).writerow(cells)
         n += 1
     return n
 

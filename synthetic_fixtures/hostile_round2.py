@@ -198,3 +198,32 @@ def slow_progressive_jpeg(seed: int, side: int = 1024, scans: int = 400) -> byte
     end = data.rindex(b"\xff\xd9")
     scan = data[last:end]
     return data[:end] + scan * scans + b"\xff\xd9"
+
+
+# Cells a spreadsheet would run (OWASP CSV injection), for the ids and labels of a hash list:
+# each opens with `=`, `+`, `-`, `@`, a tab or a CR, some behind a quote already.
+FORMULA_CELLS = ("=1+1", "+1+1", "-1+1", "@SUM(A1)", "=cmd|' /C calc'!A0", "'=1+1", "''@x",
+                 '=HYPERLINK("http://x.invalid/","y")', '=DDE("cmd";"/C calc";"!A0")',
+                 "\t=1+1", "\r=1+1", "-", "'")
+
+
+def formula_cell_list(seed: int, quoted: bool) -> str:
+    """A CSV hash list whose ids, categories and series are `FORMULA_CELLS` (`quoted`: the
+    cells that need CSV quoting, else only those that do not, so the importer's unquoted bulk
+    path reads them). Cells are written as `bank export` would write them for a bank holding
+    these exact labels, i.e. neutralised, so importing gives the bank those labels."""
+    import csv
+
+    from hashing.output import neutralise_text
+
+    rng = np.random.default_rng([seed, 1500])
+    cells = [c for c in FORMULA_CELLS if any(ch in c for ch in '"\r\t,') == quoted]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n",
+                        quoting=csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL)
+    writer.writerow(["id", "md5", "category", "series"])
+    for k, cell in enumerate(cells):
+        md5 = rng.bytes(16).hex()
+        writer.writerow([neutralise_text(f"{cell}{k}" if k % 2 else cell), md5,
+                         neutralise_text(cell), neutralise_text(cell)])
+    return buf.getvalue()

@@ -6,6 +6,9 @@ may carry several hashes (md5, sha1, sha256, pdq, phash, dhash, ahash, whash) pl
 mapped only when one built-in scheme has it, else refused naming the `--scheme` to give),
 `vic_category`, `caid_category` (a row with only these gets the scale's label), `series`,
 `id`/`mediaid`, `known_good`. This is also the shape `bank export --format csv` writes.
+A text cell (id, category, caid_category, series) that starts with `'` before a formula start
+(`= + - @`, tab, CR; after any further quotes) loses that first `'`: it is the prefix
+`bank export` adds so spreadsheets show such cells as text (`hashing.output.neutralise_text`).
 An unknown column is a rejected record on the header line (and is ignored with --skip-invalid).
 """
 
@@ -17,6 +20,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, BinaryIO
 
+from hashing.output import restore_text
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
 from index.categories import SchemeError, canonical, label_for_text
 from index.errors import HashListFormatError
@@ -185,8 +189,12 @@ def _record(
     return ParsedRecord(line, tuple(hashes), **_label_values(labels, options))
 
 
+_TEXT_LABELS = ("id", "category", "caid_category", "series")
+
+
 def _label_values(labels: dict[str, str], options: ParseOptions) -> dict[str, Any]:
     """ParsedRecord's label fields from a row's non-empty label cells (RecordError if bad)."""
+    labels = {k: restore_text(v) if k in _TEXT_LABELS else v for k, v in labels.items()}
     category = labels.get("category", options.category)
     vic = check_vic(labels["vic_category"]) if "vic_category" in labels else None
     caid = check_caid(labels["caid_category"]) if "caid_category" in labels else None
@@ -335,7 +343,7 @@ def _fast_block(
                 return None
             hash_cols.append((target, list(map(str.lower, col))))
         elif target == "id":
-            ids = list(map(str.strip, col))
+            ids = [restore_text(e.strip()) for e in col]
             if "" in ids:
                 return None
         else:
