@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _peak import OWN_PEAK
 
 from hashing.decode import DEFAULT_MAX_DECODE_BYTES, decode_estimate
 from hashing.hasher import HashOptions, hash_bytes, hash_path
@@ -26,15 +27,15 @@ from synthetic_fixtures.hostile_round2 import (
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1024 * 1024
 
-CHILD = """
-import json, resource, sys
+CHILD = OWN_PEAK + """
+import json, sys
 from hashing.hasher import HashOptions, hash_path
+import hashing.algorithms.pdq, hashing.algorithms.video  # decoders imported: "grew" is the file's
 opts = HashOptions()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = own_peak_kib()
 rec = hash_path(sys.argv[1], opts)
 print(json.dumps({"status": rec.status, "error": rec.error, "md5": rec.hashes.get("md5"),
-                  "grew": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before,
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "grew": own_peak_kib() - before, "peak": own_peak_kib()}))
 """
 
 
@@ -95,30 +96,16 @@ def test_limits_must_be_positive(bad: dict[str, float]) -> None:
         HashOptions(**bad)  # type: ignore[arg-type]
 
 
-SCAN_CHILD = """
-import json, resource, sys, threading, time
+SCAN_CHILD = OWN_PEAK + """
+import json, sys
 from pathlib import Path
-import psutil
 from triage.pipeline import ScanConfig, run_scan
-me = psutil.Process()
-peak = {"workers": 0}
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        for p in me.children(recursive=True):
-            try:
-                peak["workers"] = max(peak["workers"], p.memory_info().rss)
-            except psutil.Error:
-                pass
-        time.sleep(0.02)
-t = threading.Thread(target=sample, daemon=True)
-t.start()
+tree = TreePeak()
 run_scan(ScanConfig(evidence=(Path(sys.argv[1]),), case_dir=Path(sys.argv[2]),
                     store_dir=Path(sys.argv[3]), workers=2, inventory=True))
-stop.set()
-t.join()
-print(json.dumps({"parent": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "workers": peak["workers"]}))
+peaks = tree.stop()
+print(json.dumps({"parent": own_peak_kib() * 1024,
+                  "workers": max(peaks.values(), default=0) * 1024}))
 """
 
 

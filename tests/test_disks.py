@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _peak import OWN_PEAK
 from _evidence import tree_digest
 
 from hashing.hasher import HashOptions, hash_bytes
@@ -165,12 +166,12 @@ def test_evidence_unchanged(disk_scan: dict[str, Any]) -> None:
         assert tree_digest(path) == digest
 
 
-_WALK = """
+_WALK = OWN_PEAK + """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 from triage.walk import walk
 n = sum(1 for _ in walk([sys.argv[1]]))
-print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(n, own_peak_kib())
 """
 
 

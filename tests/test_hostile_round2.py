@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _peak import OWN_PEAK
 
 from index.bank_import import ImportOptions
 from index.banks import BankStore
@@ -51,13 +52,13 @@ def test_lying_size_member_is_an_error_for_attention(files: dict[str, Path]) -> 
 def test_sparse_tar_holes_are_charged_in_bounded_memory(files: dict[str, Path]) -> None:
     """24 members of 200 MiB, nearly all hole: each is refused by the expansion ratio as it
     is met, and the walk's peak RSS (a fresh process) stays far below one member."""
-    code = (
-        "import json, resource, sys\n"
+    code = OWN_PEAK + (
+        "import json, sys\n"
         "from triage.walk import walk\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = own_peak_kib()\n"
         "rows = [[i.path, i.status, i.reason, len(i.data or b'')] for i in walk(sys.argv[1:])]\n"
         "print(json.dumps({'rows': rows,\n"
-        "                  'grew': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))\n"
+        "                  'grew': own_peak_kib() - before}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(files["sparse.tar"])], cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=True)

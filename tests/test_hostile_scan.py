@@ -4,7 +4,8 @@ evidence (symlink loops, dangling and outside links, FIFOs, odd names): the scan
 path has the right manifest row, every hostile case is met, the evidence is unchanged, peak
 memory stays under a stated bound, and nothing the scan writes or prints holds media bytes.
 
-The scan runs in a child process so its peak RSS is its own (`ru_maxrss`), imports included.
+The scan runs in a fresh child process and its peak RSS is that process's own (`VmHWM`, imports
+included; `tests/_peak.py` says why `ru_maxrss` would count the pytest worker's peak too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from _evidence import tree_digest
+from _peak import OWN_PEAK
 from test_no_content_leak import SIGNATURES
 
 from synthetic_fixtures.evidence import EvidenceSpec, make_evidence
@@ -29,17 +31,16 @@ GiB = 1024 * MiB
 SPARSE_BYTES = 2 * GiB + 4096  # past 2**31: a 32-bit size or offset would wrap here
 # sha256 of SPARSE_BYTES zero bytes (hashlib over 128 x 16 MiB + 4 KiB of zeros)
 ZEROS_SHA256 = "d702231a97a4e742e747bd3fdc81d8d1b604378660d5fc38934b865ca2a9d6d1"
-# Measured 2026-11-23 (workers=0, so every byte hashed is in this one process): ~230 MiB peak
-# RSS, imports of NumPy, numba, OpenCV and FAISS included. The bound leaves > 3x margin; a
-# whole-file read of the 2 GiB sparse file or a decoded pixel bomb would blow through it.
-# Round 2 (disk images, documents, frames, local features): 228-338 MiB when this file runs
-# alone, but 801-900 MiB inside the full `make test` run, for a reason not yet found (an open
-# defect in the round-2 note). The bound is the 1 GiB per process that issue 11 promises; a
-# whole-file read of the 2 GiB sparse file would still blow through it.
-PEAK_RSS_BOUND = 1 * GiB
+# The scan's own peak (VmHWM of the fresh child, workers=0 so every byte hashed is in it),
+# imports of NumPy, numba, OpenCV and FAISS included: 244 MiB on 2026-12-02, the same when the
+# test is run from a parent holding 900 MiB (where `ru_maxrss` read 1076 MiB: the 801-900 MiB
+# "in-suite peak" of round 2 was the pytest-xdist worker's, folded in at exec; `_peak.py`).
+# The bound leaves ~1.6x; a whole-file read of the 2 GiB sparse file or a decoded pixel bomb
+# would blow through it.
+PEAK_RSS_BOUND = 400 * MiB
 
-CHILD = """
-import json, resource, sys
+CHILD = OWN_PEAK + """
+import json, sys
 from pathlib import Path
 from index.banks import BankStore
 from triage.pipeline import ScanConfig, run_scan
@@ -48,7 +49,7 @@ BankStore(store).close()  # an empty store: this scan is a hashing-only inventor
 res = run_scan(ScanConfig(evidence=tuple(Path(r) for r in roots), case_dir=Path(case),
                           store_dir=Path(store), workers=0, argv=("triage", "scan"),
                           inventory=True))
-print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+print(json.dumps({"maxrss_kib": own_peak_kib(),
                   "hash_calls": res.hash_calls}))
 """
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _peak import OWN_PEAK
 
 from index.errors import HashListFormatError
 from index.ingest.records import ParseOptions
@@ -60,19 +61,19 @@ def test_brackets_inside_strings_and_escapes_do_not_count() -> None:
 def test_deep_document_peak_memory_in_a_child(tmp_path: Path) -> None:
     doc = tmp_path / "deep.json"
     doc.write_bytes(deep_vics(100_000))
-    code = (
-        "import json, resource, sys\n"
+    code = OWN_PEAK + (
+        "import json, sys\n"
         "from index.errors import HashListFormatError\n"
         "from index.ingest.records import ParseOptions\n"
         "from index.ingest.vics import parse\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = own_peak_kib()\n"
         "try:\n"
         "    list(parse(sys.argv[1], ParseOptions()))\n"
         "    err = None\n"
         "except HashListFormatError as e:\n"
         "    err = str(e)\n"
         "print(json.dumps({'err': err,\n"
-        "                  'grew': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))\n"
+        "                  'grew': own_peak_kib() - before}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(doc)], cwd=REPO, capture_output=True,
                           text=True, timeout=120, check=True)

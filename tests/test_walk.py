@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from _peak import OWN_PEAK
 
 from hashing.types import HashRecord
 from triage import walk as walk_module
@@ -372,12 +373,12 @@ def test_peak_memory_stays_bounded_on_bombs_and_huge_files(tmp_path: Path) -> No
     with open(ev / "sparse.bin", "wb") as f:
         f.truncate(8 << 30)
     sparse_tar_with_big_member(ev / "big.tar", 300 << 20)
-    code = (
-        "import json, resource, sys\n"
+    code = OWN_PEAK + (
+        "import json, sys\n"
         "from triage.walk import walk\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = own_peak_kib()\n"
         "rows = [[i.path, i.status, i.reason] for i in walk(sys.argv[1:])]\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "after = own_peak_kib()\n"
         "print(json.dumps({'rows': rows, 'grew_kib': after - before}))"
     )
     proc = subprocess.run(
