@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _peak import OWN_PEAK
 from _evidence import tree_digest
+from _peak import OWN_PEAK
 
 from hashing.hasher import HashOptions, hash_bytes
 from index.bank_import import ImportOptions
