@@ -25,85 +25,25 @@ if TYPE_CHECKING:
     from triage.disks import Locator, Media, _Image
 
 from triage.limits import WalkItem
+from triage.read_at_view import ReadAtView
 
 _CHUNK = 1 << 20
 
 
-class MediaFile(io.RawIOBase):
+def media_file(media: Media, offset: int, length: int) -> ReadAtView:
     """A read-only file object over `length` bytes of a media at `offset` (for libyal)."""
-
-    def __init__(self, media: Media, offset: int, length: int) -> None:
-        self._media = media
-        self._offset = offset
-        self._length = length
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def get_size(self) -> int:
-        return self._length
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._length - self._pos
-        n = max(0, min(size, self._length - self._pos))
-        data = self._media.read_at(self._offset + self._pos, n) if n else b""
-        self._pos += len(data)
-        return data
-
-    def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+    return ReadAtView(lambda pos, n: media.read_at(offset + pos, n), length)
 
 
-class EntryReader(io.RawIOBase):
-    """A read-only, seekable view of one APFS file's data."""
-
-    def __init__(self, entry: Any) -> None:
-        self._entry = entry
-        self._size = int(entry.size or 0)
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buf: Any) -> int:
-        n = min(len(buf), self._size - self._pos, _CHUNK)
-        if n <= 0:
-            return 0
-        data = self._entry.read_buffer_at_offset(n, self._pos)
-        buf[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+def entry_reader(entry: Any) -> ReadAtView:
+    """A read-only, seekable view of one APFS file's data, streamed in chunks."""
+    return ReadAtView(lambda pos, n: entry.read_buffer_at_offset(n, pos), int(entry.size or 0),
+                      _CHUNK)
 
 
-def open_container(media: Media, offset: int, length: int) -> tuple[Any, MediaFile]:
+def open_container(media: Media, offset: int, length: int) -> tuple[Any, ReadAtView]:
     """The container at `offset`; raises OSError when libfsapfs cannot read it."""
-    handle = MediaFile(media, offset, length)
+    handle = media_file(media, offset, length)
     container = pyfsapfs.container()
     container.open_file_object(handle)
     return container, handle
@@ -205,6 +145,6 @@ def _volume_rows(volume: Any, prefix: str, img: _Image, locator: Locator | None,
             from triage.disks import content_rows
 
             file_loc = (*locator, ("apfs_id", ident)) if locator is not None else None
-            yield from content_rows(img, io.BufferedReader(EntryReader(entry), _CHUNK),
+            yield from content_rows(img, io.BufferedReader(entry_reader(entry), _CHUNK),
                                     prefix + rel, size, mtime, None, extra, file_loc,
                                     (Segment("apfs_id", ident),))

@@ -39,6 +39,7 @@ from hashing.hasher import HashOptions, hash_stream
 from hashing.types import HashRecord
 from triage.identity import WHOLE, Location, Segment
 from triage.limits import WalkItem, WalkLimits, format_bytes
+from triage.read_at_view import ReadAtView
 
 __all__ = [
     "EWF_SIGNATURES",
@@ -279,36 +280,9 @@ class _TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no stubs
         return self._media.size
 
 
-class FileReader(io.RawIOBase):
+def file_reader(entry: Any, size: int) -> ReadAtView:
     """A read-only, seekable view of one file inside a file system (TSK reads in place)."""
-
-    def __init__(self, entry: Any, size: int) -> None:
-        self._entry = entry
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buf: Any) -> int:
-        n = min(len(buf), self._size - self._pos, _CHUNK)
-        if n <= 0:
-            return 0
-        data = self._entry.read_random(self._pos, n)
-        buf[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    return ReadAtView(lambda offset, n: entry.read_random(offset, n), size, _CHUNK)
 
 
 # --- opening images ---------------------------------------------------------------------
@@ -371,11 +345,11 @@ def _open_entry(fs: Any, step: Step) -> tuple[io.RawIOBase, int]:
     """A reader over the file a step names in an opened file system, and its size."""
     if step[0] == "inode":
         entry = fs.open_meta(inode=step[1])
-        return FileReader(entry, _size(entry)), _size(entry)
-    from triage.disk_apfs import EntryReader
+        return file_reader(entry, _size(entry)), _size(entry)
+    from triage.disk_apfs import entry_reader
 
     entry = fs.get_file_entry_by_identifier(step[1])  # ("apfs_id", n) in an APFS volume
-    return EntryReader(entry), int(entry.size or 0)
+    return entry_reader(entry), int(entry.size or 0)
 
 
 def open_located(locator: Locator) -> tuple[io.RawIOBase, int]:
@@ -896,7 +870,7 @@ class _FsWalk:
 
     def _content_rows(self, entry: Any, label: str, size: int, mtime: float | None,
                       note: str | None, extra: dict[str, Any]) -> Iterator[WalkItem]:
-        reader = io.BufferedReader(FileReader(entry, size), buffer_size=_CHUNK)
+        reader = io.BufferedReader(file_reader(entry, size), buffer_size=_CHUNK)
         locator = None
         if self.locator is not None:
             locator = (*self.locator, ("inode", int(entry.info.meta.addr)))
