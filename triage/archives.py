@@ -1,4 +1,5 @@
-"""Read archives in memory, never on disk: zip, tar, and gzip/bzip2/xz streams (tarred or not).
+"""Read archives in memory, never on disk: zip, tar, and gzip/bzip2/xz/zstd streams (tarred or
+not).
 
 The archive is read from a read-only file object (or bytes, when nested); members become
 `WalkItem` rows labelled `outer.zip!/member`. A member name is only ever a label: `../../x`
@@ -27,10 +28,11 @@ Problems with the archive as a whole (corrupt, truncated, limits) are rows on th
 label `outer.zip!/`, marked `archive_error`; a truncated zip or compressed tar still yields
 the members before the damage.
 
-The standard library's `zipfile`, `tarfile`, `gzip`, `bz2` and `lzma` do the parsing; this
-module only adds the bounds. Places that need care beyond them: `zipfile` decompresses
-bzip2 members without an output bound (a few KiB can expand to GiB in one call), so those
-are read through `bz2.BZ2File` over the raw member bytes; `tarfile` ends iteration silently
+The standard library's `zipfile`, `tarfile`, `gzip`, `bz2` and `lzma` (and `backports.zstd`,
+3.14's `compression.zstd`) do the parsing; this module only adds the bounds. Places that need
+care beyond them: `zipfile` decompresses bzip2 members without an output bound (a few KiB can
+expand to GiB in one call) and Zstandard ones (method 93) not at all, so those are read
+through `bz2.BZ2File` / `ZstdFile` over the raw member bytes; `tarfile` ends iteration silently
 on a truncated or garbled header, so the block where it stopped is checked; and a zip
 without its central directory is read from its local headers.
 """
@@ -54,6 +56,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Protocol
 
+from backports import zstd
+
 from hashing.errors import TriageError
 from hashing.sniff import SNIFF_BYTES, sniff
 from triage.identity import WHOLE, Location, member_location
@@ -72,14 +76,24 @@ _FORMATS = {
     "application/vnd.rar": "rar",
     "application/zstd": "zstd",
 }
-_UNSUPPORTED = frozenset({"zstd"})
 
-_STREAM_OPENERS: dict[str, Callable[[BinaryIO], io.BufferedIOBase]] = {
+_STREAM_OPENERS: dict[str, Callable[[IO[bytes]], io.BufferedIOBase]] = {
     "gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
     "bzip2": lambda f: bz2.BZ2File(f, mode="rb"),
     "xz": lambda f: lzma.LZMAFile(f, mode="rb"),
+    # backports.zstd is Python 3.14's compression.zstd for this Python (and what py7zr
+    # reads zstd with): its reader, like the three above, decompresses in bounded steps
+    "zstd": lambda f: zstd.ZstdFile(f, mode="rb"),
 }
-_STREAM_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bzip2", ".xz", ".lzma")
+_STREAM_SUFFIXES = (".gz", ".gzip", ".z", ".bz2", ".bzip2", ".xz", ".lzma", ".zst", ".zstd")
+# Zip methods zipfile cannot decompress with a bound on its output (bzip2) or not at all
+# before Python 3.14 (Zstandard, method 93, APPNOTE 4.4.5): their raw bytes are read as
+# stored and decompressed here, in bounded steps, and the CRC checked after.
+ZIP_ZSTANDARD = 93
+_ZIP_RAW_OPENERS: dict[int, Callable[[IO[bytes]], io.BufferedIOBase]] = {
+    zipfile.ZIP_BZIP2: _STREAM_OPENERS["bzip2"],
+    ZIP_ZSTANDARD: _STREAM_OPENERS["zstd"],
+}
 
 # Everything a damaged archive can raise out of the standard library readers.
 _CORRUPT = (
@@ -89,6 +103,7 @@ _CORRUPT = (
     OSError,  # gzip.BadGzipFile, short reads
     zlib.error,
     lzma.LZMAError,
+    zstd.ZstdError,
     ValueError,
     NotImplementedError,  # unknown zip compression method
     UnicodeDecodeError,
@@ -415,9 +430,6 @@ def iter_archive(
         reason = f"archive depth limit {limits.max_archive_depth} reached; members not read"
         yield arc.root_row("skipped", reason, True)
         return
-    if fmt in _UNSUPPORTED:
-        yield arc.root_row("skipped", f"unsupported archive format: {fmt}", True)
-        return
     try:
         if fmt == "zip":
             yield from _zip_members(source, arc)
@@ -631,16 +643,17 @@ def _read_zip_data(
     budget: _Budget,
     limit: int,
 ) -> bytes:
-    if info.compress_type != zipfile.ZIP_BZIP2:
+    opener = _ZIP_RAW_OPENERS.get(info.compress_type)
+    if opener is None:
         with open_member(info) as stream:
             return _read_bounded(stream, budget, limit, charge=True)
-    # zipfile inflates bzip2 without an output bound; read the raw bytes as "stored" and
-    # decompress them with BZ2File, whose reads are bounded, then check the CRC ourselves
+    # read the raw bytes as "stored", decompress them with a bounded reader, then check the
+    # CRC ourselves (see _ZIP_RAW_OPENERS)
     raw = copy.copy(info)
     raw.compress_type = zipfile.ZIP_STORED
     raw.file_size = info.compress_size
     del raw.CRC  # the stored view's CRC would be the compressed bytes'; checked below instead
-    with open_member(raw) as stored, bz2.BZ2File(stored) as stream:
+    with open_member(raw) as stored, opener(stored) as stream:
         data = _read_bounded(stream, budget, limit, charge=True)
     if zlib.crc32(data) != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
@@ -736,8 +749,8 @@ def _stream_member_name(label: str) -> str:
     """Name of the single file inside a compressed stream: the archive's name less suffix."""
     base = posixpath.basename(label.replace("!/", "/")) or "data"
     lower = base.lower()
-    if lower.endswith(".tgz"):
-        return base[:-4] + ".tar"
+    if lower.endswith((".tgz", ".tzst")):
+        return base[: base.rindex(".")] + ".tar"
     for suffix in _STREAM_SUFFIXES:
         if lower.endswith(suffix) and len(base) > len(suffix):
             return base[: -len(suffix)]

@@ -121,7 +121,7 @@ def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
     head = read_at(0, 2048)
     if head[:8] in EWF_SIGNATURES:
         # later segments (E02, ...) carry the same signature; only the first opens the image
-        return "ewf" if int.from_bytes(head[9:11], "little") == 1 else None
+        return "ewf" if ewf_segment_number(head) == 1 else None
     enc = _volume_signature(head)
     if enc is not None:
         return enc
@@ -142,6 +142,15 @@ def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
     if descriptors & {b"NSR02", b"NSR03"}:
         return "udf"
     return None
+
+
+def ewf_segment_number(head: bytes) -> int:
+    """The segment number in an EWF file header: EWF1 (E01) keeps it in 2 bytes after the
+    signature and a start byte; EWF2 (Ex01) after its version bytes and 2-byte compression
+    method, in 4 bytes (libewf's format documentation)."""
+    if head[:8] == EWF_SIGNATURES[1]:
+        return int.from_bytes(head[12:16], "little")
+    return int.from_bytes(head[9:11], "little")
 
 
 def may_be_image(head: bytes, size: int) -> bool:
@@ -234,7 +243,10 @@ class EwfMedia:
         try:
             self.handle.open_file_objects(self._files)
         except (OSError, ValueError) as exc:
-            raise DiskImageError(f"corrupt or truncated EWF image: {_text(exc)}") from exc
+            self._files[0].seek(0)
+            name = "EWF2 (Ex01)" if self._files[0].read(8) == EWF_SIGNATURES[1] else "EWF"
+            raise DiskImageError(f"corrupt or truncated {name} image; not examined: "
+                                 f"{_text(exc)}") from exc
         self.size = int(self.handle.get_media_size())
 
     def read_at(self, offset: int, n: int) -> bytes:
