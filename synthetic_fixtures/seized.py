@@ -8,8 +8,12 @@ XML, ODF and EPUB (zips); a legacy OLE presentation; animated GIF/WebP/APNG with
 picture on a later frame and a multi-page TIFF with it on page 2. Encrypted 7z and RAR
 archives are planted too: those must be on the attention list, never pass as clean.
 
+Also planted: a tar.zst and a zip with Zstandard members, and a PDF drawing pictures as inline
+images (`BI ... ID ... EI`).
+
 Every byte is generated. Writers: Pillow, pillow-heif and pillow-jxl-plugin (images), py7zr
-(7z), `synthetic_fixtures.rar` (RAR 4 and 5, stored), pikepdf (PDF), zipfile (OOXML, ODF, EPUB) and
+(7z), `synthetic_fixtures.rar` (RAR 4 and 5, stored), backports.zstd's tarfile and zipfile
+(zstd), pikepdf (PDF), zipfile (OOXML, ODF, EPUB) and
 GNOME's `gsf createole` (OLE; Debian package libgsf-bin, installed by
 scripts/ensure_fixture_tools.sh), since no Python library writes a new compound file.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -104,6 +109,37 @@ def _pdf(jpeg: bytes, rgb: np.ndarray) -> tuple[bytes, int, int]:
     return data, nums[True], nums[False]
 
 
+def inline_image_pdf(images: list[tuple[bytes, str, int, int]], in_form: bool = False,
+                     content_filter: bool = True) -> bytes:
+    """A one-page PDF drawing `images` as inline images (`BI ... ID data EI` in the content
+    stream), each (data, filter abbreviation such as "DCT" or "Fl", width, height) of 8-bit
+    RGB; with `in_form`, drawn from a Form XObject instead of the page's own content."""
+    import pikepdf
+    from pikepdf import Dictionary, Name
+
+    ops = []
+    for k, (data, flt, w, h) in enumerate(images):
+        # qpdf finds EI by a delimiter before it; data holding one is rejected here
+        assert not re.search(rb"[\s]EI[\s/]", data), "inline data would end early"
+        ops.append(b"q %d 0 0 %d %d 10 cm BI /W %d /H %d /CS /RGB /BPC 8 /F /%s ID %s\nEI Q"
+                   % (w, h, 10 + k * (w + 10), w, h, flt.encode(), data))
+    content = b" ".join(ops)
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=(400, 200))
+    stream = pikepdf.Stream(pdf, zlib.compress(content) if content_filter else content)
+    if content_filter:
+        stream.Filter = Name.FlateDecode
+    if in_form:
+        stream.Type, stream.Subtype, stream.BBox = Name.XObject, Name.Form, [0, 0, 400, 200]
+        page.Resources = Dictionary(XObject=Dictionary(Fm0=pdf.make_indirect(stream)))
+        page.Contents = pikepdf.Stream(pdf, b"/Fm0 Do")
+    else:
+        page.Contents = pdf.make_indirect(stream)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
 def _zip(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -144,6 +180,8 @@ def make_seized(out: Path, seed: int = 13, with_hostile: bool = True) -> SeizedS
     ev.mkdir(parents=True)
     photos = [make_photo(rng, 160, 120) for _ in range(18)]
     decoys = [make_photo(rng, 160, 120) for _ in range(4)]  # never in the bank
+    # drawn after the decoys, so every earlier picture stays what it was
+    later = [make_photo(rng, 160, 120) for _ in range(4)]
     bank: list[tuple[str, str, str]] = []  # entry id, md5, pdq
     planted: list[Planted] = []
 
@@ -214,6 +252,34 @@ def make_seized(out: Path, seed: int = 13, with_hostile: bool = True) -> SeizedS
     put("docs/slides.ppt", _ole({"PowerPoint Document": b"\x00" * 600, "Pictures": pictures}))
     planted.append(Planted(f"docs/slides.ppt!/Pictures@{64 + 25}.jpg", "K-OLE", "md5", "ole"))
 
+    # zstd: a tar.zst with a byte-identical picture, a zip with Zstandard members (method
+    # 93) holding a re-encoded one; a PDF drawing a JPEG and a Flate picture inline
+    from backports.zstd import tarfile as zstd_tarfile
+    from backports.zstd import zipfile as zstd_zipfile
+
+    tar = io.BytesIO()
+    with zstd_tarfile.open(fileobj=tar, mode="w:zst") as tf:
+        member = known_md5("K-TZST", _save(later[0], "JPEG", quality=90))
+        info = zstd_tarfile.TarInfo("camera/known.jpg")
+        info.size = len(member)
+        tf.addfile(info, io.BytesIO(member))
+    put("shared/photos.tar.zst", tar.getvalue())
+    known_pdq("K-ZIPZST", later[1])
+    zz = io.BytesIO()
+    with zstd_zipfile.ZipFile(zz, "w", compression=zstd_zipfile.ZIP_ZSTANDARD) as zf:
+        zf.writestr("edited.jpg", _save(later[1], "JPEG", quality=50))
+    put("shared/pack-zstd.zip", zz.getvalue())
+    planted += [Planted("shared/photos.tar.zst!/camera/known.jpg", "K-TZST", "md5", "zstd"),
+                Planted("shared/pack-zstd.zip!/edited.jpg", "K-ZIPZST", "pdq", "zip-zstd")]
+    known_pdq("K-PDF-INLINE-FLATE", later[3])
+    put("docs/inline.pdf", inline_image_pdf([
+        (known_md5("K-PDF-INLINE", _save(later[2], "JPEG", quality=90)), "DCT", 160, 120),
+        (zlib.compress(later[3].tobytes()), "Fl", 160, 120)]))
+    planted += [Planted("docs/inline.pdf!/page1-inline1.jpg", "K-PDF-INLINE", "md5",
+                        "pdf-inline"),
+                Planted("docs/inline.pdf!/page1-inline2.png", "K-PDF-INLINE-FLATE", "pdq",
+                        "pdf-inline")]
+
     # every frame and page: the known picture is never the first frame
     for rel, fmt, kw, entry, label, known in (
             ("anim/loop.gif", "GIF", {"duration": 80, "loop": 0}, "K-GIF", "frame 3", 13),
@@ -239,7 +305,7 @@ def make_seized(out: Path, seed: int = 13, with_hostile: bool = True) -> SeizedS
 
 
 def _hostile(put: Callable[[str, bytes], None], rgb: np.ndarray) -> tuple[tuple[str, str], ...]:
-    """A 7z bomb, a RAR bomb by its header, PDFs with a Flate bomb, huge declared dimensions
+    """A 7z bomb, a RAR bomb by its header, a zstd bomb, PDFs with a Flate bomb, huge declared dimensions
     and a broken stream, and a GIF of 10^5 frames; returns the attention rows they must give."""
     import pikepdf
     from pikepdf import Name
@@ -265,7 +331,13 @@ def _hostile(put: Callable[[str, bytes], None], rgb: np.ndarray) -> tuple[tuple[
     pdf.save(buf)
     put("hostile/bad-images.pdf", buf.getvalue())
     put("hostile/many-frames.gif", gif_of_many_frames(100_000))
-    return (("hostile/bomb.7z!/zeros.bin", "expansion ratio"),
+    from backports import zstd
+
+    comp = zstd.ZstdCompressor(level=19)
+    put("hostile/bomb.bin.zst",
+        b"".join(comp.compress(bytes(1 << 20)) for _ in range(64)) + comp.flush())
+    return (("hostile/bomb.bin.zst!/", "exceeds 200"),
+            ("hostile/bomb.7z!/zeros.bin", "expansion ratio"),
             ("hostile/bomb.rar!/huge.bin", "member exceeds"),
             ("hostile/bad-images.pdf!/", "decompression bomb|pixel limit|corrupt image stream"),
             ("hostile/many-frames.gif", "frame limit"))

@@ -18,8 +18,8 @@ from index.banks import BankStore, ImportOptions
 from synthetic_fixtures.seized import SeizedSpec, make_seized
 from triage.pipeline import ScanConfig, run_scan
 
-CONTAINERS = ("heif", "avif", "jxl", "7z", "rar", "rar5", "pdf", "ooxml", "odf", "epub", "ole", "gif",
-              "webp", "png", "tiff")
+CONTAINERS = ("heif", "avif", "jxl", "7z", "rar", "rar5", "zstd", "zip-zstd", "pdf", "pdf-inline",
+              "ooxml", "odf", "epub", "ole", "gif", "webp", "png", "tiff")
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,7 @@ def _pdf_members(source: BinaryIO, arc: _Archive) -> Iterator[WalkItem]:
             raise ValueError(f"unreadable PDF objects: {_qpdf_text(exc)}") from None
         for obj in objects:
             yield from _pdf_image(obj, arc)
+        yield from _inline_images(pdf, arc)
         warnings = pdf.get_warnings()
     if warnings:
         # qpdf repaired the file as a viewer would; what it could not recover is unknown
@@ -174,15 +175,20 @@ def _pdf_image(obj: Any, arc: _Archive) -> Iterator[WalkItem]:
 def _decode_problem(obj: pikepdf.Stream, raw: bytes, filters: list[str],
                     arc: _Archive) -> str | None:
     """Why this image stream must not be decoded (dimensions, sizes), or None."""
-    width, height = _int(obj, "/Width"), _int(obj, "/Height")
+    comps = 1 if obj.get("/ImageMask") else _components(obj.get("/ColorSpace"))
+    return _size_problem(_int(obj, "/Width"), _int(obj, "/Height"),
+                         _int(obj, "/BitsPerComponent") or 8, comps, raw, filters, arc)
+
+
+def _size_problem(width: int | None, height: int | None, bpc: int, comps: int, raw: bytes,
+                  filters: list[str], arc: _Archive) -> str | None:
+    """Why an image of these dimensions and this encoded stream must not be decoded, or None."""
     if not width or not height or width < 0 or height < 0:
         return "image stream without valid /Width and /Height: not examined"
     from hashing.decode import DEFAULT_PIXEL_LIMIT
 
     if width * height > DEFAULT_PIXEL_LIMIT:
         return f"image {width}x{height} exceeds the pixel limit: not examined"
-    bpc = _int(obj, "/BitsPerComponent") or 8
-    comps = 1 if obj.get("/ImageMask") else _components(obj.get("/ColorSpace"))
     # one predictor byte per row when PNG predictors are used
     expected = height * ((width * comps * bpc + 7) // 8 + 1)
     if expected > arc.limits.max_member_bytes:
@@ -198,6 +204,128 @@ def _decode_problem(obj: pikepdf.Stream, raw: bytes, filters: list[str],
         return (f"image stream with filters {' '.join(filters)} could expand past the member "
                 "limit: not examined")
     return None
+
+
+# --- PDF inline images (BI ... ID ... EI inside a content stream) ---------------------
+
+_WHITESPACE = b" \t\r\n\f\x00"
+
+
+def _inline_images(pdf: pikepdf.Pdf, arc: _Archive) -> Iterator[WalkItem]:
+    """Inline images of every page and form XObject, each a member named by where it is
+    drawn: `doc.pdf!/page2-inline1.jpg`, `doc.pdf!/obj31-inline1.png` (a form).
+
+    Their location is `("pdf_inline", owner object number << 16 | position)`: an inline
+    image has no object number of its own. A content stream is decoded only after the same
+    bounds as an image stream (a Flate bomb is inflated with an output bound first), and
+    parsed only when its bytes hold an inline image's `ID` operator.
+    """
+    owners: list[tuple[str, Any]] = [(f"page{n}", page.obj)
+                                     for n, page in enumerate(pdf.pages, start=1)]
+    owners += [(f"obj{o.objgen[0]}", o) for o in pdf.objects
+               if isinstance(o, pikepdf.Stream) and o.get("/Subtype") == pikepdf.Name.Form]
+    fmt = arc.fmt
+    try:
+        arc.fmt = "pdf_inline"
+        for where, owner in owners:
+            arc.index = owner.objgen[0] << 16
+            try:
+                images, problem = _owner_inline_images(owner, arc)
+            except (pikepdf.PdfError, ValueError, TypeError) as exc:
+                images, problem = [], f"unparsable content stream: {_qpdf_text(exc)}"
+            if problem is not None:
+                yield arc.row(f"{where}-content", None, None, "error",
+                              f"content stream not read for inline images: {problem}",
+                              archive_error=True)
+            for k, image in enumerate(images, start=1):
+                arc.index = (owner.objgen[0] << 16) | k
+                yield from _inline_image(image, f"{where}-inline{k}", arc)
+    finally:
+        arc.fmt = fmt
+
+
+def _owner_inline_images(owner: Any, arc: _Archive) -> tuple[list[Any], str | None]:
+    """The inline images a page or form draws, or why its content stream was not read."""
+    streams = owner if isinstance(owner, pikepdf.Stream) else owner.get("/Contents")
+    if isinstance(streams, pikepdf.Stream):
+        streams = [streams]
+    if not isinstance(streams, (pikepdf.Array, list)):
+        return [], None
+    has_id = False
+    for content in streams:
+        if isinstance(content, pikepdf.Stream):
+            problem = _content_problem(content.read_raw_bytes(), _filters(content), arc)
+            if problem is not None:
+                return [], problem
+            has_id = has_id or b"ID" in content.read_bytes()
+    if not has_id:
+        return [], None
+    return [op.iimage for op in pikepdf.parse_content_stream(owner)
+            if isinstance(op, pikepdf.ContentStreamInlineImage)], None
+
+
+def _content_problem(raw: bytes, filters: list[str], arc: _Archive) -> str | None:
+    """Why a content stream must not be decoded, or None (the bounds of image streams)."""
+    limit = arc.limits.max_member_bytes
+    if len(raw) > limit:
+        return f"{len(raw)} bytes exceed the {format_bytes(limit)} member limit"
+    if filters == ["/FlateDecode"]:
+        produced, problem = _inflate_bounded(raw, limit)
+        if problem is not None:
+            return problem.replace("image stream inflates past the", "inflates past").replace(
+                " bytes its dimensions need", " byte member limit")
+        try:
+            # decoded content counts against the document's expansion like its pictures
+            arc.budget.check_ahead(produced)
+        except ArchiveLimitError as exc:
+            return f"{exc.reason} (a decompression bomb)"
+        arc.budget.charge(produced)
+        return None
+    if filters and len(raw) * _WORST_RATIO > limit:
+        return f"filters {' '.join(filters)} could expand past the member limit"
+    return None
+
+
+def _inline_image(image: Any, name: str, arc: _Archive) -> Iterator[WalkItem]:
+    """One inline image (`pikepdf.PdfInlineImage`) as a member row, as `_pdf_image` does for
+    image objects: a JPEG kept byte for byte, anything else decoded and re-encoded as PNG."""
+    try:
+        filters = [str(f) for f in image.filters]
+        raw = bytes(image.read_raw_bytes())
+    except (pikepdf.PdfError, ValueError, TypeError) as exc:
+        yield arc.row(f"{name}.png", None, None, "error",
+                      f"unreadable inline image: {_qpdf_text(exc)}", archive_error=True)
+        return
+    suffix = _AS_IS.get(filters[-1], ".png") if len(filters) == 1 else ".png"
+    if suffix != ".png":
+        # qpdf keeps the whitespace that separates the data from EI; a JPEG ends at its EOI
+        data = raw.rstrip(_WHITESPACE) if suffix == ".jpg" else raw
+        if suffix == ".jpg" and not data.endswith(b"\xff\xd9"):
+            data = raw
+        arc.budget.charge(len(data))
+        yield from arc.member(name + suffix, data, None)
+        return
+    try:
+        comps = 1 if image.image_mask else _components(image.colorspace)
+        problem = _size_problem(int(image.width), int(image.height),
+                                int(image.bits_per_component or 8), comps, raw, filters, arc)
+    except (pikepdf.PdfError, ValueError, TypeError, AttributeError,
+            NotImplementedError) as exc:
+        problem = f"inline image without valid dimensions: {exc}"
+    if problem is not None:
+        yield arc.row(name + ".png", len(raw), None, "error", problem, archive_error=True)
+        return
+    try:
+        buf = io.BytesIO()
+        image.as_pil_image().save(buf, "PNG", compress_level=1)
+    except Exception as exc:  # qpdf, the image codecs and Pillow raise many types on bad data
+        yield arc.row(name + ".png", len(raw), None, "error",
+                      f"undecodable inline image: {type(exc).__name__}: {exc}"[:300],
+                      archive_error=True)
+        return
+    data = buf.getvalue()
+    arc.budget.charge(len(data))
+    yield arc.row(name + ".png", len(data), None, reason=_REENCODED, data=data)
 
 
 def _components(space: Any) -> int:
@@ -217,6 +345,12 @@ def _components(space: Any) -> int:
 
 def _inflate_check(raw: bytes, expected: int) -> str | None:
     """Inflate with an output bound: a stream producing more than its image needs is a bomb."""
+    return _inflate_bounded(raw, expected)[1]
+
+
+def _inflate_bounded(raw: bytes, expected: int) -> tuple[int, str | None]:
+    """Bytes a Flate stream inflates to, and why it must not be decoded (more than
+    `expected`, or corrupt), inflated in chunks that are dropped as they come."""
     d = zlib.decompressobj()
     produced = 0
     pos = 0
@@ -228,13 +362,13 @@ def _inflate_check(raw: bytes, expected: int) -> str | None:
             out = d.decompress(data, _CHUNK)
             produced += len(out)
             if produced > expected:
-                return (f"image stream inflates past the {expected} bytes its dimensions need "
-                        "(a decompression bomb): not examined")
+                return produced, (f"image stream inflates past the {expected} bytes its "
+                                  "dimensions need (a decompression bomb): not examined")
             if d.eof:
                 break
     except zlib.error as exc:
-        return f"corrupt image stream: {exc}"
-    return None
+        return produced, f"corrupt image stream: {exc}"
+    return produced, None
 
 
 # --- OLE -------------------------------------------------------------------------------
