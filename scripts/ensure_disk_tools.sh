@@ -6,7 +6,7 @@ need=""
 for pair in mkfs.vfat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs \
             mkntfs:ntfs-3g ntfscp:ntfs-3g xorriso:xorriso sfdisk:fdisk \
             ewfacquirestream:ewf-tools cryptsetup:cryptsetup-bin mkfs.exfat:exfatprogs \
-            mkudffs:udftools mkapfs:apfsprogs; do
+            mkudffs:udftools mkapfs:apfsprogs hformat:hfsutils; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 \
         || need="$need ${pair##*:}"
 done

@@ -3,8 +3,9 @@
 Python cannot write FAT, ext, NTFS, ISO 9660 or EWF faithfully, so the images are made the way
 an examiner would meet them: `mkfs.vfat` + `mtools` (files copied and deleted without
 mounting), `mkfs.ext4 -d` / `mkfs.ext2 -d` + `debugfs` (a deleted file whose blocks are still
-referenced), `mkntfs` + `ntfscp` (NTFS populated without mounting; `ntfscp` only writes into
-existing directories, so NTFS files sit in the root), `xorriso` (ISO 9660 with Rock Ridge and
+referenced), `mkntfs` + `ntfscp` (NTFS populated without mounting) or, for directories and a
+deleted file, an `ntfs-3g` FUSE mount of the image file (ntfs-3g has NTFS's directory-index
+code only behind FUSE), `hformat`/`hcopy` (classic HFS, no mount), `xorriso` (ISO 9660 with Rock Ridge and
 Joliet), `sfdisk` (MBR and GPT tables), `ewfacquirestream` (EWF with stored MD5 and SHA-1,
 split into segments) and `cryptsetup` (a LUKS volume). BitLocker cannot be written on Linux;
 its volume is a boot sector carrying BitLocker's signature, which is all detection reads.
@@ -21,6 +22,7 @@ import io
 import os
 import shutil
 import subprocess
+import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,12 +36,16 @@ from synthetic_fixtures.photos import make_photo
 TOOLS = {
     "mkfs.vfat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "mdel": "mtools",
     "mkfs.ext4": "e2fsprogs", "mkfs.ext2": "e2fsprogs", "debugfs": "e2fsprogs",
-    "mkntfs": "ntfs-3g", "ntfscp": "ntfs-3g", "xorriso": "xorriso", "sfdisk": "fdisk",
+    "mkntfs": "ntfs-3g", "ntfscp": "ntfs-3g", "ntfs-3g": "ntfs-3g", "xorriso": "xorriso",
+    "sfdisk": "fdisk", "umount": "mount",
     "ewfacquirestream": "ewf-tools", "cryptsetup": "cryptsetup-bin",
     "mkfs.exfat": "exfatprogs", "mkudffs": "udftools", "mkapfs": "apfsprogs",
+    "ewfacquire": "ewf-tools", "hformat": "hfsutils", "hcopy": "hfsutils",
+    "hmkdir": "hfsutils", "humount": "hfsutils",
 }
 MiB = 1 << 20
 SECTOR = 512
+MIN_PROBE = 64 * 1024  # files smaller than triage.disks.MIN_IMAGE_BYTES are never probed
 BASE_MTIME = 1_609_459_200  # 2021-01-01T00:00:00Z: file times inside the images
 
 
@@ -57,13 +63,15 @@ def missing_tools() -> list[str]:
     return sorted({pkg for tool, pkg in TOOLS.items() if _which(tool) is None})
 
 
-def _run(cmd: Sequence[str], stdin: bytes | None = None) -> None:
+def _run(cmd: Sequence[str], stdin: bytes | None = None, home: Path | None = None) -> None:
     exe = _which(cmd[0])
     if exe is None:
         raise ToolMissing(f"{cmd[0]} not found: install Debian package {TOOLS.get(cmd[0])} "
                           "(scripts/ensure_disk_tools.sh)")
     cmd = [exe, *cmd[1:]]
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "E2FSPROGS_FAKE_TIME": str(BASE_MTIME)}
+    if home is not None:  # hfsutils keeps its "mounted" volume in $HOME/.hcwd
+        env["HOME"] = str(home)
     subprocess.run(list(cmd), input=stdin, check=True, capture_output=True, env=env)
 
 
@@ -177,17 +185,49 @@ def ext_image(path: Path, size_mib: int, files: dict[str, bytes], kind: str = "e
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def ntfs_image(path: Path, size_mib: int, files: dict[str, bytes]) -> None:
-    """NTFS made by `mkntfs` and filled by `ntfscp` (root-level files: see module doc)."""
+def ntfs_image(path: Path, size_mib: int, files: dict[str, bytes],
+               deleted: Sequence[str] = ()) -> None:
+    """NTFS made by `mkntfs`. Root-level files without deletions are written by `ntfscp`
+    (no mount); directories and deletions need NTFS's own directory-index code, which
+    ntfs-3g has only behind FUSE, so then the volume is filled through an `ntfs-3g` mount
+    of the image file (root and /dev/fuse, as `make test` has) and unmounted: `deleted`
+    files are removed there, which frees their MFT records as Windows does."""
     path.unlink(missing_ok=True)
     with open(path, "wb") as fh:
         fh.truncate(size_mib * MiB)
     _run(["mkntfs", "-q", "-F", "-f", "-L", "EVIDENCE", str(path)])
-    staging = path.parent / (path.name + ".f")
-    for name, data in files.items():
-        staging.write_bytes(data)
-        _run(["ntfscp", "-f", str(path), str(staging), name])
-    staging.unlink(missing_ok=True)
+    if not deleted and not any("/" in name for name in files):
+        staging = path.parent / (path.name + ".f")
+        for name, data in files.items():
+            staging.write_bytes(data)
+            _run(["ntfscp", "-f", str(path), str(staging), name])
+        staging.unlink(missing_ok=True)
+        return
+    mnt = path.parent / (path.name + ".mnt")
+    mnt.mkdir(exist_ok=True)
+    exe = _which("ntfs-3g")
+    if exe is None or not os.path.exists("/dev/fuse"):
+        raise ToolMissing("NTFS with directories needs ntfs-3g and /dev/fuse (Debian "
+                          "package ntfs-3g; run as root)")
+    # no_detach: the process ends only when every write is on the image
+    daemon = subprocess.Popen([exe, "-o", "no_detach", str(path), str(mnt)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if os.path.ismount(mnt) or daemon.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not os.path.ismount(mnt):
+            err = daemon.stderr.read().decode(errors="replace") if daemon.stderr else ""
+            raise ToolMissing(f"ntfs-3g could not mount {path.name}: {err.strip()}")
+        _tree(mnt, files)
+        for name in deleted:
+            (mnt / name).unlink()
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", str(mnt)], check=True, capture_output=True)
+        daemon.wait(timeout=60)
+        mnt.rmdir()
 
 
 def exfat_image(path: Path, size_mib: int, files: dict[str, bytes],
@@ -330,6 +370,60 @@ def ewf_image(raw: Path, target: Path, segment_bytes: int | None = None) -> list
     return sorted(target.parent.glob(target.name + ".E*"))
 
 
+EWF2_SIGNATURE = b"EVF2\r\n\x81\x00"
+
+
+def ex01_image(raw: Path, target: Path) -> Path | None:
+    """Acquire `raw` as Ex01 (EWF2, `ewfacquire -f encase7-v2`), or None where the installed
+    ewfacquire cannot write EWF2: Debian's ewf-tools 20140813 lists the format but writes
+    EnCase 6 (E01) instead ("Unsupported EWF format defaulting to: encase6"), and pyewf's
+    writer is not built (no zlib). No other Debian or PyPI tool writes Ex01."""
+    for old in target.parent.glob(target.name + ".E*"):
+        old.unlink()
+    _run(["ewfacquire", "-u", "-q", "-f", "encase7-v2", "-c", "fast", "-d", "sha1",
+          "-C", "case-1", "-D", "synthetic", "-e", "examiner", "-E", "ev-1",
+          "-N", "generated fixture", "-t", str(target), str(raw)])
+    made = sorted(target.parent.glob(target.name + ".E*"))
+    if made and made[0].read_bytes()[:8] == EWF2_SIGNATURE:
+        return made[0]
+    for m in made:
+        m.unlink()
+    return None
+
+
+def ex01_header_stub(path: Path, segment: int = 1, body: bytes = b"") -> None:
+    """An EWF2 segment file header (signature, format 2.1, deflate, segment number, set
+    identifier; libewf's EWF2 documentation) followed by `body`: what the scan must
+    recognise as Ex01 even where no tool here writes a real one (`ex01_image`)."""
+    header = EWF2_SIGNATURE + bytes([2, 1]) + (1).to_bytes(2, "little") + \
+        segment.to_bytes(4, "little") + bytes(range(16))
+    path.write_bytes(header + body)
+
+
+def hfs_standard_image(path: Path, size_mib: int, files: dict[str, bytes]) -> None:
+    """A classic HFS (pre-HFS+) volume by hfsutils' `hformat`, filled with `hcopy` (no mount:
+    hfsutils writes the volume itself). TSK reads HFS+ only, so this is the case the scan must
+    recognise and list as not examined."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size_mib * MiB)
+    home = path.parent / (path.name + ".home")
+    home.mkdir(exist_ok=True)
+    _run(["hformat", "-l", "EVIDENCE", str(path)], home=home)  # also makes it current
+    staging = home / "f"
+    made: set[str] = set()
+    for name, data in files.items():
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if (d := ":".join(parts[:i])) not in made:
+                _run(["hmkdir", f":{d}"], home=home)
+                made.add(d)
+        staging.write_bytes(data)
+        _run(["hcopy", "-r", str(staging), ":" + ":".join(parts)], home=home)
+    _run(["humount"], home=home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def luks_volume(path: Path, size_mib: int = 3) -> None:
     """A real LUKS1 header (cryptsetup works on a plain file; nothing is opened or mounted)."""
     path.unlink(missing_ok=True)
@@ -397,7 +491,10 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     ntfs_image(ntfs, 8, {
         "holiday.jpg": plan.exact(c, f"{c}!/p2/holiday.jpg"),
         "scan.jpg": plan.reencoded(c, f"{c}!/p2/scan.jpg"),
-    })
+        "Users/me/Pictures/2020/a.jpg": plan.exact(c, f"{c}!/p2/Users/me/Pictures/2020/a.jpg"),
+        "Users/me/Pictures/gone.jpg": plan.exact(c, f"{c}!/p2/Users/me/Pictures/gone.jpg",
+                                                 deleted=True),
+    }, deleted=["Users/me/Pictures/gone.jpg"])
     disk = work / "laptop.dd"
     partitioned(disk, [ext4, ntfs], "gpt")
     (out / "pc").mkdir(exist_ok=True)
@@ -483,7 +580,8 @@ class HostileDisk:
 
 def make_hostile_disks(out: Path) -> list[HostileDisk]:
     """Truncated E01, a partition table pointing outside the image, a FAT directory loop,
-    encrypted volumes (LUKS, BitLocker), a UDF-only disc and a partition with no file system."""
+    encrypted volumes (LUKS, BitLocker), a UDF-only disc, a damaged Ex01, a classic HFS
+    volume and a partition with no file system."""
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".work")
     work.mkdir(exist_ok=True)
@@ -535,6 +633,14 @@ def make_hostile_disks(out: Path) -> list[HostileDisk]:
     apfs[64:4096] = np.random.default_rng(4).bytes(4096 - 64)
     (out / "bad.apfs").write_bytes(bytes(apfs))
     cases.append(HostileDisk("bad.apfs", "bad.apfs!/", "APFS container unreadable"))
+
+    # an Ex01 no tool here can write (see ex01_image): its header over damaged sections,
+    # under a name that says nothing, and a classic HFS volume TSK cannot read
+    ex01_header_stub(out / "acquired.bin", body=np.random.default_rng(5).bytes(MIN_PROBE))
+    cases.append(HostileDisk("acquired.bin", "acquired.bin!/",
+                             "corrupt or truncated EWF2 (Ex01) image; not examined"))
+    hfs_standard_image(out / "old_mac.img", 2, {"Pictures/a.jpg": pic})
+    cases.append(HostileDisk("old_mac.img", "old_mac.img!/", "classic HFS volume"))
 
     blank = bytearray(2 * MiB)  # an MBR whose only partition holds no file system
     partitioned(work / "blank.img", [1], "dos")

@@ -99,7 +99,8 @@ def test_deleted_files_are_hashed_and_marked(disk_scan: dict[str, Any]) -> None:
     known = {k.entry: k for k in disk_scan["ev"].known}
     deleted = [(label, entry) for exp in disk_scan["ev"].expect.values()
                for label, (entry, _, gone) in exp.items() if gone]
-    assert len(deleted) == 3  # FAT (mdel), ext2 (debugfs rm), exFAT (InUse cleared)
+    # FAT (mdel), ext2 (debugfs rm), exFAT (InUse cleared), NTFS (unlinked through ntfs-3g)
+    assert len(deleted) == 4
     for label, entry in deleted:
         d = rows[f"{root}/{label}"]
         assert d["deleted"] is True and d["status"] == "hashed"
@@ -125,6 +126,9 @@ def test_rows_carry_file_system_metadata(disk_scan: dict[str, Any]) -> None:
     ext = rows[f"{root}/pc/laptop.E01!/p1/home/user/Pictures/a.jpg"]
     assert ext["fs_type"] == "ext4" and ext["mtime"] == ext["times"]["mtime"] == 1609459200
     assert rows[f"{root}/pc/laptop.E01!/p2/holiday.jpg"]["fs_type"] == "ntfs"
+    nested = rows[f"{root}/pc/laptop.E01!/p2/Users/me/Pictures/2020/a.jpg"]
+    assert nested["fs_type"] == "ntfs" and nested["deleted"] is False
+    assert nested["status"] == "hashed"
     assert rows[f"{root}/disc.iso!/photos/x.jpg"]["fs_type"] == "iso9660"
     assert rows[f"{root}/card/sdcard.img!/DSC_0001.JPG"]["fs_type"] == "exfat"
     # NTFS's own records are listed but not read; later E01 segments are plain files

@@ -109,13 +109,23 @@ def _ext_superblock(sb: bytes) -> bool:
     return log_block <= 6 and rev <= 1 and 1 <= state <= 7
 
 
+def _hfs_mdb(mdb: bytes) -> bool:
+    """A classic HFS master directory block: signature "BD", an allocation block size that
+    is a non-zero multiple of 512, and a volume name length of at most 27 (Inside Macintosh:
+    Files, 2-60)."""
+    if len(mdb) < 0x80 or mdb[:2] != b"BD":
+        return False
+    block = int.from_bytes(mdb[0x14:0x18], "big")
+    return block > 0 and block % 512 == 0 and mdb[0x24] <= 27
+
+
 def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
     """What a file's bytes say it is as a disk or volume image, or None.
 
     `read_at(offset, n)` reads the file (shorter at its end); only the few ranges that hold
     signatures are read. Returns "ewf" for the first segment of an EWF image, "raw" for a
     partition table or a file system TSK reads, and the name of an encrypted volume
-    ("bitlocker", "luks", "corestorage") or "udf" for volumes recognised but not read, and
+    ("bitlocker", "luks", "corestorage"), "udf" or "hfs" for volumes recognised but not read, and
     "apfs" for an APFS container (read by `triage.disk_apfs`).
     """
     head = read_at(0, 2048)
@@ -133,6 +143,9 @@ def image_kind(read_at: Callable[[int, int], bytes]) -> str | None:
         return "raw"
     if (head[1024:1026], head[1026:1028]) in ((b"H+", b"\x00\x04"), (b"HX", b"\x00\x05")):
         return "raw"  # HFS+ / HFSX volume header and its version
+    if _hfs_mdb(head[1024:1536]):
+        # classic HFS: TSK reads an HFS+ volume wrapped in one, not HFS itself
+        return "raw" if head[1024 + 0x7C : 1024 + 0x7E] == b"H+" else "hfs"
     # the volume recognition area from sector 16 of a 2048-byte-sector disc: ISO 9660's
     # primary descriptor, or UDF's NSR descriptor (a UDF-only disc has no ISO 9660 side)
     area = read_at(32768, 2048 * 4)
@@ -188,6 +201,8 @@ _NOT_EXAMINED = {
     "corestorage": "encrypted: not examined (FileVault 2 / CoreStorage volume)",
     "udf": "UDF-only disc: not examined (TSK reads a UDF disc through its ISO 9660 side; "
            "this one has none)",
+    "hfs": "classic HFS volume (pre-HFS+): not examined (The Sleuth Kit reads HFS+ and HFSX, "
+           "not HFS)",
 }
 
 
@@ -531,6 +546,7 @@ _VIRT_TYPES = {int(pytsk3.TSK_FS_META_TYPE_VIRT)}
 _VIRT_DIR = int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)
 _NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
 _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
+_NTFS_FNAME = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_FNAME)
 # NTFS keeps its own records in MFT entries 0-15 and under \$Extend; exFAT's bitmap and
 # up-case table appear as root files. They are file-system metadata, listed but not read.
 _NTFS_SYSTEM_ENTRIES = 16
@@ -747,6 +763,9 @@ def _fs_rows(media: Media, offset: int, prefix: str, img: _Image, root: Step | N
     except DiskImageError as exc:
         if whole:
             raise
+        if _hfs_mdb(head[1024:1536]):
+            yield img.row(where, status="skipped", error=True, reason=_NOT_EXAMINED["hfs"])
+            return
         yield img.row(where, status="error", error=True, reason=exc.reason)
         return
     fs_name = _FS_NAMES.get(int(fs.info.ftype), str(int(fs.info.ftype)))
@@ -774,6 +793,7 @@ class _FsWalk:
                                       f"{_text(exc)}")
             return
         visited = {root_inum}
+        self.dir_inodes = {"": root_inum}  # directory label -> inode, for NTFS reclaims
         stack: list[tuple[Iterator[Any], str, int]] = [(iter(top), "", 1)]
         while stack:
             entries, dir_rel, depth = stack[-1]
@@ -827,6 +847,7 @@ class _FsWalk:
         except (OSError, RuntimeError) as exc:
             yield self._error(rel + "/", f"directory unreadable: {_text(exc)}")
             return
+        self.dir_inodes[rel + "/"] = addr
         stack.append((iter(sub), rel + "/", depth + 1))
 
     def _fields(self, entry: Any, deleted: bool) -> dict[str, Any]:
@@ -852,6 +873,10 @@ class _FsWalk:
                                reason="file-system metadata; not read",
                                extra=self._fields(entry, deleted), segs=segs)
             return
+        if meta is None and deleted:
+            reclaimed = self._ntfs_reclaim(name_info, self.dir_inodes.get(dir_rel))
+            if reclaimed is not None:
+                entry, meta = reclaimed, reclaimed.info.meta
         if meta is None:
             reason = "deleted; content not recoverable from file-system metadata" if deleted \
                 else "no metadata for this name"
@@ -897,6 +922,38 @@ class _FsWalk:
         if self.fs_name == "exfat":
             return dir_rel == "" and rel in ("$ALLOC_BITMAP", "$UPCASE_TABLE")
         return False
+
+    def _ntfs_reclaim(self, name_info: Any, parent: int | None) -> Any | None:
+        """The MFT record of a deleted NTFS name that TSK leaves unattached, when it still
+        holds that file.
+
+        Deleting a file bumps its MFT record's sequence number, so the name left in the
+        directory index carries n and the freed record n + 1, and TSK (rightly cautious)
+        attaches no metadata. The record still describes the file while it is free, its
+        sequence number is exactly n + 1 and one of its $FILE_NAME attributes is this name
+        in this directory; then its data runs are the file's last known content.
+        """
+        if self.fs_name != "ntfs" or parent is None:
+            return None
+        try:
+            record = self.fs.open_meta(inode=int(name_info.meta_addr))
+            meta = record.info.meta
+            if meta is None or int(meta.flags) & _META_UNALLOC == 0:
+                return None  # the record holds another, live file now
+            if int(meta.seq) != (int(name_info.meta_seq) + 1) & 0xFFFF:
+                return None
+            name = os.fsdecode(bytes(name_info.name))
+            for attr in record:
+                if int(attr.info.type) != _NTFS_FNAME:
+                    continue
+                raw = record.read_random(0, int(attr.info.size), attr.info.type, attr.info.id)
+                count = raw[0x40] if len(raw) > 0x40 else 0
+                if (int.from_bytes(raw[0:6], "little") == parent
+                        and raw[0x42 : 0x42 + 2 * count].decode("utf-16-le", "replace") == name):
+                    return record
+        except (OSError, RuntimeError):
+            return None
+        return None
 
     def _link_target(self, entry: Any, size: int) -> str | None:
         link = entry.info.meta.link  # ext's short targets live in the inode itself
