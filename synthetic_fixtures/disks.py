@@ -5,7 +5,8 @@ an examiner would meet them: `mkfs.vfat` + `mtools` (files copied and deleted wi
 mounting), `mkfs.ext4 -d` / `mkfs.ext2 -d` + `debugfs` (a deleted file whose blocks are still
 referenced), `mkntfs` + `ntfscp` (NTFS populated without mounting) or, for directories and a
 deleted file, an `ntfs-3g` FUSE mount of the image file (ntfs-3g has NTFS's directory-index
-code only behind FUSE), `hformat`/`hcopy` (classic HFS, no mount), `xorriso` (ISO 9660 with Rock Ridge and
+code only behind FUSE), `hformat`/`hcopy` (classic HFS, no mount), `synthetic_fixtures.hfsplus` (HFS+: no tool here
+creates one), pycdlib (UDF with an ISO 9660 bridge), `xorriso` (ISO 9660 with Rock Ridge and
 Joliet), `sfdisk` (MBR and GPT tables), `ewfacquirestream` (EWF with stored MD5 and SHA-1,
 split into segments) and `cryptsetup` (a LUKS volume). BitLocker cannot be written on Linux;
 its volume is a boot sector carrying BitLocker's signature, which is all detection reads.
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from synthetic_fixtures.hfsplus import hfsplus_image
 from synthetic_fixtures.photos import make_photo
 
 TOOLS = {
@@ -321,6 +323,27 @@ def iso_image(path: Path, files: dict[str, bytes]) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def udf_bridge_image(path: Path, files: dict[str, bytes]) -> None:
+    """A UDF 2.60 disc with an ISO 9660 (and Joliet) side naming the same files, written by
+    pycdlib (xorriso writes no UDF). Directory and file names are lower-case ASCII."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(udf="2.60", interchange_level=3, joliet=3)
+    made: set[str] = set()
+    for name, data in files.items():
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in made:
+                iso.add_directory("/" + d.upper(), udf_path="/" + d, joliet_path="/" + d)
+                made.add(d)
+        iso.add_fp(io.BytesIO(data), len(data), "/" + name.upper() + ";1", udf_path="/" + name,
+                   joliet_path="/" + name)
+    iso.write(str(path))
+    iso.close()
+
+
 def partitioned(path: Path, volumes: Sequence[Path | int], table: str = "dos") -> list[int]:
     """A disk holding `volumes` (file-system images, or a size in MiB left zeroed) behind an
     MBR ("dos") or GPT table written by `sfdisk`; returns each partition's byte offset."""
@@ -454,7 +477,7 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".work")
     work.mkdir(exist_ok=True)
-    ev = DiskEvidence(out, _known_set(rng, 20))
+    ev = DiskEvidence(out, _known_set(rng, 25))
     plan = _Plan(ev.known, ev)
     filler = {"notes/readme.txt": b"nothing to see\n" * 10}
 
@@ -540,6 +563,20 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     apfs = work / "mac.apfs"
     apfs_container(apfs)
     partitioned(out / c, [efi, apfs], "gpt")
+
+    # An old Mac backup disk: bare HFS+ (written by synthetic_fixtures.hfsplus: see there).
+    c = "mac/backup.hfs"
+    hfsplus_image(out / c, 4, {
+        "Users/me/Pictures/a.jpg": plan.exact(c, f"{c}!/Users/me/Pictures/a.jpg"),
+        "Users/me/Pictures/b.jpg": plan.reencoded(c, f"{c}!/Users/me/Pictures/b.jpg"),
+        **filler,
+    }, BASE_MTIME)
+
+    # A DVD as most burners write it: UDF with an ISO 9660 bridge (pycdlib), read through
+    # the ISO 9660 side (TSK has no UDF reader; a UDF-only disc is in make_hostile_disks).
+    c = "dvd/video.iso"
+    (out / "dvd").mkdir(exist_ok=True)
+    udf_bridge_image(out / c, {"photos/c.jpg": plan.exact(c, f"{c}!/photos/c.jpg")})
 
     # A memory card image sent as a mail attachment: FAT12 inside a zip.
     c = "mail/attach.zip"

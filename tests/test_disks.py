@@ -35,7 +35,8 @@ from triage.pipeline import ScanConfig, run_scan
 from triage.walk import walk
 
 CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "disc.iso", "phone/dump.001",
-              "card/sdcard.img", "mac/disk.img", "mail/attach.zip")
+              "card/sdcard.img", "mac/disk.img", "mac/backup.hfs", "dvd/video.iso",
+              "mail/attach.zip")
 
 
 def _require_tools() -> None:
@@ -131,6 +132,9 @@ def test_rows_carry_file_system_metadata(disk_scan: dict[str, Any]) -> None:
     assert nested["status"] == "hashed"
     assert rows[f"{root}/disc.iso!/photos/x.jpg"]["fs_type"] == "iso9660"
     assert rows[f"{root}/card/sdcard.img!/DSC_0001.JPG"]["fs_type"] == "exfat"
+    hfs = rows[f"{root}/mac/backup.hfs!/Users/me/Pictures/a.jpg"]
+    assert hfs["fs_type"] == "hfs" and hfs["mtime"] == 1609459200
+    assert rows[f"{root}/mac/backup.hfs!/$CatalogFile"]["status"] == "skipped"
     # NTFS's own records are listed but not read; later E01 segments are plain files
     assert rows[f"{root}/pc/laptop.E01!/p2/$MFT"]["status"] == "skipped"
     assert (root / "pc" / "laptop.E02").exists()

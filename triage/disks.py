@@ -548,8 +548,9 @@ _NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
 _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 _NTFS_FNAME = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_FNAME)
 # NTFS keeps its own records in MFT entries 0-15 and under \$Extend; exFAT's bitmap and
-# up-case table appear as root files. They are file-system metadata, listed but not read.
+# up-case table and HFS+'s special files appear as root files. They are file-system metadata, listed but not read.
 _NTFS_SYSTEM_ENTRIES = 16
+_HFS_FIRST_USER_ID = 16
 _NTFS_RESERVED_ENTRIES = 24
 
 
@@ -921,6 +922,10 @@ class _FsWalk:
             return (addr < _NTFS_SYSTEM_ENTRIES and dir_rel == "") or dir_rel == "$Extend/"
         if self.fs_name == "exfat":
             return dir_rel == "" and rel in ("$ALLOC_BITMAP", "$UPCASE_TABLE")
+        if self.fs_name in ("hfs", "hfsx"):
+            # TSK lists HFS+'s special files (catalog, extents, allocation, ...) by their
+            # reserved catalog node IDs, below 16 (TN1150)
+            return dir_rel == "" and addr < _HFS_FIRST_USER_ID and rel.startswith("$")
         return False
 
     def _ntfs_reclaim(self, name_info: Any, parent: int | None) -> Any | None:
