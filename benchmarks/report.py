@@ -9,6 +9,7 @@ Chromium is Debian's, driven by Selenium through Debian's chromedriver, as in th
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -142,7 +143,8 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
                 page.unlink()
         notes = (f"Unmatched-tier bound {BOUND:,} rows (policy `[report] unmatched_rows`); "
                  "tiers 1-3 always complete. Times are wall seconds on a shared 2-core machine "
-                 "under load from parallel work; open = page load until the script has rendered "
+                 f"(load average {os.getloadavg()[0]:.1f} at the end of the run); "
+                 "open = page load until the script has rendered "
                  "the first page of every tier; search includes the 120 ms input debounce.")
         write_results(out_dir, "report", {"quick": quick, "by_case": results},
                       ["items", "page", "size MB", "render s", "open s", "search s",

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from hashing.errors import TriageError
-from hashing.i18n import _
+from hashing.i18n import _, localise
 from index.bank_export import FORMATS as EXPORT_FORMATS
 from index.bank_import import PARSERS, ImportOptions, validate_file
 from index.bank_types import BankDetail, BankInfo, ImportRejectedError, ImportResult
@@ -40,7 +40,24 @@ def _open(store_dir: str | None) -> BankStore:
 
 
 def _fail(e: TriageError) -> click.ClickException:
-    return click.ClickException(str(e))
+    return click.ClickException(localise(e))
+
+
+def _counts(result: ImportResult, *, history: bool = True) -> str:
+    """One line of what an import did (a partner list's import also retracts and reinstates)."""
+    text = _("bank {bank}: {added} added, {updated} updated, {unchanged} unchanged").format(
+        bank=result.bank, added=result.added, updated=result.updated,
+        unchanged=result.unchanged)
+    if history:
+        text += _(", {repeated} repeated, {retracted} retracted, {reinstated} reinstated, "
+                  "{rejected} rejected").format(
+            repeated=result.duplicates, retracted=result.retracted,
+            reinstated=result.reinstated, rejected=len(result.rejected))
+    else:
+        text += _(", {n} not imported").format(n=len(result.rejected))
+    if result.report_path:
+        text += _(" (report: {path})").format(path=result.report_path)
+    return text
 
 
 @click.group("bank")
@@ -107,17 +124,13 @@ def import_cmd(
             result = store.import_file(file, options, report)
     except ImportRejectedError as e:
         _print_rejected(e.result)
-        click.echo(f"triage: {e}; nothing imported (report: {e.result.report_path})", err=True)
+        click.echo(_("triage: {error}; nothing imported (report: {path})").format(
+            error=localise(e), path=e.result.report_path), err=True)
         sys.exit(2)
     except TriageError as e:
         raise _fail(e) from None
     _print_rejected(result)
-    click.echo(
-        f"bank {result.bank}: {result.added} added, {result.updated} updated, "
-        f"{result.unchanged} unchanged, {result.duplicates} repeated, "
-        f"{result.retracted} retracted, {result.reinstated} reinstated, "
-        f"{len(result.rejected)} rejected (report: {result.report_path})"
-    )
+    click.echo(_counts(result))
 
 
 @bank.command("validate")
@@ -180,21 +193,17 @@ def import_media_cmd(folder: str, bank_name: str, category: str | None,
     except TriageError as e:
         raise _fail(e) from None
     _print_rejected(result)
-    click.echo(
-        f"bank {result.bank}: {result.added} added, {result.updated} updated, "
-        f"{result.unchanged} unchanged, {len(result.rejected)} not imported "
-        f"(report: {result.report_path})"
-    )
+    click.echo(_counts(result, history=False))
 
 
 def _print_rejected(result: ImportResult) -> None:
     if result.error:
         click.echo(f"{result.file}: {result.error}", err=True)
     for r in result.rejected:
-        item = f" (media #{r.item})" if r.item is not None else ""
+        item = _(" (media #{n})").format(n=r.item) if r.item is not None else ""
         click.echo(f"{result.file}:{r.line}{item}: {r.reason}", err=True)
     for note, count in sorted(result.notes.items()):
-        click.echo(f"note: {note} ({count}x)", err=True)
+        click.echo(_("note: {note} ({count}x)").format(note=note, count=count), err=True)
 
 
 @bank.command("list")
@@ -215,10 +224,11 @@ def list_cmd(fmt: str, store_dir: str | None) -> None:
 
 
 def _line(b: BankInfo) -> str:
-    state = "enabled" if b.enabled else "disabled"
-    kind = "known-good" if b.known_good else "known-bad"
+    state = _("enabled") if b.enabled else _("disabled")
+    kind = _("known-good") if b.known_good else _("known-bad")
+    entries = _("{n} entries").format(n=b.entries)
     return (
-        f"{b.name}\t{b.entries} entries\t{','.join(b.algorithms) or '-'}\t{state}\t{kind}"
+        f"{b.name}\t{entries}\t{','.join(b.algorithms) or '-'}\t{state}\t{kind}"
         f"\tsource={b.source or '-'}\tversion={b.version or '-'}"
     )
 
@@ -293,7 +303,7 @@ def export_cmd(name: str, fmt: str, out: str | None, store_dir: str | None) -> N
                 from index.store_transfer import export_bank
 
                 if out is None:
-                    raise click.UsageError("--format store needs --out FILE")
+                    raise click.UsageError(_("--format store needs --out FILE"))
                 n = export_bank(store, name, out)
             elif out is None:
                 n = store.export(name, fmt, sys.stdout)
@@ -302,7 +312,7 @@ def export_cmd(name: str, fmt: str, out: str | None, store_dir: str | None) -> N
                     n = store.export(name, fmt, f)
     except TriageError as e:
         raise _fail(e) from None
-    click.echo(f"exported {n} records", err=True)
+    click.echo(_("exported {n} records").format(n=n), err=True)
 
 
 @bank.command("import-store")
@@ -319,8 +329,7 @@ def import_store_cmd(file: str, bank_name: str | None, store_dir: str | None) ->
     except TriageError as e:
         raise _fail(e) from None
     _print_rejected(result)
-    click.echo(f"bank {result.bank}: {result.added} added, {result.updated} updated, "
-               f"{result.unchanged} unchanged, {len(result.rejected)} not imported")
+    click.echo(_counts(result, history=False))
 
 
 @bank.command("retract")
@@ -337,7 +346,7 @@ def retract_cmd(
 ) -> None:
     """Retract entries: kept in the history, never matched again."""
     if bool(hashes) == bool(file):
-        raise click.UsageError("give --hash H (repeatable) or --file F")
+        raise click.UsageError(_("give --hash H (repeatable) or --file F"))
     try:
         with _open(store_dir) as store:
             if file:
@@ -347,8 +356,8 @@ def retract_cmd(
     except TriageError as e:
         raise _fail(e) from None
     for h in result.not_found:
-        click.echo(f"not in bank {name}: {h}", err=True)
-    click.echo(f"retracted {result.retracted} entries")
+        click.echo(_("not in bank {name}: {hash}").format(name=name, hash=h), err=True)
+    click.echo(_("retracted {n} entries").format(n=result.retracted))
     if result.not_found:
         sys.exit(1)
 
@@ -389,5 +398,6 @@ def rebuild_cmd(store_dir: str | None) -> None:
         raise _fail(e) from None
     for info in infos:
         click.echo(
-            f"{info.algorithm}\t{info.rows} rows\t{info.entries} entries\t{info.sha256 or '-'}"
+            f"{info.algorithm}\t" + _("{rows} rows").format(rows=info.rows) + "\t"
+            + _("{n} entries").format(n=info.entries) + f"\t{info.sha256 or '-'}"
         )

@@ -11,6 +11,7 @@ import click
 from hashing.decode import DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT, DecodeMode
 from hashing.errors import UnknownAlgorithmError
 from hashing.hasher import DEFAULT_MAX_MEDIA_BYTES, HashOptions
+from hashing.i18n import _, localise
 from hashing.output import FORMATS, Format, write_records
 from hashing.registry import DEFAULT_ALGORITHMS, parse_algorithms
 
@@ -19,9 +20,9 @@ def _algorithms(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     try:
         algos = parse_algorithms(value)
     except UnknownAlgorithmError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(localise(exc)) from None
     if not algos:
-        raise click.BadParameter("no algorithm given")
+        raise click.BadParameter(_("no algorithm given"))
     return algos
 
 
@@ -74,7 +75,8 @@ def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool
     """
     for p in paths:
         if not os.path.lexists(p):
-            raise click.BadParameter(f"{p!r} does not exist", param_hint="PATH")
+            raise click.BadParameter(_("{path!r} does not exist").format(path=p),
+                                     param_hint="PATH")
     opts = HashOptions(algorithms=algorithms, dihedral=dihedral, variants=variants,
                        decode_mode=cast(DecodeMode, decode_mode), pixel_limit=pixel_limit,
                        exif_transpose=exif_transpose, video_fps=video_fps,
@@ -88,7 +90,7 @@ def hash_cmd(paths: tuple[str, ...], algorithms: tuple[str, ...], dihedral: bool
         progress = tqdm(unit="file", file=sys.stderr)
     records = hash_tree(paths, opts, workers or _default_workers())
     out = sys.stdout
-    for _ in write_records(records, cast(Format, fmt), out, algorithms, dihedral=dihedral,
+    for _written in write_records(records, cast(Format, fmt), out, algorithms, dihedral=dihedral,
                            exif_transpose=exif_transpose):
         if progress is not None:
             progress.update()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hashing.errors import TriageError
-from hashing.i18n import _
+from hashing.i18n import _, localise
 
 
 @click.group("review")
@@ -39,10 +39,10 @@ def import_cmd(decisions: Path, case_dir: Path, to_bank: str | None, store_dir: 
     except DecisionsRejectedError as e:
         for r in e.rejected:
             click.echo(f"{decisions}:{r.line}: {r.reason}", err=True)
-        click.echo(f"triage: {e}", err=True)
+        click.echo(f"triage: {localise(e)}", err=True)
         sys.exit(2)
     except TriageError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(localise(e)) from None
     kinds = ", ".join(f"{k}={v}" for k, v in sorted(result.by_kind.items()))
     click.echo(_("{n} decisions stored in {case} ({kinds})").format(
         n=result.decisions, case=case_dir, kinds=kinds or "-"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hashing.errors import TriageError
-from hashing.i18n import _
+from hashing.i18n import _, localise
 
 
 def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
@@ -33,10 +33,11 @@ def _print_summary(summary: dict, outputs: dict[str, Path], noop: bool) -> None:
                 f"{_(k) if key != 'status' else k}={v}" for k, v in counts[key].items()))
     matching = summary.get("matching") or {}
     if matching.get("algorithms"):
-        click.echo("  matched with: " + ", ".join(matching["algorithms"]))
+        click.echo(_("  matched with: {algorithms}").format(
+            algorithms=", ".join(matching["algorithms"])))
     for algo in matching.get("unused_policy_radius", ()):
-        click.echo(f"warning: the policy sets a radius for {algo}, which no enabled bank holds",
-                   err=True)
+        click.echo(_("warning: the policy sets a radius for {algo}, which no enabled bank "
+                     "holds").format(algo=algo), err=True)
     for name, path in outputs.items():
         click.echo(f"  {name}: {path}")
     report = outputs.get("report.html")
@@ -96,7 +97,7 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
 
     given = [p for p in (tls_ca, tls_cert, tls_key) if p is not None]
     if given and len(given) != 3:
-        raise click.UsageError("--tls-ca, --tls-cert and --tls-key go together")
+        raise click.UsageError(_("--tls-ca, --tls-cert and --tls-key go together"))
     tls = TlsFiles(tls_ca, tls_cert, tls_key) if tls_ca and tls_cert and tls_key else None
 
     # disable=None: the bar shows on a terminal only, never in logs or pipes; the total
@@ -119,9 +120,9 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
                 insecure=insecure,
             ))
         except (NoBanksError, CaseRefused) as exc:
-            raise _Refused(str(exc)) from exc
+            raise _Refused(localise(exc)) from exc
         except TriageError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(localise(exc)) from exc
     _print_summary(result.summary, result.outputs, result.noop)
 
 
@@ -136,6 +137,7 @@ def demo(out_dir: Path, workers: int | None) -> None:
     try:
         result = run_demo(out_dir, workers=workers)
     except TriageError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"evidence: {result.evidence_dir}  store: {result.store_dir}")
+        raise click.ClickException(localise(exc)) from exc
+    click.echo(_("evidence: {evidence}  store: {store}").format(
+        evidence=result.evidence_dir, store=result.store_dir))
     _print_summary(result.scan.summary, result.scan.outputs, result.scan.noop)

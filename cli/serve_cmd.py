@@ -13,6 +13,7 @@ import click
 
 from cli.bank_cmd import store_option
 from hashing.errors import TriageError
+from hashing.i18n import _, localise
 from index.banks import default_store_dir
 
 
@@ -46,8 +47,9 @@ def serve(ctx: click.Context, host: str, port: int, public: bool, policy_path: s
         app = create_app(ctx.obj["store"], config, load_policy(Path(policy_path)) if policy_path
                          else None)
     except (TriageError, TypeError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"serving {ctx.obj['store']} on http://{host}:{port}", err=True)
+        raise click.ClickException(localise(e)) from None
+    click.echo(_("serving {store} on http://{host}:{port}").format(
+        store=ctx.obj["store"], host=host, port=port), err=True)
     run(app, host, port, public)
 
 
@@ -77,9 +79,10 @@ def add(ctx: click.Context, name: str, role: str, banks: tuple[str, ...]) -> Non
         key = db.add_key(name, role, banks)
         db.close()
     except TriageError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(localise(e)) from None
     click.echo(key)
-    click.echo(f"key {name} ({role}) created; it is shown only now", err=True)
+    click.echo(_("key {name} ({role}) created; it is shown only now").format(
+        name=name, role=role), err=True)
 
 
 @keys.command("list")
@@ -94,7 +97,7 @@ def list_keys(ctx: click.Context, fmt: str) -> None:
         click.echo(json.dumps([k.to_dict() for k in found], indent=2))
         return
     for k in found:
-        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        state = _("revoked {when}").format(when=k.revoked_at) if k.revoked_at else _("active")
         click.echo(f"{k.name}\t{k.role}\t{','.join(k.banks) or '*'}\t{state}")
 
 
@@ -108,6 +111,6 @@ def revoke(ctx: click.Context, name: str) -> None:
         db.revoke(name)
         db.close()
     except TriageError as e:
-        click.echo(f"triage: {e}", err=True)
+        click.echo(f"triage: {localise(e)}", err=True)
         sys.exit(1)
-    click.echo(f"key {name} revoked")
+    click.echo(_("key {name} revoked").format(name=name))

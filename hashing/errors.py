@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hashing.i18n import Text, tr
+
 
 class TriageError(Exception):
     """Base class of every error this project raises on purpose."""
@@ -12,7 +14,8 @@ class HashFormatError(TriageError, ValueError):
 
     def __init__(self, algorithm: str, value: str, reason: str) -> None:
         shown = value if len(value) <= 80 else value[:77] + "..."
-        super().__init__(f"invalid {algorithm} hash {shown!r}: {reason}")
+        super().__init__(tr("invalid {algorithm} hash {shown!r}: {reason}", algorithm=algorithm,
+                            shown=shown, reason=reason))
         self.algorithm = algorithm
         self.value = value
         self.reason = reason
@@ -20,7 +23,7 @@ class HashFormatError(TriageError, ValueError):
 
 class UnknownAlgorithmError(TriageError, KeyError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown hash algorithm {name!r}")
+        super().__init__(tr("unknown hash algorithm {name!r}", name=name))
         self.name = name
 
     def __str__(self) -> str:
@@ -31,7 +34,7 @@ class MediaError(TriageError):
     """A file that could not be turned into pixels; `reason` is what goes into the record."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(Text("{path}: {reason}", {"path": path, "reason": reason}))
         self.path = path
         self.reason = reason
 

@@ -7,6 +7,10 @@ and compiled to `.mo` by `make` (pybabel compile). A fresh clone that was never 
 language never silently falls back to English. Only labels and text are translated; data
 fields (paths, hashes, tiers, category labels stored in the outputs) stay as they are.
 
+Errors are raised in English with their template kept (`tr`, a `Text`): what a library stores
+or writes (manifest reasons, JSON import reports, audit lines) stays English whatever the
+language, and the CLI shows the same error in the chosen language (`localise`).
+
 It lives in `hashing` because every layer above (index, triage, cli) has text to translate
 and `hashing` is the one package all of them may import.
 """
@@ -17,6 +21,7 @@ import gettext as _gettext
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "osec_triage"
 LANGUAGES = ("en", "vi")
@@ -100,3 +105,41 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Marks a message for the catalogs without translating it (stored data stays English)."""
     return message
+
+
+class Text(str):
+    """English text that keeps its message template and fields, so it can be shown again in
+    another language (`localise`) while everything stored stays English."""
+
+    template: str
+    fields: dict[str, Any]
+
+    def __new__(cls, template: str, fields: dict[str, Any]) -> Text:
+        obj = super().__new__(cls, template.format(**fields))
+        obj.template = template
+        obj.fields = fields
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # workers send errors back to the parent
+        return (Text, (self.template, self.fields))
+
+
+def tr(template: str, **fields: Any) -> Text:
+    """A message for the catalogs (extracted like `_`), formatted in English now and
+    translatable later: `raise BankError(tr("no bank named {name!r}", name=n))`."""
+    return Text(template, fields)
+
+
+def localise(value: object) -> str:
+    """`value` (a `Text`, an error raised with one, or anything else) in the current language.
+    Fields that are themselves `Text` (a reason inside "{path}: {reason}") are translated too."""
+    if isinstance(value, BaseException):
+        args = value.args
+        if len(args) == 1 and isinstance(args[0], Text):
+            return localise(args[0])
+        return str(value)
+    if isinstance(value, Text):
+        fields = {k: localise(v) if isinstance(v, Text | BaseException) else v
+                  for k, v in value.fields.items()}
+        return _(value.template).format(**fields)
+    return str(value)

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hashing.i18n import tr
 from hashing.registry import STORE_PRIVATE, spec
 from index.bank_types import ImportResult
 from index.categories import CategoryScheme, label_for_option, load_scheme
@@ -91,7 +92,8 @@ def now() -> str:
 def check_bank_name(name: str) -> str:
     if not BANK_NAME.fullmatch(name):
         raise BankError(
-            f"bank name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting alphanumeric"
+            tr("bank name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting "
+               "alphanumeric", name=name)
         )
     return name
 
@@ -100,12 +102,13 @@ def resolve(path: str, options: ImportOptions) -> tuple[str, CategoryScheme | No
     """(format, scheme object, scheme name to record) for a file and the options given."""
     fmt = detect_format(path) if options.format == "auto" else options.format
     if fmt not in PARSERS:
-        raise BankError(f"unknown list format {fmt!r}: one of {', '.join(PARSERS)}")
+        raise BankError(tr("unknown list format {fmt!r}: one of {formats}", fmt=fmt,
+                           formats=", ".join(PARSERS)))
     if options.algo is not None:
         spec(options.algo)
         if options.algo in STORE_PRIVATE:
-            raise BankError(f"{options.algo} entries come from media (bank import-media), "
-                            "not from hash lists")
+            raise BankError(tr("{algo} entries come from media (bank import-media), not from "
+                               "hash lists", algo=options.algo))
     scheme = load_scheme(options.scheme) if options.scheme else None
     name = options.scheme
     if name is None and fmt == "vics":
@@ -164,12 +167,12 @@ def check_options(options: ImportOptions) -> None:
     """Refuse option combinations that would lose data."""
     if options.replace and options.skip_invalid:
         raise BankError(
-            "--replace with --skip-invalid would retract the entries of every record skipped:"
-            " a replacing list must be valid as a whole"
+            tr("--replace with --skip-invalid would retract the entries of every record "
+               "skipped: a replacing list must be valid as a whole")
         )
     if options.replace and not options.version:
         raise BankError(
-            "--replace needs --version: the history records which version dropped an entry"
+            tr("--replace needs --version: the history records which version dropped an entry")
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hashing.i18n import tr
 from index.errors import BankError
 from index.ingest.records import RejectedRecord
 
@@ -181,8 +182,13 @@ class ImportRejectedError(BankError):
 
     def __init__(self, result: ImportResult) -> None:
         n = len(result.rejected)
-        what = result.error or f"{n} invalid record{'s' if n != 1 else ''}"
-        super().__init__(f"{result.file}: import into bank {result.bank!r} rejected: {what}")
+        if result.error:
+            text = tr("{file}: import into bank {bank!r} rejected: {error}", file=result.file,
+                      bank=result.bank, error=result.error)
+        else:
+            text = tr("{file}: import into bank {bank!r} rejected: {n} invalid record(s)",
+                      file=result.file, bank=result.bank, n=n)
+        super().__init__(text)
         self.result = result
 
 

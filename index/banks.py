@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from hashing.errors import TriageError
+from hashing.i18n import N_, Text, tr
 from hashing.registry import PERCEPTUAL, SPECS
 from index import bank_export
 from index.bank_import import (
@@ -117,7 +118,7 @@ class BankStore:
         for sub in ("index", "reports"):
             _private_dir(os.path.join(self.dir, sub))
         self.db_path = os.path.join(self.dir, _DB_NAME)
-        with self._writing("cannot open the bank store"):
+        with self._writing(N_("cannot open the bank store")):
             if not os.path.exists(self.db_path):
                 # create it 0600 before SQLite does; SQLite gives -wal/-shm the same mode
                 os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -164,9 +165,9 @@ class BankStore:
                 bump(self.con, touched)
         except sqlite3.Error as e:
             # the store, not the list, is at fault (full disk, I/O error): not a rejection
-            raise BankError(
-                f"{self.dir}: cannot write the bank store, nothing was imported: {_cause(e)}"
-            ) from e
+            raise BankError(tr(
+                "{store}: cannot write the bank store, nothing was imported: {reason}",
+                store=str(self.dir), reason=_cause(e))) from e
         except Rollback as r:
             result = replace(r.result, bank=options.bank, skip_invalid=options.skip_invalid)
         except (HashListFormatError, OSError) as e:
@@ -252,7 +253,7 @@ class BankStore:
 
     def set_enabled(self, name: str, enabled: bool) -> BankInfo:
         bank_id = self._bank_id(name)
-        with self._writing("cannot write the bank store"), transaction(self.con):
+        with self._writing(N_("cannot write the bank store")), transaction(self.con):
             changed = self.con.execute(
                 "UPDATE banks SET enabled = ? WHERE id = ? AND enabled != ?",
                 (int(enabled), bank_id, int(enabled)),
@@ -272,7 +273,7 @@ class BankStore:
         count = 0
         not_found: list[str] = []
         algos: set[str] = set()
-        with self._writing("cannot write the bank store"), transaction(self.con):
+        with self._writing(N_("cannot write the bank store")), transaction(self.con):
             for h in wanted:
                 rows = self.con.execute(
                     "SELECT id, algorithm FROM entries WHERE bank_id = ? AND hash = ?"
@@ -309,7 +310,7 @@ class BankStore:
         """Record analysts' confirmed false matches on bank entries (once per case and item);
         returns how many were new. A bank or entry that no longer exists is skipped."""
         added = 0
-        with self._writing("cannot write the bank store"), transaction(self.con):
+        with self._writing(N_("cannot write the bank store")), transaction(self.con):
             for fp in reports:
                 row = self.con.execute("SELECT id FROM banks WHERE name = ?", (fp.bank,)).fetchone()
                 if row is None:
@@ -328,7 +329,8 @@ class BankStore:
             with open(path, encoding="utf-8-sig") as f:
                 hashes = [line.strip() for line in f if not is_skippable(line)]
         except (OSError, UnicodeDecodeError) as e:
-            raise BankError(f"{path}: cannot read: {e}") from None
+            raise BankError(tr("{path}: cannot read: {reason}", path=str(path),
+                               reason=str(e))) from None
         return self.retract(name, hashes, reason, whole_item)
 
     def rebuild(self) -> list[IndexInfo]:
@@ -336,13 +338,13 @@ class BankStore:
 
         Raises BankError (a full disk, an I/O error) after which the old files are in place.
         """
-        with self._writing("cannot rebuild the index"):
+        with self._writing(N_("cannot rebuild the index")):
             return [build(self.con, self.dir, algo) for algo in PERCEPTUAL]
 
     def open_matcher(self) -> BankMatcher:
         """A matcher over enabled, non-retracted entries; stale or corrupt indexes are rebuilt
         (BankError when that rebuild cannot be written)."""
-        with self._writing("cannot open the matcher"):
+        with self._writing(N_("cannot open the matcher")):
             return BankMatcher(self.db_path, self.dir)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -356,7 +358,8 @@ class BankStore:
         except TriageError:
             raise
         except (sqlite3.Error, OSError) as e:
-            raise BankError(f"{self.dir}: {what}: {_cause(e)}") from e
+            raise BankError(Text("{store}: {what}: {reason}", {
+                "store": str(self.dir), "what": Text(what, {}), "reason": _cause(e)})) from e
 
     def _rebuild(self, algos: set[str]) -> None:
         """Rebuild after a committed change; a failure here only leaves the index stale."""
@@ -369,7 +372,8 @@ class BankStore:
     def _bank_id(self, name: str) -> int:
         row = self.con.execute("SELECT id FROM banks WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise BankError(f"no bank named {name!r} in {self.dir}")
+            raise BankError(tr("no bank named {name!r} in {store}", name=name,
+                               store=str(self.dir)))
         return int(row[0])
 
     def _algorithms(self, bank_id: int) -> set[str]:
@@ -423,5 +427,5 @@ def _normal_hash(text: str) -> str:
     if value.startswith("0x"):
         value = value[2:]
     if not value or not set(value) <= _HEX or len(value) not in _HASH_LENGTHS:
-        raise BankError(f"{text!r} is not a hash of any known algorithm")
+        raise BankError(tr("{text!r} is not a hash of any known algorithm", text=text))
     return value

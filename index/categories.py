@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from hashing.errors import TriageError
-from hashing.i18n import N_
+from hashing.i18n import N_, tr
 
 
 class SchemeError(TriageError):
@@ -129,7 +129,8 @@ def label_for_text(text: str, scheme: CategoryScheme | None) -> CategoryLabel:
     if scheme is not None:
         found = scheme.lookup(text) or scheme.by_label(text)
         if found is None:
-            raise SchemeError(f"unknown category {text!r} in scheme {scheme.name}")
+            raise SchemeError(tr("unknown category {text!r} in scheme {scheme}", text=text,
+                                 scheme=scheme.name))
         return found
     if not is_code(text):
         return _BY_LABEL.get(text.strip().casefold(), CategoryLabel(text.strip()))
@@ -140,7 +141,8 @@ def label_for_text(text: str, scheme: CategoryScheme | None) -> CategoryLabel:
         return found
     names = " or ".join(f"--scheme {s.name}" for s in holders) or "--scheme FILE.json"
     raise SchemeError(
-        f"category {text!r} is a number with no scheme to say what it means: give {names}"
+        tr("category {text!r} is a number with no scheme to say what it means: give {names}",
+           text=text, names=names)
     )
 
 
@@ -187,9 +189,11 @@ def load_scheme(name_or_path: str) -> CategoryScheme:
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise SchemeError(f"{name_or_path}: not a built-in scheme (vic, caid) nor a file") from None
+        raise SchemeError(tr("{scheme}: not a built-in scheme (vic, caid) nor a file",
+                             scheme=str(name_or_path))) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SchemeError(f"{name_or_path}: cannot read scheme file: {e}") from None
+        raise SchemeError(tr("{scheme}: cannot read scheme file: {reason}",
+                             scheme=str(name_or_path), reason=str(e))) from None
     try:
         table = {}
         for code, spec in doc["categories"].items():
@@ -208,4 +212,5 @@ def load_scheme(name_or_path: str) -> CategoryScheme:
             )
         return _scheme(str(doc.get("name", path.stem)), table)
     except (KeyError, TypeError, AttributeError, ValueError) as e:
-        raise SchemeError(f"{name_or_path}: malformed scheme file: {e}") from None
+        raise SchemeError(tr("{scheme}: malformed scheme file: {reason}",
+                             scheme=str(name_or_path), reason=str(e))) from None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from hashing.errors import TriageError
+from hashing.i18n import Text
 
 
 class IndexCorruptError(TriageError):
     """An index file that is missing, unreadable or does not match its recorded checksum."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(Text("{path}: {reason}", {"path": path, "reason": reason}))
         self.path = path
         self.reason = reason
 
@@ -22,7 +23,7 @@ class HashListFormatError(TriageError, ValueError):
 
     def __init__(self, path: str, line: int | None, reason: str) -> None:
         where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {reason}")
+        super().__init__(Text("{where}: {reason}", {"where": where, "reason": reason}))
         self.path = path
         self.line = line
         self.reason = reason

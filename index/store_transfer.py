@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hashing.algorithms.local_features import LocalFeatures
+from hashing.i18n import tr
 from index.bank_types import ImportResult
 from index.errors import BankError
 from index.ingest.records import ParsedRecord, RejectedRecord
@@ -43,9 +44,9 @@ def export_bank(store: BankStore, name: str, path: str) -> int:
         "SELECT id, name, source, version, known_good, scheme FROM banks WHERE name = ?", (name,)
     ).fetchone()
     if row is None:
-        raise BankError(f"no bank named {name!r} in {store.dir}")
+        raise BankError(tr("no bank named {name!r} in {store}", name=name, store=str(store.dir)))
     if os.path.exists(path):
-        raise BankError(f"{path}: exists; a store export never overwrites")
+        raise BankError(tr("{path}: exists; a store export never overwrites", path=str(path)))
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         out = sqlite3.connect(path)
@@ -67,7 +68,8 @@ def export_bank(store: BankStore, name: str, path: str) -> int:
             out.close()
     except sqlite3.Error as e:
         Path(path).unlink(missing_ok=True)
-        raise BankError(f"{path}: cannot write the store export: {e}") from e
+        raise BankError(tr("{path}: cannot write the store export: {reason}", path=str(path),
+                           reason=str(e))) from e
     return len(entries)
 
 
@@ -75,17 +77,20 @@ def _read(path: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], dict[str, 
     try:
         con = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     except sqlite3.Error as e:
-        raise BankError(f"{path}: cannot open: {e}") from None
+        raise BankError(tr("{path}: cannot open: {reason}", path=str(path),
+                           reason=str(e))) from None
     try:
         fmt = con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if fmt is None or fmt[0] != FORMAT:
-            raise BankError(f"{path}: not an osec-triage store export ({FORMAT})")
+            raise BankError(tr("{path}: not an osec-triage store export ({format})",
+                               path=str(path), format=FORMAT))
         bank = con.execute("SELECT name, source, version, known_good, scheme FROM bank"
                            ).fetchone()
         entries = con.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY rowid").fetchall()
         features = {h: bytes(d) for h, d in con.execute("SELECT hash, data FROM features")}
     except sqlite3.Error as e:
-        raise BankError(f"{path}: not an osec-triage store export: {e}") from None
+        raise BankError(tr("{path}: not an osec-triage store export: {reason}",
+                           path=str(path), reason=str(e))) from None
     finally:
         con.close()
     return bank, entries, features

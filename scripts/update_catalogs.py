@@ -1,6 +1,6 @@
 """Re-extract every translatable message and merge it into the English and Vietnamese catalogs.
 
-Messages are marked with `_()` / `N_()` / `ngettext()` (hashing.i18n). English is the source
+Messages are marked with `_()` / `N_()` / `tr()` / `ngettext()` (hashing.i18n). English is the source
 language: its catalog maps each message to itself. New Vietnamese messages are added with an
 empty translation and listed, so the catalog test fails until someone translates them.
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from hashing.i18n import DOMAIN, LANGUAGES, po_path  # noqa: E402
 
 PACKAGES = ("hashing", "index", "triage", "cli")
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "tr": (1,), "ngettext": (1, 2)}
 
 
 def translated(string: str | tuple[str, ...] | list[str]) -> bool:

@@ -145,3 +145,56 @@ def test_cli_speaks_vietnamese(tmp_path: Path) -> None:
                                    "--inventory"])
     assert out.exit_code == 1
     assert "có phải ý bạn là 'radius'?" in out.output and "Traceback" not in out.output
+
+
+def test_errors_stay_english_as_data_and_speak_the_chosen_language() -> None:
+    """An error keeps English text (what a library stores or writes) and its template, so the
+    CLI can show it in Vietnamese; nested reasons are translated too, and the text pickles
+    (workers send results back to the parent)."""
+    import pickle
+
+    from index.errors import HashListFormatError
+    from triage.casedir import CaseRefused
+
+    inner = i18n.tr("cannot read: {reason}", reason="Permission denied")
+    err = CaseRefused("/x/case", i18n.tr("evidence path does not exist"))
+    wrapped = HashListFormatError("/x/list.csv", 7, inner)
+    i18n.set_language("vi")
+    assert str(err) == "/x/case: evidence path does not exist"  # data stays English
+    assert i18n.localise(err) == "/x/case: đường dẫn chứng cứ không tồn tại"
+    assert i18n.localise(wrapped) == "/x/list.csv:7: không đọc được: Permission denied"
+    again = pickle.loads(pickle.dumps(wrapped.args[0]))
+    assert str(again) == str(wrapped) and i18n.localise(again) == i18n.localise(wrapped)
+    assert i18n.localise(ValueError("plain")) == "plain"
+    i18n.set_language("en")
+    assert i18n.localise(err) == str(err)
+
+
+@pytest.mark.parametrize("lang, expected", [
+    ("en", "no bank store here (nothing was created)"),
+    ("vi", "không có kho lưu trữ ở đây (không tạo gì cả)"),
+])
+def test_scan_refusal_in_both_languages(tmp_path: Path, lang: str, expected: str) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    out = CliRunner().invoke(cli, ["--lang", lang, "scan", str(ev), "--case",
+                                   str(tmp_path / "c"), "--store", str(tmp_path / "missing")])
+    assert out.exit_code == 2 and expected in out.output, out.output
+    assert not (tmp_path / "missing").exists() and "Traceback" not in out.output
+
+
+def test_bank_commands_speak_vietnamese(tmp_path: Path) -> None:
+    lst = tmp_path / "l.txt"
+    lst.write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    store = str(tmp_path / "s")
+    run = CliRunner().invoke
+    out = run(cli, ["--lang", "vi", "bank", "import", str(lst), "--bank", "b", "--store", store,
+                    "--replace"])
+    assert out.exit_code == 1 and "--replace cần --version" in out.output, out.output
+    out = run(cli, ["--lang", "vi", "bank", "import", str(lst), "--bank", "b", "--store", store,
+                    "--source", "s", "--version", "1"])
+    assert out.exit_code == 0 and "kho b: thêm 1," in out.output, out.output
+    out = run(cli, ["--lang", "vi", "bank", "show", "nope", "--store", store])
+    assert out.exit_code == 1 and "không có kho nào tên 'nope'" in out.output, out.output
+    out = run(cli, ["--lang", "vi", "bank", "list", "--store", store])
+    assert "1 mục" in out.output and "đang dùng" in out.output, out.output

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hashing.errors import TriageError
+from hashing.i18n import N_, Text, tr
 from triage.outputs import DIR_MODE, write_text_atomic
 
 MARKER = ".osec-triage-case.json"
@@ -40,7 +41,7 @@ class CaseRefused(TriageError):
     """The scan will not use this case directory or these evidence paths (exit status 2)."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(Text("{path}: {reason}", {"path": path, "reason": reason}))
         self.path = path
         self.reason = reason
 
@@ -65,7 +66,8 @@ def read_marker(case: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise CaseRefused(str(marker), f"cannot read the case marker: {exc.strerror}") from exc
+        raise CaseRefused(str(marker), tr("cannot read the case marker: {reason}",
+                                                  reason=exc.strerror)) from exc
     try:
         doc = json.loads(raw.decode("utf-8"))
         case_id = doc["case_id"]
@@ -73,7 +75,7 @@ def read_marker(case: Path) -> str | None:
     except (UnicodeDecodeError, ValueError, TypeError, KeyError):
         ok = False
     if not ok:
-        raise CaseRefused(str(marker), "not an osec-triage case marker; refusing to use it")
+        raise CaseRefused(str(marker), tr("not an osec-triage case marker; refusing to use it"))
     return str(case_id)
 
 
@@ -84,16 +86,16 @@ def check_case_dir(case: Path) -> str | None:
         while not os.path.lexists(parent) and parent != parent.parent:
             parent = parent.parent
         if not parent.is_dir():  # a case "under" a file could never be created
-            raise CaseRefused(str(case), f"{parent} is not a directory")
+            raise CaseRefused(str(case), tr("{parent} is not a directory", parent=str(parent)))
         return None
     if not case.is_dir():
-        raise CaseRefused(str(case), "the case path exists and is not a directory")
+        raise CaseRefused(str(case), tr("the case path exists and is not a directory"))
     case_id = read_marker(case)
     if case_id is None and any(case.iterdir()):
         raise CaseRefused(
             str(case),
-            "directory is not empty and holds no osec-triage case (no "
-            f"{MARKER}); give a new or empty directory, or an existing case",
+            tr("directory is not empty and holds no osec-triage case (no {marker}); give a new "
+               "or empty directory, or an existing case", marker=MARKER),
         )
     return case_id
 
@@ -106,8 +108,8 @@ def open_case_dir(case: Path) -> CaseDir:
     try:
         case.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:  # under a file, read-only, no room: one line, not a traceback
-        raise CaseRefused(str(case), f"cannot create the case directory: "
-                                     f"{exc.strerror or exc}") from None
+        raise CaseRefused(str(case), tr("cannot create the case directory: {reason}",
+                                        reason=exc.strerror or str(exc))) from None
     os.chmod(case, DIR_MODE)  # a new or empty directory: it is ours now
     case_id = uuid.uuid4().hex
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -171,8 +173,8 @@ def _tree_ids(top: Path) -> set[FileId]:
 
 def protected_ids(case: Path, store: Path) -> dict[FileId, str]:
     """What the walk must never read as evidence: the case and the store, and all in them."""
-    out = {i: "bank store" for i in _tree_ids(store)}
-    out.update({i: "case directory" for i in _tree_ids(case)})
+    out = {i: N_("bank store") for i in _tree_ids(store)}
+    out.update({i: N_("case directory") for i in _tree_ids(case)})
     return out
 
 
@@ -186,13 +188,15 @@ def check_overlap(evidence: Iterable[Path], places: Iterable[tuple[str, Path]]) 
                for what, p in places]
     for root in evidence:
         if not os.path.lexists(root):
-            raise CaseRefused(str(root), "evidence path does not exist")
+            raise CaseRefused(str(root), tr("evidence path does not exist"))
         st = os.lstat(root)
         own = _id(st)
         parent = _existing(Path(os.path.abspath(root)).parent)
         above = _ancestry(root) if stat.S_ISDIR(st.st_mode) else [own, *_ancestry(parent)]
         for what, exists, place_above, inside in checked:
             if own in place_above:
-                raise CaseRefused(str(root), f"the {what} may not be inside the evidence")
+                raise CaseRefused(str(root), tr("the {what} may not be inside the evidence",
+                                                        what=Text(what, {})))
             if exists and (place_above[0] in above or own in inside):
-                raise CaseRefused(str(root), f"evidence may not be inside the {what}")
+                raise CaseRefused(str(root), tr("evidence may not be inside the {what}",
+                                                        what=Text(what, {})))

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from hashing.i18n import tr
 from triage.batches import BatchResult, HashBatch, hash_batch
 from triage.executor import ExecutorError, TlsFiles, default_workers
 
@@ -88,22 +89,25 @@ def security_for(address: str, tls: TlsFiles | None, insecure: bool) -> Any:
         configured = Security(require_encryption=True)
         if not (getattr(configured, "tls_ca_file", None)
                 and getattr(configured, "tls_client_cert", None)):
-            raise ExecutorError(
-                f"--scheduler {address}: tls:// needs --tls-ca, --tls-cert and --tls-key "
-                "(or distributed.comm.tls.ca-file and .client.cert in the Dask config)")
+            raise ExecutorError(tr(
+                "--scheduler {address}: tls:// needs --tls-ca, --tls-cert and --tls-key "
+                "(or distributed.comm.tls.ca-file and .client.cert in the Dask config)",
+                address=address))
         return configured
     if tls is not None:
-        raise ExecutorError(
-            f"--scheduler {address}: --tls-ca/--tls-cert/--tls-key need a tls:// address")
+        raise ExecutorError(tr(
+            "--scheduler {address}: --tls-ca/--tls-cert/--tls-key need a tls:// address",
+            address=address))
     if scheme != "tcp":
-        raise ExecutorError(f"--scheduler {address}: unsupported protocol {scheme!r}")
+        raise ExecutorError(tr("--scheduler {address}: unsupported protocol {scheme!r}",
+                               address=address, scheme=scheme))
     host, _ = parse_host_port(loc)
     if not _is_loopback(host) and not insecure:
-        raise ExecutorError(
-            f"--scheduler {address}: plain tcp:// to a non-loopback address is refused: anyone "
+        raise ExecutorError(tr(
+            "--scheduler {address}: plain tcp:// to a non-loopback address is refused: anyone "
             "who can reach the scheduler can run code on its workers and read the evidence "
             "sent in clear; use tls:// with --tls-ca/--tls-cert/--tls-key, or pass --insecure "
-            "on a network you control")
+            "on a network you control", address=address))
     return None
 
 
@@ -116,9 +120,9 @@ class DaskExecutor:
         try:
             from distributed import Client, LocalCluster
         except ModuleNotFoundError as exc:
-            raise ExecutorError(
-                f"--scheduler {address}: install the dask extra (pip install -e '.[dask]')"
-            ) from exc
+            raise ExecutorError(tr(
+                "--scheduler {address}: install the dask extra (pip install -e '.[dask]')",
+                address=address)) from exc
         self._cluster: Any = None
         security = None if address == LOCAL else security_for(address, tls, insecure)
         try:
@@ -135,7 +139,8 @@ class DaskExecutor:
         except (OSError, TimeoutError) as exc:
             if self._cluster is not None:
                 self._cluster.close()
-            raise ExecutorError(f"--scheduler {address}: cannot connect ({exc})") from exc
+            raise ExecutorError(tr("--scheduler {address}: cannot connect ({reason})",
+                                   address=address, reason=str(exc))) from exc
         self.address = self._client.scheduler.address
         n = len(self._client.scheduler_info()["workers"])
         # Two batches per worker thread keeps every worker busy while results stream back.

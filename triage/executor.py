@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hashing.errors import TriageError
+from hashing.i18n import tr
 from hashing.types import HashRecord
 from triage.batches import BatchResult, HashBatch, HashTask, hash_batch
 from triage.parent_watch import watch_parent
@@ -193,9 +194,9 @@ def make_executor(workers: int | None, scheduler: str | None, *, tls: TlsFiles |
         try:
             module = importlib.import_module(DASK_MODULE)
         except ModuleNotFoundError as exc:
-            raise ExecutorError(
-                f"--scheduler {scheduler}: distributed execution is not available ({exc})"
-            ) from exc
+            raise ExecutorError(tr(
+                "--scheduler {scheduler}: distributed execution is not available ({reason})",
+                scheduler=scheduler, reason=str(exc))) from exc
         extra = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
         executor: Executor = module.DaskExecutor(scheduler, workers, tls=tls, insecure=insecure,
                                                  **extra)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from hashing.algorithms.local_features import LocalFeatures
 from hashing.errors import TriageError
 from hashing.hasher import HashOptions
+from hashing.i18n import tr
 from hashing.registry import spec
 from hashing.types import HashRecord
 from index.bank_types import ImportResult
@@ -59,10 +60,12 @@ def read_categories(path: str) -> dict[str, str]:
                 if n == 1 and [c.strip().lower() for c in row[:2]] == ["path", "category"]:
                     continue
                 if len(row) < 2 or not row[0].strip() or not row[1].strip():
-                    raise BankError(f"{path}: line {n}: expected 'path,category'")
+                    raise BankError(tr("{path}: line {n}: expected 'path,category'",
+                                       path=str(path), n=n))
                 out[row[0].strip()] = row[1].strip()
     except (OSError, UnicodeDecodeError) as e:
-        raise BankError(f"{path}: cannot read the categories: {e}") from None
+        raise BankError(tr("{path}: cannot read the categories: {reason}",
+                           path=str(path), reason=str(e))) from None
     return out
 
 
@@ -97,9 +100,9 @@ def import_media(store: BankStore, folder: str, options: MediaImportOptions,
     store's reports directory (it lists paths, counts and reasons, never signatures)."""
     folder = os.path.abspath(folder)
     if not os.path.isdir(folder):
-        raise BankError(f"{folder}: not a directory")
+        raise BankError(tr("{folder}: not a directory", folder=str(folder)))
     if options.category and options.categories:
-        raise BankError("give --category or --categories, not both")
+        raise BankError(tr("give --category or --categories, not both"))
     labels = read_categories(options.categories) if options.categories else {}
     opts = HashOptions(algorithms=MEDIA_ALGORITHMS)
     skipped: list[RejectedRecord] = []
@@ -152,5 +155,6 @@ def import_media(store: BankStore, folder: str, options: MediaImportOptions,
             f.write(json.dumps(result.to_dict(), indent=2) + "\n")
         result = replace(result, report_path=report)
     except OSError as e:
-        raise TriageError(f"{report}: import done, report not written: {e}") from None
+        raise TriageError(tr("{report}: import done, report not written: {reason}",
+                             report=str(report), reason=str(e))) from None
     return result

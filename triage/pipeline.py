@@ -24,7 +24,7 @@ from typing import Any
 
 from hashing.errors import TriageError
 from hashing.hasher import HashOptions
-from hashing.i18n import _, language
+from hashing.i18n import Text, _, language, tr
 from hashing.registry import scan_algorithms
 from hashing.types import path_to_text
 from index.bank_index import BankMatcher
@@ -57,7 +57,7 @@ class ScanError(TriageError):
     """A scan that cannot start or cannot write its case (names the path at fault)."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(Text("{path}: {reason}", {"path": path, "reason": reason}))
         self.path = path
         self.reason = reason
 
@@ -70,7 +70,6 @@ class NoBanksError(ScanError):
     """
 
 
-_CREATE_BANK = "create one with `triage bank import LIST --bank NAME --store {store}`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,19 +175,22 @@ def _check_store(store_dir: Path, inventory: bool) -> None:
     """Refuse, before anything (store or case) is created, a store that does not exist, and
     one without an enabled, non-empty bank unless a hashing-only inventory was asked for."""
     if not store_exists(store_dir):
-        raise NoBanksError(str(store_dir), "no bank store here (nothing was created); "
-                           + _CREATE_BANK.format(store=store_dir))
+        raise NoBanksError(str(store_dir), tr(
+            "no bank store here (nothing was created); create one with "
+            "`triage bank import LIST --bank NAME --store {store}`", store=str(store_dir)))
     if inventory:
         return
     try:
         with BankStore(store_dir) as store:
             usable = any(b.enabled and b.entries for b in store.list_banks())
     except (sqlite3.Error, OSError) as exc:
-        raise ScanError(str(store_dir), f"cannot open the bank store: {exc}") from exc
+        raise ScanError(str(store_dir), tr("cannot open the bank store: {reason}",
+                                              reason=str(exc))) from exc
     if not usable:
-        raise NoBanksError(str(store_dir), "the store has no enabled bank with entries, so "
-                           "nothing could match; " + _CREATE_BANK.format(store=store_dir)
-                           + " or enable one, or ask for a hashing-only inventory (--inventory)")
+        raise NoBanksError(str(store_dir), tr(
+            "the store has no enabled bank with entries, so nothing could match; create one "
+            "with `triage bank import LIST --bank NAME --store {store}` or enable one, or ask "
+            "for a hashing-only inventory (--inventory)", store=str(store_dir)))
 
 
 def banks_used(bank_info: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -211,7 +213,8 @@ def _open_banks(store_dir: Path,
     except TriageError:
         raise
     except (sqlite3.Error, OSError) as exc:  # e.g. a stale index that cannot be rebuilt
-        raise ScanError(str(store_dir), f"cannot open the bank store: {exc}") from exc
+        raise ScanError(str(store_dir), tr("cannot open the bank store: {reason}",
+                                              reason=str(exc))) from exc
     checksums = matcher.index_checksums()
     if media.windows_sha256:
         checksums["pdq_grid"] = media.windows_sha256
@@ -242,7 +245,8 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
         except (sqlite3.Error, OSError) as exc:
             # a full disk or failing device under the case: what was committed stays, and a
             # rerun with room resumes from it
-            raise ScanError(str(case), f"cannot write the case: {exc}") from exc
+            raise ScanError(str(case), tr("cannot write the case: {reason}",
+                                                reason=str(exc))) from exc
         finally:
             matcher.close()
             media.close()
@@ -263,7 +267,7 @@ def _case_lock(case: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ScanError(str(case), "another scan is running on this case") from None
+            raise ScanError(str(case), tr("another scan is running on this case")) from None
         yield
     finally:
         os.close(fd)

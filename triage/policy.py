@@ -64,7 +64,7 @@ from typing import Any
 from hashing.decode import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_FRAMES, DEFAULT_PIXEL_LIMIT
 from hashing.errors import TriageError
 from hashing.hasher import DEFAULT_DECODE_SECONDS, DEFAULT_MAX_MEDIA_BYTES
-from hashing.i18n import _
+from hashing.i18n import Text, _, tr
 from hashing.registry import PDQ, PERCEPTUAL, spec
 from triage.limits import WalkLimits
 
@@ -80,7 +80,8 @@ class PolicyError(TriageError, ValueError):
     """A policy file that cannot be used; names the file and the offending key."""
 
     def __init__(self, path: str, key: str, reason: str) -> None:
-        super().__init__(f"{path}: [{key}] {reason}")
+        super().__init__(Text("{path}: [{key}] {reason}",
+                              {"path": path, "key": key, "reason": reason}))
         self.path = path
         self.key = key
         self.reason = reason
@@ -149,33 +150,36 @@ class Policy:
 
 def _int(src: str, key: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise PolicyError(src, key, f"expected an integer in {lo}..{hi}, got {value!r}")
+        raise PolicyError(src, key, tr("expected an integer in {lo}..{hi}, got {value!r}",
+                                               lo=lo, hi=hi, value=value))
     return value
 
 
 def _pct(src: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-        raise PolicyError(src, key, f"expected a percentage 0..100, got {value!r}")
+        raise PolicyError(src, key, tr("expected a percentage 0..100, got {value!r}",
+                                               value=value))
     return float(value)
 
 
 def _ratio(src: str, key: str, value: Any) -> float:
     if (isinstance(value, bool) or not isinstance(value, int | float)
             or not math.isfinite(value) or value <= 0):
-        raise PolicyError(src, key, f"expected a positive number, got {value!r}")
+        raise PolicyError(src, key, tr("expected a positive number, got {value!r}",
+                                               value=value))
     return float(value)
 
 
 def _bool(src: str, key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise PolicyError(src, key, f"expected true or false, got {value!r}")
+        raise PolicyError(src, key, tr("expected true or false, got {value!r}", value=value))
     return value
 
 
 def _table(src: str, doc: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
     table = doc.get(name, {})
     if not isinstance(table, dict):
-        raise PolicyError(src, name, "expected a table")
+        raise PolicyError(src, name, tr("expected a table"))
     unknown = set(table) - allowed
     if unknown:
         raise PolicyError(src, name, _unknown(unknown, allowed))
@@ -211,10 +215,11 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
     radius = dict(base.radius)
     radius_in = m.get("radius", {})
     if not isinstance(radius_in, dict):
-        raise PolicyError(src, "match.radius", "expected a table of algorithm = radius")
+        raise PolicyError(src, "match.radius", tr("expected a table of algorithm = radius"))
     for algo, r in radius_in.items():
         if algo not in PERCEPTUAL:
-            raise PolicyError(src, "match.radius", f"{algo!r} is not a perceptual algorithm")
+            raise PolicyError(src, "match.radius", tr("{algo!r} is not a perceptual algorithm",
+                                                            algo=algo))
         radius[algo] = _int(src, f"match.radius.{algo}", r, 0, spec(algo).bits)
     tiers = dict(base.tiers)
     for key, value in t.items():
@@ -274,9 +279,10 @@ def load_policy(path: Path | None) -> Policy:
         with open(path, "rb") as fh:
             doc = tomllib.load(fh)
     except OSError as exc:
-        raise PolicyError(str(path), "", f"cannot read: {exc.strerror}") from exc
+        raise PolicyError(str(path), "", tr("cannot read: {reason}", reason=exc.strerror)) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(str(path), "", f"not valid TOML: {exc}") from exc
+        raise PolicyError(str(path), "", tr("not valid TOML: {reason}", reason=str(exc))) from exc
     except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition; tomllib does not wrap this
-        raise PolicyError(str(path), "", f"not UTF-8 text (byte {exc.start}): TOML must be UTF-8") from exc
+        raise PolicyError(str(path), "", tr("not UTF-8 text (byte {at}): TOML must be UTF-8",
+                                                     at=exc.start)) from exc
     return policy_from_mapping(doc, str(path))
