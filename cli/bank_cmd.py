@@ -164,6 +164,28 @@ def validate_cmd(
         sys.exit(2)
 
 
+@bank.command("attach")
+@click.argument("database", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bank", "bank_name", required=True, help="Name of the known-good bank.")
+@click.option("--source", default=None, help="Source organisation (e.g. NIST NSRL).")
+@click.option("--version", "list_version", default=None, help="Publication, e.g. 2024.03.1.")
+@store_option
+def attach_cmd(database: str, bank_name: str, source: str | None, list_version: str | None,
+               store_dir: str | None) -> None:
+    """Attach NSRL RDSv3 DATABASE as a known-good bank, read in place and read-only.
+
+    Nothing is copied: digest lookups ask the publication itself (a sidecar in the store holds
+    the digest columns it has no index on). Attach again to take a new publication.
+    """
+    try:
+        with _open(store_dir) as store:
+            info = store.attach(database, bank_name, source, list_version)
+    except TriageError as e:
+        raise _fail(e) from None
+    click.echo(f"bank {info.name}: attached {database} in place (read-only),"
+               f" {','.join(info.algorithms)}")
+
+
 @bank.command("import-media")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--bank", "bank_name", required=True, help="Bank to import into (created if new).")

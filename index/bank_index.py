@@ -25,6 +25,7 @@ import numpy as np
 from hashing import codec
 from hashing.errors import HashFormatError
 from hashing.registry import DIGESTS, PERCEPTUAL, spec
+from index.attached import AttachedBank, attachments
 from index.bank_import import now
 from index.bank_types import BankEntry, IndexInfo
 from index.errors import IndexCorruptError
@@ -274,7 +275,8 @@ class BankMatcher:
 
     What can match is a snapshot taken at open (a list imported later is seen by the next
     matcher); labels are read from SQLite when a match is reported, so an entry retracted or a
-    bank disabled since then is dropped. Digest lookups first ask a sorted array of the digests'
+    bank disabled since then is dropped. Attached RDSv3 publications (`index.attached`) answer
+    digest lookups as known-good banks, read in place. Digest lookups first ask a sorted array of the digests'
     first 8 bytes (8 bytes per entry), so the usual answer, "not known", costs no SQL.
     Safe to share between threads (one connection behind a lock); pickling it (for worker
     processes) reopens the store on the other side.
@@ -302,10 +304,19 @@ class BankMatcher:
                 con.execute("SELECT name, version FROM banks WHERE enabled = 1 ORDER BY name")
             )
             self._prefixes = {algo: _digest_prefixes(con, algo) for algo in DIGESTS}
+            self._attached = [AttachedBank(a, store_dir) for a in attachments(con)]
 
     def lookup_digest(self, algorithm: str, hex_: str) -> list[BankEntry]:
         """Entries of enabled banks whose `algorithm` hash equals `hex_` (any case)."""
         value = codec.normalise_hex(algorithm, hex_)
+        found = self._stored(algorithm, value)
+        for bank in self._attached:
+            if bank.holds(algorithm, value):
+                found.append(BankEntry(bank.name, value, algorithm, value, None, None, None, None,
+                                       None, True))
+        return found
+
+    def _stored(self, algorithm: str, value: str) -> list[BankEntry]:
         prefixes = self._prefixes.get(algorithm)
         if prefixes is not None:
             key = np.uint64(int(value[:16], 16))
@@ -333,6 +344,8 @@ class BankMatcher:
         return dict(self._checksums)
 
     def close(self) -> None:
+        for bank in self._attached:
+            bank.close()
         self._con.close()
 
     def __reduce__(self) -> tuple[Any, tuple[str, str]]:

@@ -27,7 +27,7 @@ from typing import TextIO
 from hashing.errors import TriageError
 from hashing.i18n import N_, Text, tr
 from hashing.registry import PERCEPTUAL, SPECS
-from index import bank_export
+from index import attached, bank_export
 from index.bank_import import (
     ImportOptions,
     Rollback,
@@ -195,6 +195,41 @@ class BankStore:
             raise ImportRejectedError(result)
         self._rebuild(touched)
         return result
+
+    def attach(self, path: str, bank: str, source: str | None = None,
+               version: str | None = None) -> BankInfo:
+        """Attach an NSRL RDSv3 publication as a known-good bank read in place, read-only
+        (`index.attached`); attaching an attached bank again takes the new publication."""
+        check_bank_name(bank)
+        with self._writing("cannot attach the publication"):
+            row = self.con.execute(
+                "SELECT b.id, a.bank_id FROM banks b LEFT JOIN attachments a ON a.bank_id = b.id"
+                " WHERE b.name = ?", (bank,)).fetchone()
+            if row is not None and row[1] is None:
+                raise BankError(f"bank {bank!r} holds imported entries: attach under a new name")
+            try:
+                rows, columns = attached.inspect(path, self.dir, bank)
+            except HashListFormatError as e:
+                raise BankError(f"{path}: {error_text(e)}") from None
+            with transaction(self.con):
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                if row is None:
+                    bank_id = self.con.execute(
+                        "INSERT INTO banks (name, source, list_name, version, imported_at,"
+                        " known_good, scheme) VALUES (?, ?, ?, ?, ?, 1, NULL)",
+                        (bank, source, os.path.basename(path), version, stamp),
+                    ).lastrowid
+                    assert bank_id is not None
+                else:
+                    bank_id = row[0]
+                    self.con.execute("DELETE FROM attachments WHERE bank_id = ?", (bank_id,))
+                    self.con.execute(
+                        "UPDATE banks SET source = COALESCE(?, source), version = ?,"
+                        " list_name = ?, imported_at = ? WHERE id = ?",
+                        (source, version, os.path.basename(path), stamp, bank_id),
+                    )
+                attached.record(self.con, bank_id, path, rows, columns)
+        return self._info(bank)
 
     # -- read -------------------------------------------------------------------------------
 
@@ -396,6 +431,10 @@ class BankStore:
             " WHERE bank_id = ? GROUP BY algorithm ORDER BY algorithm",
             (bank_id,),
         ).fetchall()
+        publication = self.con.execute(
+            "SELECT rows, columns FROM attachments WHERE bank_id = ?", (bank_id,)).fetchone()
+        if publication is not None:  # read in place: its FILE rows, in every digest it holds
+            counts = [(a, publication[0], 0) for a in sorted(json.loads(publication[1]))]
         return BankInfo(
             name=row[0],
             entries=sum(c[1] for c in counts),

@@ -5,7 +5,8 @@ hash; retracted rows stay as history), `imports` (what was imported when, from w
 `generations` (a counter per algorithm bumped by every change that alters what it matches),
 `index_files` (checksum, row count, generation and bank versions of each perceptual index file)
 and `index_rows` (index row -> entries: identical hashes from several banks share one row) and
-`false_positives` (analysts' confirmed false matches per bank entry, one per case and item).
+`false_positives` (analysts' confirmed false matches per bank entry, one per case and item)
+and `attachments` (RDSv3 publications read in place as banks: `index.attached`).
 """
 
 from __future__ import annotations
@@ -98,9 +99,18 @@ CREATE TABLE IF NOT EXISTS false_positives (
     UNIQUE (bank_id, entry_id, case_name, item)
 );
 CREATE INDEX IF NOT EXISTS false_positives_by_entry ON false_positives (bank_id, entry_id);
+CREATE TABLE IF NOT EXISTS attachments (
+    bank_id INTEGER PRIMARY KEY REFERENCES banks(id),
+    path TEXT NOT NULL,
+    format TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    columns TEXT NOT NULL
+);
 """
 # Added after the first stores were made: created on open when missing (see `connect`).
-_LATER_TABLES = ("false_positives",)
+_LATER_TABLES = ("false_positives", "attachments")
 
 
 def connect(path: str) -> sqlite3.Connection:

@@ -39,9 +39,11 @@ def file_hashes(i: int) -> tuple[str, str, str]:
 
 
 def write_rdsv3(path: str | os.PathLike[str], files: int, packages: int = 3,
-                repeat_every: int = 10) -> int:
+                repeat_every: int = 10, indexed: bool = False) -> int:
     """Write a database of `files` distinct files; every `repeat_every`-th file also ships in
-    a second package (a repeated row, as in the real RDS). Returns the FILE row count."""
+    a second package (a repeated row, as in the real RDS). With `indexed`, each digest column
+    gets an index (a publication that can be looked up in place); without, it has none (the
+    store then builds a sidecar). Returns the FILE row count."""
     out = Path(path)
     if out.exists():
         out.unlink()
@@ -67,6 +69,9 @@ def write_rdsv3(path: str | os.PathLike[str], files: int, packages: int = 3,
                 rows += 1
 
     con.executemany("INSERT INTO METADATA VALUES (?, ?, ?, ?, ?, ?, ?)", gen())  # type: ignore[arg-type]
+    if indexed:
+        for column in ("sha256", "sha1", "md5"):
+            con.execute(f"CREATE INDEX METADATA_{column} ON METADATA ({column})")
     con.commit()
     con.close()
     return rows

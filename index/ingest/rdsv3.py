@@ -27,18 +27,20 @@ from index.ingest.records import (
 )
 
 MAGIC = b"SQLite format 3\x00"
-_COLUMNS = ("sha256", "sha1", "md5")
+COLUMNS = ("sha256", "sha1", "md5")
 _HEX = b"0123456789abcdefABCDEF"
 _ROWS = 50_000
 
 
-def _open(path: str) -> sqlite3.Connection:
+def open_readonly(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
+    """The publication opened read-only, its FILE view checked (HashListFormatError if not)."""
     try:
-        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                              check_same_thread=check_same_thread)
         found = {r[1].lower() for r in con.execute("PRAGMA table_info(FILE)")}
     except sqlite3.Error as e:
         raise HashListFormatError(path, None, f"not an RDSv3 database: {e}") from None
-    missing = [c for c in _COLUMNS if c not in found]
+    missing = [c for c in COLUMNS if c not in found]
     if missing:
         con.close()
         raise HashListFormatError(
@@ -48,7 +50,7 @@ def _open(path: str) -> sqlite3.Connection:
 
 
 def _rows(path: str) -> Iterator[list[tuple[str | None, ...]]]:
-    con = _open(path)
+    con = open_readonly(path)
     try:
         cur = con.execute("SELECT sha256, sha1, md5 FROM FILE")
         while chunk := cur.fetchmany(_ROWS):
@@ -62,7 +64,7 @@ def _rows(path: str) -> Iterator[list[tuple[str | None, ...]]]:
 def _record(line: int, row: tuple[object, ...], options: ParseOptions) -> Record:
     hashes = []
     try:
-        for algo, value in zip(_COLUMNS, row, strict=True):
+        for algo, value in zip(COLUMNS, row, strict=True):
             if value not in (None, ""):
                 if not isinstance(value, str):
                     raise RecordError(f"{algo}: not text")
@@ -111,7 +113,7 @@ def _fast(chunk: list[tuple[str | None, ...]], start: int,
 
     columns = list(zip(*chunk, strict=True))
     groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
-    for algo, values in zip(_COLUMNS, columns, strict=True):
+    for algo, values in zip(COLUMNS, columns, strict=True):
         if set(map(type, values)) != {str} or set(map(len, values)) != {SPECS[algo].hex_length}:
             return None
         joined = "".join(values)
