@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
 import statistics
 import tempfile
 import time
@@ -58,8 +59,6 @@ class FaissMatcher:
 
 
 def _serve(store: str, engine: str, queue: Any) -> None:
-    import socket
-
     import uvicorn
 
     from service.app import create_app
@@ -96,13 +95,17 @@ def _bank(work: Path, n: int, rng: np.random.Generator) -> tuple[Path, np.ndarra
     from index.banks import BankStore, ImportOptions
 
     codes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-    path = work / f"bank-{n}.pdq"
+    # a partner's CSV with its own short ids (entry ids as long as the hash would double the
+    # store's size: 10^7 entries must fit the shared machine's disk)
+    path = work / f"bank-{n}.csv"
     with open(path, "w", encoding="ascii") as f:
+        f.write("id,pdq,quality,category\n")
         for start in range(0, n, 100_000):
-            f.write("".join(row.tobytes().hex() + ",90\n" for row in codes[start:start + 100_000]))
+            f.write("".join(f"p{start + i},{row.tobytes().hex()},90,cam\n"
+                            for i, row in enumerate(codes[start:start + 100_000])))
     store = work / f"store-{n}"
     with BankStore(store) as s:
-        s.import_file(str(path), ImportOptions(bank="bench", format="pdq", version="1"))
+        s.import_file(str(path), ImportOptions(bank="bench", format="csv", version="1"))
     path.unlink()
     return store, codes
 
@@ -123,6 +126,10 @@ def _queries(codes: np.ndarray, count: int, rng: np.random.Generator) -> list[st
 
 def _load(port: int, key: str, hashes: list[str], per_request: int) -> dict[str, Any]:
     con = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    con.connect()
+    # http.client sends the headers and the body in two writes: without TCP_NODELAY, Nagle
+    # holds the body until the server's delayed ACK (~40 ms), which would be measured as latency
+    con.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     latencies = []
     matched = 0
@@ -164,6 +171,7 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
             t0 = time.perf_counter()
             store, codes = _bank(work, n, rng)
             built = time.perf_counter() - t0
+            store_mb = sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 2**20
             db = ServiceDB(str(store))
             key = db.add_key(f"bench{n}", "lookup")
             db.close()
@@ -193,7 +201,8 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
                         got["requests"] * per_request / cpu if cpu else float("inf"))
                     rss, peak = _rss_mb(proc.pid)
                     got.update(entries=n, engine=engine, server_rss_mb=rss, server_peak_mb=peak,
-                               store_build_s=built, load_avg=os.getloadavg()[0])
+                               store_build_s=built, store_mb=store_mb,
+                               load_avg=os.getloadavg()[0])
                     rows.append(got)
                     print(n, engine, per_request, f"{got['lookups_per_s']:,.0f}/s",
                           f"p50 {got['p50_ms']:.1f} ms p99 {got['p99_ms']:.1f} ms", flush=True)
@@ -214,7 +223,8 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
                   notes="POST /v1/lookup on loopback, sequential requests on one connection;"
                   " PDQ radius 31; half the queries are 8-bit variants of bank entries. Wall"
                   " latencies include the shared machine's queueing (see load avg); server CPU"
-                  " per request does not.")
+                  " per request does not. Server RSS is after the run (peak and store size in"
+                  " result.json).")
     labels = [f"{r['entries']:,}\n{r['engine']}\n{r['hashes_per_request']}/req" for r in rows]
     fig, (a, b) = grid(2, ncols=2, panel_size=(8.0, 4.2))
     bars(a, labels, {"lookups/s": [r["lookups_per_s"] for r in rows]}, "lookups/s")
