@@ -7,7 +7,9 @@ The peer in the same run is the reference per-record parser feeding the same sta
 bulk paths replace). Records/s are given per CPU-second of the importing process (the machine
 is shared by parallel jobs, so wall time is reported too, with the load average).
 
-Run: `triage bench ingest [--quick]` or `python -m benchmarks.ingest`.
+Run: `triage bench ingest [--quick]` or `python -m benchmarks.ingest [--part P ...]` (parts:
+small = every format at 10^6 entries with --replace and the peer; hashlist-7, csv-7, vics-7 =
+10^7 entries; rdsv3), each merged into the same result.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import main, write_results
+from benchmarks.harness import write_results
 from benchmarks.plots import bars, grid, save
 
 _CATEGORIES = ("cam", "cgi", "other")
@@ -156,67 +158,114 @@ def _du(path: Path) -> float:
 
 
 _PER_RECORD = {"hashlist": 1, "csv": 2, "vics": 3}  # hashes (store entries) per record
+# Parts, each short enough for one hold of the shared machine's benchmark lock; every run
+# merges its rows into result.json (each row records its commit and load) and rewrites the
+# table and plot from all of them.
+PARTS = ("small", "hashlist-7", "csv-7", "vics-7", "rdsv3")
 
 
-def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
-    sizes = [20_000] if quick else [1_000_000, 10_000_000]  # store entries
-    peer_size = 5_000 if quick else 100_000
+def _lists(work: Path, fmt: str, entries: int, living: bool) -> list[dict[str, Any]]:
+    """First import of a generated list of `entries` store entries (and, with `living`, the
+    list's next version imported with --replace)."""
+    n = entries // _PER_RECORD[fmt]
+    path = work / f"list-{n}.{fmt}"
+    write_list(path, fmt, n)
+    store = work / f"store-{fmt}-{n}"
+    rows = []
+    try:
+        got = _import(store, path, fmt)
+        got.update(format=fmt, entries=entries, path="bulk", kind="first import",
+                   list_mb=path.stat().st_size / 2**20, store_mb=_du(store))
+        rows.append(got)
+        print(fmt, n, f"{got['records_per_cpu_s']:,.0f} rec/CPU-s", flush=True)
+        if living:
+            nxt = work / f"next-{n}.{fmt}"
+            write_list(nxt, fmt, n, skip=100, relabel=100)
+            again = _import(store, nxt, fmt, replace="2")
+            again.update(format=fmt, entries=entries, path="bulk",
+                         kind="replace (1% dropped, 1% relabelled)",
+                         list_mb=nxt.stat().st_size / 2**20, store_mb=_du(store))
+            rows.append(again)
+            nxt.unlink()
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+        path.unlink()
+    return rows
+
+
+def _peer(work: Path, fmt: str, n: int) -> dict[str, Any]:
+    path = work / f"peer.{fmt}"
+    write_list(path, fmt, n)
+    peer = _import(work / f"store-peer-{fmt}", path, fmt, reference=True)
+    peer.update(format=fmt, entries=n * _PER_RECORD[fmt], path="reference parser",
+                kind="first import", list_mb=path.stat().st_size / 2**20, store_mb=0.0)
+    shutil.rmtree(work / f"store-peer-{fmt}")
+    path.unlink()
+    return peer
+
+
+def run(out_dir: str, quick: bool = False, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
+    from benchmarks.harness import machine_info
+
+    small = 20_000 if quick else 1_000_000  # store entries
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     rows: list[dict[str, Any]] = []
+    nsrl: list[dict[str, Any]] = []
     try:
+        if "small" in parts:
+            for fmt in ("hashlist", "csv", "vics"):
+                rows += _lists(work, fmt, small, living=True)
+                rows.append(_peer(work, fmt, 5_000 if quick else 100_000))
         for fmt in ("hashlist", "csv", "vics"):
-            for entries in sizes:
-                n = entries // _PER_RECORD[fmt]
-                path = work / f"list-{n}.{fmt}"
-                write_list(path, fmt, n)
-                store = work / f"store-{fmt}-{n}"
-                got = _import(store, path, fmt)
-                got.update(format=fmt, entries=entries, path="bulk", kind="first import",
-                           list_mb=path.stat().st_size / 2**20, store_mb=_du(store))
-                rows.append(got)
-                print(fmt, n, f"{got['records_per_cpu_s']:,.0f} rec/CPU-s", flush=True)
-                if entries == sizes[0]:
-                    nxt = work / f"next-{n}.{fmt}"
-                    write_list(nxt, fmt, n, skip=100, relabel=100)
-                    again = _import(store, nxt, fmt, replace="2")
-                    again.update(format=fmt, entries=entries, path="bulk", kind="replace (1%"
-                                 " dropped, 1% relabelled)", list_mb=nxt.stat().st_size / 2**20,
-                                 store_mb=_du(store))
-                    rows.append(again)
-                    nxt.unlink()
-                shutil.rmtree(store)
-                path.unlink()
-            path = work / f"peer.{fmt}"
-            write_list(path, fmt, peer_size)
-            peer = _import(work / f"store-peer-{fmt}", path, fmt, reference=True)
-            peer.update(format=fmt, entries=peer_size * _PER_RECORD[fmt], path="reference parser",
-                        kind="first import", list_mb=path.stat().st_size / 2**20, store_mb=0.0)
-            rows.append(peer)
-            shutil.rmtree(work / f"store-peer-{fmt}")
-            path.unlink()
+            if f"{fmt}-7" in parts and not quick:
+                rows += _lists(work, fmt, 10_000_000, living=False)
+        if "rdsv3" in parts:
+            nsrl = _nsrl(work / "rdsv3", sizes=[20_000] if quick else [1_000_000, 3_000_000])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    nsrl = _nsrl(work_root=Path(tempfile.mkdtemp(prefix="rdsv3-bench-")),
-                 sizes=[20_000] if quick else [1_000_000, 3_000_000])
+    commit = machine_info()["commit"]
+    for r in rows + nsrl:
+        r["commit"] = commit
+    return _publish(out_dir, rows, nsrl, fresh=quick)
+
+
+def _publish(out_dir: str, rows: list[dict[str, Any]], nsrl: list[dict[str, Any]],
+             fresh: bool) -> dict[str, Any]:
+    """Merge this run's rows with the earlier parts' (same key: replaced) and write it all."""
+    old_file = Path(out_dir) / "result.json"
+    if old_file.exists() and not fresh:
+        old = json.loads(old_file.read_text())
+
+        def key(r: dict[str, Any]) -> tuple[Any, ...]:
+            return (r.get("format"), r.get("way"), r["entries"], r.get("path"), r.get("kind"))
+
+        mine = {key(r) for r in rows + nsrl}
+        rows = [r for r in old.get("rows", []) if "commit" in r and key(r) not in mine] + rows
+        nsrl = [r for r in old.get("nsrl_rdsv3", []) if "commit" in r and key(r) not in mine] + nsrl
+    order = {"hashlist": 0, "csv": 1, "vics": 2}
+    rows.sort(key=lambda r: (order[r["format"]], r["path"] != "bulk", r["entries"], r["kind"]))
+    nsrl.sort(key=lambda r: (r["files"], r["way"]))
     result = {"rows": rows, "nsrl_rdsv3": nsrl,
               "note": "records/s per CPU-second of the importing process"}
     table = [(r["format"], f"{r['records']:,}", f"{r['entries']:,}", r["path"], r["kind"],
-              r["records_per_cpu_s"],
-              r["records_per_wall_s"], r["cpu_s"], r["peak_rss_mb"], r["store_mb"],
-              round(r["load_avg"], 1)) for r in rows]
+              r["records_per_cpu_s"], r["records_per_wall_s"], r["cpu_s"], r["peak_rss_mb"],
+              r["store_mb"], round(r["load_avg"], 1), r["commit"]) for r in rows]
     write_results(out_dir, "ingest", result,
                   ["format", "records", "entries", "parser", "import", "records/CPU-s",
-                   "records/wall-s",
-                   "CPU s", "peak RSS MB", "store MB", "load avg"], table,
+                   "records/wall-s", "CPU s", "peak RSS MB", "store MB", "load avg", "commit"],
+                  table,
                   notes="Targets: >= 200k records/s for line lists and CSV, >= 50k/s for VICS,"
                   " on one core (CPU-seconds of the importing process), memory flat in size."
                   " A CSV record carries 2 hashes (md5, sha1) and an id, a VICS Media record 3"
                   " (MD5, SHA-1, PDQ; the PDQ index is built inside the import's time); sizes"
-                  " are store entries. Peak RSS is the importing process's own.")
+                  " are store entries. Peak RSS is the importing process's own. Parts of the"
+                  " benchmark ran one at a time under the shared machine's benchmark lock"
+                  " (`python -m benchmarks.ingest --part ...`); each row gives its load and"
+                  " commit.")
     nsrl_table = [(r["way"], f"{r['files']:,}", f"{r['entries']:,}", r["attach_cpu_s"],
                    r["present_lookups_per_cpu_s"], r["absent_lookups_per_cpu_s"],
                    r["matcher_rss_mb"], r["rds_mb"], r["store_mb"], r["store_bytes_per_entry"],
-                   round(r["load_avg"], 1))
+                   round(r["load_avg"], 1), r["commit"])
                   for r in nsrl]
     from benchmarks.harness import markdown_table
 
@@ -225,17 +274,20 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
                   " bank\n\n" + markdown_table(
                       ["bank", "FILE rows", "digests (md5+sha1+sha256)", "attach/import CPU s",
                        "lookups/CPU-s (present)", "lookups/CPU-s (absent)", "matcher RSS MB",
-                       "publication MB", "store MB", "store bytes/digest", "load avg"],
+                       "publication MB", "store MB", "store bytes/digest", "load avg",
+                       "commit"],
                       nsrl_table) + "\n\nA lookup is `BankMatcher.lookup_digest` (the scan's"
                   " and the service's call), MD5, 20,000 each present and absent. Attached, the"
                   " store holds no copy (sidecar: the digest columns the publication has no"
                   " index on); matcher RSS is what opening the matcher added.\n")
     first = [r for r in rows if r["kind"] == "first import"]
-    labels = [f"{r['format']} {r['entries']:,}\n{r['path']}" for r in first]
-    fig, (a, b) = grid(2, ncols=2, panel_size=(7.5, 4.0))
-    bars(a, labels, {"records / CPU-s": [r["records_per_cpu_s"] for r in first]}, "records/s")
-    bars(b, labels, {"peak RSS MB": [r["peak_rss_mb"] for r in first]}, "MB")
-    save(fig, Path(out_dir) / "ingest.png", title="bank import: speed and memory")
+    if first:
+        labels = [f"{r['format']} {r['entries']:,}\n{r['path']}" for r in first]
+        fig, (a, b) = grid(2, ncols=2, panel_size=(9.0, 4.0))
+        bars(a, labels, {"records / CPU-s": [r["records_per_cpu_s"] for r in first]},
+             "records/s")
+        bars(b, labels, {"peak RSS MB": [r["peak_rss_mb"] for r in first]}, "MB")
+        save(fig, Path(out_dir) / "ingest.png", title="bank import: speed and memory")
     return result
 
 
@@ -267,6 +319,7 @@ def _nsrl(work_root: Path, sizes: list[int]) -> list[dict[str, Any]]:
     imported into the store; lookup rates, memory and disk of each."""
     from synthetic_fixtures.rdsv3 import write_rdsv3
 
+    work_root.mkdir(parents=True, exist_ok=True)
     out = []
     try:
         for files in sizes:
@@ -297,5 +350,17 @@ def _nsrl(work_root: Path, sizes: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+def _main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--out", default="benchmarks/results/ingest")
+    parser.add_argument("--part", action="append", choices=PARTS,
+                        help="run only these parts (repeatable; default all), merged into --out")
+    args = parser.parse_args()
+    run(args.out, quick=args.quick, parts=tuple(args.part or PARTS))
+
+
 if __name__ == "__main__":
-    main(run, "ingest", __doc__)
+    _main()

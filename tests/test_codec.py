@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashing import codec
@@ -36,6 +36,7 @@ def test_unknown_algorithm() -> None:
     assert parse_algorithms("pdq, MD5,pdq") == ("pdq", "md5")
 
 
+@settings(deadline=None)  # a property, not a timing: a loaded machine must not fail it
 @given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
 def test_value_distance_is_popcount_of_xor(a: bytes, b: bytes) -> None:
     va, vb = HashValue("pdq", a), HashValue("pdq", b)

@@ -15,10 +15,10 @@ An unknown column is a rejected record on the header line (and is ignored with -
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from hashing.output import restore_text
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
@@ -60,6 +60,7 @@ _LABELS = {
 HASH_COLUMNS = tuple(a for a in SPECS if a not in STORE_PRIVATE)  # every list algorithm
 _PERCEPTUAL = frozenset(PERCEPTUAL)
 _HEX = b"0123456789abcdefABCDEF"
+T = TypeVar("T")
 ACCEPTED_COLUMNS = (*HASH_COLUMNS, "id", "quality", "category", "vic_category", "caid_category",
                     "series", "known_good")
 
@@ -136,15 +137,24 @@ def parse(path: str, options: ParseOptions) -> Iterator[Record]:
         header_line, header, rows = read_table(path, f)
         columns, problems = _columns(path, header_line, header)
         yield from problems
-        for item in rows:
-            if isinstance(item, RejectedRecord):
-                yield item
-                continue
-            line, row = item
-            try:
-                yield _record(line, row, columns, len(header), options)
-            except RecordError as e:
-                yield RejectedRecord(line, str(e))
+        yield from each_row(rows, lambda line, row: _record(line, row, columns, len(header),
+                                                            options))
+
+
+def each_row(
+    rows: Iterator[tuple[int, list[str]] | RejectedRecord], build: Callable[[int, list[str]], T]
+) -> Iterator[T | RejectedRecord]:
+    """`build(line, fields)` per data row of `read_table`; a row the reader could not read, or
+    whose values `build` refuses (RecordError), is a RejectedRecord on its line."""
+    for item in rows:
+        if isinstance(item, RejectedRecord):
+            yield item
+            continue
+        line, row = item
+        try:
+            yield build(line, row)
+        except RecordError as e:
+            yield RejectedRecord(line, str(e))
 
 
 def _columns(

@@ -14,12 +14,10 @@ from index.errors import HashListFormatError
 from index.ingest.fastlines import line_batches, uniform_lines
 from index.ingest.records import (
     Batch,
-    ParsedRecord,
     ParseOptions,
     Record,
-    RecordError,
     RejectedRecord,
-    check_hash,
+    hashes_record,
     parse_lines,
 )
 
@@ -59,11 +57,7 @@ def _record(path: str, options: ParseOptions, line: int, text: str) -> Record:
     algo = options.algo or _algorithm_for(path, line, token)
     if algo is None:
         return RejectedRecord(line, f"no hash algorithm has {len(token)} hex digits")
-    try:
-        hashes = (check_hash(algo, token),)
-    except RecordError as e:
-        return RejectedRecord(line, str(e))
-    return ParsedRecord(line, hashes, category=options.category, known_good=options.known_good)
+    return hashes_record(line, [(algo, token)], options.category, options.known_good)
 
 
 def _algorithm_for(path: str, line: int, token: str) -> str | None:

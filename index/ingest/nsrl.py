@@ -10,15 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from index.errors import HashListFormatError
-from index.ingest.csv import column_key, read_table
-from index.ingest.records import (
-    ParsedRecord,
-    ParseOptions,
-    Record,
-    RecordError,
-    RejectedRecord,
-    check_hash,
-)
+from index.ingest.csv import column_key, each_row, read_table
+from index.ingest.records import ParseOptions, Record, RejectedRecord, hashes_record
 
 _HASHES = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
 
@@ -31,22 +24,12 @@ def parse(path: str, options: ParseOptions) -> Iterator[Record]:
         }
         if not columns:
             raise HashListFormatError(path, header_line, "no SHA-1, MD5 or SHA-256 column")
-        for item in rows:
-            if isinstance(item, RejectedRecord):
-                yield item
-                continue
-            line, row = item
-            if len(row) != len(header):
-                yield RejectedRecord(line, f"expected {len(header)} fields, got {len(row)}")
-                continue
-            try:
-                hashes = tuple(
-                    check_hash(algo, row[i]) for i, algo in columns.items() if row[i].strip()
-                )
-            except RecordError as e:
-                yield RejectedRecord(line, str(e))
-                continue
-            if not hashes:
-                yield RejectedRecord(line, "no hash in row")
-                continue
-            yield ParsedRecord(line, hashes, category=options.category, known_good=True)
+        width = len(header)
+
+        def record(line: int, row: list[str]) -> Record:
+            if len(row) != width:
+                return RejectedRecord(line, f"expected {width} fields, got {len(row)}")
+            cells = ((algo, row[i]) for i, algo in columns.items() if row[i].strip())
+            return hashes_record(line, cells, options.category, True)
+
+        yield from each_row(rows, record)

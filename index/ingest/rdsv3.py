@@ -18,12 +18,10 @@ from index.errors import HashListFormatError
 from index.ingest.records import (
     Batch,
     GroupKey,
-    ParsedRecord,
     ParseOptions,
     Record,
-    RecordError,
     RejectedRecord,
-    check_hash,
+    hashes_record,
 )
 
 MAGIC = b"SQLite format 3\x00"
@@ -62,18 +60,7 @@ def _rows(path: str) -> Iterator[list[tuple[str | None, ...]]]:
 
 
 def _record(line: int, row: tuple[object, ...], options: ParseOptions) -> Record:
-    hashes = []
-    try:
-        for algo, value in zip(COLUMNS, row, strict=True):
-            if value not in (None, ""):
-                if not isinstance(value, str):
-                    raise RecordError(f"{algo}: not text")
-                hashes.append(check_hash(algo, value))
-    except RecordError as e:
-        return RejectedRecord(line, str(e))
-    if not hashes:
-        return RejectedRecord(line, "no hash in row")
-    return ParsedRecord(line, tuple(hashes), category=options.category, known_good=True)
+    return hashes_record(line, zip(COLUMNS, row, strict=True), options.category, True)
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:

@@ -7,7 +7,7 @@ JSON, no header, ambiguous hash length without `--algo`) raises `HashListFormatE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -76,6 +76,26 @@ def check_hash(algorithm: str, text: str) -> tuple[str, str]:
         raise RecordError(f"{algorithm}: {e.reason}") from None
     except UnknownAlgorithmError as e:
         raise RecordError(str(e)) from None
+
+
+def hashes_record(
+    line: int, values: Iterable[tuple[str, object]], category: str | None, known_good: bool
+) -> Record:
+    """The record of a row's non-empty `(algorithm, value)` cells, or the row rejected with the
+    first bad value's reason ("no hash in row" when every cell is empty)."""
+    hashes = []
+    try:
+        for algo, value in values:
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise RecordError(f"{algo}: not text")
+            hashes.append(check_hash(algo, value))
+    except RecordError as e:
+        return RejectedRecord(line, str(e))
+    if not hashes:
+        return RejectedRecord(line, "no hash in row")
+    return ParsedRecord(line, tuple(hashes), category=category, known_good=known_good)
 
 
 def check_quality(value: object) -> int:

@@ -465,13 +465,8 @@ class _FastReader:
             return
         while True:
             yield self._key()
-            c = self._peek()
-            self.pos += 1
-            if c == "}":
+            if self._closed("}"):
                 return
-            if c != ",":
-                self.pos -= 1
-                raise self._error("invalid JSON: expected ',' or '}'")
 
     def _elements(self) -> Iterator[None]:
         """Yield once per element of the array at the position ('[' next)."""
@@ -483,13 +478,19 @@ class _FastReader:
             if self._peek() == "":
                 raise self._error("invalid JSON: the document ends inside an array")
             yield None
-            c = self._peek()
-            self.pos += 1
-            if c == "]":
+            if self._closed("]"):
                 return
-            if c != ",":
-                self.pos -= 1
-                raise self._error("invalid JSON: expected ',' or ']'")
+
+    def _closed(self, close: str) -> bool:
+        """After a member or element: consume `close` (True) or ',' (False), else an error."""
+        c = self._peek()
+        if c == close:
+            self.pos += 1
+            return True
+        if c != ",":
+            raise self._error(f"invalid JSON: expected ',' or {close!r}")
+        self.pos += 1
+        return False
 
     # document ------------------------------------------------------------------------------
 

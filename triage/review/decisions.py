@@ -29,7 +29,7 @@ from index.categories import (
 )
 from index.errors import HashListFormatError
 from index.ingest import vics
-from index.ingest.csv import column_key, read_table
+from index.ingest.csv import column_key, each_row, read_table
 from index.ingest.records import ParseOptions, RecordError, RejectedRecord, check_hash
 
 KEYS = ("path", "md5", "sha1", "sha256")
@@ -128,15 +128,8 @@ def _csv(path: str, scheme: CategoryScheme | None) -> Iterator[Decision | Reject
             raise HashListFormatError(path, header_line, _(
                 "a decisions CSV needs a decision column and one of {keys}").format(
                     keys=", ".join(KEYS)))
-        for item in rows:
-            if isinstance(item, RejectedRecord):
-                yield item
-                continue
-            line, row = item
-            try:
-                yield _csv_row(line, row, columns, keys, len(header), scheme)
-            except RecordError as e:
-                yield RejectedRecord(line, str(e))
+        yield from each_row(rows, lambda line, row: _csv_row(line, row, columns, keys,
+                                                             len(header), scheme))
 
 
 def _csv_row(line: int, row: list[str], columns: dict[str, int], keys: list[str], width: int,
