@@ -6,7 +6,8 @@ sends sequential requests on one keep-alive connection, bounded in count and tim
 and of 100 hashes (half near copies of bank entries, half random), and reports lookups/s,
 p50/p99 latency and the server's resident memory.
 
-Run: `triage bench service [--quick]` or `python -m benchmarks.service`.
+Run: `triage bench service [--quick]` or `python -m benchmarks.service [--keep DIR]`
+(`--keep DIR --build-only` first builds the bank stores once, outside the timed run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import main, write_results
+from benchmarks.harness import write_results
 from benchmarks.plots import bars, grid, save
 
 _BUDGET_S = 45.0  # per (bank, engine, request size)
@@ -92,8 +93,15 @@ def _cpu_s(pid: int) -> float:
 
 
 def _bank(work: Path, n: int, rng: np.random.Generator) -> tuple[Path, np.ndarray]:
+    """A store with one PDQ bank of `n` random codes (and the codes). Under `work`, a store
+    left by an earlier run (with its codes file) is used again: building 10^7 entries takes
+    minutes, and only the lookups are timed."""
     from index.banks import BankStore, ImportOptions
 
+    store = work / f"store-{n}"
+    kept = work / f"codes-{n}.npy"
+    if store.exists() and kept.exists():
+        return store, np.load(kept)
     codes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
     # a partner's CSV with its own short ids (entry ids as long as the hash would double the
     # store's size: 10^7 entries must fit the shared machine's disk)
@@ -103,10 +111,13 @@ def _bank(work: Path, n: int, rng: np.random.Generator) -> tuple[Path, np.ndarra
         for start in range(0, n, 100_000):
             f.write("".join(f"p{start + i},{row.tobytes().hex()},90,cam\n"
                             for i, row in enumerate(codes[start:start + 100_000])))
-    store = work / f"store-{n}"
+    if store.exists():
+        shutil.rmtree(store)
     with BankStore(store) as s:
         s.import_file(str(path), ImportOptions(bank="bench", format="csv", version="1"))
+        s.open_matcher().close()  # builds the PDQ index file
     path.unlink()
+    np.save(kept, codes)
     return store, codes
 
 
@@ -158,19 +169,27 @@ def _load(port: int, key: str, hashes: list[str], per_request: int) -> dict[str,
     }
 
 
-def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
+def run(out_dir: str, quick: bool = False, keep: str | None = None,
+        build_only: bool = False) -> dict[str, Any]:
+    """With `keep`, the bank stores are built (once) and kept in that directory; with
+    `build_only`, nothing else is done (build them outside the benchmark lock)."""
     from service.keys import ServiceDB
 
     sizes = [10_000] if quick else [1_000_000, 10_000_000]
     rng = np.random.default_rng(15)
-    work = Path(tempfile.mkdtemp(prefix="service-bench-"))
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="service-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if build_only:
+        for n in sizes:
+            _bank(work, n, rng)
+        return {}
     rows: list[dict[str, Any]] = []
     ctx = multiprocessing.get_context("spawn")
     try:
         for n in sizes:
             t0 = time.perf_counter()
             store, codes = _bank(work, n, rng)
-            built = time.perf_counter() - t0
+            built = time.perf_counter() - t0  # ~0 for a kept store
             store_mb = sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 2**20
             db = ServiceDB(str(store))
             key = db.add_key(f"bench{n}", "lookup")
@@ -208,9 +227,11 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
                           f"p50 {got['p50_ms']:.1f} ms p99 {got['p99_ms']:.1f} ms", flush=True)
                 proc.terminate()
                 proc.join(30)
-            shutil.rmtree(store)
+            if not keep:
+                shutil.rmtree(store)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
     result = {"rows": rows, "budget_s": _BUDGET_S, "max_requests": _COUNTS}
     table = [(f"{r['entries']:,}", r["engine"], r["hashes_per_request"], r["requests"],
               r["lookups_per_s"], r["p50_ms"], r["p99_ms"], r["server_cpu_ms_per_request"],
@@ -234,5 +255,17 @@ def run(out_dir: str, quick: bool = False) -> dict[str, Any]:
     return result
 
 
+def _main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--out", default="benchmarks/results/service")
+    parser.add_argument("--keep", default=None, help="build the bank stores once, keep them here")
+    parser.add_argument("--build-only", action="store_true", help="only build the kept stores")
+    args = parser.parse_args()
+    run(args.out, quick=args.quick, keep=args.keep, build_only=args.build_only)
+
+
 if __name__ == "__main__":
-    main(run, "service", __doc__)
+    _main()
