@@ -182,8 +182,8 @@ def attach_cmd(database: str, bank_name: str, source: str | None, list_version: 
             info = store.attach(database, bank_name, source, list_version)
     except TriageError as e:
         raise _fail(e) from None
-    click.echo(f"bank {info.name}: attached {database} in place (read-only),"
-               f" {','.join(info.algorithms)}")
+    click.echo(_("bank {bank}: {database} attached in place (read-only), {algorithms}").format(
+        bank=info.name, database=database, algorithms=",".join(info.algorithms)))
 
 
 @bank.command("import-media")

@@ -112,7 +112,7 @@ def test_scan_sets_aside_what_an_attached_rds_lists(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["bank", "attach", str(db), "--bank", "nsrl",
                                       "--store", str(tmp_path / "store")])
     assert result.exit_code == 0, result.output
-    assert "attached" in result.output and "read-only" in result.output
+    assert "attached in place (read-only)" in result.output
     run_scan(ScanConfig(evidence=(evidence,), case_dir=tmp_path / "case",
                         store_dir=tmp_path / "store", workers=0, argv=("triage", "scan")))
     summary = json.loads((tmp_path / "case" / "summary.json").read_text())
