@@ -128,3 +128,38 @@ def test_worker_that_cannot_see_a_path_says_so(tmp_path: Path) -> None:
     ok, missing = result.records
     assert ok.status == "hashed" and ok.hashes["md5"] == "5d41402abc4b2a76b9719d911017c592"
     assert missing.status == "error" and missing.error.startswith(NOT_VISIBLE)
+
+
+def test_member_bytes_in_flight_follow_the_memory_budget() -> None:
+    """Batches of 400 KiB members with a 500 KiB budget: at most two are held for the cluster
+    at once, where the count limit alone (2 per worker thread) lets four go; every batch's
+    result still comes back exactly once."""
+    from triage.dask_executor import LOCAL, DaskExecutor
+    from triage.identity import member_location
+
+    member = 400 << 10
+    opts = HashOptions(algorithms=("md5",))
+
+    def batches() -> list[HashBatch]:
+        out = []
+        for k in range(10):
+            data = bytes([k]) * member
+            loc = member_location(fs_location(b"/ev", f"/ev/a{k}.zip".encode()), "zip", 0)
+            out.append(HashBatch(k, (HashTask(f"/ev/a{k}.zip!/m.bin", None, data, member, 0.0,
+                                              kind="archive_member", location=loc),), opts))
+        return out
+
+    bounded = DaskExecutor(LOCAL, 2, max_in_flight_bytes=500 << 10)
+    try:
+        assert bounded.max_in_flight == 4
+        got = sorted(r.seq for r in bounded.run(batches()))
+    finally:
+        bounded.close()
+    assert got == list(range(10))
+    assert bounded.peak_in_flight_bytes == 2 * member  # one over 500 KiB, then it waits
+    counted = DaskExecutor(LOCAL, 2)  # the default 128 MiB budget: only the count binds
+    try:
+        assert len(list(counted.run(batches()))) == 10
+    finally:
+        counted.close()
+    assert counted.peak_in_flight_bytes == 4 * member

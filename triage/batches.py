@@ -16,6 +16,7 @@ from typing import Any
 
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from hashing.types import HashRecord
+from triage import watchdog
 from triage.identity import Location
 
 
@@ -39,6 +40,7 @@ class HashBatch:
     seq: int
     tasks: tuple[HashTask, ...]
     opts: HashOptions
+    first: int = 0  # index of tasks[0] in the batch `seq` was made as (a task re-run alone)
 
     @property
     def nbytes(self) -> int:
@@ -79,7 +81,10 @@ def _hash_one(task: HashTask, opts: HashOptions) -> HashRecord:
 def hash_batch(batch: HashBatch) -> BatchResult:
     """Hash every task of `batch` (module level so process pools and Dask can pickle it)."""
     start = time.perf_counter()
-    records = tuple(_hash_one(t, batch.opts) for t in batch.tasks)
+    records = []
+    for index, task in enumerate(batch.tasks, batch.first):
+        watchdog.task_started(batch.seq, index)  # what a watchdog names if this one sticks
+        records.append(_hash_one(task, batch.opts))
     return BatchResult(
-        batch.seq, records, time.perf_counter() - start, f"{socket.gethostname()}:{os.getpid()}"
+        batch.seq, tuple(records), time.perf_counter() - start, f"{socket.gethostname()}:{os.getpid()}"
     )

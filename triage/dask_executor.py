@@ -4,7 +4,13 @@ Dask owns scheduling, worker liveness and re-running the tasks of a lost worker;
 write a scheduler. What this module adds is the scan's contract on top of it:
 
 - batches, not files, are the unit sent (the pipeline sizes them), with a bounded number in
-  flight so the client's memory stays flat however large the evidence is;
+  flight and the archive-member bytes they carry bounded by the same memory budget as the
+  local pool (`max_in_flight_bytes`), so the client's memory stays flat however large the
+  evidence is;
+- a decoder stuck in C code past the hard per-file time limit ends its worker process
+  (`triage.watchdog.use_native_timer`; Dask's nanny starts a new one); the batch that lost
+  workers that way (`KilledWorker`) is run again one task at a time, and the task that still
+  ends its worker becomes an error row (`decode time limit or decoder crash`);
 - results stream back in completion order and the client alone writes the case database, so
   resume, the manifest and the queue behave exactly as in a local scan;
 - a lost worker costs only its in-flight batches: the scheduler re-runs them elsewhere (up
@@ -29,13 +35,15 @@ import ipaddress
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
 from hashing.i18n import tr
+from hashing.types import HashRecord
+from triage import watchdog
 from triage.batches import BatchResult, HashBatch, hash_batch
-from triage.executor import ExecutorError, TlsFiles, default_workers
+from triage.executor import DEFAULT_IN_FLIGHT_BYTES, ExecutorError, TlsFiles, default_workers
 
 __all__ = ["LOCAL", "DaskExecutor", "TlsFiles", "hash_batch_on_worker", "security_for"]
 
@@ -45,7 +53,10 @@ NOT_VISIBLE = "path not visible on worker"
 
 
 def hash_batch_on_worker(batch: HashBatch) -> BatchResult:
-    """`hash_batch`, plus a clear error for files this worker's storage does not show."""
+    """`hash_batch`, plus a clear error for files this worker's storage does not show.
+
+    A decode past its hard deadline ends this worker process (`triage.watchdog`)."""
+    watchdog.use_native_timer()
     result = hash_batch(batch)
     missing = [
         i for i, task in enumerate(batch.tasks)
@@ -116,7 +127,13 @@ class DaskExecutor:
 
     def __init__(self, address: str, workers: int | None = None, *,
                  tls: TlsFiles | None = None, insecure: bool = False,
-                 connect_timeout: str = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: str = CONNECT_TIMEOUT,
+                 max_in_flight_bytes: int = DEFAULT_IN_FLIGHT_BYTES,
+                 fn: Callable[[HashBatch], BatchResult] = hash_batch_on_worker) -> None:
+        self.max_in_flight_bytes = max_in_flight_bytes
+        self.peak_in_flight_bytes = 0  # the most member bytes held for the cluster at once
+        self.lost = 0  # tasks that ended their worker even when run alone
+        self._fn = fn  # the batch function; tests swap in one that sticks on purpose
         try:
             from distributed import Client, LocalCluster
         except ModuleNotFoundError as exc:
@@ -150,32 +167,71 @@ class DaskExecutor:
         self._token = uuid.uuid4().hex[:12]  # unique task keys per scan, even for equal seqs
 
     def run(self, batches: Iterable[HashBatch]) -> Iterator[BatchResult]:
-        from distributed import as_completed
+        from distributed import KilledWorker, as_completed
 
         source = iter(batches)
         # Bind to our client's event loop: by default as_completed takes the process's default
         # client, and with another client present every result then waited about a second.
         pending = as_completed(loop=self._client.loop)
-        in_flight = 0
+        sent: dict[str, HashBatch] = {}  # future key -> its batch, while in flight
+        held = 0  # member bytes of the batches in flight
+        exhausted = False
 
-        def submit_next() -> bool:
-            batch = next(source, None)
-            if batch is None:
-                return False
-            pending.add(self._client.submit(
-                hash_batch_on_worker, batch, pure=False, key=f"hash-batch-{self._token}-{batch.seq}",
-            ))
-            return True
+        def fill() -> None:
+            # the next batch is pulled from the walk only while both the count and the memory
+            # budget have room (one batch always goes, so a member up to the limit still does)
+            nonlocal held, exhausted
+            while (not exhausted and len(sent) < self.max_in_flight
+                   and (not sent or held < self.max_in_flight_bytes)):
+                batch = next(source, None)
+                if batch is None:
+                    exhausted = True
+                    return
+                key = f"hash-batch-{self._token}-{batch.seq}"
+                pending.add(self._client.submit(self._fn, batch, pure=False, key=key))
+                sent[key] = batch
+                held += batch.data_bytes
+                self.peak_in_flight_bytes = max(self.peak_in_flight_bytes, held)
 
-        while in_flight < self.max_in_flight and submit_next():
-            in_flight += 1
+        fill()
         for future in pending:
-            result: BatchResult = future.result()
+            batch = sent.pop(future.key)
+            try:
+                result: BatchResult = future.result()
+            except KilledWorker:
+                result = self._isolate(batch)
             future.release()
-            in_flight -= 1
-            if submit_next():
-                in_flight += 1
+            held -= batch.data_bytes
+            fill()
             yield result
+
+    def _isolate(self, batch: HashBatch) -> BatchResult:
+        """A batch whose worker died (a stuck decoder, a crash): each task alone; a task that
+        still ends its worker is an error row and the rest are hashed."""
+        from distributed import KilledWorker
+
+        records: list[HashRecord] = []
+        seconds = 0.0
+        worker = "isolated"
+        for index, task in enumerate(batch.tasks):
+            one = HashBatch(batch.seq, (task,), batch.opts, index)
+            future = self._client.submit(self._fn, one, pure=False,
+                                         key=f"hash-task-{self._token}-{batch.seq}-{index}")
+            try:
+                res: BatchResult = future.result()
+            except KilledWorker as exc:
+                self.lost += 1
+                records.append(HashRecord(path=task.path, status="error", error=(
+                    f"{watchdog.DECODE_TIME_LIMIT} or decoder crash: its Dask worker died "
+                    f"hashing it (hard limit {watchdog.hard_seconds(batch.opts.decode_seconds):g}"
+                    f" s; {type(exc).__name__})")))
+                continue
+            finally:
+                future.release()
+            records.extend(res.records)
+            seconds += res.seconds
+            worker = res.worker
+        return BatchResult(batch.seq, tuple(records), seconds, worker)
 
     def describe(self) -> dict[str, Any]:
         return {

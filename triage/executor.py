@@ -5,7 +5,8 @@ results back as they finish, with at most `max_in_flight` batches outstanding an
 local pool, at most `max_in_flight_bytes` of archive-member bytes held for the workers (a
 memory budget, not a count: a few 256 MiB members must not be in flight at once), so memory
 stays bounded however large the evidence is. Pool workers end when the scan dies
-(`triage.parent_watch`). A distributed engine is added as one new module
+(`triage.parent_watch`), and a worker whose decoder is stuck past the hard per-file time
+limit is killed and replaced (`triage.watchdog`). A distributed engine is added as one new module
 `triage/dask_executor.py` defining `DaskExecutor(address, workers)` with the same methods;
 `make_executor` imports it only when `--scheduler` is given.
 """
@@ -15,17 +16,20 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any, Protocol
 
 from hashing.errors import TriageError
+from hashing.hasher import HashOptions
 from hashing.i18n import tr
 from hashing.types import HashRecord
+from triage import watchdog
 from triage.batches import BatchResult, HashBatch, HashTask, hash_batch
 from triage.parent_watch import watch_parent
 
@@ -33,6 +37,7 @@ DASK_MODULE = "triage.dask_executor"
 # Archive-member bytes the parent may hold for batches sent to local workers; one batch is
 # always let through, so a single member up to `max_member_bytes` still goes.
 DEFAULT_IN_FLIGHT_BYTES = 128 << 20
+WATCH_SECONDS = 0.25  # how often the parent looks for a decode past its hard deadline
 
 
 class ExecutorError(TriageError):
@@ -92,6 +97,15 @@ def _pool_context() -> BaseContext:
     return ctx
 
 
+def _init_worker(parent: int, slots: Any, lock: Any, workers: int) -> None:
+    watch_parent(parent)
+    watchdog.claim(slots, lock, workers)
+
+
+def _digests_only(opts: HashOptions) -> HashOptions:
+    return HashOptions(algorithms=opts.digests)
+
+
 def _crashed(task: HashTask) -> HashRecord:
     return HashRecord(path=task.path, status="error",
                       error="the decoder crashed its worker process (hostile or corrupt file)")
@@ -102,7 +116,9 @@ class LocalExecutor:
 
     A file that kills its worker (a decoder crash) breaks the whole pool: the batches that
     were in flight are then re-run one file at a time in a fresh pool, so only the culprit
-    becomes an error row and the scan goes on.
+    becomes an error row and the scan goes on. A decode still running past its hard deadline
+    (`triage.watchdog`) gets its worker killed the same way; that file is not decoded again,
+    only its digests are computed, and its row says `decode time limit`.
     """
 
     def __init__(self, workers: int,
@@ -113,12 +129,37 @@ class LocalExecutor:
         self.max_in_flight = 2 * workers
         self.max_in_flight_bytes = max_in_flight_bytes
         self.peak_in_flight_bytes = 0  # the most member bytes held at once (tests, audit)
+        self.killed = 0  # workers killed by the watchdog
+        self._timed_out: set[tuple[int, int]] = set()  # (batch seq, task index) killed
         self._ctx = _pool_context()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=self._ctx,
-                                   initializer=watch_parent, initargs=(os.getpid(),))
+        self._slots = watchdog.Slots(self._ctx, self.workers)
+        return ProcessPoolExecutor(
+            self.workers, mp_context=self._ctx, initializer=_init_worker,
+            initargs=(os.getpid(), self._slots.values, self._slots.lock, self.workers))
+
+    def _kill_overdue(self) -> None:
+        """SIGKILL every worker whose decode is past its hard deadline; remember its task."""
+        ours = getattr(self._pool, "_processes", None) or {}
+        for late in self._slots.overdue():
+            if (late.seq, late.index) in self._timed_out or (ours and late.pid not in ours):
+                continue
+            self._timed_out.add((late.seq, late.index))
+            self.killed += 1
+            try:
+                os.kill(late.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _wait(self, futures: Iterable[Future[BatchResult]]) -> set[Future[BatchResult]]:
+        """`wait(FIRST_COMPLETED)`, looking out for stuck decodes while it waits."""
+        while True:
+            done, _ = wait(futures, timeout=WATCH_SECONDS, return_when=FIRST_COMPLETED)
+            if done:
+                return done
+            self._kill_overdue()
 
     def _restart(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -128,18 +169,36 @@ class LocalExecutor:
         records: list[HashRecord] = []
         seconds = 0.0
         worker = "isolated"
-        for task in batch.tasks:
-            one = HashBatch(batch.seq, (task,), batch.opts)
-            try:
-                res = self._pool.submit(self._fn, one).result()
-            except BrokenProcessPool:
-                self._restart()
+        for index, task in enumerate(batch.tasks):
+            res = self._alone(batch, index, task)
+            if res is None:
                 records.append(_crashed(task))
                 continue
             records.extend(res.records)
             seconds += res.seconds
             worker = res.worker
         return BatchResult(batch.seq, tuple(records), seconds, worker)
+
+    def _alone(self, batch: HashBatch, index: int, task: HashTask) -> BatchResult | None:
+        """Task `index` of `batch` run by itself; None if it crashed its worker. A task the
+        watchdog ended (before, or now) is hashed for its digests only, and is an error row."""
+        while True:
+            stuck = (batch.seq, index) in self._timed_out
+            opts = _digests_only(batch.opts) if stuck else batch.opts
+            fut = self._pool.submit(self._fn, HashBatch(batch.seq, (task,), opts, index))
+            self._wait([fut])
+            try:
+                res = fut.result()
+            except BrokenProcessPool:
+                self._restart()
+                if stuck or (batch.seq, index) not in self._timed_out:
+                    return None  # a crash (or its digests alone crashed)
+                continue  # the watchdog ended it just now: digests only
+            if not stuck:
+                return res
+            error = watchdog.timed_out_error(batch.opts.decode_seconds)
+            return replace(res, records=tuple(replace(r, status="error", error=error)
+                                              for r in res.records))
 
     def run(self, batches: Iterable[HashBatch]) -> Iterator[BatchResult]:
         pending: dict[Future[BatchResult], HashBatch] = {}
@@ -160,7 +219,7 @@ class LocalExecutor:
                     self.peak_in_flight_bytes = max(self.peak_in_flight_bytes, held)
             if not pending:
                 return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done = self._wait(pending)
             broken: list[HashBatch] = []
             for fut in done:
                 batch = pending.pop(fut)
@@ -180,7 +239,8 @@ class LocalExecutor:
                     yield self._isolate(batch)
 
     def describe(self) -> dict[str, Any]:
-        return {"executor": "local", "workers": self.workers}
+        return {"executor": "local", "workers": self.workers,
+                "stuck_workers_killed": self.killed}
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)

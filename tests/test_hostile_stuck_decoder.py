@@ -1,0 +1,170 @@
+"""A decoder stuck in C code, where the per-file SIGALRM limit cannot reach it.
+
+The stand-in decoder blocks SIGALRM and sleeps in libc through `ctypes.PyDLL`, which keeps
+the GIL: nothing in its worker's interpreter runs again, the parent-death watch included,
+like a C decoder caught in a loop. The parent's watchdog must kill that worker at the hard
+deadline (`triage.watchdog.hard_seconds`), give the file an error row that says `decode time
+limit` (with its digests), start a new worker and finish the scan with every other row.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hashing.hasher import HashOptions
+from index.banks import BankStore
+from synthetic_fixtures.evidence import image_bytes
+from triage import watchdog
+from triage.batches import BatchResult, HashBatch, hash_batch
+
+REPO = Path(__file__).resolve().parents[1]
+
+STUCK = "stuck.jpg"
+
+
+def stuck_in_c_on_marker(batch: HashBatch) -> BatchResult:
+    """`hash_batch` in a worker whose image decoder never returns for files named STUCK."""
+    from hashing import hasher
+
+    real = hasher._hash_image
+
+    def decode(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
+        if path.endswith(STUCK):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # ignores the alarm
+            ctypes.PyDLL(None).sleep(3600)  # in C, holding the GIL
+        return real(data, path, opts)
+
+    hasher._hash_image = decode  # type: ignore[assignment]  # this worker process only
+    return hash_batch(batch)
+
+
+CHILD = """
+import json, sys, time
+from pathlib import Path
+import triage.pipeline as pipeline
+from test_hostile_stuck_decoder import stuck_in_c_on_marker
+from triage.executor import LocalExecutor
+made = []
+def make(*args, **kwargs):
+    made.append(LocalExecutor(2, fn=stuck_in_c_on_marker))
+    return made[-1]
+pipeline.make_executor = make
+ev, case, store, policy = map(Path, sys.argv[1:])
+start = time.monotonic()
+pipeline.run_scan(pipeline.ScanConfig(evidence=(ev,), case_dir=case, store_dir=store,
+                                      inventory=True, policy_path=policy, batch_size=2))
+print(json.dumps({"killed": made[0].killed, "took": time.monotonic() - start}))
+"""
+
+
+def test_stuck_decoder_is_killed_and_the_scan_finishes(tmp_path: Path) -> None:
+    """The scan runs in a child with a deadline, so a watchdog that fails is a failed test
+    (the child times out), not a hung suite."""
+    rng = np.random.default_rng([11, 1600])
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for k in range(6):
+        (ev / f"ok{k}.jpg").write_bytes(image_bytes(rng, "jpeg", (64, 48)))
+    stuck = image_bytes(rng, "jpeg", (64, 48))
+    (ev / STUCK).write_bytes(stuck)
+    policy = tmp_path / "policy.toml"
+    # soft limit 8 s (a fresh worker's first decode under load can take seconds), hard 13 s
+    policy.write_text("[limits]\ndecode_seconds = 8\n")
+    BankStore(tmp_path / "store").close()
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ev), str(tmp_path / "case"), str(tmp_path / "store"),
+         str(policy)], cwd=REPO, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    rows = {Path(d["path"]).name: d for d in map(
+        json.loads, (tmp_path / "case" / "manifest.jsonl").read_text().splitlines())}
+    assert set(rows) == {STUCK, *(f"ok{k}.jpg" for k in range(6))}
+    bad = rows.pop(STUCK)
+    assert bad["status"] == "error" and bad["error"].startswith(watchdog.DECODE_TIME_LIMIT)
+    assert "13 s" in bad["error"]
+    assert bad["md5"] == hashlib.md5(stuck).hexdigest()  # digests, from a fresh worker
+    assert all(d["status"] == "hashed" and d["md5"] for d in rows.values()), [
+        (k, d["error"]) for k, d in rows.items()]
+    assert out["killed"] == 1
+
+
+def test_hard_deadline_follows_the_soft_limit() -> None:
+    assert watchdog.hard_seconds(8.0) == 13.0 and watchdog.hard_seconds(60.0) == 90.0
+
+
+def stuck_on_dask(batch: HashBatch) -> BatchResult:
+    """`hash_batch_on_worker` on a Dask worker whose decoder never returns for STUCK."""
+    from hashing import hasher
+    from triage.dask_executor import hash_batch_on_worker
+
+    real = hasher._hash_image
+
+    def decode(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
+        if path.endswith(STUCK):
+            ctypes.PyDLL(None).sleep(3600)  # in C, holding the GIL: the worker freezes
+        return real(data, path, opts)
+
+    hasher._hash_image = decode  # type: ignore[assignment]  # this worker process only
+    return hash_batch_on_worker(batch)
+
+
+DASK_CHILD = """
+import json, sys
+from pathlib import Path
+import dask
+import triage.pipeline as pipeline
+from test_hostile_stuck_decoder import stuck_on_dask
+from triage.dask_executor import DaskExecutor
+made = []
+def make(*args, **kwargs):
+    made.append(DaskExecutor("local-dask", 2, fn=stuck_on_dask))
+    return made[-1]
+pipeline.make_executor = make
+ev, case, store, policy = map(Path, sys.argv[1:])
+with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    pipeline.run_scan(pipeline.ScanConfig(evidence=(ev,), case_dir=case, store_dir=store,
+                                          inventory=True, policy_path=policy, batch_size=2))
+print(json.dumps({"lost": made[0].lost}))
+"""
+
+
+@pytest.mark.dask
+def test_stuck_decoder_on_dask_ends_its_worker_and_the_scan_finishes(tmp_path: Path) -> None:
+    """On Dask the worker ends itself at the hard deadline (faulthandler's C thread), the
+    nanny starts a new one, and the batch is re-run task by task: the culprit is an error
+    row, its neighbours are hashed."""
+    pytest.importorskip("distributed")
+    rng = np.random.default_rng([12, 1600])
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for k in range(3):
+        (ev / f"ok{k}.jpg").write_bytes(image_bytes(rng, "jpeg", (64, 48)))
+    (ev / STUCK).write_bytes(image_bytes(rng, "jpeg", (64, 48)))
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\ndecode_seconds = 2\n")  # hard deadline 7 s
+    BankStore(tmp_path / "store").close()
+    proc = subprocess.run(
+        [sys.executable, "-c", DASK_CHILD, str(ev), str(tmp_path / "case"),
+         str(tmp_path / "store"), str(policy)], cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"lost": 1}
+    rows = {Path(d["path"]).name: d for d in map(
+        json.loads, (tmp_path / "case" / "manifest.jsonl").read_text().splitlines())}
+    assert set(rows) == {STUCK, "ok0.jpg", "ok1.jpg", "ok2.jpg"}
+    bad = rows.pop(STUCK)
+    assert bad["status"] == "error" and bad["error"].startswith(watchdog.DECODE_TIME_LIMIT)
+    assert all(d["status"] == "hashed" and d["md5"] for d in rows.values())
