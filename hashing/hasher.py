@@ -270,7 +270,8 @@ def _hash_video(source: bytes | io.BufferedIOBase, path: str, opts: HashOptions,
                 media_type: str | None) -> dict[str, Any]:
     from hashing.algorithms.video import hash_video
 
-    res = hash_video(source, path=path, fps=opts.video_fps, pixel_limit=opts.pixel_limit)
+    res = hash_video(source, path=path, fps=opts.video_fps, pixel_limit=opts.pixel_limit,
+                     max_decode_bytes=opts.max_decode_bytes)
     fields: dict[str, Any] = dict(
         media_type=media_type, width=res.width, height=res.height,
         pdq_frames=res.frames, duration=res.duration, hashes={},

@@ -227,3 +227,91 @@ def formula_cell_list(seed: int, quoted: bool) -> str:
         writer.writerow([neutralise_text(f"{cell}{k}" if k % 2 else cell), md5,
                          neutralise_text(cell), neutralise_text(cell)])
     return buf.getvalue()
+
+
+def flat_jpeg(side: int) -> bytes:
+    """A baseline greyscale JPEG of `side` x `side` mid-grey pixels (`side` a multiple of 32),
+    written without ever holding its pixels: every 8x8 block of flat 128 grey is the same 6
+    bits (DC difference 0, then end of block), so the scan is one 3-byte pattern per 4
+    blocks behind the header of a small JPEG of the same kind, its size patched."""
+    from PIL import Image
+
+    if side % 32:
+        raise ValueError("side must be a multiple of 32")
+    buf = io.BytesIO()
+    Image.new("L", (16, 8), 128).save(buf, "JPEG", quality=75)
+    small = buf.getvalue()
+    sos = small.index(b"\xff\xda")
+    header = bytearray(small[: sos + 2 + int.from_bytes(small[sos + 2 : sos + 4], "big")])
+    assert small[len(header) :] == b"\x28\xaf\xff\xd9"  # 2 blocks of "00" + "1010", padding
+    sof = header.index(b"\xff\xc0")
+    header[sof + 5 : sof + 9] = struct.pack(">HH", side, side)
+    return bytes(header) + b"\x28\xa2\x8a" * ((side // 8) ** 2 // 4) + b"\xff\xd9"
+
+
+def mjpeg_avi(frames: list[bytes], width: int, height: int, fps: int = 1) -> bytes:
+    """An AVI (RIFF, one MJPEG video stream, with an idx1 index) holding JPEG `frames`.
+
+    Written by hand because OpenCV's writer would need every frame's pixels in memory."""
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return tag + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
+
+    def listed(kind: bytes, body: bytes) -> bytes:
+        return chunk(b"LIST", kind + body)
+
+    biggest = max(map(len, frames))
+    avih = struct.pack("<14I", 1_000_000 // fps, 0, 0, 0x10, len(frames), 0, 1, biggest,
+                       width, height, 0, 0, 0, 0)
+    strh = struct.pack("<4s4sIHH8I4h", b"vids", b"MJPG", 0, 0, 0, 0, 1, fps, 0, len(frames),
+                       biggest, 0xFFFFFFFF, 0, 0, 0, width, height)
+    strf = struct.pack("<IiiHH4sIiiII", 40, width, height, 1, 24, b"MJPG",
+                       width * height * 3, 0, 0, 0, 0)
+    movi, index, at = [], [], 4
+    for frame in frames:
+        c = chunk(b"00dc", frame)
+        index.append(struct.pack("<4sIII", b"00dc", 0x10, at, len(frame)))
+        movi.append(c)
+        at += len(c)
+    body = (listed(b"hdrl", chunk(b"avih", avih)
+                   + listed(b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)))
+            + listed(b"movi", b"".join(movi)) + chunk(b"idx1", b"".join(index)))
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"AVI " + body
+
+
+def huge_frame_video(side: int = 12000, frames: int = 2) -> bytes:
+    """A ~2 MB MJPEG AVI of `frames` flat frames of `side` x `side` (under the pixel limit at
+    the default 12000): each decoded frame costs ~1 GiB as YUV, BGR and RGB at once."""
+    frame = flat_jpeg(side)
+    return mjpeg_avi([frame] * frames, side, side)
+
+
+class _Runs(io.RawIOBase):
+    """`size` bytes of random byte values repeated in runs of 64: deflate shrinks them ~20x,
+    under the expansion ratio, and a member of them is made and read without holding it."""
+
+    def __init__(self, rng: np.random.Generator, size: int) -> None:
+        self._rng, self._left = rng, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self._left, 1 << 20) // 64 * 64 or min(len(buf), self._left)
+        block = np.repeat(self._rng.integers(0, 256, -(-n // 64), dtype=np.uint8), 64)[:n]
+        buf[:n] = block.tobytes()
+        self._left -= n
+        return n
+
+
+def big_member_targz(path: Path, seed: int, members: int = 5,
+                     member_bytes: int = 200 * MiB) -> None:
+    """A tar.gz inside every walk limit whose members are each just under the member limit
+    (default 5 x 200 MiB, ~50 MB on disk): many of them in flight at once cost GiBs."""
+    import tarfile
+
+    rng = np.random.default_rng([seed, 1700])
+    with tarfile.open(path, "w:gz", compresslevel=1) as tf:
+        for k in range(members):
+            info = tarfile.TarInfo(f"part{k}.bin")
+            info.size, info.mtime = member_bytes, 1_600_000_000
+            tf.addfile(info, io.BufferedReader(_Runs(rng, member_bytes)))

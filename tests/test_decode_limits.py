@@ -19,6 +19,7 @@ from _peak import OWN_PEAK
 from hashing.decode import DEFAULT_MAX_DECODE_BYTES, decode_estimate
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from synthetic_fixtures.hostile_round2 import (
+    huge_frame_video,
     huge_rgba_png,
     mp4_with_patched_sample_count,
     slow_progressive_jpeg,
@@ -73,6 +74,57 @@ def test_patched_mp4_sample_count_is_refused_before_ffmpeg(tmp_path: Path) -> No
     assert int(out["grew"]) * 1024 < 64 * MiB
 
 
+VIDEO_CHILD = OWN_PEAK + """
+import json, sys
+import hashing.algorithms.pdq
+import hashing.algorithms.video as video
+from hashing.hasher import HashOptions, hash_path
+if sys.argv[2] == "no-estimate":  # as if the frame size were known only once decoding
+    video.frame_decode_bytes = lambda width, height: 0
+before = own_peak_kib()
+rec = hash_path(sys.argv[1], HashOptions())
+print(json.dumps({"status": rec.status, "error": rec.error, "md5": rec.hashes.get("md5"),
+                  "grew": own_peak_kib() - before, "peak": own_peak_kib()}))
+"""
+
+
+@pytest.mark.parametrize("guard", ["estimate", "no-estimate"])
+def test_small_video_of_huge_frames_stays_under_1_gib(tmp_path: Path, guard: str) -> None:
+    """A 3.4 MB MJPEG AVI of 12000 x 12000 frames (under the pixel limit) took 1991 MiB to
+    hash. Its frame size is refused up front by the memory estimate; with the estimate out of
+    the way, the decode memory cap (RLIMIT_DATA, `hashing.memory_limit`) still stops FFmpeg
+    and OpenCV at `max_decode_bytes` (measured 688 MiB peak): any demuxer, not MP4 only."""
+    avi = tmp_path / "huge.avi"
+    avi.write_bytes(huge_frame_video())
+    assert avi.stat().st_size < 4 * MiB
+    proc = subprocess.run([sys.executable, "-c", VIDEO_CHILD, str(avi), guard], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=True)
+    out = json.loads(proc.stdout)
+    assert out["status"] == "error" and "video decode memory limit" in str(out["error"]), out
+    assert out["md5"]
+    assert int(out["peak"]) * 1024 < 1024 * MiB, out
+    if guard == "estimate":
+        assert int(out["grew"]) * 1024 < 64 * MiB, out  # refused before a frame was decoded
+    else:
+        assert int(out["grew"]) * 1024 < DEFAULT_MAX_DECODE_BYTES + 64 * MiB, out
+
+
+def test_memory_cap_is_lifted_after_the_block() -> None:
+    import resource
+
+    from hashing.memory_limit import memory_limit
+
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    with memory_limit(64 * MiB) as capped:
+        assert capped
+        soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+        assert soft != resource.RLIM_INFINITY
+        with pytest.raises(MemoryError):
+            bytearray(256 * MiB)
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    assert len(bytearray(256 * MiB)) == 256 * MiB
+
+
 def test_an_unpatched_mp4_still_decodes(tmp_path: Path) -> None:
     mp4 = tmp_path / "ok.mp4"
     mp4_with_patched_sample_count(mp4, seed=5, count=None)
@@ -124,6 +176,7 @@ def test_hostile_files_scan_under_1_gib_per_process_with_2_workers(tmp_path: Pat
     (ev / "huge.png").write_bytes(huge_rgba_png())
     mp4_with_patched_sample_count(ev / "lying.mp4", seed=8)
     (ev / "slow.jpg").write_bytes(slow_progressive_jpeg(seed=8, scans=40))
+    (ev / "huge_frames.avi").write_bytes(huge_frame_video())
     BankStore(tmp_path / "store").close()
     proc = subprocess.run([sys.executable, "-c", SCAN_CHILD, str(ev), str(tmp_path / "case"),
                            str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True,
@@ -134,4 +187,5 @@ def test_hostile_files_scan_under_1_gib_per_process_with_2_workers(tmp_path: Pat
     rows = {Path(d["path"]).name: d for d in map(
         json.loads, (tmp_path / "case" / "manifest.jsonl").read_text().splitlines())}
     assert rows["huge.png"]["status"] == "error" and rows["lying.mp4"]["status"] == "error"
+    assert "video decode memory limit" in rows["huge_frames.avi"]["error"]
     assert rows["known.jpg"]["status"] == "error" and rows["known.jpg"]["archive_error"]
