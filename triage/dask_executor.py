@@ -31,6 +31,7 @@ address or the user passed `--insecure` (`security_for`).
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 import socket
@@ -50,12 +51,17 @@ __all__ = ["LOCAL", "DaskExecutor", "TlsFiles", "hash_batch_on_worker", "securit
 LOCAL = "local-dask"
 CONNECT_TIMEOUT = "20s"
 NOT_VISIBLE = "path not visible on worker"
+_DECODERS = ("hashing.algorithms.pdq", "hashing.algorithms.video", "hashing.decode")
 
 
 def hash_batch_on_worker(batch: HashBatch) -> BatchResult:
     """`hash_batch`, plus a clear error for files this worker's storage does not show.
 
-    A decode past its hard deadline ends this worker process (`triage.watchdog`)."""
+    A decode past its hard deadline ends this worker process (`triage.watchdog`); the
+    decoders are imported first, so a fresh worker's imports never count against it (local
+    pool workers get them from the forkserver's preload)."""
+    for module in _DECODERS:
+        importlib.import_module(module)
     watchdog.use_native_timer()
     result = hash_batch(batch)
     missing = [
