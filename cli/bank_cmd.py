@@ -220,7 +220,7 @@ def import_media_cmd(folder: str, bank_name: str, category: str | None,
 
 def _print_rejected(result: ImportResult) -> None:
     if result.error:
-        click.echo(f"{result.file}: {result.error}", err=True)
+        click.echo(f"{result.file}: {localise(result.error)}", err=True)
     for r in result.rejected:
         item = _(" (media #{n})").format(n=r.item) if r.item is not None else ""
         click.echo(f"{result.file}:{r.line}{item}: {r.reason}", err=True)

@@ -119,7 +119,10 @@ def resolve(path: str, options: ImportOptions) -> tuple[str, CategoryScheme | No
 
 
 def error_text(e: HashListFormatError) -> str:
-    return f"line {e.line}: {e.reason}" if e.line is not None else e.reason
+    """The file-level error of an import report (English, kept translatable for the CLI)."""
+    if e.line is None:
+        return e.reason
+    return tr("line {line}: {reason}", line=e.line, reason=e.reason)
 
 
 def file_sha256(path: str) -> str:

@@ -198,3 +198,17 @@ def test_bank_commands_speak_vietnamese(tmp_path: Path) -> None:
     assert out.exit_code == 1 and "không có kho nào tên 'nope'" in out.output, out.output
     out = run(cli, ["--lang", "vi", "bank", "list", "--store", store])
     assert "1 mục" in out.output and "đang dùng" in out.output, out.output
+
+
+def test_a_rejected_list_is_explained_in_vietnamese_and_reported_in_english(
+        tmp_path: Path) -> None:
+    lst = tmp_path / "bad.json"
+    lst.write_text('{"value": [\n{"Media": [}\n]}\n')
+    report = tmp_path / "report.json"
+    out = CliRunner().invoke(cli, ["--lang", "vi", "bank", "import", str(lst), "--bank", "b",
+                                   "--store", str(tmp_path / "s"), "--format", "vics",
+                                   "--report", str(report), "--source", "s", "--version", "1"])
+    assert out.exit_code == 2, out.output
+    assert "dòng 2: JSON không hợp lệ" in out.output and "bị từ chối" in out.output, out.output
+    saved = json.loads(report.read_text())
+    assert saved["error"].startswith("line 2: invalid JSON"), saved  # the report is data

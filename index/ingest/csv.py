@@ -20,6 +20,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, BinaryIO, TypeVar
 
+from hashing.i18n import tr
 from hashing.output import restore_text
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
 from index.categories import SchemeError, canonical, label_for_text
@@ -100,7 +101,7 @@ def rows_of(
     if first is None:
         if path is None:
             return
-        raise HashListFormatError(path, None, "no header row")
+        raise HashListFormatError(path, None, tr("no header row"))
     if delimiter is None:
         delimiter = "\t" if "\t" in first else ","
     reader = csv.reader(chain([first], source), delimiter=delimiter)
@@ -127,7 +128,8 @@ def read_table(
     rows = read_rows(path, f)
     first = next(rows)
     if isinstance(first, RejectedRecord):
-        raise HashListFormatError(path, first.line, f"unreadable header: {first.reason}")
+        raise HashListFormatError(path, first.line, tr("unreadable header: {reason}",
+                                                       reason=first.reason))
     header_line, header = first
     return header_line, header, rows
 
@@ -172,10 +174,11 @@ def _columns(
                 "(--skip-invalid imports the rest and ignores it)")))
             continue
         if target in columns.values():
-            raise HashListFormatError(path, line, f"column {name!r} given twice")
+            raise HashListFormatError(path, line, tr("column {name!r} given twice", name=name))
         columns[i] = target
     if not any(t in HASH_COLUMNS for t in columns.values()):
-        raise HashListFormatError(path, line, f"no hash column in header {header!r}")
+        raise HashListFormatError(path, line, tr("no hash column in header {header!r}",
+                                                 header=header))
     return columns, problems
 
 

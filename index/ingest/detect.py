@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from hashing.i18n import tr
 from index.errors import HashListFormatError
 from index.ingest.csv import HASH_COLUMNS, column_key
 from index.ingest.records import BOM, is_skippable
@@ -38,5 +39,6 @@ def detect_format(path: str) -> str:
             return "nsrl"
         if names & set(HASH_COLUMNS):
             return "csv"
-        raise HashListFormatError(path, number, "cannot detect the list format: give --format")
-    raise HashListFormatError(path, None, "empty list: no record")
+        raise HashListFormatError(path, number,
+                                  tr("cannot detect the list format: give --format"))
+    raise HashListFormatError(path, None, tr("empty list: no record"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hashing.i18n import tr
 from hashing.registry import spec
 from index.errors import HashListFormatError
 from index.ingest.fastlines import line_batches, uniform_lines
@@ -65,6 +66,7 @@ def _algorithm_for(path: str, line: int, token: str) -> str | None:
         raise HashListFormatError(
             path,
             line,
-            f"{len(token)} hex digits may be {_AMBIGUOUS[len(token)]}: give --algo",
+            tr("{n} hex digits may be {algorithms}: give --algo", n=len(token),
+               algorithms=_AMBIGUOUS[len(token)]),
         )
     return _BY_LENGTH.get(len(token))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hashing.i18n import tr
 from index.errors import HashListFormatError
 from index.ingest.csv import column_key, each_row, read_table
 from index.ingest.records import ParseOptions, Record, RejectedRecord, hashes_record
@@ -23,7 +24,8 @@ def parse(path: str, options: ParseOptions) -> Iterator[Record]:
             i: _HASHES[column_key(n)] for i, n in enumerate(header) if column_key(n) in _HASHES
         }
         if not columns:
-            raise HashListFormatError(path, header_line, "no SHA-1, MD5 or SHA-256 column")
+            raise HashListFormatError(path, header_line,
+                                      tr("no SHA-1, MD5 or SHA-256 column"))
         width = len(header)
 
         def record(line: int, row: list[str]) -> Record:

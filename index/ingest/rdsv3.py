@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hashing.i18n import tr
 from index.errors import HashListFormatError
 from index.ingest.records import (
     Batch,
@@ -37,12 +38,14 @@ def open_readonly(path: str, check_same_thread: bool = True) -> sqlite3.Connecti
                               check_same_thread=check_same_thread)
         found = {r[1].lower() for r in con.execute("PRAGMA table_info(FILE)")}
     except sqlite3.Error as e:
-        raise HashListFormatError(path, None, f"not an RDSv3 database: {e}") from None
+        raise HashListFormatError(path, None, tr("not an RDSv3 database: {reason}",
+                                                 reason=str(e))) from None
     missing = [c for c in COLUMNS if c not in found]
     if missing:
         con.close()
         raise HashListFormatError(
-            path, None, f"not an RDSv3 database: no FILE view with {', '.join(missing)}"
+            path, None, tr("not an RDSv3 database: no FILE view with {columns}",
+                           columns=", ".join(missing))
         )
     return con
 
@@ -54,7 +57,8 @@ def _rows(path: str) -> Iterator[list[tuple[str | None, ...]]]:
         while chunk := cur.fetchmany(_ROWS):
             yield chunk
     except sqlite3.Error as e:
-        raise HashListFormatError(path, None, f"cannot read the RDSv3 database: {e}") from None
+        raise HashListFormatError(path, None, tr("cannot read the RDSv3 database: {reason}",
+                                                 reason=str(e))) from None
     finally:
         con.close()
 

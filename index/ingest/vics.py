@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from hashing.i18n import tr
 from hashing.registry import PERCEPTUAL
 from index.categories import BUILTIN, CategoryScheme
 from index.errors import HashListFormatError
@@ -123,7 +124,7 @@ class _DepthGuard:
                 self.depth += 1
                 if self.depth > self.limit:
                     raise HashListFormatError(
-                        self.path, line, f"JSON nested deeper than {self.limit} levels"
+                        self.path, line, tr("JSON nested deeper than {n} levels", n=self.limit)
                     )
             elif c in (0x5D, 0x7D):
                 self.depth -= 1
@@ -135,7 +136,7 @@ def _json_error(e: Exception) -> str:
     text = e.args[0] if e.args else str(e)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return "invalid JSON: " + str(text).splitlines()[0].strip()
+    return tr("invalid JSON: {reason}", reason=str(text).splitlines()[0].strip())
 
 
 class _Reader:
@@ -178,7 +179,8 @@ class _Reader:
             if (rec := self._event(prefix, event, value, line)) is not None:
                 yield rec
         if not self.seen_value:
-            raise HashListFormatError(self.path, None, "not a VICS document: no 'value' array")
+            raise HashListFormatError(self.path, None,
+                                      tr("not a VICS document: no 'value' array"))
 
     def _event(self, prefix: str, event: str, value: Any, line: int) -> Record | None:
         """Advance the state by one ijson event; return a record when a Media object ends."""
@@ -220,7 +222,7 @@ class _Reader:
                 return RejectedRecord(line, "value item is not an object", self.items)
         elif prefix == "" and event in ("start_array", "string", "number", "boolean", "null"):
             raise HashListFormatError(
-                self.path, line, "not a VICS document: top level is not an object"
+                self.path, line, tr("not a VICS document: top level is not an object")
             )
         return None
 
@@ -356,7 +358,7 @@ class _FastReader:
         try:
             text = self.decoder.decode(block, final=not block)
         except UnicodeDecodeError as e:
-            raise self._error(f"invalid JSON: not UTF-8 ({e.reason})") from None
+            raise self._error(tr("invalid JSON: not UTF-8 ({reason})", reason=e.reason)) from None
         if not block:
             self.eof = True
         if self.pos > _READ:  # drop what was consumed
@@ -392,7 +394,7 @@ class _FastReader:
 
     def _expect(self, char: str) -> None:
         if self._peek() != char:
-            raise self._error(f"invalid JSON: expected {char!r}")
+            raise self._error(tr("invalid JSON: expected {char!r}", char=char))
         self.pos += 1
 
     def _value(self, depth: int) -> Any:
@@ -402,7 +404,7 @@ class _FastReader:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
             except RecursionError:
-                raise self._error(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+                raise self._error(tr("JSON nested deeper than {n} levels", n=MAX_DEPTH)) from None
             except ValueError as e:
                 at_end = isinstance(e, json.JSONDecodeError) and e.pos >= len(self.buf) - 1
                 grow = len(self.buf) - self.pos < _MAX_ITEM
@@ -445,13 +447,13 @@ class _FastReader:
                 depth += 1
                 if depth > MAX_DEPTH:
                     self.pos = start
-                    raise self._error(f"JSON nested deeper than {MAX_DEPTH} levels")
+                    raise self._error(tr("JSON nested deeper than {n} levels", n=MAX_DEPTH))
             elif c in "]}":
                 depth -= 1
 
     def _key(self) -> str:
         if self._peek() != '"':
-            raise self._error("invalid JSON: expected a member name")
+            raise self._error(tr("invalid JSON: expected a member name"))
         key = self._value(0)
         self._expect(":")
         return str(key)
@@ -476,7 +478,7 @@ class _FastReader:
             return
         while True:
             if self._peek() == "":
-                raise self._error("invalid JSON: the document ends inside an array")
+                raise self._error(tr("invalid JSON: the document ends inside an array"))
             yield None
             if self._closed("]"):
                 return
@@ -488,7 +490,7 @@ class _FastReader:
             self.pos += 1
             return True
         if c != ",":
-            raise self._error(f"invalid JSON: expected ',' or {close!r}")
+            raise self._error(tr("invalid JSON: expected ',' or {close!r}", close=close))
         self.pos += 1
         return False
 
@@ -514,11 +516,11 @@ class _FastReader:
     def _document(self) -> Iterator[Batch]:
         c = self._peek()
         if c == "":
-            raise self._error("invalid JSON: the document is empty")
+            raise self._error(tr("invalid JSON: the document is empty"))
         if c != "{":
             if c in '["-0123456789tfn':
-                raise self._error("not a VICS document: top level is not an object")
-            raise self._error("invalid JSON: not a JSON value")
+                raise self._error(tr("not a VICS document: top level is not an object"))
+            raise self._error(tr("invalid JSON: not a JSON value"))
         seen_value = False
         for key in self._members():
             if key == "value" and self._peek() == "[":
@@ -530,9 +532,10 @@ class _FastReader:
             if key in _CONTEXT_KEYS and isinstance(value, str) and self.options.scheme is None:
                 self.records.scheme = BUILTIN[context_scheme(value)[1]]
         if self._peek() != "":
-            raise self._error("invalid JSON: trailing data after the document")
+            raise self._error(tr("invalid JSON: trailing data after the document"))
         if not seen_value:
-            raise HashListFormatError(self.path, None, "not a VICS document: no 'value' array")
+            raise HashListFormatError(self.path, None,
+                                      tr("not a VICS document: no 'value' array"))
 
     def _items(self) -> Iterator[Batch]:
         for _ in self._elements():
@@ -574,4 +577,4 @@ class _FastReader:
 
 def _decode_error(e: ValueError) -> str:
     text = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-    return f"invalid JSON: {text}"
+    return tr("invalid JSON: {reason}", reason=text)
