@@ -1,14 +1,18 @@
 """Disk and volume images end to end: known pictures planted in a raw USB stick (MBR + FAT16),
-an E01 of a laptop disk (GPT + ext4 + NTFS, split in segments), an ISO holding a floppy image,
-a split raw phone dump (ext2) and a FAT image inside a zip are all found, byte-identical copies
-by MD5 and re-encoded ones by PDQ, deleted ones too; hostile images give error rows in bounded
-time and memory; the evidence is never changed."""
+an E01 of a laptop disk (GPT + ext4 + NTFS with directories and a deleted file, split in
+segments), an ISO holding a floppy image, a split raw phone dump (ext2), an exFAT card, a Mac
+disk (FAT + APFS), an HFS+ volume, a UDF-bridge DVD and a FAT image inside a zip are all found,
+byte-identical copies by MD5 and re-encoded ones by PDQ, deleted ones too. The same scan, of
+the same folder, also holds every container of `synthetic_fixtures.seized` (HEIC/AVIF/JXL, 7z,
+RAR, zstd, PDF, OOXML/ODF/EPUB, OLE, animations, TIFF) and finds what is planted there. Hostile
+images give error rows in bounded time and memory; the evidence is never changed."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -29,11 +33,14 @@ from synthetic_fixtures.disks import (
     make_hostile_disks,
     missing_tools,
 )
+from synthetic_fixtures.seized import make_seized
 from triage.audit import verify_chain
 from triage.disks import hash_located, image_kind, read_at_of
 from triage.pipeline import ScanConfig, run_scan
 from triage.walk import walk
 
+SEIZED_CONTAINERS = ("heif", "avif", "jxl", "7z", "rar", "rar5", "zstd", "zip-zstd", "pdf",
+                     "pdf-inline", "ooxml", "odf", "epub", "ole", "gif", "webp", "png", "tiff")
 CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "disc.iso", "phone/dump.001",
               "card/sdcard.img", "mac/disk.img", "mac/backup.hfs", "dvd/video.iso",
               "mail/attach.zip")
@@ -53,6 +60,9 @@ def disk_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     _require_tools()
     root = tmp_path_factory.mktemp("disks")
     ev = make_disk_evidence(root / "evidence")
+    # the phone, archive and document containers in the same folder: one scan of every one
+    seized = make_seized(root / "seized", with_hostile=False)
+    shutil.move(seized.evidence, root / "evidence" / "seized")
     hostile = make_hostile_disks(root / "hostile")
     opts = HashOptions()
     bank = root / "bank.csv"
@@ -62,6 +72,8 @@ def disk_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for k in ev.known:
             h = hash_bytes(k.data, k.entry, opts).hashes
             w.writerow([k.entry, h["md5"], h["pdq"], "1"])
+        with open(seized.bank_csv, newline="") as seized_bank:
+            w.writerows(list(csv.reader(seized_bank))[1:])
     with BankStore(root / "store") as store:
         store.import_file(str(bank), ImportOptions(bank="known", format="csv", version="v1",
                                                    scheme="vic"))
@@ -71,7 +83,8 @@ def disk_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                      store_dir=root / "store", workers=2, argv=("triage", "scan"))
     result = run_scan(cfg)
     case = root / "case"
-    return {"root": root, "ev": ev, "hostile": hostile, "before": before, "result": result,
+    return {"root": root, "ev": ev, "seized": seized, "hostile": hostile, "before": before,
+            "result": result,
             "manifest": _rows(case, "manifest.jsonl"), "queue": _rows(case, "queue.jsonl"),
             "audit": _rows(case, "audit.jsonl"), "case": case,
             "summary": json.loads((case / "summary.json").read_text())}
@@ -92,6 +105,28 @@ def test_every_planted_picture_is_found(disk_scan: dict[str, Any], container: st
             assert hit["kind"] == "exact" and row["tier"] == 3
         else:
             assert hit["kind"] == "near" and hit["algo"] == "pdq" and hit["distance"] <= 31
+
+
+@pytest.mark.parametrize("container", SEIZED_CONTAINERS)
+def test_every_seized_container_is_found_in_the_same_scan(disk_scan: dict[str, Any],
+                                                          container: str) -> None:
+    """The same scan, over one folder that also holds every archive, document and decoder
+    container of `synthetic_fixtures.seized`, finds their planted pictures too."""
+    base = disk_scan["root"] / "evidence" / "seized"
+    queue = {q["path"]: q for q in disk_scan["queue"]}
+    planted = [p for p in disk_scan["seized"].planted if p.container == container]
+    assert planted
+    for p in planted:
+        row = queue.get(f"{base}/{p.path}")
+        assert row is not None, f"{p.path} not in the queue"
+        hits = [r for r in row["reasons"] if r["entry"] == p.entry]
+        kinds = {r["kind"] for r in hits}
+        if p.how == "md5":
+            assert "exact" in kinds, hits
+        elif p.how == "pdq":
+            assert kinds & {"near", "dihedral"}, hits
+        else:
+            assert [r["frame"] for r in hits if r["kind"] == "frame"] == [p.frame], hits
 
 
 def test_deleted_files_are_hashed_and_marked(disk_scan: dict[str, Any]) -> None:
