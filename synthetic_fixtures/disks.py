@@ -188,17 +188,18 @@ def ext_image(path: Path, size_mib: int, files: dict[str, bytes], kind: str = "e
 
 
 def ntfs_image(path: Path, size_mib: int, files: dict[str, bytes],
-               deleted: Sequence[str] = ()) -> None:
+               deleted: Sequence[str] = (), after: dict[str, bytes] | None = None) -> None:
     """NTFS made by `mkntfs`. Root-level files without deletions are written by `ntfscp`
     (no mount); directories and deletions need NTFS's own directory-index code, which
     ntfs-3g has only behind FUSE, so then the volume is filled through an `ntfs-3g` mount
     of the image file (root and /dev/fuse, as `make test` has) and unmounted: `deleted`
-    files are removed there, which frees their MFT records as Windows does."""
+    files are removed there, which frees their MFT records as Windows does; `after` files
+    are written last, so they may take over a deleted file's record."""
     path.unlink(missing_ok=True)
     with open(path, "wb") as fh:
         fh.truncate(size_mib * MiB)
     _run(["mkntfs", "-q", "-F", "-f", "-L", "EVIDENCE", str(path)])
-    if not deleted and not any("/" in name for name in files):
+    if not deleted and not after and not any("/" in name for name in files):
         staging = path.parent / (path.name + ".f")
         for name, data in files.items():
             staging.write_bytes(data)
@@ -225,6 +226,7 @@ def ntfs_image(path: Path, size_mib: int, files: dict[str, bytes],
         _tree(mnt, files)
         for name in deleted:
             (mnt / name).unlink()
+        _tree(mnt, after or {})
     finally:
         if os.path.ismount(mnt):
             subprocess.run(["umount", str(mnt)], check=True, capture_output=True)
@@ -618,7 +620,8 @@ class HostileDisk:
 def make_hostile_disks(out: Path) -> list[HostileDisk]:
     """Truncated E01, a partition table pointing outside the image, a FAT directory loop,
     encrypted volumes (LUKS, BitLocker), a UDF-only disc, a damaged Ex01, a classic HFS
-    volume and a partition with no file system."""
+    volume, HFS+ with a directory loop or a garbage catalog, and a partition with no file
+    system."""
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".work")
     work.mkdir(exist_ok=True)
@@ -678,6 +681,17 @@ def make_hostile_disks(out: Path) -> list[HostileDisk]:
                              "corrupt or truncated EWF2 (Ex01) image; not examined"))
     hfs_standard_image(out / "old_mac.img", 2, {"Pictures/a.jpg": pic})
     cases.append(HostileDisk("old_mac.img", "old_mac.img!/", "classic HFS volume"))
+
+    # HFS+ with a folder record pointing back at its own folder, and one whose catalog leaf
+    # node is garbage
+    hfsplus_image(out / "loop.hfs", 2, {"A/B/c.jpg": pic}, BASE_MTIME, loop_in="A/B")
+    cases.append(HostileDisk("loop.hfs", "loop.hfs!/A/B/again/", "directory loop"))
+    hfsplus_image(work / "bad.hfs", 2, {"A/c.jpg": pic}, BASE_MTIME)
+    damaged = bytearray((work / "bad.hfs").read_bytes())
+    damaged[4 * 4096 + 14 : 5 * 4096 - 64] = np.random.default_rng(6).bytes(4096 - 78)
+    (out / "bad_catalog.hfs").write_bytes(bytes(damaged))
+    cases.append(HostileDisk("bad_catalog.hfs", "bad_catalog.hfs!/",
+                             "cannot read the root directory"))
 
     blank = bytearray(2 * MiB)  # an MBR whose only partition holds no file system
     partitioned(work / "blank.img", [1], "dos")

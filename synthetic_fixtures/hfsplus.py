@@ -77,9 +77,10 @@ def _header_node(total: int, leaf_records: int, depth: int, max_key: int, attrs:
 
 
 def hfsplus_image(path: Path, size_mib: int, files: dict[str, bytes], mtime: int,
-                  label: str = "EVIDENCE") -> None:
+                  label: str = "EVIDENCE", loop_in: str | None = None) -> None:
     """Write an HFS+ volume of `size_mib` MiB holding `files` ("dir/name": bytes), every
-    time set to `mtime` (Unix seconds)."""
+    time set to `mtime` (Unix seconds). `loop_in` (hostile) names a folder that gets a
+    folder record "again" carrying that folder's own ID: a directory loop."""
     total_blocks = size_mib * (1 << 20) // BLOCK
     stamp = mtime + HFS_EPOCH_OFFSET
     folders: dict[str, int] = {"": ROOT_FOLDER}
@@ -127,6 +128,9 @@ def hfsplus_image(path: Path, size_mib: int, files: dict[str, bytes], mtime: int
         records.append(((n.parent, n.name.lower()), _key(n.parent, n.name) + body))
         records.append(((n.cnid, ""), _key(n.cnid, "") +
                         struct.pack(">HHI", thread, 0, n.parent) + _uni(n.name)))
+    if loop_in is not None:
+        own = folders[loop_in]
+        records.append(((own, "again"), _key(own, "again") + folder(own)))
     records.sort(key=lambda r: r[0])
     leaf = _node(-1, 1, [r for _, r in records])
     catalog = _header_node(2, len(records), 1, 516, 6) + leaf

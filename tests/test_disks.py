@@ -202,6 +202,7 @@ def test_hostile_images_are_error_rows(disk_scan: dict[str, Any]) -> None:
     # what could still be read next to the damage was read
     assert rows[f"{root}/bad_table.img!/p1/ok.jpg"]["status"] == "hashed"
     assert rows[f"{root}/loop.img!/A/B/c.jpg"]["status"] == "hashed"
+    assert rows[f"{root}/loop.hfs!/A/B/c.jpg"]["status"] == "hashed"
 
 
 def test_evidence_unchanged(disk_scan: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Disk formats at the edge of what can be generated here: Ex01 (EWF2) and classic HFS.
+"""Disk formats at the edge of what can be generated here: Ex01 (EWF2), classic HFS, and a
+deleted NTFS name whose MFT record was reused.
 
 No Debian or PyPI tool on this machine writes Ex01 (`synthetic_fixtures.disks.ex01_image`
 says why), so an Ex01 is at least recognised by its header, whatever its name, and a damaged
@@ -20,6 +21,7 @@ from synthetic_fixtures.disks import (
     ex01_image,
     fat_image,
     hfs_standard_image,
+    ntfs_image,
     partitioned,
 )
 from triage.disks import image_kind, read_at_of
@@ -75,3 +77,48 @@ def test_classic_hfs_is_listed_as_not_examined(tmp_path: Path) -> None:
     status, reason, attention = _rows(disk)[f"{disk}!/p1"]
     assert status == "skipped" and attention and reason is not None
     assert reason.startswith("classic HFS volume")
+
+
+def _patch_mft_record(vol: Path, record: int, *, in_use: bool, seq: int,
+                      rename: tuple[str, str] | None = None) -> None:
+    """Set an MFT record's in-use flag and sequence number, and rename the file it names, in
+    place (the $MFT of a fresh mkntfs volume is contiguous; offsets from the NTFS boot sector
+    and record header)."""
+    data = bytearray(vol.read_bytes())
+    cluster = int.from_bytes(data[11:13], "little") * data[13]
+    mft = int.from_bytes(data[0x30:0x38], "little") * cluster
+    raw = int.from_bytes(data[0x40:0x41], "little", signed=True)
+    size = 1 << -raw if raw < 0 else raw * cluster
+    at = mft + record * size
+    assert data[at : at + 4] == b"FILE"
+    data[at + 0x10 : at + 0x12] = seq.to_bytes(2, "little")
+    flags = int.from_bytes(data[at + 0x16 : at + 0x18], "little")
+    data[at + 0x16 : at + 0x18] = ((flags | 1) if in_use else (flags & ~1)).to_bytes(2, "little")
+    if rename is not None:
+        old, new = (n.encode("utf-16-le") for n in rename)
+        data[at : at + size] = bytes(data[at : at + size]).replace(old, new)
+    vol.write_bytes(bytes(data))
+
+
+def test_deleted_ntfs_name_is_recovered_only_from_its_own_freed_record(tmp_path: Path) -> None:
+    """A deleted NTFS name is hashed from its MFT record only while that record is free and
+    exactly one sequence number on (the deletion's bump): a record in use again, or freed
+    again later, holds some other file, and the name's row says it is not recoverable."""
+    _require_tools()
+    vol = tmp_path / "del.ntfs"
+    old = b"\xff\xd8old picture" * 500
+    ntfs_image(vol, 8, {"dir/gone.jpg": old}, deleted=["dir/gone.jpg"])
+    rows = {r.path: r for r in walk([str(vol)])}
+    gone = rows[f"{vol}!/dir/gone.jpg"]
+    assert gone.locator is not None and gone.size == len(old)
+    assert gone.extra is not None and gone.extra["deleted"] is True
+    record = gone.locator[-1][1]
+    # the record taken by another file; then that file deleted too (one more bump)
+    for in_use, seq in ((True, 2), (False, 3)):
+        _patch_mft_record(vol, record, in_use=in_use, seq=seq, rename=("gone.jpg", "else.jpg"))
+        rows = {r.path: r for r in walk([str(vol)])}
+        # TSK may drop the stale name once the record names another file; if it is listed,
+        # it is never read through the record
+        again = rows.get(f"{vol}!/dir/gone.jpg")
+        assert again is None or (again.locator is None and again.size is None
+                                 and "not recoverable" in (again.reason or "")), (in_use, seq)
