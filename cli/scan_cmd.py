@@ -62,7 +62,8 @@ class _Refused(click.ClickException):
 @click.option("--store", "store_dir", type=click.Path(path_type=Path), default=None,
               help="Bank store (default: $TRIAGE_STORE, else the XDG data dir).")
 @click.option("--workers", type=int, default=None,
-              help="Hashing processes (default: CPUs available; 0 hashes in-process).")
+              help="Cores to use: hashing processes, then as many matching threads "
+                   "(default: CPUs available; 0 hashes in-process).")
 @click.option("--scheduler", default=None,
               help="Distributed scheduler address (Dask), instead of the local pool.")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False),

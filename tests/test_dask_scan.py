@@ -16,9 +16,10 @@ from index.bank_import import ImportOptions
 from index.banks import BankStore
 from synthetic_fixtures.evidence import make_evidence
 from triage.batches import HashBatch, HashTask
-from triage.dask_executor import NOT_VISIBLE, hash_batch_on_worker
+from triage.dask_executor import NOT_VISIBLE, DaskExecutor, hash_batch_on_worker
 from triage.identity import fs_location
 from triage.pipeline import ScanConfig, run_scan
+from triage.worker_threads import THREAD_VARIABLES, thread_counts
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.dask
@@ -89,6 +90,19 @@ def test_distributed_scan_equals_local(setup: dict[str, Any], cluster: Any) -> N
     assert run["executor"]["scheduler"] == cluster.scheduler_address
     assert len(run["executor"]["workers_at_start"]) == 2
     assert run["workers_seen"]
+
+
+def test_dask_workers_hash_with_one_thread_per_library(setup: dict[str, Any],
+                                                       cluster: Any) -> None:
+    executor = DaskExecutor(cluster.scheduler_address)
+    executor.close()
+    with distributed.Client(cluster.scheduler_address) as client:
+        seen = client.run(lambda: {"counts": thread_counts(),
+                                   "env": {v: os.environ.get(v) for v in THREAD_VARIABLES}})
+    assert len(seen) == 2
+    for s in seen.values():
+        assert s["counts"]["opencv"] == 1 and s["counts"].get("openblas", 1) == 1
+        assert s["env"] == dict.fromkeys(THREAD_VARIABLES, "1")
 
 
 def test_worker_killed_mid_scan_loses_nothing(setup: dict[str, Any], cluster: Any) -> None:

@@ -44,11 +44,18 @@ from hashing.i18n import tr
 from hashing.types import HashRecord
 from triage import watchdog
 from triage.batches import BatchResult, HashBatch, hash_batch
-from triage.executor import DEFAULT_IN_FLIGHT_BYTES, ExecutorError, TlsFiles, default_workers
+from triage.executor import (
+    DEFAULT_IN_FLIGHT_BYTES,
+    LOCAL_DASK,
+    ExecutorError,
+    TlsFiles,
+    default_workers,
+)
+from triage.worker_threads import limit_threads
 
 __all__ = ["LOCAL", "DaskExecutor", "TlsFiles", "hash_batch_on_worker", "security_for"]
 
-LOCAL = "local-dask"
+LOCAL = LOCAL_DASK
 CONNECT_TIMEOUT = "20s"
 NOT_VISIBLE = "path not visible on worker"
 _DECODERS = ("hashing.algorithms.pdq", "hashing.algorithms.video", "hashing.decode")
@@ -59,10 +66,12 @@ def hash_batch_on_worker(batch: HashBatch) -> BatchResult:
 
     A decode past its hard deadline ends this worker process (`triage.watchdog`); the
     decoders are imported first, so a fresh worker's imports never count against it (local
-    pool workers get them from the forkserver's preload)."""
+    pool workers get them from the forkserver's preload). The worker is held to one thread
+    per library from its first batch on."""
     for module in _DECODERS:
         importlib.import_module(module)
     watchdog.use_native_timer()
+    limit_threads()
     result = hash_batch(batch)
     missing = [
         i for i, task in enumerate(batch.tasks)
@@ -165,6 +174,7 @@ class DaskExecutor:
             raise ExecutorError(tr("--scheduler {address}: cannot connect ({reason})",
                                    address=address, reason=str(exc))) from exc
         self.address = self._client.scheduler.address
+        self._client.run(limit_threads)  # OpenCV, OpenBLAS: per process (`hash_batch_on_worker`)
         n = len(self._client.scheduler_info()["workers"])
         # Two batches per worker thread keeps every worker busy while results stream back.
         threads = sum(self._client.nthreads().values()) or max(n, 1)

@@ -32,8 +32,10 @@ from hashing.types import HashRecord
 from triage import watchdog
 from triage.batches import BatchResult, HashBatch, HashTask, hash_batch
 from triage.parent_watch import watch_parent
+from triage.worker_threads import limit_threads
 
 DASK_MODULE = "triage.dask_executor"
+LOCAL_DASK = "local-dask"  # `--scheduler local-dask`: a LocalCluster on this machine
 # Archive-member bytes the parent may hold for batches sent to local workers; one batch is
 # always let through, so a single member up to `max_member_bytes` still goes.
 DEFAULT_IN_FLIGHT_BYTES = 128 << 20
@@ -98,8 +100,11 @@ def _pool_context() -> BaseContext:
 
 
 def _init_worker(parent: int, slots: Any, lock: Any, workers: int) -> None:
+    """Pool initializer: end with the scan, take a watchdog slot, and keep to one core
+    (`triage.worker_threads`)."""
     watch_parent(parent)
     watchdog.claim(slots, lock, workers)
+    limit_threads()
 
 
 def _digests_only(opts: HashOptions) -> HashOptions:
@@ -244,6 +249,14 @@ class LocalExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
+
+
+def scan_cores(workers: int | None, scheduler: str | None) -> int | None:
+    """The cores a scan with these arguments works on (its hashing workers, then its own
+    matching threads); None for a remote cluster, whose size says nothing about this host."""
+    if scheduler:
+        return (workers or default_workers()) if scheduler == LOCAL_DASK else None
+    return max(1, default_workers() if workers is None else workers)
 
 
 def make_executor(workers: int | None, scheduler: str | None, *, tls: TlsFiles | None = None,

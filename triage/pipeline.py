@@ -34,7 +34,7 @@ from triage.audit import append_audit, last_scan_entry, tool_version, who
 from triage.casedb import CaseDB
 from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir, protected_ids
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
-from triage.executor import TlsFiles, make_executor
+from triage.executor import TlsFiles, make_executor, scan_cores
 from triage.identity import location_json, location_key
 from triage.local_match import LOCAL_ALGORITHMS
 from triage.match import matching_notes
@@ -48,6 +48,7 @@ from triage.review.casefile import decisions_digest
 from triage.runner import Runner, Settled
 from triage.stages import StageTimer
 from triage.walk import WalkItem, walk
+from triage.worker_threads import scan_threads
 
 OUTPUT_NAMES = ("manifest.jsonl", "queue.jsonl", "queue.csv", "summary.json", "report.html",
                 "export.vics.json")
@@ -289,7 +290,9 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
         "store": str(store_dir), "banks": bank_info,
     }
     append_audit(audit_path, {**common, "event": "scan_started", "started": started})
-    with CaseDB(case / "case.sqlite") as db:
+    # `--workers N` is N cores: N hashing workers, then N threads for matching and linking
+    with scan_threads(scan_cores(cfg.workers, cfg.scheduler)), \
+            CaseDB(case / "case.sqlite") as db:
         run = db.begin_run(started)
         # everything the case and the store hold now, the case database included
         exclude = protected_ids(case, store_dir)
