@@ -247,7 +247,8 @@ def _children_cpu() -> float:
     return use.ru_utime + use.ru_stime
 
 
-def run_scan(label: str, evidence: Path, store: Path, case: Path, workers: int) -> ScanRun:
+def run_scan(label: str, evidence: Path, store: Path, case: Path, workers: int,
+             extra: tuple[str, ...] = ()) -> ScanRun:
     """Run one scan as a subprocess, polling its process tree's memory and CPU until it exits.
 
     The scan's own CPU time comes from `RUSAGE_CHILDREN` once it is reaped. Its hashing workers
@@ -256,7 +257,7 @@ def run_scan(label: str, evidence: Path, store: Path, case: Path, workers: int) 
     """
     n_files, n_bytes, _ = tree_stats(evidence)
     cmd = _triage("scan", str(evidence), "--case", str(case), "--store", str(store),
-                  "--workers", str(workers))
+                  "--workers", str(workers), *extra)
     with tempfile.TemporaryFile() as err:
         cpu0 = _children_cpu()
         t0 = time.perf_counter()
@@ -324,7 +325,7 @@ def hashing_benchmark_reference() -> dict[str, Any] | None:
 def plot(out: Path, mixed: list[ScanRun], small: list[ScanRun]) -> Path:
     fig, (ax1, ax2, ax3) = plots.grid(3, ncols=3)
     names = sorted({s for r in mixed for s in r.wall_stages}, key=lambda s: (s == "startup", s))
-    plots.stacked_bars(ax1, [f"{r.workers} worker(s)" for r in mixed],
+    plots.stacked_bars(ax1, [r.label.removeprefix("mixed, ") for r in mixed],
                        {s: [r.wall_stages.get(s, 0.0) for r in mixed] for s in names},
                        "wall seconds")
     ax1.set_title(f"mixed folder, {mixed[0].files_on_disk:,} files")
@@ -373,6 +374,14 @@ def _notes(result: dict[str, Any]) -> str:
         f"{TARGET_RATIO}x). CPU time is the steadier measure on a shared machine. Archives "
         "count as one file here, but only the scan opens and hashes their members.",
     ]
+    ws = result.get("workers_scaling")
+    if ws:
+        lines += ["", f"Workers, mixed folder: 2 workers give {ws['local 2w/1w']:.2f}x the "
+                  f"files/s of 1 on the local pool and {ws['local-dask 2w/1w']:.2f}x through "
+                  f"`local-dask` (target >= {ws['target']}x); load average "
+                  f"{ws['load_before'][0]:.2f} before, {ws['load_after'][0]:.2f} after. These "
+                  "rows ran with `[cluster] enabled = false`: in-case local-feature linking "
+                  "is all-pairs at this commit and does not finish on 7,000 images."]
     ref = result.get("hashing_benchmark")
     if ref:
         lines += ["", f"The hashing benchmark's own numbers are in `{ref['path']}`."]
@@ -487,8 +496,65 @@ def _publish(out: Path, result: dict[str, Any], mixed: list[ScanRun],
     return result
 
 
+# Policy of the worker-scaling rows. In-case local-feature linking (issue 13) matches every
+# image's descriptors against every other's at this commit, O(images^2): at the mixed set's
+# 7,000 images it does not finish in hours. The rows leave the cluster stage out (PDQ
+# clustering with it: 0.6 s of the earlier rows) so walk, hashing, matching and outputs are
+# measured end to end; the images are still described (ORB) in the workers.
+WORKERS_POLICY = "[cluster]\nenabled = false\n"
+
+
+def run_workers(out_dir: str | Path, cfg: Config = FULL,
+                fixture: Path | None = None) -> dict[str, Any]:
+    """Only the mixed rows, 1 vs 2 workers on the local pool and on `--scheduler local-dask`,
+    merged into `out_dir`'s result (the small-file rows are kept as they are).
+
+    `fixture` keeps the generated folder and bank between runs (`evidence/`, `store/`; made
+    there when missing, from the same seed), so a timed run under the benchmark lock holds
+    it only for the scans."""
+    out = Path(out_dir)
+    result = json.loads((out / "result.json").read_text())
+    result.pop("benchmark", None)
+    result.pop("machine", None)
+    small = [ScanRun(**{f: d[f] for f in ScanRun.__dataclass_fields__})
+             for d in result["runs"] if d["label"].startswith("small files")]
+    with tempfile.TemporaryDirectory(prefix="triage-bench-scan-") as tmp:
+        work = fixture or Path(tmp)
+        evidence, store = work / "evidence", work / "store"
+        if not store.exists():
+            shutil.rmtree(evidence, ignore_errors=True)
+            write_mixed_evidence(evidence, cfg)
+            import_bank(store, write_bank(work / "bank", evidence, cfg))
+        policy = Path(tmp) / "policy.toml"
+        policy.write_text(WORKERS_POLICY)
+        load_before = os.getloadavg()
+        mixed = []
+        for scheduler in (None, "local-dask"):
+            for w in cfg.workers:
+                name = f"mixed, {w} worker(s)" if scheduler is None else \
+                    f"mixed, {scheduler}, {w} worker(s)"
+                extra = ("--policy", str(policy)) + (("--scheduler", scheduler)
+                                                      if scheduler else ())
+                mixed.append(run_scan(name, evidence, store,
+                                      Path(tmp) / f"case_{scheduler or 'local'}_{w}", w, extra))
+        load_after = os.getloadavg()
+    by = {(r.label.startswith("mixed, local-dask"), r.workers): r for r in mixed}
+    result["workers_scaling"] = {
+        "policy": WORKERS_POLICY, "load_before": load_before, "load_after": load_after,
+        **{f"{ex} 2w/1w": by[(dask, 2)].files_per_s / by[(dask, 1)].files_per_s
+           for ex, dask in (("local", False), ("local-dask", True))},
+        "local-dask 1w / local 1w": by[(True, 1)].files_per_s / by[(False, 1)].files_per_s,
+        "target": 1.7,
+    }
+    return _publish(out, result, mixed, small)
+
+
 if __name__ == "__main__":
     if "--small-only" in sys.argv[1:]:
         run_small_only(Path("benchmarks/results/scan"))
+    elif "--workers-only" in sys.argv[1:]:
+        args = sys.argv[1:]
+        fixture = Path(args[args.index("--fixture") + 1]) if "--fixture" in args else None
+        run_workers(Path("benchmarks/results/scan"), fixture=fixture)
     else:
         run(Path("benchmarks/results/scan"), quick="--quick" in sys.argv[1:])

@@ -128,6 +128,9 @@ def test_two_builds_are_identical(tmp_path: Path) -> None:
 
 def test_walk_and_hasher_agree_with_the_spec(spec: EvidenceSpec) -> None:
     """Cross-check with the scan's walk and the hasher: same rows, kinds and statuses."""
+    from triage.batches import HashBatch, hash_batch
+    from triage.runner import _task
+
     walk_mod = pytest.importorskip("triage.walk")
     hasher = pytest.importorskip("hashing.hasher")
     opts = hasher.HashOptions(decode_mode="exact")
@@ -137,8 +140,8 @@ def test_walk_and_hasher_agree_with_the_spec(spec: EvidenceSpec) -> None:
         key = item.path[len(prefix):] if item.path.startswith(prefix) else item.path
         status = item.status
         if status == "pending":
-            rec = (hasher.hash_bytes(item.data, item.path, opts) if item.data is not None
-                   else hasher.hash_path(item.fs_path, opts))
+            # as a scan's worker hashes it: bytes, a path, or a located archive member
+            rec = hash_batch(HashBatch(0, (_task(item),), opts)).records[0]
             status = rec.status
         rows[key] = (item.kind, status)
     assert rows == {k: (e.kind, e.status) for k, e in spec.entries.items()}

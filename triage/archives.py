@@ -45,6 +45,7 @@ import copy
 import gzip
 import io
 import lzma
+import os
 import posixpath
 import stat
 import struct
@@ -54,17 +55,21 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 
 from backports import zstd
 
 from hashing.errors import TriageError
 from hashing.sniff import SNIFF_BYTES, sniff
+from triage.archive_members import tar_locator, zip_locator
 from triage.identity import WHOLE, Location, member_location
 from triage.limits import RATIO_GRACE_BYTES, WalkItem, WalkLimits, format_bytes
 
 # Decompressed bytes are pulled in chunks of this size, so one read never holds more.
 _CHUNK = 1024 * 1024
+# Members of a zip or plain tar on storage are read by the hashing worker (see
+# `triage.archive_members` for which and why); False reads every member here (tests compare).
+READ_IN_WORKERS = True
 
 _FORMATS = {
     "application/zip": "zip",
@@ -316,6 +321,9 @@ class _Archive:
     index: int = 0
     labels: set[str] = field(default_factory=set)
     used: set[int] = field(default_factory=set)  # member indices given out
+    # an archive file on storage (its path and what fstat said): members may then be read
+    # by the worker that hashes them (`triage.archive_members`)
+    on_storage: tuple[str, os.stat_result] | None = None
 
     @property
     def limits(self) -> WalkLimits:
@@ -345,6 +353,7 @@ class _Archive:
         data: bytes | None = None,
         link_target: str | None = None,
         archive_error: bool = False,
+        locator: tuple[Any, ...] | None = None,
     ) -> WalkItem:
         self.count += 1
         if self.count > self.limits.max_members:
@@ -375,6 +384,7 @@ class _Archive:
             link_target=link_target,
             archive_error=archive_error,
             location=member_location(self.location, self.fmt, self._next_index()),
+            locator=locator,
         )
 
     def _next_index(self) -> int:
@@ -402,6 +412,15 @@ class _Archive:
         )
 
 
+def _may_hold_items(head: bytes, size: int) -> bool:
+    """Whether a member's first bytes say it may be a container (its rows are walked here,
+    so its bytes are read here): the test `triage.containers.container_kind` starts with."""
+    from triage.disks import may_be_image
+
+    return archive_format(head) is not None or (
+        may_be_image(head, size) and sniff(head).family == "other")
+
+
 def iter_archive(
     source: BinaryIO,
     label: str,
@@ -411,13 +430,15 @@ def iter_archive(
     total: _Total | None = None,
     *,
     location: Location,
+    fs_path: str | None = None,
 ) -> Iterator[WalkItem]:
     """Yield the member rows of the archive in `source` (seekable), labelled under `label`.
 
     `size` is the archive's own size (the denominator of the expansion ratio) and `depth`
     its nesting level, 1 for an archive on disk; `location` is the archive's own location,
-    which its members' locations extend. Nothing is yielded when `source` is not an
-    archive. Never raises for bad data: problems become rows.
+    which its members' locations extend; `fs_path` is the path of an archive file the walk
+    opened (`source`), whose members a worker may then reopen. Nothing is yielded when
+    `source` is not an archive. Never raises for bad data: problems become rows.
     """
     source.seek(0)
     fmt = archive_format(source.read(SNIFF_BYTES))
@@ -426,6 +447,8 @@ def iter_archive(
         return
     budget = _Budget(label, limits, size, total if total is not None else _Total())
     arc = _Archive(label, depth, budget, fmt, location)
+    if fs_path is not None and depth == 1 and READ_IN_WORKERS:
+        arc.on_storage = (fs_path, os.fstat(source.fileno()))
     if depth > limits.max_archive_depth:
         reason = f"archive depth limit {limits.max_archive_depth} reached; members not read"
         yield arc.root_row("skipped", reason, True)
@@ -563,6 +586,7 @@ def _zip_recovered(source: BinaryIO, arc: _Archive, why: str) -> Iterator[WalkIt
     recovered = 0
     stop = ""
     arc.index = -1
+    arc.on_storage = None  # a damaged zip's members are read here, from their local headers
     while True:
         arc.index += 1
         source.seek(pos)
@@ -615,6 +639,9 @@ def _zip_member(
     except ArchiveLimitError as exc:
         yield arc.row(name, size, mtime, "error", exc.reason, archive_error=True)
         return
+    if (located := _zip_located(open_member, info, arc)) is not None:
+        yield located
+        return
     try:
         # any byte past the declared size proves a lying header; file_size <= the member limit
         data = _read_zip_data(open_member, info, arc.budget, size)
@@ -635,6 +662,32 @@ def _zip_member(
         )
         return
     yield from arc.member(name, data, mtime)
+
+
+def _zip_located(
+    open_member: Callable[[zipfile.ZipInfo], BinaryIO | IO[bytes]],
+    info: zipfile.ZipInfo,
+    arc: _Archive,
+) -> WalkItem | None:
+    """The row of a member its hashing worker will read, or None to read it here: only
+    stored or deflated members (zipfile bounds their inflation) of a zip on storage that are
+    not symlinks and whose first bytes are no container."""
+    if arc.on_storage is None or info.compress_type not in (zipfile.ZIP_STORED,
+                                                            zipfile.ZIP_DEFLATED):
+        return None
+    if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
+        return None
+    try:
+        with open_member(info) as stream:
+            head = stream.read(SNIFF_BYTES)
+    except _CORRUPT:
+        return None  # read here, where the damage becomes the member's error row
+    if _may_hold_items(head, info.file_size):
+        return None
+    # the worker reads no more than the declared size, so that is what it expands to
+    arc.budget.charge(info.file_size)
+    return arc.row(info.filename, info.file_size, _zip_mtime(info),
+                   locator=zip_locator(*arc.on_storage, info))
 
 
 def _read_zip_data(
@@ -720,11 +773,33 @@ def _tar_member(
             return
         if counted:
             arc.budget.charge(holes)
+        if (located := _tar_located(tf, ti, arc, counted)) is not None:
+            yield located
+            return
         member = tf.extractfile(ti)
         assert member is not None  # isreg() members always have a data stream
         limit = arc.limits.max_member_bytes
         data = _read_bounded(member, arc.budget, limit, charge=not counted)
         yield from arc.member(name, data, mtime)
+
+
+def _tar_located(tf: tarfile.TarFile, ti: tarfile.TarInfo, arc: _Archive,
+                 counted: bool) -> WalkItem | None:
+    """The row of a member of a plain tar on storage that its hashing worker will read
+    (whole inside the file, not sparse, no container), or None to read it here."""
+    if counted or arc.on_storage is None or ti.sparse is not None:
+        return None
+    fs_path, st = arc.on_storage
+    if ti.offset_data + ti.size > st.st_size:
+        return None  # truncated: read here, where the damage is reported as ever
+    source = tf.fileobj
+    assert source is not None
+    source.seek(ti.offset_data)
+    if _may_hold_items(source.read(SNIFF_BYTES), ti.size):
+        return None
+    arc.budget.charge(ti.size)
+    return arc.row(ti.name, ti.size, float(ti.mtime),
+                   locator=tar_locator(fs_path, st, ti.offset_data, ti.size))
 
 
 def _check_tar_end(stream: BinaryIO | _Counted, offset: int) -> None:

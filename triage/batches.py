@@ -1,8 +1,9 @@
 """The unit of hashing work a scan sends to a worker: a batch of tasks in, records out.
 
-Files are sent by path (the worker reads them from storage it can see); archive members are
-sent as bytes, because only the parent walked the archive; files inside a disk image on
-storage are sent as a locator the worker reopens and streams (`triage.disks`). A batch never fails as a whole:
+Files are sent by path (the worker reads them from storage it can see); members of a zip or
+plain tar on storage as a locator the worker reopens and inflates (`triage.archive_members`),
+other archive members as bytes, because only the parent could read them; files inside a
+disk image on storage as a locator the worker reopens and streams (`triage.disks`). A batch never fails as a whole:
 each task yields a record, an error record when something goes wrong.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from hashing.types import HashRecord
 from triage import watchdog
+from triage.archive_members import hash_member, is_member_locator
 from triage.identity import Location
 
 
@@ -24,7 +26,7 @@ from triage.identity import Location
 class HashTask:
     path: str  # record path (for archive members the ARCHIVE!/member label)
     fs_path: str | None  # where a file is read from; None for archive members
-    data: bytes | None  # archive member bytes
+    data: bytes | None  # archive member bytes (None for a located member)
     size: int | None
     mtime: float | None
     kind: str = "file"  # manifest fields the parent fills in; the worker ignores them
@@ -67,6 +69,9 @@ def _hash_one(task: HashTask, opts: HashOptions) -> HashRecord:
     try:
         if task.data is not None:
             return hash_bytes(task.data, task.path, opts, size=task.size, mtime=task.mtime)
+        if is_member_locator(task.locator):
+            assert task.locator is not None
+            return hash_member(task.locator, task.path, opts, size=task.size, mtime=task.mtime)
         if task.locator is not None:
             from triage.disks import hash_located
 

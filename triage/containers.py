@@ -48,6 +48,7 @@ def container_rows(source: BinaryIO, label: str, size: int, limits: WalkLimits, 
     kind = container_kind(source, size, head)
     source.seek(0)
     if kind == "archive":
-        yield from iter_archive(source, label, size, limits, depth, total, location=location)
+        yield from iter_archive(source, label, size, limits, depth, total, location=location,
+                                fs_path=fs_path)
     elif kind == "image":
         yield from iter_image(source, label, size, limits, depth, fs_path, location=location)

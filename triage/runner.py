@@ -20,6 +20,7 @@ from typing import Any
 
 from hashing.hasher import HashOptions
 from hashing.types import HashRecord
+from triage.archive_members import is_member_locator, is_read_error
 from triage.batches import INTERNAL_ERROR, HashBatch, HashTask
 from triage.executor import Executor, make_executor
 from triage.identity import Location, is_within
@@ -72,7 +73,13 @@ def _hashed(seq: int, task: HashTask, rec: HashRecord) -> Settled:
     size, mtime = (rec.size, rec.mtime) if file_read else (task.size, task.mtime)
     full = replace(rec, path=task.path, size=size, mtime=mtime,
                    kind=task.kind, reason=task.reason or rec.reason)  # type: ignore[arg-type]
-    return Settled(seq, task.path, full, task.archive_error, task.kind in _MEMBERS,
+    archive_error = task.archive_error
+    if is_member_locator(task.locator) and is_read_error(rec):
+        # the row the walk writes when it cannot read a member itself: its reason first
+        joined = "; ".join(r for r in (rec.reason, task.reason) if r)
+        full = replace(full, error=joined, reason=joined)
+        archive_error = True
+    return Settled(seq, task.path, full, archive_error, task.kind in _MEMBERS,
                    final=not (rec.error or "").startswith(INTERNAL_ERROR), location=task.location,
                    extra=task.extra)
 
@@ -140,7 +147,9 @@ class Runner:
             else:
                 tasks.append(_task(item))
                 seqs.append(n)
-                nbytes += len(item.data or b"")
+                # a located member is read by its worker: it closes batches, costs no memory here
+                nbytes += len(item.data) if item.data is not None else (
+                    item.size or 0) if item.kind in _MEMBERS else 0
                 if item.kind == "file":
                     changed_archive = item.location
             if len(chunk) >= SETTLE_CHUNK:
