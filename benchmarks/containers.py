@@ -26,6 +26,7 @@ from benchmarks.plots import bars, grid, save
 from synthetic_fixtures.photos import make_photo
 from synthetic_fixtures.rar import RarMember, rar4_stored, rar5_stored
 from synthetic_fixtures.sevenzip import make_7z
+from triage.archive_members import read_member
 from triage.walk import open_evidence, walk
 
 
@@ -86,8 +87,15 @@ def _read_folder(root: Path) -> list[str]:
 
 
 def _read_container(path: Path) -> list[str]:
-    return [hashlib.md5(i.data).hexdigest() for i in walk([str(path)])
-            if i.kind == "archive_member" and i.data is not None]
+    """Every member's bytes as a scan reads them: from the walk, or (a zip or tar on storage)
+    by reopening the member from its locator, as the hashing worker does."""
+    out = []
+    for i in walk([str(path)]):
+        if i.kind == "archive_member" and i.data is not None:
+            out.append(hashlib.md5(i.data).hexdigest())
+        elif i.kind == "archive_member" and i.locator is not None:
+            out.append(hashlib.md5(read_member(i.locator)).hexdigest())
+    return out
 
 
 def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:

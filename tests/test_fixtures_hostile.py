@@ -115,6 +115,9 @@ def test_sparse_file_is_sparse(hostile: HostileSpec) -> None:
 def test_walk_and_hasher_meet_every_expectation(hostile: HostileSpec) -> None:
     """Cross-check with the scan's walk and the hasher: exact rows where the spec has them,
     and every case met (sparse file left out: hashing 3 GiB of zeros is a benchmark's job)."""
+    from triage.batches import HashBatch, hash_batch
+    from triage.runner import _task
+
     walk_mod = pytest.importorskip("triage.walk")
     hasher = pytest.importorskip("hashing.hasher")
     opts = hasher.HashOptions(decode_mode="exact")
@@ -125,8 +128,8 @@ def test_walk_and_hasher_meet_every_expectation(hostile: HostileSpec) -> None:
         status = item.status
         reason = item.reason or ""
         if status == "pending" and key != "sparse/disk_image.dd":
-            rec = (hasher.hash_bytes(item.data, item.path, opts) if item.data is not None
-                   else hasher.hash_path(item.fs_path, opts))
+            # as a scan's worker hashes it: bytes, a path, or a located archive member
+            rec = hash_batch(HashBatch(0, (_task(item),), opts)).records[0]
             status, reason = rec.status, rec.error or reason
         rows[key] = (item.kind, status, reason.lower())
     for key, entry in hostile.evidence.entries.items():
