@@ -17,6 +17,7 @@ from triage import derive
 from triage.audit import tool_version
 from triage.casedb import CaseDB
 from triage.cluster import cluster_items
+from triage.cluster_spill import ClusterSpill
 from triage.demo import run_demo
 from triage.items import CaseItem
 from triage.local_match import media_match
@@ -31,7 +32,7 @@ from triage.reports.vics import write_vics
 from triage.scratch import SCRATCH_NAME
 
 SAME_BYTES = ("manifest.jsonl", "queue.jsonl", "queue.csv", "export.vics.json")
-TINY_BUDGET = 64 << 10  # 2 items per chunk
+TINY_BUDGET = 2 << 10  # 1 item per chunk, clustering spilled in blocks of 4 nodes
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,9 @@ def test_streaming_equals_one_chunk_and_in_memory(cases: tuple[Path, Path, Path]
     evidence, store, whole = cases
     files = json.loads((whole / "summary.json").read_text())["files"]
     assert derive.chunk_rows(TINY_BUDGET) * 5 < files  # many chunks
+    rows = [json.loads(line) for line in (whole / "manifest.jsonl").open()]
+    nodes = sum(bool(r.get("pdq")) + len(r.get("pdq_frames") or ()) for r in rows)
+    assert ClusterSpill.for_budget(whole, TINY_BUDGET).block_nodes * 3 < nodes  # spilled
     streamed = tmp_path / "streamed" / "case"
     result = run_scan(ScanConfig(evidence=(evidence,), case_dir=streamed, store_dir=store,
                                  workers=0, memory_budget=TINY_BUDGET))

@@ -21,6 +21,7 @@ import numpy as np
 from hashing.codec import pack
 from index.hamming import HammingIndex
 from triage.cluster_kernels import assign_leaders, join_via_leaders, roots, union_pairs
+from triage.cluster_spill import ClusterSpill, SpilledGraph
 from triage.items import CaseItem
 from triage.match import Reason, is_known_good, known_bad
 from triage.policy import Policy
@@ -144,14 +145,25 @@ def _nearest_bad(codes: np.ndarray, comp: np.ndarray, bad_owner: np.ndarray,
 
 
 def cluster_nodes(owners: np.ndarray, codes: np.ndarray, bad: np.ndarray, good: np.ndarray,
-                  radius: int) -> NodeClusters:
+                  radius: int, spill: ClusterSpill | None = None) -> NodeClusters:
     """Cluster nodes (`codes[r]` belonging to item `owners[r]`, owners nondecreasing): the
     components of "distance <= radius" joined with "same item", over items. `bad` and `good`
     hold the ordinals of known-bad and known-good items; an unknown item sharing a cluster
-    with a known-bad one gets its nearest known-bad member, ties to the smaller ordinal."""
+    with a known-bad one gets its nearest known-bad member, ties to the smaller ordinal.
+
+    With `spill`, more nodes than `spill.block_nodes` are deduplicated and searched through
+    files in `spill.folder` (`triage.cluster_spill`): the same clusters, bounded memory."""
     if codes.shape[0] < 2:
         return NodeClusters((), {})
-    uniq_codes, inverse, parent = unique_components(codes, radius)
+    if spill is not None and codes.shape[0] > spill.block_nodes:
+        with SpilledGraph(spill) as graph:
+            return _clusters(owners, *graph.components(codes, radius, QUERY_BLOCK), bad, good)
+    return _clusters(owners, *unique_components(codes, radius), bad, good)
+
+
+def _clusters(owners: np.ndarray, uniq_codes: np.ndarray, inverse: np.ndarray,
+              parent: np.ndarray, bad: np.ndarray, good: np.ndarray) -> NodeClusters:
+    """`cluster_nodes` from the components of the unique nodes (`parent`, a forest)."""
     # A record's own nodes (a video's frames) belong together.
     first_row = np.unique(owners, return_index=True)[1]
     union_pairs(parent, inverse, inverse[first_row[np.searchsorted(owners[first_row], owners)]])

@@ -22,6 +22,7 @@ from hashing.registry import spec
 from index.media_bank import MediaMatcher
 from triage.casedb import CaseDB
 from triage.cluster import cluster_id, cluster_nodes, pdq_nodes, suggestion
+from triage.cluster_spill import ClusterSpill
 from triage.items import CaseItem
 from triage.local_match import CaseLinker, link_reason, media_match, merge_links
 from triage.match import Banks, Reason, is_known_good, known_bad, match_records
@@ -119,7 +120,7 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
 
 
 def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray,
-             linker: CaseLinker, reviewed: _Reviewed) -> int:
+             linker: CaseLinker, reviewed: _Reviewed, spill: ClusterSpill) -> int:
     """Cluster membership and suggestions into the scratch store; returns the cluster count.
     An analyst's confirmed category is suggested to its cluster's unmatched members, ahead of
     a bank-based suggestion.
@@ -130,7 +131,7 @@ def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray
     if not policy.cluster_enabled:
         return 0
     owners, codes = scratch.nodes.arrays(spec("pdq").nbytes)
-    found = cluster_nodes(owners, codes, bad, good, policy.cluster_radius)
+    found = cluster_nodes(owners, codes, bad, good, policy.cluster_radius, spill)
     groups, linked = merge_links([m.tolist() for m in found.members], linker.pairs(),
                                  set(bad.tolist()), set(good.tolist()), set(found.nearest))
     scratch.put_clusters((int(i), k) for k, members in enumerate(groups, start=1)
@@ -199,7 +200,8 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
             bad, good = _match(db, run, size, banks, policy, scratch, media, linker, decisions,
                                reviewed)
         with timer.stage("cluster"):
-            clusters = _cluster(policy, scratch, bad, good, linker, reviewed)
+            clusters = _cluster(policy, scratch, bad, good, linker, reviewed,
+                                ClusterSpill.for_budget(case, memory_budget))
         with timer.stage("score"):
             counts = _score(db, run, size, policy, scratch, decisions)
         with timer.stage("write"):
