@@ -13,7 +13,7 @@ dropped, so memory stays at one block even when thousands of files are near-dupl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -61,6 +61,17 @@ def pdq_nodes(item: CaseItem, min_quality: int) -> list[str]:
         out.append(pdq)
     out.extend(f.pdq for f in rec.pdq_frames or () if f.quality >= min_quality)
     return out
+
+
+def node_rows(items: Iterable[CaseItem], min_quality: int) -> tuple[list[int], list[str]]:
+    """`(owners, hexes)`: every node of `items` (`pdq_nodes`) with the ordinal of its item."""
+    owners: list[int] = []
+    hexes: list[str] = []
+    for item in items:
+        for h in pdq_nodes(item, min_quality):
+            owners.append(item.ordinal)
+            hexes.append(h)
+    return owners, hexes
 
 
 def unique_components(codes: np.ndarray, radius: int,
@@ -219,12 +230,7 @@ def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
 
     if not policy.cluster_enabled:
         return list(items)
-    owners: list[int] = []
-    hexes: list[str] = []
-    for item in items:
-        for h in pdq_nodes(item, policy.min_quality):
-            owners.append(item.ordinal)
-            hexes.append(h)
+    owners, hexes = node_rows(items, policy.min_quality)
     bad = np.asarray([i.ordinal for i in items if known_bad(i.reasons)], dtype=np.int64)
     good = np.asarray([i.ordinal for i in items if is_known_good(i.reasons)], dtype=np.int64)
     members: list[list[int]] = []

@@ -21,7 +21,7 @@ import numpy as np
 from hashing.registry import spec
 from index.media_bank import MediaMatcher
 from triage.casedb import CaseDB
-from triage.cluster import cluster_id, cluster_nodes, pdq_nodes, suggestion
+from triage.cluster import cluster_id, cluster_nodes, node_rows, suggestion
 from triage.cluster_spill import ClusterSpill
 from triage.items import CaseItem
 from triage.local_match import CaseLinker, link_reason, media_match, merge_links
@@ -109,13 +109,7 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
                 good.append(ordinal)
         scratch.put_leads(leads)
         if policy.cluster_enabled:
-            owners: list[int] = []
-            hexes: list[str] = []
-            for item in chunk:
-                for h in pdq_nodes(item, policy.min_quality):
-                    owners.append(item.ordinal)
-                    hexes.append(h)
-            scratch.nodes.add(owners, hexes)
+            scratch.nodes.add(*node_rows(chunk, policy.min_quality))
     return np.asarray(bad, dtype=np.int64), np.asarray(good, dtype=np.int64)
 
 
