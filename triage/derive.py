@@ -2,8 +2,10 @@
 
 The case's rows are read back from `case.sqlite` in manifest order, `chunk_rows` at a time,
 as `CaseItem`s numbered by ordinal. Each stage keeps its findings in the scan's `Scratch`
-store rather than in memory, so what is held at once is one chunk plus clustering's arrays
-over the case's PDQ nodes (about 100 bytes a node; documents contribute none). The results
+store rather than in memory, so what is held at once is one chunk plus clustering's working
+state, which gets half the budget: up to `ClusterSpill.block_nodes` unique PDQ nodes in memory
+(about 175 bytes a node; documents contribute none), beyond that spilled to files in the case
+directory (`triage.cluster_spill`). The results
 are the same, byte for byte, as running each stage over the whole case in memory
 (`tests/test_streaming.py`).
 """
