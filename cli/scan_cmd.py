@@ -83,10 +83,15 @@ class _Refused(click.ClickException):
 @click.option("--inventory", is_flag=True, default=False,
               help="Allow a store without enabled banks: a hashing-only inventory, nothing "
                    "is matched (without this flag such a scan is refused).")
+@click.option("--local-links/--no-local-links", "local_links", default=None,
+              help="Link the case's images by local features (crops, captions, screenshots, "
+                   "collages of known-bad files into tier 1); default: the policy's "
+                   "[cluster] local_links (on).")
 def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
          workers: int | None, scheduler: str | None, policy_path: Path | None,
          decode_mode: str, batch_size: int, tls_ca: Path | None, tls_cert: Path | None,
-         tls_key: Path | None, insecure: bool, inventory: bool) -> None:
+         tls_key: Path | None, insecure: bool, inventory: bool,
+         local_links: bool | None) -> None:
     """Hash EVIDENCE, match it against the banks and write a prioritised case queue.
 
     Refused (exit 2) when the store does not exist or has no enabled bank."""
@@ -118,7 +123,7 @@ def scan(evidence: tuple[Path, ...], case_dir: Path, store_dir: Path | None,
                 scheduler=scheduler, policy_path=policy_path, decode_mode=decode_mode,
                 batch_size=batch_size, argv=tuple(sys.argv), progress=bar.update,
                 inventory=inventory, progress_total=total, on_stage=stage, tls=tls,
-                insecure=insecure,
+                insecure=insecure, local_links=local_links,
             ))
         except (NoBanksError, CaseRefused) as exc:
             raise _Refused(localise(exc)) from exc

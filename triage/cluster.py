@@ -226,7 +226,7 @@ def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
     """`items` (`items[k].ordinal == k`) with `cluster` and `suggestion` set; cluster ids are
     numbered by each cluster's first item, so they are stable for the same case. PDQ clusters
     are joined by the items' local-feature links (`triage.local_match`), as the scan does."""
-    from triage.local_match import CaseLinker, link_reason, merge_links
+    from triage.local_match import CaseLinker, link_reason, links_enabled, merge_links
 
     if not policy.cluster_enabled:
         return list(items)
@@ -240,9 +240,11 @@ def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
                               good, policy.cluster_radius)
         members = [m.tolist() for m in found.members]
         nearest = found.nearest
-    linker = CaseLinker()
-    linker.add(items)
-    groups, linked = merge_links(members, linker.pairs(), set(bad.tolist()),
+    with CaseLinker() as linker:
+        if links_enabled(policy):
+            linker.add(items)
+        pairs = linker.pairs()
+    groups, linked = merge_links(members, pairs, set(bad.tolist()),
                                  set(good.tolist()), set(nearest))
     out = list(items)
     for k, group in enumerate(groups, start=1):

@@ -26,7 +26,14 @@ from triage.casedb import CaseDB
 from triage.cluster import cluster_id, cluster_nodes, node_rows, suggestion
 from triage.cluster_spill import ClusterSpill
 from triage.items import CaseItem
-from triage.local_match import CaseLinker, link_reason, media_match, merge_links
+from triage.local_match import (
+    CaseLinker,
+    link_reason,
+    links_enabled,
+    local_features_needed,
+    media_match,
+    merge_links,
+)
 from triage.match import Banks, Reason, is_known_good, known_bad, match_records
 from triage.policy import Policy
 from triage.queue import queue_row
@@ -80,13 +87,14 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
     item known-bad."""
     bad: list[int] = []
     good: list[int] = []
-    for chunk in _chunks(db, run, size, features=True):
+    linking = links_enabled(policy)
+    for chunk in _chunks(db, run, size, features=local_features_needed(policy, media)):
         reasons = match_records([i.record for i in chunk], banks, policy)
         if media is not None:
             chunk = media_match([replace(i, reasons=rs) for i, rs in
                                  zip(chunk, reasons, strict=True)], media, policy)
             reasons = [i.reasons for i in chunk]
-        if policy.cluster_enabled:
+        if linking:
             linker.add(chunk)
         hits = [(i.ordinal, rs) for i, rs in zip(chunk, reasons, strict=True) if rs]
         scratch.put_reasons(hits)  # as matched: scoring sets the false ones aside again
@@ -128,7 +136,8 @@ def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray
         return 0
     owners, codes = scratch.nodes.arrays(spec("pdq").nbytes)
     found = cluster_nodes(owners, codes, bad, good, policy.cluster_radius, spill)
-    groups, linked = merge_links([m.tolist() for m in found.members], linker.pairs(),
+    pairs = linker.pairs() if links_enabled(policy) else []
+    groups, linked = merge_links([m.tolist() for m in found.members], pairs,
                                  set(bad.tolist()), set(good.tolist()), set(found.nearest))
     scratch.put_clusters((int(i), k) for k, members in enumerate(groups, start=1)
                          for i in members)
@@ -190,8 +199,7 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
     info = dict(case_info or {"name": case.name, "policy": policy.to_dict()})
     decisions = DecisionIndex(load_decisions(case))
     reviewed = _Reviewed()
-    with Scratch(case) as scratch:
-        linker = CaseLinker()
+    with Scratch(case) as scratch, CaseLinker(case) as linker:
         with timer.stage("match"):
             bad, good = _match(db, run, size, banks, policy, scratch, media, linker, decisions,
                                reviewed)

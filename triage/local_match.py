@@ -17,21 +17,39 @@ unknown file, carrying the transform read from the unknown file's side.
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO, overload
 
 import numpy as np
 
-from hashing.algorithms.local_features import LocalFeatures
+from hashing.algorithms.local_features import DESCRIPTOR_BYTES, LocalFeatures
 from hashing.codec import pack
+from index.hamming import HammingIndex
 from index.media_bank import FeatureSet, MediaMatcher
 from triage.items import CaseItem
 from triage.match import Reason, _reason
+from triage.outputs import FILE_MODE
 from triage.policy import Policy
 from triage.verify import DEFAULT_PARAMS, Transform, VerifyParams, match_features
 
 # What a scan computes besides its hashes so its images can be matched and linked this way.
 LOCAL_ALGORITHMS = ("orb",)
+
+
+def links_enabled(policy: Policy) -> bool:
+    """Whether the case's images are linked among themselves by local features."""
+    return policy.cluster_enabled and policy.local_links
+
+
+def local_features_needed(policy: Policy, media: MediaMatcher | None) -> bool:
+    """Whether a scan describes its images by local features at all: only for in-case
+    linking or an enabled media bank that holds local features (they cost about a third
+    of a default scan's hashing time per image; see README, "Media banks")."""
+    return links_enabled(policy) or (media is not None and media.features().n_items > 0)
 _EMPTY = LocalFeatures(0, 0, np.zeros((0, 4), np.float32), np.zeros((0, 32), np.uint8))
 
 
@@ -101,33 +119,123 @@ def media_match(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy,
     return out
 
 
+class _Column:
+    """One append-only array of fixed-width rows: a flat file memory-mapped back (spilled)
+    or a byte buffer (in memory), read back with the same dtype and row shape."""
+
+    def __init__(self, path: Path | None, dtype: str, width: int) -> None:
+        self.path, self.dtype, self.width, self.rows = path, np.dtype(dtype), width, 0
+        self._sink: BinaryIO = open(path, "wb") if path else io.BytesIO()  # noqa: SIM115
+        if path is not None:
+            os.chmod(path, FILE_MODE)
+
+    def append(self, arr: np.ndarray) -> None:
+        self._sink.write(np.ascontiguousarray(arr, dtype=self.dtype).tobytes())
+        self.rows += int(arr.shape[0])
+
+    def array(self) -> np.ndarray:
+        shape = (self.rows, self.width)
+        if self.rows == 0:
+            return np.zeros(shape, self.dtype)
+        if self.path is None:
+            assert isinstance(self._sink, io.BytesIO)
+            return np.frombuffer(self._sink.getbuffer(), self.dtype).reshape(shape)
+        self._sink.flush()
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=shape)
+
+    def close(self) -> None:
+        self._sink.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class _Spilled(Sequence[LocalFeatures]):
+    """The linker's images as `LocalFeatures` read from its columns on demand (the query
+    side of `match_features`; nothing is copied until a batch is searched)."""
+
+    def __init__(self, items: np.ndarray, starts: np.ndarray, kps: np.ndarray,
+                 desc: np.ndarray) -> None:
+        self._items, self._starts, self._kps, self._desc = items, starts, kps, desc
+
+    def __len__(self) -> int:
+        return int(self._items.shape[0])
+
+    def _one(self, i: int) -> LocalFeatures:
+        _, w, h, n = (int(v) for v in self._items[i])
+        lo = int(self._starts[i])
+        return LocalFeatures(w, h, np.asarray(self._kps[lo:lo + n]),
+                             np.asarray(self._desc[lo:lo + n]))
+
+    @overload
+    def __getitem__(self, i: int) -> LocalFeatures: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[LocalFeatures]: ...
+    def __getitem__(self, i: int | slice) -> LocalFeatures | list[LocalFeatures]:
+        if isinstance(i, slice):
+            return [self._one(k) for k in range(*i.indices(len(self)))]
+        return self._one(i)
+
+
 class CaseLinker:
     """The case's own image features, collected chunk by chunk and linked once all are in.
 
-    Holds each image's keypoints and descriptors (48 bytes a keypoint, at most
-    `MAX_KEYPOINTS` an image) until `pairs()`; the descriptor index is built over them once."""
+    Each image's keypoints and descriptors (48 bytes a keypoint, at most `MAX_KEYPOINTS` an
+    image) are appended to flat files in `spill_dir` (the scan's case directory, hidden
+    `*.tmp` files the next scan removes if this one is killed) and memory-mapped back by
+    `pairs()`, so they never count against the derive stages' memory budget; without a
+    directory they are kept in memory (the in-memory composition the tests compare with).
+    What `pairs()` holds besides the mapped files is the descriptor index's tables.
+    """
 
-    def __init__(self) -> None:
-        self._ordinals: list[int] = []
-        self._features: list[LocalFeatures] = []
+    def __init__(self, spill_dir: Path | None = None) -> None:
+        def col(name: str, dtype: str, width: int) -> _Column:
+            path = spill_dir / f".links-{name}.tmp" if spill_dir is not None else None
+            return _Column(path, dtype, width)
+
+        # per image: ordinal, width, height, keypoints; per keypoint: owner, geometry, descriptor
+        self._items = col("items", "<i8", 4)
+        self._owner = col("owner", "<i8", 1)
+        self._kps = col("keypoints", "<f4", 4)
+        self._desc = col("descriptors", "u1", DESCRIPTOR_BYTES)
+
+    def __enter__(self) -> CaseLinker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for c in (self._items, self._owner, self._kps, self._desc):
+            c.close()
 
     def add(self, items: Sequence[CaseItem]) -> None:
         for item in items:
             if item.features:
                 f = _features([item.features])[0]
                 if len(f):
-                    self._ordinals.append(item.ordinal)
-                    self._features.append(f)
+                    k = self._items.rows
+                    self._items.append(np.array([[item.ordinal, f.width, f.height, len(f)]]))
+                    self._owner.append(np.full((len(f), 1), k))
+                    self._kps.append(f.keypoints)
+                    self._desc.append(f.descriptors)
 
     def pairs(self, params: VerifyParams = DEFAULT_PARAMS) -> list[tuple[int, int, Transform]]:
         """Verified links: (ordinal a, ordinal b, transform from a to b), each image matched
         against the others (never itself)."""
-        if len(self._features) < 2:
+        n = self._items.rows
+        if n < 2:
             return []
-        refs = FeatureSet.build(self._features)
-        matches = match_features(self._features, refs, params,
-                                 exclude=list(range(len(self._features))))
-        return [(self._ordinals[m.query], self._ordinals[m.item], m.transform) for m in matches]
+        items = self._items.array()
+        counts = np.asarray(items[:, 3])
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        desc = self._desc.array()
+        kps = self._kps.array()
+        refs = FeatureSet(HammingIndex(desc), self._owner.array()[:, 0], kps,
+                          np.asarray(items[:, 1:3]))
+        queries = _Spilled(items, starts, kps, desc)
+        matches = match_features(queries, refs, params, exclude=range(n))
+        ordinals = items[:, 0]
+        return [(int(ordinals[m.query]), int(ordinals[m.item]), m.transform) for m in matches]
 
 
 def merge_links(groups: Sequence[Sequence[int]], pairs: Sequence[tuple[int, int, Transform]],

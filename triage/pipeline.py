@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
 from triage.executor import TlsFiles, make_executor, scan_cores
 from triage.identity import location_json, location_key
-from triage.local_match import LOCAL_ALGORITHMS
+from triage.local_match import LOCAL_ALGORITHMS, local_features_needed
 from triage.match import matching_notes
 from triage.outputs import sha256_file, stale_temp_files
 from triage.policy import Policy, load_policy, policy_from_mapping
@@ -90,6 +90,8 @@ class ScanConfig:
     argv: tuple[str, ...] = ()
     # hash without matching: allowed only when asked for, since every row reads "unmatched"
     inventory: bool = False
+    # in-case linking by local features, over the policy's [cluster] local_links (None: policy)
+    local_links: bool | None = None
     # Progress (the CLI's bar; never pickled): `progress(n)` after n more file-system entries
     # are recorded, `progress_total(total)` once the count ahead is done, and
     # `on_stage(name, seconds)` as each stage ends.
@@ -143,10 +145,12 @@ def _record(db: CaseDB, run: int, key: str, chunk: list[Settled]) -> None:
                         if s.record is not None)
 
 
-def _hash_options(cfg: ScanConfig, policy: Policy, held: tuple[str, ...]) -> HashOptions:
+def _hash_options(cfg: ScanConfig, policy: Policy, held: tuple[str, ...],
+                  local: bool) -> HashOptions:
     # Every perceptual algorithm an enabled bank holds is hashed (and no other), so a pHash
-    # list matches; PDQ always (clustering and videos use it); local features for media banks.
-    return HashOptions(algorithms=(*scan_algorithms(held), *LOCAL_ALGORITHMS),
+    # list matches; PDQ always (clustering and videos use it); local features only when
+    # in-case linking or a media bank with local features needs them.
+    return HashOptions(algorithms=(*scan_algorithms(held), *(LOCAL_ALGORITHMS if local else ())),
                        dihedral=policy.dihedral, variants=policy.variants,
                        decode_mode=cfg.decode_mode,  # type: ignore[arg-type]
                        pixel_limit=policy.pixel_limit, max_media_bytes=policy.max_media_bytes,
@@ -231,6 +235,8 @@ def run_scan(cfg: ScanConfig) -> ScanResult:
     _check_paths(cfg, store_dir)
     _check_store(store_dir, cfg.inventory)
     policy = load_policy(cfg.policy_path)
+    if cfg.local_links is not None:
+        policy = replace(policy, local_links=cfg.local_links)
     case_dir = open_case_dir(cfg.case_dir)
     case = case_dir.path
     with _case_lock(case):
@@ -278,7 +284,8 @@ def _scan(cfg: ScanConfig, case_dir: CaseDir, policy: Policy, store_dir: Path,
           matchers: tuple[BankMatcher, MediaMatcher], bank_info: dict[str, Any],
           timer: StageTimer, started: str) -> ScanResult:
     case = case_dir.path
-    opts = _hash_options(cfg, policy, matchers[0].held_algorithms())
+    opts = _hash_options(cfg, policy, matchers[0].held_algorithms(),
+                         local_features_needed(policy, matchers[1]))
     # Resume reuses a row only when the file and the way it was hashed are both unchanged
     # (the media limits included: a row hashed under other limits is hashed again).
     key = resume_key(opts, tool_version())

@@ -18,6 +18,9 @@ a policy file only overrides them. Example (every key optional):
     [cluster]
     enabled = true
     radius = 31
+    local_links = true       # link the case's images by local features (crops, overlays,
+                             # screenshots, collages); false: no image is described by them
+                             # unless a media bank holds local features
 
     [tiers]
     possible_new = 1   # unknown media clustered with known-bad material
@@ -108,6 +111,8 @@ class Policy:
     video_bank_pct: float = 0.0
     cluster_enabled: bool = True
     cluster_radius: int = PDQ.default_radius or 0
+    # In-case linking by local features (triage.local_match); its cost is in the README.
+    local_links: bool = True
     tiers: Mapping[str, int] = field(default_factory=_default_tiers)
     pixel_limit: int = DEFAULT_PIXEL_LIMIT
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
@@ -138,7 +143,8 @@ class Policy:
                 "query_frames_pct": self.video_query_pct,
                 "bank_frames_pct": self.video_bank_pct,
             },
-            "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius},
+            "cluster": {"enabled": self.cluster_enabled, "radius": self.cluster_radius,
+                        "local_links": self.local_links},
             "tiers": dict(self.tiers),
             "review": {"quarantine_false_positives": self.quarantine_false_positives},
             "report": {"unmatched_rows": self.report_unmatched_rows},
@@ -206,7 +212,7 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
     m = _table(src, doc, "match", {"radius", "min_quality", "dihedral", "variants",
                                    "low_quality_radius"})
     v = _table(src, doc, "video", {"query_frames_pct", "bank_frames_pct"})
-    c = _table(src, doc, "cluster", {"enabled", "radius"})
+    c = _table(src, doc, "cluster", {"enabled", "radius", "local_links"})
     t = _table(src, doc, "tiers", set(TIER_KEYS))
     lim = _table(src, doc, "limits", {*MEDIA_LIMIT_KEYS, *WALK_LIMIT_KEYS})
     rev = _table(src, doc, "review", {"quarantine_false_positives"})
@@ -239,6 +245,7 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
                             v.get("bank_frames_pct", base.video_bank_pct)),
         cluster_enabled=_bool(src, "cluster.enabled", c.get("enabled", base.cluster_enabled)),
         cluster_radius=_int(src, "cluster.radius", c.get("radius", base.cluster_radius), 0, 256),
+        local_links=_bool(src, "cluster.local_links", c.get("local_links", base.local_links)),
         tiers=tiers,
         pixel_limit=_int(src, "limits.pixel_limit", lim.get("pixel_limit", base.pixel_limit),
                          1, _MAX_INT),
