@@ -123,3 +123,22 @@ def test_no_local_feature_in_any_output(case: dict[str, object]) -> None:
     raw = (root / "case" / "case.sqlite").read_bytes()
     assert not any(f.descriptors[0].tobytes() in raw for f in map(LocalFeatures.from_bytes,
                                                                   blobs[:5]))
+
+
+def test_many_distinct_photos_never_link() -> None:
+    """Half of 120 distinct photos taken as known-bad, the other half matched against them:
+    3,600 image pairs, not one verified link (and the copies among them still link)."""
+    from hashing.algorithms.local_features import describe_rgb
+    from triage.items import CaseItem
+    from triage.local_match import CaseLinker
+
+    n = 120
+    imgs = [_photo(5000 + k, 320 + 16 * (k % 9), 240 + 8 * (k % 7)) for k in range(n)]
+    imgs.append(_edit(imgs[0], "crop_20", 0))  # one real copy, as a control
+    items = [CaseItem.from_row(k, {"path": f"f{k}", "status": "hashed"},
+                               describe_rgb(np.asarray(im)).to_bytes())
+             for k, im in enumerate(imgs)]
+    with CaseLinker() as linker:
+        linker.add(items)
+        pairs = linker.pairs(set(range(0, n, 2)))
+    assert [(a, b) for a, b, _ in pairs] == [(n, 0)]

@@ -243,7 +243,7 @@ def cluster_items(items: Sequence[CaseItem], policy: Policy) -> list[CaseItem]:
     with CaseLinker() as linker:
         if links_enabled(policy):
             linker.add(items)
-        pairs = linker.pairs()
+        pairs = linker.pairs(set(bad.tolist()))
     groups, linked = merge_links(members, pairs, set(bad.tolist()),
                                  set(good.tolist()), set(nearest))
     out = list(items)

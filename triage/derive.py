@@ -136,7 +136,7 @@ def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray
         return 0
     owners, codes = scratch.nodes.arrays(spec("pdq").nbytes)
     found = cluster_nodes(owners, codes, bad, good, policy.cluster_radius, spill)
-    pairs = linker.pairs() if links_enabled(policy) else []
+    pairs = linker.pairs(set(bad.tolist())) if links_enabled(policy) else []
     groups, linked = merge_links([m.tolist() for m in found.members], pairs,
                                  set(bad.tolist()), set(good.tolist()), set(found.nearest))
     scratch.put_clusters((int(i), k) for k, members in enumerate(groups, start=1)

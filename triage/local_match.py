@@ -7,19 +7,21 @@ reasons naming the bank and entry (the reference file's path in the unit's holdi
 local one with its verified transform. Records already matched exactly are not described
 again.
 
-In-case: every case image's descriptors go into one `FeatureSet` and each image is matched
-against it (itself excluded). Cost per image is bounded (keypoints per image, candidates per
-query) and the descriptor search is the exact Hamming index, so the work grows with the
-number of images times the index's cost per query, never with all pairs of images. A
-verified link between an unknown file and a known-bad one is a `cluster` reason on the
-unknown file, carrying the transform read from the unknown file's side.
+In-case: every case image's descriptors are spilled to the case directory as matching reads
+the case, and once matching has told which files are known-bad, every other image is matched
+against an index of the known-bad images' descriptors only. What a link can change is an
+unknown file's tier (a suggestion naming the known-bad file it contains or is contained in)
+and the cluster it joins, and both need one end known-bad, so nothing is lost by not
+matching unknown files among themselves; and the work is the number of images times the cost
+of one query against the known-bad images, never all pairs of images. A verified link is
+a `cluster` reason on the unknown file, carrying the transform read from its side.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, overload
@@ -153,16 +155,18 @@ class _Spilled(Sequence[LocalFeatures]):
     """The linker's images as `LocalFeatures` read from its columns on demand (the query
     side of `match_features`; nothing is copied until a batch is searched)."""
 
-    def __init__(self, items: np.ndarray, starts: np.ndarray, kps: np.ndarray,
-                 desc: np.ndarray) -> None:
-        self._items, self._starts, self._kps, self._desc = items, starts, kps, desc
+    def __init__(self, which: np.ndarray, items: np.ndarray, starts: np.ndarray,
+                 kps: np.ndarray, desc: np.ndarray) -> None:
+        self._which, self._items, self._starts = which, items, starts
+        self._kps, self._desc = kps, desc
 
     def __len__(self) -> int:
-        return int(self._items.shape[0])
+        return int(self._which.shape[0])
 
     def _one(self, i: int) -> LocalFeatures:
-        _, w, h, n = (int(v) for v in self._items[i])
-        lo = int(self._starts[i])
+        k = int(self._which[i])
+        _, w, h, n = (int(v) for v in self._items[k])
+        lo = int(self._starts[k])
         return LocalFeatures(w, h, np.asarray(self._kps[lo:lo + n]),
                              np.asarray(self._desc[lo:lo + n]))
 
@@ -181,10 +185,10 @@ class CaseLinker:
 
     Each image's keypoints and descriptors (48 bytes a keypoint, at most `MAX_KEYPOINTS` an
     image) are appended to flat files in `spill_dir` (the scan's case directory, hidden
-    `*.tmp` files the next scan removes if this one is killed) and memory-mapped back by
+    `*.tmp` files a later scan overwrites if this one is killed) and memory-mapped back by
     `pairs()`, so they never count against the derive stages' memory budget; without a
     directory they are kept in memory (the in-memory composition the tests compare with).
-    What `pairs()` holds besides the mapped files is the descriptor index's tables.
+    What `pairs()` holds in memory is the known-bad images' descriptors and their index.
     """
 
     def __init__(self, spill_dir: Path | None = None) -> None:
@@ -219,23 +223,32 @@ class CaseLinker:
                     self._kps.append(f.keypoints)
                     self._desc.append(f.descriptors)
 
-    def pairs(self, params: VerifyParams = DEFAULT_PARAMS) -> list[tuple[int, int, Transform]]:
-        """Verified links: (ordinal a, ordinal b, transform from a to b), each image matched
-        against the others (never itself)."""
-        n = self._items.rows
-        if n < 2:
+    def pairs(self, known_bad: Collection[int], params: VerifyParams = DEFAULT_PARAMS
+              ) -> list[tuple[int, int, Transform]]:
+        """Verified links (ordinal a, known-bad ordinal b, transform from a to b): every image
+        not in `known_bad` matched against the known-bad images' descriptors."""
+        if self._items.rows == 0 or not known_bad:
             return []
         items = self._items.array()
+        ordinals = np.asarray(items[:, 0])
         counts = np.asarray(items[:, 3])
-        starts = np.r_[0, np.cumsum(counts)[:-1]]
-        desc = self._desc.array()
-        kps = self._kps.array()
-        refs = FeatureSet(HammingIndex(desc), self._owner.array()[:, 0], kps,
-                          np.asarray(items[:, 1:3]))
-        queries = _Spilled(items, starts, kps, desc)
-        matches = match_features(queries, refs, params, exclude=range(n))
-        ordinals = items[:, 0]
-        return [(int(ordinals[m.query]), int(ordinals[m.item]), m.transform) for m in matches]
+        starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+        anchor = np.isin(ordinals, np.fromiter(known_bad, dtype=np.int64))
+        refs_at = np.flatnonzero(anchor)
+        queries_at = np.flatnonzero(~anchor)
+        if refs_at.size == 0 or queries_at.size == 0:
+            return []
+        rows = np.concatenate([np.arange(starts[k], starts[k] + counts[k]) for k in refs_at])
+        kps, desc = self._kps.array(), self._desc.array()
+        # the known-bad images' descriptors are copied into memory (the index's codes); the
+        # queries are read from the mapped files a batch at a time
+        refs = FeatureSet(HammingIndex(np.ascontiguousarray(desc[rows])),
+                          np.repeat(np.arange(refs_at.size, dtype=np.int64), counts[refs_at]),
+                          np.ascontiguousarray(kps[rows]), np.asarray(items[refs_at, 1:3]))
+        queries = _Spilled(queries_at, items, starts, kps, desc)
+        matches = match_features(queries, refs, params)
+        return [(int(ordinals[queries_at[m.query]]), int(ordinals[refs_at[m.item]]),
+                 m.transform) for m in matches]
 
 
 def merge_links(groups: Sequence[Sequence[int]], pairs: Sequence[tuple[int, int, Transform]],
