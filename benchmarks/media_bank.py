@@ -12,12 +12,16 @@ Series (a query "finds" its original when the original is among what it matches)
 - `orb`: local features with geometric verification (`triage.verify`);
 - `media_bank`: any of pdq, pdq_grid, orb, which is what a scan reports.
 
-Scale: 10^4 and 10^5 items cannot be generated and described here in reasonable time, so the
-index for them is built from the real features of the described photos, tiled with copies
-whose bits are flipped with probability 0.25 (each copy ~64 bits from its source, beyond the
-match radius, keeping ORB's biased bit statistics). Matching is timed for real query images
-against that index; in-case linking costs the same per image (each image is one query
-against the case's own index), so its images/s is this figure at the case's size.
+Scale: large indexes cannot be generated and described here in reasonable time, so they are
+built from the real features of the described photos, tiled with copies whose bits are
+flipped with probability 0.25 (each copy ~64 bits from its source, beyond the match radius,
+keeping ORB's biased bit statistics). Matching is timed for real query images against that
+index. In-case linking matches every image of a case against the case's known-bad images
+only (`triage.local_match.CaseLinker`), so a case of N images with K known-bad costs N
+queries against a K-image index: the rows for 100 and 1,000 known-bad images are a 10^4 and
+a 10^5-image case at 1 % known-bad (linear in N at a given share), and the 10^4 row a media
+bank of that size. The in-case row times `CaseLinker` itself (spilled to disk, as a scan
+runs it) on a tiled case.
 
 Run: `triage bench media_bank [--quick]` or `python -m benchmarks.media_bank [--quick]`.
 """
@@ -72,11 +76,12 @@ class Config:
     n_crop_resistant: int  # originals (and a proportional share of negatives) for the peer
     scale_items: tuple[int, ...]
     scale_queries: int
+    case_images: int  # the timed in-case linking run (1 % of them known-bad)
     seed: int = 20261201
 
 
-FULL = Config(100, 640, 1024, 2000, 320, 480, 10, (10_000, 100_000), 20)
-QUICK = Config(8, 320, 400, 40, 240, 320, 4, (2_000,), 40)
+FULL = Config(100, 640, 1024, 2000, 320, 480, 6, (100, 1_000, 10_000), 20, 2_000)
+QUICK = Config(8, 320, 400, 40, 240, 320, 4, (100, 1_000), 20, 300)
 
 
 def _crop30(img: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -250,6 +255,51 @@ def _scale(feats: list[LocalFeatures], queries: list[LocalFeatures], items: int,
     }
 
 
+def _in_case(bad: list[LocalFeatures], copies: list[tuple[int, LocalFeatures]],
+             others: list[LocalFeatures], n_images: int, seed: int, tmp: Path
+             ) -> dict[str, Any]:
+    """In-case linking as a scan runs it: `n_images` images spilled to `tmp`, 1 % of them
+    known-bad (the first of the `bad` originals), the edited copies of those among `copies`
+    ((original's position, features)), and `others` tiled with flipped bits for the rest."""
+    from triage.items import CaseItem
+    from triage.local_match import CaseLinker
+
+    rng = np.random.default_rng(seed)
+    n_bad = max(1, n_images // 100)
+    feats: list[LocalFeatures] = []
+    for k in range(n_bad):
+        f = bad[k % len(bad)]
+        feats.append(f if k < len(bad) else LocalFeatures(
+            f.width, f.height, f.keypoints, _mutated(f.descriptors, rng, 0.25)))
+    copies = [c for c in copies if c[0] < n_bad]
+    want = {(n_bad + j, i) for j, (i, _) in enumerate(copies)}
+    feats += [f for _, f in copies]
+    k = 0
+    while len(feats) < n_images:
+        f = others[k % len(others)]
+        feats.append(f if k < len(others) else LocalFeatures(
+            f.width, f.height, f.keypoints, _mutated(f.descriptors, rng, 0.25)))
+        k += 1
+    case = tmp / "case"
+    case.mkdir()
+    t0, c0 = time.perf_counter(), time.process_time()
+    with CaseLinker(case) as linker:
+        for lo in range(0, len(feats), 1000):  # chunk by chunk, as the scan adds them
+            linker.add([CaseItem.from_row(lo + j, {"path": "-", "status": "hashed"},
+                                          f.to_bytes()) for j, f in enumerate(feats[lo:lo + 1000])])
+        t1, c1 = time.perf_counter(), time.process_time()
+        pairs = linker.pairs(set(range(n_bad)))
+        spill = sum(p.stat().st_size for p in case.iterdir())
+    t2, c2 = time.perf_counter(), time.process_time()
+    got = {(a, b) for a, b, _ in pairs}
+    return {
+        "images": len(feats), "known_bad": n_bad, "spill_bytes": spill,
+        "add_s": t1 - t0, "link_s": t2 - t1, "link_cpu_s": c2 - c1, "add_cpu_s": c1 - c0,
+        "images_per_s": len(feats) / (t2 - t1), "copies": len(want),
+        "copies_linked": len(got & want), "other_links": len(got - want),
+    }
+
+
 def _bank_bytes(originals: list[Image.Image], tmp: Path) -> dict[str, Any]:
     """Import the originals with the real importer; bytes of the store per bank image."""
     from index.banks import BankStore
@@ -365,6 +415,10 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
     scale = [_scale(base, sample, n, cfg.seed) for n in cfg.scale_items]
     tmp = Path(tempfile.mkdtemp(prefix="bench-media-"))
     try:
+        copies = [(truth[q], queries[q].features) for q in range(len(queries))
+                  if q not in collage_queries]
+        in_case = _in_case([s.features for s in orig], copies, [s.features for s in negatives],
+                           cfg.case_images, cfg.seed, tmp)
         bank_cost = _bank_bytes(originals[: min(len(originals), 100)], tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -385,6 +439,7 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
                                         if timer["crop_resistant"] else None),
         "bank_match_images_per_s": n_bank_queries / match_seconds,
         "scale": scale,
+        "in_case": in_case,
         "bank_cost": bank_cost,
         "load": os.getloadavg(),
     }
@@ -451,6 +506,13 @@ def _notes(r: dict[str, Any]) -> str:
             f"({s['method']}, {s['index_bytes'] / 2**20:,.0f} MiB): matching "
             f"{s['images_per_s']:.1f} images/s ({s['queries']} query images; index built in "
             f"{s['index_build_s']:.1f} s)")
+    c = r["in_case"]
+    lines.append(
+        f"- in-case linking (`CaseLinker`, spilled: {c['spill_bytes'] / c['images']:,.0f} bytes "
+        f"an image on disk) of a {c['images']:,}-image case with {c['known_bad']} known-bad: "
+        f"{c['images_per_s']:.1f} images/s ({c['link_s']:.0f} s, {c['link_cpu_s']:.0f} s CPU); "
+        f"{c['copies_linked']} of {c['copies']} edited copies of a known-bad image linked, "
+        f"{c['other_links']} other links")
     lines += ["", f"Load average during the run: {', '.join(f'{x:.1f}' for x in r['load'])} "
               "(2 cores shared with other developers: absolute rates are pessimistic)."]
     if r["quick"]:
