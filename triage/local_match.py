@@ -28,7 +28,7 @@ from typing import BinaryIO, overload
 
 import numpy as np
 
-from hashing.algorithms.local_features import DESCRIPTOR_BYTES, LocalFeatures
+from hashing.algorithms.local_features import DESCRIPTOR_BYTES, MAX_KEYPOINTS, LocalFeatures
 from hashing.codec import pack
 from index.hamming import HammingIndex
 from index.media_bank import FeatureSet, MediaMatcher
@@ -183,8 +183,8 @@ class _Spilled(Sequence[LocalFeatures]):
 class CaseLinker:
     """The case's own image features, collected chunk by chunk and linked once all are in.
 
-    Each image's keypoints and descriptors (48 bytes a keypoint, at most `MAX_KEYPOINTS` an
-    image) are appended to flat files in `spill_dir` (the scan's case directory, hidden
+    Each image's keypoints and descriptors (48 bytes a keypoint, at most `QUERY_KEYPOINTS`
+    an image) are appended to flat files in `spill_dir` (the scan's case directory, hidden
     `*.tmp` files a later scan overwrites if this one is killed) and memory-mapped back by
     `pairs()`, so they never count against the derive stages' memory budget; without a
     directory they are kept in memory (the in-memory composition the tests compare with).
@@ -238,12 +238,15 @@ class CaseLinker:
         queries_at = np.flatnonzero(~anchor)
         if refs_at.size == 0 or queries_at.size == 0:
             return []
-        rows = np.concatenate([np.arange(starts[k], starts[k] + counts[k]) for k in refs_at])
+        # a known-bad image is indexed by its first MAX_KEYPOINTS keypoints (spread over the
+        # image, as a bank item's are); the queries use all of theirs
+        kept = np.minimum(counts, MAX_KEYPOINTS)
+        rows = np.concatenate([np.arange(starts[k], starts[k] + kept[k]) for k in refs_at])
         kps, desc = self._kps.array(), self._desc.array()
         # the known-bad images' descriptors are copied into memory (the index's codes); the
         # queries are read from the mapped files a batch at a time
         refs = FeatureSet(HammingIndex(np.ascontiguousarray(desc[rows])),
-                          np.repeat(np.arange(refs_at.size, dtype=np.int64), counts[refs_at]),
+                          np.repeat(np.arange(refs_at.size, dtype=np.int64), kept[refs_at]),
                           np.ascontiguousarray(kps[rows]), np.asarray(items[refs_at, 1:3]))
         queries = _Spilled(queries_at, items, starts, kps, desc)
         matches = match_features(queries, refs, params)

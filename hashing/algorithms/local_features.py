@@ -26,7 +26,11 @@ import numpy as np
 
 ALGORITHM = "orb"
 LONG_SIDE = 640  # images are described at this long side (never upscaled)
-MAX_KEYPOINTS = 500  # kept per image, strongest first
+MAX_KEYPOINTS = 500  # kept per bank image (and per known-bad image in in-case linking)
+# Kept per scanned (query) image: a collage cell or a small screenshot region holds only a
+# share of an image's keypoints, and with 500 collage-cell recall was 0.85, with 1000 0.96
+# (benchmarks/media_bank.py, originals 640-1024 px); the bank side stays at 500 (storage).
+QUERY_KEYPOINTS = 1000
 DESCRIPTOR_BYTES = 32  # 256-bit ORB descriptors
 MIN_SIDE = 48  # smaller images carry too few keypoints to verify a transform
 DETECT_FACTOR = 4  # candidates detected per keypoint kept
@@ -103,8 +107,9 @@ def _orb(max_keypoints: int) -> cv2.ORB:
 
 def _spread(kps: Sequence[cv2.KeyPoint], w: int, h: int, keep: int) -> list[cv2.KeyPoint]:
     """Keep `keep` keypoints spread over a GRID x GRID partition of the image: round-robin
-    over the cells, strongest first within each. ORB alone keeps the strongest corners
-    anywhere, so a caption or a screenshot's interface text can take the whole budget."""
+    over the cells, strongest first within each, in that order (so the first k of them are
+    themselves spread). ORB alone keeps the strongest corners anywhere, so a caption or a
+    screenshot's interface text can take the whole budget."""
     if len(kps) <= keep:
         return list(kps)
     xy = np.array([k.pt for k in kps], dtype=np.float64)
@@ -117,7 +122,7 @@ def _spread(kps: Sequence[cv2.KeyPoint], w: int, h: int, keep: int) -> list[cv2.
     rank = np.empty(len(kps), dtype=np.int64)
     rank[order] = np.arange(len(kps)) - np.repeat(starts, np.diff(np.r_[starts, len(kps)]))
     chosen = np.lexsort((-response, rank))[:keep]
-    return [kps[i] for i in np.sort(chosen)]
+    return [kps[i] for i in chosen]
 
 
 def describe(luma: np.ndarray, width: int | None = None, height: int | None = None,
