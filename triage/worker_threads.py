@@ -38,6 +38,8 @@ def limit_threads(n: int = 1) -> dict[str, int]:
     global _worker_limited
     if not _worker_limited:
         for name in THREAD_VARIABLES:
+            if name == "NUMBA_NUM_THREADS" and _numba_launched():
+                continue  # numba rereads it at each compile and refuses a changed count
             os.environ[name] = str(n)
         _set(n)
         _worker_limited = True
@@ -46,6 +48,12 @@ def limit_threads(n: int = 1) -> dict[str, int]:
 
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     return thread_counts()
+
+
+def _numba_launched() -> bool:
+    """Whether numba's thread pool already runs in this process (its size is then fixed)."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return bool(getattr(parallel, "_is_initialized", False))
 
 
 @contextmanager
