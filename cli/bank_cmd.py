@@ -209,9 +209,14 @@ def import_media_cmd(folder: str, bank_name: str, category: str | None,
     options = MediaImportOptions(bank=bank_name, category=category, categories=categories,
                                  source=source, version=list_version, known_good=known_good,
                                  workers=workers)
+    _import_into_store(store_dir, lambda store: import_media(store, folder, options))
+
+
+def _import_into_store(store_dir: str | None, run: Callable[[BankStore], ImportResult]) -> None:
+    """Run one media or store import and print what it rejected and what it did."""
     try:
         with _open(store_dir) as store:
-            result = import_media(store, folder, options)
+            result = run(store)
     except TriageError as e:
         raise _fail(e) from None
     _print_rejected(result)
@@ -345,13 +350,7 @@ def import_store_cmd(file: str, bank_name: str | None, store_dir: str | None) ->
     """Import a bank exported by another store of this tool (`bank export --format store`)."""
     from index.store_transfer import import_bank
 
-    try:
-        with _open(store_dir) as store:
-            result = import_bank(store, file, bank_name)
-    except TriageError as e:
-        raise _fail(e) from None
-    _print_rejected(result)
-    click.echo(_counts(result, history=False))
+    _import_into_store(store_dir, lambda store: import_bank(store, file, bank_name))
 
 
 @bank.command("retract")
