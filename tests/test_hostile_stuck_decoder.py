@@ -170,3 +170,23 @@ def test_stuck_decoder_on_dask_ends_its_worker_and_the_scan_finishes(tmp_path: P
     bad = rows.pop(STUCK)
     assert bad["status"] == "error" and bad["error"].startswith(watchdog.DECODE_TIME_LIMIT)
     assert all(d["status"] == "hashed" and d["md5"] for d in rows.values())
+
+
+def test_the_native_timer_works_when_stderr_has_no_descriptor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask worker's (or a test runner's) `sys.stderr` may be a stream with no file
+    descriptor; arming faulthandler on it failed every later decode ("decoder failed:
+    UnsupportedOperation: fileno")."""
+    import io
+
+    from hashing import time_limit
+    from hashing.hasher import hash_bytes
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    watchdog.use_native_timer()
+    try:
+        record = hash_bytes(image_bytes(np.random.default_rng(5), "jpeg", (64, 48)), "a.jpg",
+                            HashOptions())
+    finally:
+        time_limit.set_watch(None)
+    assert record.status == "hashed" and record.error is None and record.hashes["pdq"]

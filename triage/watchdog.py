@@ -118,11 +118,19 @@ def _publish(seconds: float | None) -> None:
 
 _armed: dict[int, float] = {}  # thread id -> deadline, for the native timer
 _armed_lock = threading.Lock()
+_native_out: Any = None  # where faulthandler writes the stuck thread's traceback
 
 
 def use_native_timer() -> None:
     """On a Dask worker: end this process at a decode's hard deadline (faulthandler's C
-    thread). Several decoding threads share the one timer: it is armed for the earliest."""
+    thread). Several decoding threads share the one timer: it is armed for the earliest.
+
+    faulthandler needs a real file descriptor; `sys.stderr` may have been replaced by one
+    without (a captured or redirected stream), so the timer keeps its own copy of fd 2, taken
+    once, and arming it can never fail a decode."""
+    global _native_out
+    if _native_out is None:
+        _native_out = os.fdopen(os.dup(2), "w", closefd=True)
     soft.set_watch(_native)
 
 
@@ -136,4 +144,4 @@ def _native(seconds: float | None) -> None:
         faulthandler.cancel_dump_traceback_later()
         if _armed:
             left = max(min(_armed.values()) - time.monotonic(), 0.001)
-            faulthandler.dump_traceback_later(left, exit=True)
+            faulthandler.dump_traceback_later(left, exit=True, file=_native_out)
