@@ -9,13 +9,13 @@ from __future__ import annotations
 import io
 import os
 import random
-import tarfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_archives import make_tar
 
 from hashing.hasher import HashOptions
 from index.banks import BankStore
@@ -36,16 +36,6 @@ def _jpeg(seed: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(make_photo(np.random.default_rng(seed), 96, 72)).save(buf, "JPEG",
                                                                           quality=85)
-    return buf.getvalue()
-
-
-def _tar(members: dict[str, bytes], mode: str = "w") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 1_700_000_000
-            tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
@@ -72,9 +62,9 @@ def make_case(root: Path) -> Path:
     at = raw.index(BLOB[:64]) + 10_000
     raw[at] ^= 0xFF  # bad.bin's bytes no longer match its CRC-32
     (ev / "stored.zip").write_bytes(bytes(raw))
-    (ev / "plain.tar").write_bytes(_tar({"t/a.jpg": _jpeg(4), "t/blob.bin": BLOB,
-                                         "t/inner.tgz": _tar({"x.jpg": _jpeg(5)}, "w:gz")}))
-    (ev / "packed.tar.gz").write_bytes(_tar({"p.jpg": _jpeg(6)}, "w:gz"))
+    (ev / "plain.tar").write_bytes(make_tar({"t/a.jpg": _jpeg(4), "t/blob.bin": BLOB,
+                                         "t/inner.tgz": make_tar({"x.jpg": _jpeg(5)}, "w:gz")}))
+    (ev / "packed.tar.gz").write_bytes(make_tar({"p.jpg": _jpeg(6)}, "w:gz"))
     return ev
 
 
