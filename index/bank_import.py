@@ -37,7 +37,7 @@ from index.ingest import hashlist, nsrl, pdq, rdsv3, vics
 from index.ingest.detect import detect_format
 from index.ingest.records import Batch, ParseOptions, Record, batched
 from index.staging import LABELS, Staged, Staging, entry_id, same_as_entry
-from index.store_schema import transaction
+from index.store_schema import entry_indexes, transaction
 
 Parser = Callable[[str, ParseOptions], Iterator[Record]]
 PARSERS: dict[str, Parser] = {
@@ -298,18 +298,30 @@ def import_fresh(
     stamp = now()
     con.execute("SAVEPOINT fresh")
     bank_id, import_id = _bank_and_import(con, path, options, fmt, scheme_name, stamp)
-    with bulk_indexes(con, staging.rows):
-        added = con.execute(
-            f"INSERT INTO entries (bank_id, algorithm, hash, {_COLUMNS}, import_id, line)"
-            f" SELECT ?, u.algorithm, u.hash, {_VALUES}, ?, u.line FROM temp.stage u"
-            " JOIN temp.labels l ON l.id = u.label ORDER BY u.algorithm, u.hash"
-            " ON CONFLICT DO NOTHING",
-            (bank_id, import_id),
-        ).rowcount
-        if added != staging.rows:
-            con.execute("ROLLBACK TO fresh")
-            con.execute("RELEASE fresh")
-            return None
+    insert = (
+        f"INSERT INTO entries (bank_id, algorithm, hash, {_COLUMNS}, import_id, line)"
+        f" SELECT ?, u.algorithm, u.hash, {_VALUES}, ?, u.line FROM temp.stage u"
+        " JOIN temp.labels l ON l.id = u.label"
+    )
+    try:
+        with bulk_indexes(con, staging.rows, unique=True) as unkeyed:
+            if unkeyed:
+                # no index to keep: rows go in in the unique key's order (one sort, so each
+                # index is then built from sorted rows); rebuilding the key on leaving finds
+                # any repeated hash (IntegrityError)
+                added = con.execute(insert + " ORDER BY u.hash, u.algorithm",
+                                    (bank_id, import_id)).rowcount
+            else:
+                added = con.execute(
+                    insert + " ORDER BY u.algorithm, u.hash ON CONFLICT DO NOTHING",
+                    (bank_id, import_id),
+                ).rowcount
+                if added != staging.rows:
+                    raise sqlite3.IntegrityError("a repeated hash")
+    except sqlite3.IntegrityError:
+        con.execute("ROLLBACK TO fresh")
+        con.execute("RELEASE fresh")
+        return None
     ids, truncated = _ids(
         con, "SELECT DISTINCT entry_id FROM entries WHERE import_id = ?", (import_id,)
     )
@@ -325,29 +337,26 @@ def import_fresh(
     return result, set(staging.algorithms)
 
 
-_SECONDARY = {
-    "entries_by_hash": "CREATE INDEX IF NOT EXISTS entries_by_hash ON entries"
-    " (algorithm, hash, retracted, bank_id)",
-    "entries_by_id": "CREATE INDEX IF NOT EXISTS entries_by_id ON entries (bank_id, entry_id)",
-}
+BULK_ROWS = 100_000  # below this, updating the indexes row by row costs less than rebuilding
 
 
 @contextmanager
-def bulk_indexes(con: sqlite3.Connection, rows: int) -> Iterator[None]:
-    """For an insert large against the table, build the secondary indexes after it (one sort
-    each) instead of updating them row by row. Inside the caller's transaction: a crash or
-    rollback restores them with everything else."""
+def bulk_indexes(con: sqlite3.Connection, rows: int, unique: bool = False) -> Iterator[bool]:
+    """For an insert large against the table, build the indexes on `entries` after it (one
+    sort each) instead of updating them row by row; with `unique` the unique key too (the
+    body then yields True and must not rely on it). Inside the caller's transaction: when the
+    body or a rebuild raises, the caller's rollback restores the indexes with everything else.
+    """
     (total,) = con.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()
-    if rows < 100_000 or rows < total // 2:
-        yield
+    if rows < BULK_ROWS or rows < total // 2:
+        yield False
         return
-    for name in _SECONDARY:
-        con.execute(f"DROP INDEX IF EXISTS {name}")
-    try:
-        yield
-    finally:
-        for sql in _SECONDARY.values():
-            con.execute(sql)
+    dropped = [(name, sql, u) for name, sql, u in entry_indexes(con) if unique or not u]
+    for name, _, _ in dropped:
+        con.execute(f"DROP INDEX {name}")
+    yield any(u for _, _, u in dropped)
+    for _, sql, _ in dropped:
+        con.execute(sql)
 
 
 def import_into(

@@ -15,7 +15,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Version 2 stores keep their layout (an inline UNIQUE (bank_id, algorithm, hash) and the
+# covering `entries_by_hash`): every query works on both; only a bulk import is faster on 3,
+# whose one unique index can be dropped and rebuilt (`entry_indexes`).
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,11 +63,12 @@ CREATE TABLE IF NOT EXISTS entries (
     retract_reason TEXT,
     retracted_import INTEGER REFERENCES imports(id),  -- the replacing import that dropped it
     import_id INTEGER NOT NULL REFERENCES imports(id),
-    line INTEGER NOT NULL,
-    UNIQUE (bank_id, algorithm, hash)
+    line INTEGER NOT NULL
 );
--- covering for digest lookups, the matcher's digest prefixes and index builds
-CREATE INDEX IF NOT EXISTS entries_by_hash ON entries (algorithm, hash, retracted, bank_id);
+-- a bank holds each (algorithm, hash) once (also what digest lookups read). A named index,
+-- not an inline UNIQUE: a bulk import drops it and builds it after. Hash first: sorting on a
+-- column whose values differ (not the algorithm, shared by most rows) is the fast compare
+CREATE UNIQUE INDEX IF NOT EXISTS entries_key ON entries (hash, algorithm, bank_id);
 CREATE INDEX IF NOT EXISTS entries_by_id ON entries (bank_id, entry_id);
 CREATE TABLE IF NOT EXISTS generations (
     algorithm TEXT PRIMARY KEY,
@@ -151,12 +155,17 @@ def connect(path: str) -> sqlite3.Connection:
     return con
 
 
-_ADDED_COLUMNS = (("entries", "retracted_import", "INTEGER REFERENCES imports(id)"),)
+# (table, column, declaration, the schema version that added it)
+_ADDED_COLUMNS = (("entries", "retracted_import", "INTEGER REFERENCES imports(id)", 2),)
 
 
 def _migrate(con: sqlite3.Connection) -> None:
-    """Add the columns later versions introduced to a store created by an earlier one."""
-    for table, column, decl in _ADDED_COLUMNS:
+    """Add the columns later versions introduced to a store created by an earlier one.
+
+    The layout of the entries' keys is not rebuilt: a version 2 store keeps its inline
+    UNIQUE and `entries_by_hash`, which every query here also runs on (see SCHEMA_VERSION).
+    """
+    for table, column, decl, version in _ADDED_COLUMNS:
         names = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
         if column not in names:
             with transaction(con):
@@ -164,9 +173,28 @@ def _migrate(con: sqlite3.Connection) -> None:
                 if column not in names:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
                     con.execute(
-                        "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                        (str(SCHEMA_VERSION),),
+                        "UPDATE meta SET value = ? WHERE key = 'schema_version'"
+                        " AND CAST(value AS INTEGER) < ?",
+                        (str(version), version),
                     )
+
+
+def entry_indexes(con: sqlite3.Connection) -> list[tuple[str, str, bool]]:
+    """(name, CREATE statement, unique) of each droppable index on `entries`, unique first.
+
+    An inline UNIQUE (version 2 stores) is not listed: SQLite cannot drop it.
+    """
+    rows = con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'"
+        " AND sql IS NOT NULL ORDER BY name"
+    ).fetchall()
+    found = [(name, sql, sql.upper().startswith("CREATE UNIQUE")) for name, sql in rows]
+    return sorted(found, key=lambda r: not r[2])
+
+
+def schema_version(con: sqlite3.Connection) -> int:
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
 
 
 @contextmanager

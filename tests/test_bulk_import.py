@@ -1,0 +1,146 @@
+"""The bulk import path (indexes dropped, rows appended, indexes rebuilt) gives exactly what
+the row-by-row path gives, falls back to the full checks on any repeat, leaves the store's
+indexes whole after a refusal, and version 2 stores (inline UNIQUE) keep working."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index import bank_import
+from index.bank_types import ImportRejectedError
+from index.banks import BankStore, ImportOptions
+from index.store_schema import SCHEMA_VERSION, connect, entry_indexes, schema_version
+
+MD5 = [hashlib.md5(i.to_bytes(4, "little")).hexdigest() for i in range(400)]
+SHA1 = [hashlib.sha1(i.to_bytes(4, "little")).hexdigest() for i in range(400)]
+
+# the entries table of a version 2 store, as those stores hold it
+V2_ENTRIES = """
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY, bank_id INTEGER NOT NULL REFERENCES banks(id),
+    entry_id TEXT NOT NULL, algorithm TEXT NOT NULL, hash TEXT NOT NULL, quality INTEGER,
+    category TEXT, vic_category INTEGER, caid_category TEXT, series TEXT,
+    known_good INTEGER NOT NULL DEFAULT 0, retracted INTEGER NOT NULL DEFAULT 0,
+    retracted_at TEXT, retract_reason TEXT, retracted_import INTEGER REFERENCES imports(id),
+    import_id INTEGER NOT NULL REFERENCES imports(id), line INTEGER NOT NULL,
+    UNIQUE (bank_id, algorithm, hash)
+);
+CREATE INDEX entries_by_hash ON entries (algorithm, hash, retracted, bank_id);
+CREATE INDEX entries_by_id ON entries (bank_id, entry_id)
+"""
+
+
+def csv_list(tmp_path: Path, name: str, rows: list[tuple[str, int, str]]) -> str:
+    """rows: (id, hash number, category)."""
+    path = tmp_path / name
+    path.write_text("id,md5,sha1,category\n" + "".join(
+        f"{i},{MD5[n]},{SHA1[n]},{c}\n" for i, n, c in rows), encoding="utf-8")
+    return str(path)
+
+
+def entries(store_dir: Path) -> list[tuple[Any, ...]]:
+    con = connect(str(store_dir / "banks.sqlite"))
+    try:
+        return con.execute(
+            "SELECT b.name, e.entry_id, e.algorithm, e.hash, e.category, e.retracted, e.line"
+            " FROM entries e JOIN banks b ON b.id = e.bank_id ORDER BY 1, 3, 4"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def outcome(result: Any) -> tuple[Any, ...]:
+    return (result.status, result.records, result.added, result.updated, result.unchanged,
+            result.duplicates, result.retracted,
+            [(r.line, r.reason) for r in result.rejected],
+            {k: sorted(v) for k, v in result.ids.items()})
+
+
+def run(tmp_path: Path, tag: str, steps: list[tuple[str, ImportOptions]]) -> list[Any]:
+    out: list[Any] = []
+    with BankStore(tmp_path / tag) as store:
+        for path, options in steps:
+            try:
+                out.append(outcome(store.import_file(path, options)))
+            except ImportRejectedError as e:
+                out.append(outcome(e.result))
+    out.append(entries(tmp_path / tag))
+    return out
+
+
+REPEAT_SAME = [(f"m{i}", i, "cat") for i in range(50)] + [("m7", 7, "cat")]
+REPEAT_CONFLICT = [(f"m{i}", i, "cat") for i in range(50)] + [("m7", 7, "cgi")]
+ID_CONFLICT = [(f"m{i}", i, "cat") for i in range(50)] + [("m3", 60, "cat")]
+PLAIN = [(f"m{i}", i, "cat") for i in range(50)]
+
+
+@pytest.mark.parametrize("rows", [PLAIN, REPEAT_SAME, REPEAT_CONFLICT, ID_CONFLICT],
+                         ids=["plain", "repeat-same", "repeat-conflict", "id-conflict"])
+def test_bulk_path_reports_and_stores_what_the_row_path_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[tuple[str, int, str]]
+) -> None:
+    other = csv_list(tmp_path, "other.csv", [(f"o{i}", i + 100, "x") for i in range(20)])
+    path = csv_list(tmp_path, "list.csv", rows)
+    nxt = csv_list(tmp_path, "next.csv", [(f"m{i}", i, "new" if i == 4 else "cat")
+                                          for i in range(0, 55, 2)])
+    steps = [(other, ImportOptions(bank="o")), (path, ImportOptions(bank="b", version="1")),
+             (nxt, ImportOptions(bank="b", version="2", replace=True))]
+    monkeypatch.setattr(bank_import, "BULK_ROWS", 10**9)
+    by_row = run(tmp_path, "row", steps)
+    monkeypatch.setattr(bank_import, "BULK_ROWS", 1)
+    assert run(tmp_path, "bulk", steps) == by_row
+
+
+def test_refused_bulk_import_leaves_every_index(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bank_import, "BULK_ROWS", 1)
+    with BankStore(tmp_path / "s") as store:
+        before = entry_indexes(store.con)
+        with pytest.raises(ImportRejectedError):
+            store.import_file(csv_list(tmp_path, "bad.csv", REPEAT_CONFLICT),
+                              ImportOptions(bank="b"))
+        assert entry_indexes(store.con) == before
+        assert [n for n, _, _ in before] == ["entries_key", "entries_by_id"]
+        store.import_file(csv_list(tmp_path, "ok.csv", PLAIN), ImportOptions(bank="b"))
+        assert entry_indexes(store.con) == before
+        hit = store.open_matcher().lookup_digest("md5", MD5[9])
+        assert [(e.bank, e.entry_id) for e in hit] == [("b", "m9")]
+    assert schema_version(connect(str(tmp_path / "s" / "banks.sqlite"))) == SCHEMA_VERSION == 3
+
+
+def test_a_version_2_store_opens_imports_and_matches(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    store_dir = tmp_path / "old"
+    BankStore(store_dir).close()
+    con = sqlite3.connect(store_dir / "banks.sqlite", isolation_level=None)
+    con.execute("DROP TABLE entries")
+    for statement in V2_ENTRIES.split(";"):
+        con.execute(statement)
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    for bulk in (10**9, 1):
+        monkeypatch.setattr(bank_import, "BULK_ROWS", bulk)
+        bank = f"b{bulk}"
+        with BankStore(store_dir) as store:
+            store.import_file(csv_list(tmp_path, "v1.csv", PLAIN),
+                              ImportOptions(bank=bank, version="1"))
+            with pytest.raises(ImportRejectedError):  # the inline UNIQUE still finds repeats
+                store.import_file(csv_list(tmp_path, "bad.csv", REPEAT_CONFLICT),
+                                  ImportOptions(bank=bank + "x"))
+            result = store.import_file(
+                csv_list(tmp_path, "v2.csv", PLAIN[:40] + [("m99", 99, "cat")]),
+                ImportOptions(bank=bank, version="2", replace=True))
+            assert (result.added, result.retracted) == (2, 20)
+            matcher = store.open_matcher()
+            for algo, h, ids in (("md5", MD5[99], ["m99"]), ("sha1", SHA1[45], []),
+                                 ("sha1", SHA1[5], ["m5"])):
+                assert [e.entry_id for e in matcher.lookup_digest(algo, h)
+                        if e.bank == bank] == ids
+            assert [n for n, _, _ in entry_indexes(store.con)] == [
+                "entries_by_hash", "entries_by_id"]
+            assert schema_version(store.con) == 2
