@@ -127,9 +127,10 @@ def connect(path: str) -> sqlite3.Connection:
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
     con.execute("PRAGMA foreign_keys=ON")
-    # imports touch random pages of the (algorithm, hash) indexes: a large page cache keeps
-    # a million-entry import from being bound by re-reading them
-    con.execute("PRAGMA cache_size=-262144")
+    # imports touch random pages of the entries' key: a page cache keeps a large import from
+    # re-reading them. Also the bound of SQLite's in-memory sort runs (it spills the rest to
+    # temp files), so 64 MB keeps an import's memory flat in the list's size
+    con.execute("PRAGMA cache_size=-65536")
     if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
         # only a new store is written to on open, so opening never waits for an importer
         with transaction(con):
