@@ -15,10 +15,13 @@ An unknown column is a rejected record on the header line (and is ignored with -
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from operator import itemgetter
+from operator import eq, itemgetter, methodcaller
 from typing import Any, BinaryIO, TypeVar
+
+import numpy as np
 
 from hashing.i18n import tr
 from hashing.output import restore_text
@@ -61,6 +64,7 @@ _LABELS = {
 HASH_COLUMNS = tuple(a for a in SPECS if a not in STORE_PRIVATE)  # every list algorithm
 _PERCEPTUAL = frozenset(PERCEPTUAL)
 _HEX = b"0123456789abcdefABCDEF"
+_PLAIN_ID = re.compile(r"[^\s'\"]+(?:\n[^\s'\"]+)*")
 T = TypeVar("T")
 ACCEPTED_COLUMNS = (*HASH_COLUMNS, "id", "quality", "category", "vic_category", "caid_category",
                     "series", "known_good")
@@ -335,13 +339,16 @@ def _fast_block(
     texts.pop()  # the block ends with a line ending
     if "" in texts:
         return None
-    rows = [t.split(delimiter) for t in texts]
-    if set(map(len, rows)) != {width}:
+    if set(map(methodcaller("count", delimiter), texts)) != {width - 1}:
         return None
-    cells = list(zip(*rows, strict=True))
+    # every line has `width` cells: split the block once and take the columns by stride
+    flat = text.replace("\n", delimiter).split(delimiter)
+    flat.pop()
+    cells = [flat[i::width] for i in range(width)]
+    n = len(texts)
     hash_cols: list[tuple[str, list[str]]] = []
     label_names: list[str] = []
-    label_cols: list[tuple[str, ...]] = []
+    label_cols: list[list[str]] = []
     ids: list[str] | None = None
     for i, target in sorted(columns.items()):
         col = cells[i]
@@ -356,7 +363,9 @@ def _fast_block(
                 return None
             hash_cols.append((target, list(map(str.lower, col))))
         elif target == "id":
-            ids = [restore_text(e.strip()) for e in col]
+            joined = "\n".join(col)
+            # cells without spaces or quotes are their own ids (no strip, no restore)
+            ids = col if _PLAIN_ID.fullmatch(joined) else [restore_text(e.strip()) for e in col]
             if "" in ids:
                 return None
         else:
@@ -364,7 +373,7 @@ def _fast_block(
             label_cols.append(col)
     if not hash_cols:
         return None
-    label_rows = list(zip(*label_cols, strict=True)) if label_cols else [()] * len(rows)
+    label_rows = list(zip(*label_cols, strict=True)) if label_cols else [()] * n
     labels_of: dict[tuple[str, ...], tuple[Labels, Labels]] = {}
     explicit = int(ids is not None)
     for raw in set(label_rows):
@@ -378,22 +387,28 @@ def _fast_block(
         labels_of[raw] = ((explicit, None, *shared), (explicit, v["quality"], *shared))
     # rows by label combination (usually one or a few), then each group column by column in C
     if len(labels_of) == 1:
-        members: dict[tuple[str, ...], list[int]] = {label_rows[0]: list(range(len(rows)))}
+        members: dict[tuple[str, ...], list[int]] = {label_rows[0]: list(range(n))}
     else:
-        members = {raw: [] for raw in labels_of}
-        for index, raw in enumerate(label_rows):
-            members[raw].append(index)
+        # each row's combination as a number, then one stable sort: the rows of each
+        # combination in file order, without a Python step per row
+        combos = list(labels_of)
+        number = {raw: k for k, raw in enumerate(combos)}
+        codes = np.fromiter(map(number.__getitem__, label_rows), dtype=np.int64, count=n)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(combos) + 1))
+        members = {raw: order[bounds[k] : bounds[k + 1]].tolist() for k, raw in enumerate(combos)}
     groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
     first = hash_cols[0][1]
     for raw, idx in members.items():
-        pick = (lambda col: list(col)) if len(idx) == len(rows) else _picker(idx)
-        lines_of = [start + i for i in idx]
+        pick = (lambda col: list(col)) if len(idx) == n else _picker(idx)
+        lines_of = (np.asarray(idx, dtype=np.int64) + start).tolist()
         own_ids = pick(ids) if ids is not None else None
         for j, (algo, values) in enumerate(hash_cols):
             labels = labels_of[raw][1 if algo in _PERCEPTUAL else 0]
             hashes = pick(values)
             if own_ids is not None:
-                entries = [None if e == h else e for e, h in zip(own_ids, hashes, strict=True)]
+                entries = own_ids if not any(map(eq, own_ids, hashes)) else [
+                    None if e == h else e for e, h in zip(own_ids, hashes, strict=True)]
                 rows_of_group: Iterable[tuple[Any, ...]] = zip(
                     lines_of, hashes, entries, strict=True
                 )
@@ -406,7 +421,7 @@ def _fast_block(
                 shape = "keyed"
             # label combinations differing only in quality share a digest's group
             groups.setdefault((algo, labels, shape), []).extend(rows_of_group)
-    return Batch(groups, [], {}, len(rows))
+    return Batch(groups, [], {}, n)
 
 
 def _picker(idx: list[int]) -> Any:
