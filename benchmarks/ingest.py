@@ -8,8 +8,8 @@ bulk paths replace). Records/s are given per CPU-second of the importing process
 is shared by parallel jobs, so wall time is reported too, with the load average).
 
 Run: `triage bench ingest [--quick]` or `python -m benchmarks.ingest [--part P ...]` (parts:
-small = every format at 10^6 entries with --replace and the peer; hashlist-7, csv-7, vics-7 =
-10^7 entries; rdsv3), each merged into the same result.
+small = every format at 10^6 entries with --replace and the peer, or one of them: hashlist-6,
+csv-6, vics-6; hashlist-7, csv-7, vics-7 = 10^7 entries; rdsv3), each merged into the same result.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ _PER_RECORD = {"hashlist": 1, "csv": 2, "vics": 3}  # hashes (store entries) per
 # Parts, each short enough for one hold of the shared machine's benchmark lock; every run
 # merges its rows into result.json (each row records its commit and load) and rewrites the
 # table and plot from all of them.
-PARTS = ("small", "hashlist-7", "csv-7", "vics-7", "rdsv3")
+PARTS = ("small", "hashlist-6", "csv-6", "vics-6", "hashlist-7", "csv-7", "vics-7", "rdsv3")
 
 
 def _lists(work: Path, fmt: str, entries: int, living: bool) -> list[dict[str, Any]]:
@@ -212,8 +212,8 @@ def run(out_dir: str, quick: bool = False, parts: tuple[str, ...] = PARTS) -> di
     rows: list[dict[str, Any]] = []
     nsrl: list[dict[str, Any]] = []
     try:
-        if "small" in parts:
-            for fmt in ("hashlist", "csv", "vics"):
+        for fmt in ("hashlist", "csv", "vics"):
+            if "small" in parts or f"{fmt}-6" in parts:
                 rows += _lists(work, fmt, small, living=True)
                 rows.append(_peer(work, fmt, 5_000 if quick else 100_000))
         for fmt in ("hashlist", "csv", "vics"):

@@ -14,6 +14,7 @@ import pytest
 from index import bank_import
 from index.bank_types import ImportRejectedError
 from index.banks import BankStore, ImportOptions
+from index.ingest.vics_columns import media_batch
 from index.store_schema import SCHEMA_VERSION, connect, entry_indexes, schema_version
 
 MD5 = [hashlib.md5(i.to_bytes(4, "little")).hexdigest() for i in range(400)]
@@ -144,3 +145,56 @@ def test_a_version_2_store_opens_imports_and_matches(tmp_path: Path,
             assert [n for n, _, _ in entry_indexes(store.con)] == [
                 "entries_by_hash", "entries_by_id"]
             assert schema_version(store.con) == 2
+
+
+def _media(i: int, **over: Any) -> dict[str, Any]:
+    media: dict[str, Any] = {
+        "MediaID": i, "Category": i % 6, "MD5": MD5[i].upper(), "SHA1": SHA1[i],
+        "IsPrecategorized": True, "MediaSize": 10 + i, "Series": f"s{i % 2}",
+        "AlternativeHashes": [{"HashName": "PDQ", "HashValue": hashlib.sha256(
+            bytes([i % 256])).hexdigest(), "Quality": 40 + i % 50}]}
+    media.update(over)
+    return {k: v for k, v in media.items() if v is not _DROP}
+
+
+_DROP = object()
+# one odd member in an otherwise uniform run: the column check must hand it to the reference
+ODD = [{}, {"MediaID": "m-1"}, {"MediaID": ""}, {"MediaID": None}, {"Category": 9},
+       {"Category": True}, {"Category": "2"}, {"MD5": ""}, {"MD5": "zz"}, {"md5": MD5[1]},
+       {"IsPrecategorized": "maybe"}, {"IsPrecategorized": 1.0}, {"Series": 3},
+       {"AlternativeHashes": []}, {"AlternativeHashes": [{"HashName": "MD5",
+                                                          "HashValue": MD5[2]}]},
+       {"AlternativeHashes": [{"HashName": "PhotoDNA", "HashValue": "AA"}]},
+       {"AlternativeHashes": [{"HashName": "PDQ", "HashValue": "ab" * 32, "Quality": 101}]},
+       {"AlternativeHashes": [{"HashName": "PDQ", "HashValue": "ab" * 32, "Quality": True}]},
+       {"SHA1": _DROP}, {"MediaID": _DROP, "Category": _DROP, "Series": _DROP}]
+
+
+@pytest.mark.parametrize("odd", ODD, ids=[str(i) for i in range(len(ODD))])
+def test_vics_column_check_stages_what_the_reference_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd: dict[str, Any]
+) -> None:
+    import json
+
+    from index.ingest import vics
+    from index.ingest.records import ParseOptions, batched
+    from tests.test_living_lists import staged_rows
+
+    monkeypatch.setattr(vics, "_COLUMN_RUN", 7)  # several runs, uniform and not
+    by_column: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        batch = media_batch(*args)
+        by_column.append(batch is not None)
+        return batch
+
+    monkeypatch.setattr(vics, "media_batch", counted)
+    media = [_media(i) for i in range(30)] + [_media(30, **odd)] + [
+        _media(i, **odd) for i in range(31, 40)]
+    path = tmp_path / "v.json"
+    path.write_text('{"value": [{"CaseID": 1, "Media": [\n' + ",\n".join(
+        json.dumps(m) for m in media) + "\n]}]}\n", encoding="utf-8")
+    fast = staged_rows(list(vics.batches(str(path), ParseOptions())))
+    assert fast == staged_rows(list(batched(vics.parse(str(path), ParseOptions()))))
+    assert fast[2] + len(fast[1]) == 40
+    assert by_column[:4] == [True] * 4  # the uniform runs were checked by column

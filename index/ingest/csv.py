@@ -21,8 +21,6 @@ from itertools import chain
 from operator import eq, itemgetter, methodcaller
 from typing import Any, BinaryIO, TypeVar
 
-import numpy as np
-
 from hashing.i18n import tr
 from hashing.output import restore_text
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
@@ -47,6 +45,7 @@ from index.ingest.records import (
     check_vic,
     is_skippable,
     iter_text_lines,
+    rows_by_key,
 )
 
 _LABELS = {
@@ -386,22 +385,12 @@ def _fast_block(
                   int(v["known_good"]))
         labels_of[raw] = ((explicit, None, *shared), (explicit, v["quality"], *shared))
     # rows by label combination (usually one or a few), then each group column by column in C
-    if len(labels_of) == 1:
-        members: dict[tuple[str, ...], list[int]] = {label_rows[0]: list(range(n))}
-    else:
-        # each row's combination as a number, then one stable sort: the rows of each
-        # combination in file order, without a Python step per row
-        combos = list(labels_of)
-        number = {raw: k for k, raw in enumerate(combos)}
-        codes = np.fromiter(map(number.__getitem__, label_rows), dtype=np.int64, count=n)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(combos) + 1))
-        members = {raw: order[bounds[k] : bounds[k + 1]].tolist() for k, raw in enumerate(combos)}
+    members = rows_by_key(label_rows)
     groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
     first = hash_cols[0][1]
     for raw, idx in members.items():
         pick = (lambda col: list(col)) if len(idx) == n else _picker(idx)
-        lines_of = (np.asarray(idx, dtype=np.int64) + start).tolist()
+        lines_of = list(range(start, start + n)) if len(idx) == n else [start + i for i in idx]
         own_ids = pick(ids) if ids is not None else None
         for j, (algo, values) in enumerate(hash_cols):
             labels = labels_of[raw][1 if algo in _PERCEPTUAL else 0]

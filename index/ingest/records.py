@@ -7,9 +7,11 @@ JSON, no header, ambiguous hash length without `--algo`) raises `HashListFormatE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
+
+import numpy as np
 
 from hashing import codec
 from hashing.errors import HashFormatError, UnknownAlgorithmError
@@ -222,6 +224,22 @@ class Batch:
 
     def size(self) -> int:
         return sum(map(len, self.groups.values())) + len(self.rejected)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def rows_by_key(keys: list[K]) -> dict[K, list[int]]:
+    """The row numbers of each distinct key, in file order: each row's key as a number, then
+    one stable numpy sort, so grouping a block costs no Python step per row."""
+    if len(set(keys)) == 1:
+        return {keys[0]: list(range(len(keys)))}
+    distinct = list(dict.fromkeys(keys))
+    number = {key: k for k, key in enumerate(distinct)}
+    codes = np.fromiter(map(number.__getitem__, keys), dtype=np.int64, count=len(keys))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
+    return {key: order[bounds[k] : bounds[k + 1]].tolist() for k, key in enumerate(distinct)}
 
 
 def batched(records: Iterator[Record], size: int = 20_000) -> Iterator[Batch]:

@@ -43,6 +43,7 @@ from index.ingest.records import (
     check_hash,
     check_quality,
 )
+from index.ingest.vics_columns import media_batch
 
 _CONTEXT_KEYS = ("odata.metadata", "@odata.context")
 _CONTEXT = re.compile(r"DataModels/(?P<version>[\d.]+?)\.xml(?:/(?P<region>[^/$#]+))?", re.I)
@@ -228,12 +229,16 @@ class _Reader:
 
     def _record(self, obj: dict[str, Any], line: int) -> Record:
         self.items += 1
-        try:
-            return self._media(obj, line)
-        except RecordError as e:
-            return RejectedRecord(line, str(e), self.items)
+        return self.checked(obj, line, self.items)
 
-    def _media(self, obj: dict[str, Any], line: int) -> ParsedRecord:
+    def checked(self, obj: dict[str, Any], line: int, item: int) -> Record:
+        """The record of Media object number `item` (at `line`), or its rejection."""
+        try:
+            return self._media(obj, line, item)
+        except RecordError as e:
+            return RejectedRecord(line, str(e), item)
+
+    def _media(self, obj: dict[str, Any], line: int, item: int) -> ParsedRecord:
         fields = {str(k).lower(): v for k, v in obj.items()}
         hashes: dict[str, str] = {}
         notes: list[str] = []
@@ -287,7 +292,7 @@ class _Reader:
             caid_category=label.caid_category if label else None,
             series=None if series in (None, "") else _text("Series", series),
             known_good=self.options.known_good,
-            item=self.items,
+            item=item,
             notes=tuple(notes),
         )
 
@@ -302,9 +307,11 @@ def _text(name: str, value: Any) -> str:
 
 # -- the import's fast path -----------------------------------------------------------------
 
+_COLUMN_RUN = 2_000  # Media objects checked by column together
 _MAX_ITEM = 1 << 26  # one value item (a Case with its Media is walked, not held) beyond this
 _READ = 1 << 20
 _WS = " \t\n\r"
+_COMMA = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 _TEXT_STRUCTURE = re.compile(r'["\\\[\]{}]')  # `_STRUCTURE` over decoded text
 
 
@@ -343,6 +350,7 @@ class _FastReader:
         self.first = True
         self.batch = Batch.empty()
         self.perceptual = frozenset(PERCEPTUAL)
+        self.pending: list[tuple[dict[str, Any], int, int]] = []
 
     # buffer --------------------------------------------------------------------------------
 
@@ -496,6 +504,44 @@ class _FastReader:
 
     # document ------------------------------------------------------------------------------
 
+    def _objects(self) -> Iterator[Batch]:
+        """Media objects each followed by a comma, read while they lie whole in the buffer:
+        the array walk without a generator step per element. Stops at an element start (the
+        last one, anything unusual and a refill are the walk's)."""
+        buf, pos, n = self.buf, self.pos, len(self.buf)
+        while pos < n and buf[pos] == "{":
+            try:
+                value, end = _DECODER.raw_decode(buf, pos)
+            except (ValueError, RecursionError):
+                break
+            comma = _COMMA.match(buf, end)
+            if comma is None or 4 + buf.count("{", pos, end) + buf.count("[", pos, end) > MAX_DEPTH:
+                break
+            line = self._line_at(pos)
+            self.pos = pos = comma.end()
+            yield from self._pend(value, line)
+        self.pos = pos
+
+    def _pend(self, obj: dict[str, Any], line: int) -> Iterator[Batch]:
+        """Hold one Media object for checking by column with the next ones (`vics_columns`)."""
+        self.records.items += 1
+        self.pending.append((obj, line, self.records.items))
+        if len(self.pending) >= _COLUMN_RUN:
+            yield from self._flush()
+
+    def _flush(self) -> Iterator[Batch]:
+        """Check the held Media objects by column, or else one by one (the reference)."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        objs, lines, items = (list(c) for c in zip(*pending, strict=True))
+        fast = media_batch(objs, lines, items, self.records.scheme, self.options, _ALT_HASHES)
+        if fast is not None:
+            yield fast
+            return
+        for obj, line, item in pending:
+            yield from self._emit(self.records.checked(obj, line, item))
+
     def _emit(self, rec: Record) -> Iterator[Batch]:
         if isinstance(rec, RejectedRecord):
             self.batch.rejected.append(rec)
@@ -509,6 +555,7 @@ class _FastReader:
         try:
             yield from self._document()
         except HashListFormatError:
+            yield from self._flush()  # the objects read whole before the unreadable part
             yield self.batch
             raise
         yield self.batch
@@ -564,15 +611,18 @@ class _FastReader:
                     continue
                 fields[key] = self._value(3)
             if not is_case:
-                yield from self._emit(self.records._record(fields, line))
+                yield from self._pend(fields, line)
+        yield from self._flush()
 
     def _media(self) -> Iterator[Batch]:
         for _ in self._elements():
+            yield from self._objects()
             is_object = self._peek() == "{"
             line = self._line_at(self.pos)
             value = self._value(4)
             if is_object:
-                yield from self._emit(self.records._record(value, line))
+                yield from self._pend(value, line)
+        yield from self._flush()
 
 
 def _decode_error(e: ValueError) -> str:
