@@ -8,7 +8,8 @@ deleted file, an `ntfs-3g` FUSE mount of the image file (ntfs-3g has NTFS's dire
 code only behind FUSE), `hformat`/`hcopy` (classic HFS, no mount), `synthetic_fixtures.hfsplus` (HFS+: no tool here
 creates one), pycdlib (UDF with an ISO 9660 bridge), `xorriso` (ISO 9660 with Rock Ridge and
 Joliet), `sfdisk` (MBR and GPT tables), `ewfacquirestream` (EWF with stored MD5 and SHA-1,
-split into segments) and `cryptsetup` (a LUKS volume). BitLocker cannot be written on Linux;
+split into segments), `synthetic_fixtures.ewf2` (Ex01: no tool here writes EWF2) and
+`cryptsetup` (a LUKS volume). BitLocker cannot be written on Linux;
 its volume is a boot sector carrying BitLocker's signature, which is all detection reads.
 `scripts/ensure_disk_tools.sh` (run by `make test`) installs the tools.
 
@@ -28,10 +29,12 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from synthetic_fixtures.ewf2 import write_ex01
 from synthetic_fixtures.hfsplus import hfsplus_image
 from synthetic_fixtures.photos import make_photo
 
@@ -42,7 +45,7 @@ TOOLS = {
     "sfdisk": "fdisk", "umount": "mount",
     "ewfacquirestream": "ewf-tools", "cryptsetup": "cryptsetup-bin",
     "mkfs.exfat": "exfatprogs", "mkudffs": "udftools", "mkapfs": "apfsprogs",
-    "ewfacquire": "ewf-tools", "hformat": "hfsutils", "hcopy": "hfsutils",
+    "hformat": "hfsutils", "hcopy": "hfsutils",
     "hmkdir": "hfsutils", "humount": "hfsutils",
 }
 MiB = 1 << 20
@@ -398,28 +401,22 @@ def ewf_image(raw: Path, target: Path, segment_bytes: int | None = None) -> list
 EWF2_SIGNATURE = b"EVF2\r\n\x81\x00"
 
 
-def ex01_image(raw: Path, target: Path) -> Path | None:
-    """Acquire `raw` as Ex01 (EWF2, `ewfacquire -f encase7-v2`), or None where the installed
-    ewfacquire cannot write EWF2: Debian's ewf-tools 20140813 lists the format but writes
-    EnCase 6 (E01) instead ("Unsupported EWF format defaulting to: encase6"), and pyewf's
-    writer is not built (no zlib). No other Debian or PyPI tool writes Ex01."""
-    for old in target.parent.glob(target.name + ".E*"):
+def ex01_image(raw: Path, target: Path, chunks_per_segment: int | None = None,
+               **options: Any) -> list[Path]:
+    """Acquire `raw` as Ex01 (EWF2: `target.Ex01`, `.Ex02`, ...) with stored MD5 and SHA-1;
+    returns the segments. Written by `synthetic_fixtures.ewf2`: Debian's ewfacquire 20140813
+    turns `-f encase7-v2` into EnCase 6, pyewf's writer is not built, and no other Debian or
+    PyPI tool writes Ex01. `options` go to `write_ex01` (compression, stored hashes)."""
+    for old in target.parent.glob(target.name + ".Ex*"):
         old.unlink()
-    _run(["ewfacquire", "-u", "-q", "-f", "encase7-v2", "-c", "fast", "-d", "sha1",
-          "-C", "case-1", "-D", "synthetic", "-e", "examiner", "-E", "ev-1",
-          "-N", "generated fixture", "-t", str(target), str(raw)])
-    made = sorted(target.parent.glob(target.name + ".E*"))
-    if made and made[0].read_bytes()[:8] == EWF2_SIGNATURE:
-        return made[0]
-    for m in made:
-        m.unlink()
-    return None
+    return write_ex01(raw.read_bytes(), target, chunks_per_segment=chunks_per_segment,
+                      **options)
 
 
 def ex01_header_stub(path: Path, segment: int = 1, body: bytes = b"") -> None:
     """An EWF2 segment file header (signature, format 2.1, deflate, segment number, set
-    identifier; libewf's EWF2 documentation) followed by `body`: what the scan must
-    recognise as Ex01 even where no tool here writes a real one (`ex01_image`)."""
+    identifier) followed by `body` and no sections: what the scan must recognise as Ex01
+    and report as damaged."""
     header = EWF2_SIGNATURE + bytes([2, 1]) + (1).to_bytes(2, "little") + \
         segment.to_bytes(4, "little") + bytes(range(16))
     path.write_bytes(header + body)
@@ -525,6 +522,20 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     (out / "pc").mkdir(exist_ok=True)
     ewf_image(disk, out / "pc" / "laptop", segment_bytes=MiB)
 
+    # A workstation acquired by EnCase 7: MBR + FAT16 in an Ex01 (EWF2) split in segments;
+    # the empty clusters are stored as compressed chunks, the pictures as uncompressed ones.
+    c = "ws/workstation.Ex01"
+    ws = work / "ws.fat"
+    fat_image(ws, 16, {
+        **filler,
+        "Users/Bob/Pictures/DSC01.JPG": plan.exact(c, f"{c}!/p1/Users/Bob/Pictures/DSC01.JPG"),
+        "Users/Bob/Pictures/DSC02.JPG": plan.reencoded(c,
+                                                       f"{c}!/p1/Users/Bob/Pictures/DSC02.JPG"),
+    }, fat=16)
+    partitioned(work / "ws.dd", [ws], "dos")
+    (out / "ws").mkdir(exist_ok=True)
+    ex01_image(work / "ws.dd", out / "ws" / "workstation", chunks_per_segment=96)
+
     # An optical disc: ISO 9660 (Rock Ridge, Joliet) with a FAT floppy image inside it.
     c = "disc.iso"
     floppy = work / "floppy.img"
@@ -618,8 +629,9 @@ class HostileDisk:
 
 
 def make_hostile_disks(out: Path) -> list[HostileDisk]:
-    """Truncated E01, a partition table pointing outside the image, a FAT directory loop,
-    encrypted volumes (LUKS, BitLocker), a UDF-only disc, a damaged Ex01, a classic HFS
+    """Truncated E01 and Ex01, an Ex01 with a damaged chunk, a partition table pointing
+    outside the image, a FAT directory loop, encrypted volumes (LUKS, BitLocker), a UDF-only
+    disc, an Ex01 header over garbage, a classic HFS
     volume, HFS+ with a directory loop or a garbage catalog, and a partition with no file
     system."""
     out.mkdir(parents=True, exist_ok=True)
@@ -674,8 +686,23 @@ def make_hostile_disks(out: Path) -> list[HostileDisk]:
     (out / "bad.apfs").write_bytes(bytes(apfs))
     cases.append(HostileDisk("bad.apfs", "bad.apfs!/", "APFS container unreadable"))
 
-    # an Ex01 no tool here can write (see ex01_image): its header over damaged sections,
-    # under a name that says nothing, and a classic HFS volume TSK cannot read
+    # Ex01: cut in half (its sections unreachable), and one whole but for a flipped byte in
+    # an uncompressed chunk (libewf reads that chunk as zeros: only the stored hashes tell)
+    segs = ex01_image(fat, work / "t")
+    data = segs[0].read_bytes()
+    (out / "truncated.Ex01").write_bytes(data[: len(data) // 2])
+    cases.append(HostileDisk("truncated.Ex01", "truncated.Ex01!/",
+                             "corrupt or truncated EWF2 (Ex01) image; not examined"))
+    damaged = bytearray(ex01_image(fat, work / "u", compress="never",
+                                   sectors_per_chunk=8)[0].read_bytes())
+    at = damaged.index(pic[4096:4112])  # inside a picture
+    damaged[at] ^= 0xFF
+    (out / "damaged.Ex01").write_bytes(bytes(damaged))
+    cases.append(HostileDisk("damaged.Ex01", "damaged.Ex01!/",
+                             "computed hash differs from the stored acquisition hash"))
+
+    # an Ex01 header over no sections at all, under a name that says nothing, and a
+    # classic HFS volume TSK cannot read
     ex01_header_stub(out / "acquired.bin", body=np.random.default_rng(5).bytes(MIN_PROBE))
     cases.append(HostileDisk("acquired.bin", "acquired.bin!/",
                              "corrupt or truncated EWF2 (Ex01) image; not examined"))

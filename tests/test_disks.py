@@ -1,6 +1,6 @@
 """Disk and volume images end to end: known pictures planted in a raw USB stick (MBR + FAT16),
 an E01 of a laptop disk (GPT + ext4 + NTFS with directories and a deleted file, split in
-segments), an ISO holding a floppy image, a split raw phone dump (ext2), an exFAT card, a Mac
+segments), an Ex01 (EWF2) of a workstation (MBR + FAT16, split in segments), an ISO holding a floppy image, a split raw phone dump (ext2), an exFAT card, a Mac
 disk (FAT + APFS), an HFS+ volume, a UDF-bridge DVD and a FAT image inside a zip are all found,
 byte-identical copies by MD5 and re-encoded ones by PDQ, deleted ones too. The same scan, of
 the same folder, also holds every container of `synthetic_fixtures.seized` (HEIC/AVIF/JXL, 7z,
@@ -41,7 +41,7 @@ from triage.walk import walk
 
 SEIZED_CONTAINERS = ("heif", "avif", "jxl", "7z", "rar", "rar5", "zstd", "zip-zstd", "pdf",
                      "pdf-inline", "ooxml", "odf", "epub", "ole", "gif", "webp", "png", "tiff")
-CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "disc.iso", "phone/dump.001",
+CONTAINERS = ("usb_stick.bin", "pc/laptop.E01", "ws/workstation.Ex01", "disc.iso", "phone/dump.001",
               "card/sdcard.img", "mac/disk.img", "mac/backup.hfs", "dvd/video.iso",
               "mail/attach.zip")
 
@@ -174,6 +174,9 @@ def test_rows_carry_file_system_metadata(disk_scan: dict[str, Any]) -> None:
     assert rows[f"{root}/pc/laptop.E01!/p2/$MFT"]["status"] == "skipped"
     assert (root / "pc" / "laptop.E02").exists()
     assert not any(p.startswith(f"{root}/pc/laptop.E02!") for p in rows)
+    assert (root / "ws" / "workstation.Ex02").exists()
+    assert not any(p.startswith(f"{root}/ws/workstation.Ex02!") for p in rows)
+    assert rows[f"{root}/ws/workstation.Ex01!/p1/notes/readme.txt"]["fs_type"] == "fat16"
     paths = [d["path"] for d in disk_scan["manifest"]]
     assert len(paths) == len(set(paths))
 
@@ -182,11 +185,15 @@ def test_ewf_integrity_is_verified_and_audited(disk_scan: dict[str, Any]) -> Non
     root = disk_scan["root"]
     checks = [e for e in disk_scan["audit"] if e["event"] == "image_integrity"]
     by_image = {Path(e["image"]).name: e for e in checks}
-    good = by_image["laptop.E01"]
-    assert good["status"] == "verified" and good["stored"] == good["computed"]
-    assert set(good["stored"]) == {"md5", "sha1"}
     rows = {d["path"]: d for d in disk_scan["manifest"]}
-    assert "verified" in rows[f"{root}/evidence/pc/laptop.E01!/"]["reason"]
+    for image, label in (("laptop.E01", "pc/laptop.E01"), ("workstation.Ex01",
+                                                           "ws/workstation.Ex01")):
+        good = by_image[image]
+        assert good["status"] == "verified" and good["stored"] == good["computed"]
+        assert set(good["stored"]) == {"md5", "sha1"}
+        assert "MD5 and SHA1 verified" in rows[f"{root}/evidence/{label}!/"]["reason"]
+    bad = by_image["damaged.Ex01"]
+    assert bad["status"] == "mismatch" and bad["stored"]["md5"] != bad["computed"]["md5"]
     assert verify_chain(disk_scan["case"] / "audit.jsonl")
 
 

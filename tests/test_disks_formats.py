@@ -1,20 +1,27 @@
 """Disk formats at the edge of what can be generated here: Ex01 (EWF2), classic HFS, and a
 deleted NTFS name whose MFT record was reused.
 
-No Debian or PyPI tool on this machine writes Ex01 (`synthetic_fixtures.disks.ex01_image`
-says why), so an Ex01 is at least recognised by its header, whatever its name, and a damaged
-one is an attention row naming the format; a later segment is never opened on its own.
-Where a real Ex01 can be written, it is read and its stored hashes verified. Classic HFS
-(pre-HFS+, made by hfsutils without mounting) is recognised and listed as not examined.
+No Debian or PyPI tool writes Ex01, so `synthetic_fixtures.ewf2` writes it from the format
+description; pyewf (libewf, which reads EWF2) is the oracle: it must read back the exact
+media bytes, compressed and uncompressed chunks, split in segments, with the stored MD5 and
+SHA-1. A scan reads the file system inside in place and verifies the stored hashes; an Ex01
+header over damaged sections is an attention row naming the format; a later segment is never
+opened on its own. Classic HFS (pre-HFS+, made by hfsutils without mounting) is recognised
+and listed as not examined.
 """
 
 from __future__ import annotations
 
+import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pyewf
+import pytest
 from test_disks import _require_tools
 
+from hashing.hasher import HashOptions
 from synthetic_fixtures.disks import (
     MIN_PROBE,
     ex01_header_stub,
@@ -24,7 +31,8 @@ from synthetic_fixtures.disks import (
     ntfs_image,
     partitioned,
 )
-from triage.disks import image_kind, read_at_of
+from synthetic_fixtures.ewf2 import write_ex01
+from triage.disks import hash_located, image_kind, read_at_of
 from triage.walk import walk
 
 
@@ -50,19 +58,115 @@ def test_ex01_is_recognised_and_never_passes_silently(tmp_path: Path) -> None:
     assert not any(p.startswith(f"{later}!") for p in rows)
 
 
-def test_ex01_acquired_where_a_writer_exists(tmp_path: Path) -> None:
-    """Debian's ewfacquire 20140813 falls back to EnCase 6 for `-f encase7-v2`: then this
-    says so; a newer one that writes Ex01 gets its image read and verified."""
+def _media(seed: int = 7) -> bytes:
+    """4 MiB: zeros (chunks zlib shrinks) with incompressible runs (chunks stored as is)."""
+    rng = np.random.default_rng(seed)
+    media = bytearray(4 << 20)
+    for at in (0, 300_000, 2_500_000):
+        media[at : at + 200_000] = rng.bytes(200_000)
+    return bytes(media)
+
+
+def _pyewf_read(paths: list[Path]) -> tuple[bytes, dict[str, str], pyewf.handle]:
+    handle = pyewf.handle()
+    files = [open(p, "rb") for p in paths]  # noqa: SIM115  # closed below
+    try:
+        handle.open_file_objects(files)
+        data = handle.read_buffer_at_offset(handle.get_media_size(), 0)
+        return bytes(data), handle.get_hash_values(), handle
+    finally:
+        for f in files:
+            f.close()
+
+
+@pytest.mark.parametrize("compress", ["auto", "always", "never"])
+@pytest.mark.parametrize("per_segment", [None, 37])
+def test_ex01_is_read_back_byte_exact_by_libewf(tmp_path: Path, compress: str,
+                                                per_segment: int | None) -> None:
+    media = _media()
+    paths = write_ex01(media, tmp_path / "img", compress=compress,
+                       chunks_per_segment=per_segment)
+    assert [p.name for p in paths][:2] == (["img.Ex01", "img.Ex02"] if per_segment
+                                           else ["img.Ex01"])
+    assert all(p.read_bytes()[:8] == b"EVF2\r\n\x81\x00" for p in paths)
+    assert [Path(p).name for p in pyewf.glob(str(paths[0]))] == [p.name for p in paths]
+    data, hashes, handle = _pyewf_read(paths)
+    assert data == media
+    assert hashes == {"MD5": hashlib.md5(media).hexdigest(),
+                      "SHA1": hashlib.sha1(media).hexdigest()}
+    assert handle.get_sectors_per_chunk() == 64 and handle.get_bytes_per_sector() == 512
+    assert handle.get_header_value("case_number") == "case-1"
+    stored = sum(p.stat().st_size for p in paths)
+    if compress == "never":
+        assert stored > len(media)
+    else:  # the zero chunks shrink; "auto" keeps incompressible ones as they are
+        assert stored < len(media) // 2
+
+
+def _sections(path: Path) -> list[tuple[int, int, int]]:
+    """(type, data size, padding) of each section, walked from the file's end as the format
+    lays them out: each 64-byte descriptor names the previous one's offset."""
+    data = path.read_bytes()
+    out, at = [], len(data) - 64
+    while True:
+        d = data[at : at + 64]
+        assert int.from_bytes(d[60:64], "little") == zlib.adler32(d[:60])
+        kind, prev, size, dsize, pad = (int.from_bytes(d[a:b], "little") for a, b in
+                                        ((0, 4), (8, 16), (16, 24), (24, 28), (28, 32)))
+        assert dsize == 64 and (at - size) % 16 == 0
+        out.append((kind, size, pad))
+        if prev == 0:
+            assert at - size == 32  # the first section follows the 32-byte file header
+            return out[::-1]
+        assert prev == at - size - 64
+        at = prev
+
+
+def test_ex01_layout_is_pinned(tmp_path: Path) -> None:
+    """The sections in the order and sizes the format description gives, independently of
+    libewf: device information, case data, sector data, sector table (32-byte header, 16
+    bytes per chunk, 16-byte footer), then next, or MD5 and SHA-1 (32 bytes each) and done."""
+    paths = write_ex01(_media(), tmp_path / "img", chunks_per_segment=50, compress="never")
+    # a chunk stored as is is followed by its Adler-32, and the next one 16-byte aligned
+    aligned = 64 * 512 + 4 + 12
+    layouts = [_sections(p) for p in paths]
+    assert [[k for k, _, _ in lay] for lay in layouts] == \
+        [[1, 2, 3, 4, 0x0D], [1, 2, 3, 4, 0x0D], [1, 2, 3, 4, 8, 9, 0x0F]]
+    chunks = [50, 50, 28]
+    for lay, n in zip(layouts, chunks, strict=True):
+        assert lay[2] == (3, n * aligned, 12)
+        assert lay[3][1] == 32 + 16 * n + 16
+    assert layouts[-1][4:6] == [(8, 32, 12), (9, 32, 8)]
+    assert layouts[-1][6] == (0x0F, 0, 0)
+
+
+def test_ex01_is_scanned_in_place_and_verified(tmp_path: Path) -> None:
+    """A FAT volume inside an Ex01, split in segments: its files are rows read in place
+    through their locator, the root row says the stored MD5 and SHA-1 were verified; stored
+    hashes that do not match, or none, make the image an attention row."""
     _require_tools()
     raw = tmp_path / "usb.fat"
-    fat_image(raw, 2, {"a.txt": b"synthetic\n"}, fat=12)
-    made = ex01_image(raw, tmp_path / "usb")
-    if made is None:
-        assert not list(tmp_path.glob("usb.E*"))
-        return
-    rows = _rows(made)
-    assert rows[f"{made}!/a.txt"][0] == "pending"
-    assert "verified" in (rows[f"{made}!/"][1] or "")
+    pic = np.random.default_rng(3).bytes(150_000)
+    fat_image(raw, 2, {"DCIM/a.jpg": pic, "a.txt": b"synthetic\n"}, fat=12)
+    made = ex01_image(raw, tmp_path / "usb", chunks_per_segment=10)
+    assert len(made) > 2
+    rows = {r.path: r for r in walk([str(made[0])])}
+    member = rows[f"{made[0]}!/DCIM/a.jpg"]
+    assert member.status == "pending" and member.locator is not None
+    assert member.locator[0] == ("ewf", tuple(str(p) for p in made))
+    rec = hash_located(member.locator, member.path, HashOptions())
+    assert rec.hashes["md5"] == hashlib.md5(pic).hexdigest()
+    root = rows[f"{made[0]}!/"]
+    assert root.reason == "EWF image: stored MD5 and SHA1 verified" and not root.archive_error
+    assert not any(p.startswith(f"{made[1]}!") for p in _rows(made[1]))
+
+    wrong = ex01_image(raw, tmp_path / "wrong", stored_hashes=("1" * 32, "1" * 40))
+    status, reason, attention = _rows(wrong[0])[f"{wrong[0]}!/"]
+    assert status == "error" and attention and reason is not None
+    assert reason.startswith("EWF image: computed hash differs from the stored")
+    none = ex01_image(raw, tmp_path / "none", store_hashes=False)
+    status, reason, attention = _rows(none[0])[f"{none[0]}!/"]
+    assert attention and reason is not None and "stores no acquisition MD5 or SHA-1" in reason
 
 
 def test_classic_hfs_is_listed_as_not_examined(tmp_path: Path) -> None:
