@@ -5,12 +5,14 @@ an examiner would meet them: `mkfs.vfat` + `mtools` (files copied and deleted wi
 mounting), `mkfs.ext4 -d` / `mkfs.ext2 -d` + `debugfs` (a deleted file whose blocks are still
 referenced), `mkntfs` + `ntfscp` (NTFS populated without mounting) or, for directories and a
 deleted file, an `ntfs-3g` FUSE mount of the image file (ntfs-3g has NTFS's directory-index
-code only behind FUSE), `hformat`/`hcopy` (classic HFS, no mount), `synthetic_fixtures.hfsplus` (HFS+: no tool here
-creates one), pycdlib (UDF with an ISO 9660 bridge), `xorriso` (ISO 9660 with Rock Ridge and
-Joliet), `sfdisk` (MBR and GPT tables), `ewfacquirestream` (EWF with stored MD5 and SHA-1,
-split into segments), `synthetic_fixtures.ewf2` (Ex01: no tool here writes EWF2) and
-`cryptsetup` (a LUKS volume). BitLocker cannot be written on Linux;
-its volume is a boot sector carrying BitLocker's signature, which is all detection reads.
+code only behind FUSE), `hformat`/`hcopy` (classic HFS, no mount),
+`synthetic_fixtures.hfsplus` (HFS+: no tool here creates one), `mkapfs` +
+`synthetic_fixtures.apfs` (APFS: no tool here adds files), pycdlib (UDF with an ISO 9660
+bridge), `xorriso` (ISO 9660 with Rock Ridge and Joliet), `sfdisk` (MBR and GPT tables),
+`ewfacquirestream` (EWF with stored MD5 and SHA-1, split into segments),
+`synthetic_fixtures.ewf2` (Ex01: no tool here writes EWF2) and `cryptsetup` (a LUKS
+volume). BitLocker cannot be written on Linux; its volume is a boot sector carrying
+BitLocker's signature, which is all detection reads.
 `scripts/ensure_disk_tools.sh` (run by `make test`) installs the tools.
 
 `make_disk_evidence` returns, for each container, which planted file must be found how: a
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from synthetic_fixtures.apfs import add_files
 from synthetic_fixtures.ewf2 import write_ex01
 from synthetic_fixtures.hfsplus import hfsplus_image
 from synthetic_fixtures.photos import make_photo
@@ -309,13 +312,17 @@ def _exfat_hash(data: bytes, skip: tuple[int, ...] = ()) -> int:
     return h
 
 
-def apfs_container(path: Path, size_mib: int = 128) -> None:
-    """An empty APFS container with one volume, by `mkapfs` (apfsprogs). No Debian tool
-    writes files into APFS, so this exercises opening the container and walking a volume."""
+def apfs_container(path: Path, size_mib: int = 128, files: dict[str, bytes] | None = None,
+                   mtime: int = BASE_MTIME) -> None:
+    """An APFS container with one volume, by `mkapfs` (apfsprogs), holding `files`: no tool
+    here writes files into APFS, so `synthetic_fixtures.apfs` adds them to the empty
+    volume's file-system tree."""
     path.unlink(missing_ok=True)
     with open(path, "wb") as fh:
         fh.truncate(size_mib * MiB)
     _run(["mkapfs", "-L", "EVIDENCE", str(path)])
+    if files:
+        add_files(path, files, mtime)
 
 
 def iso_image(path: Path, files: dict[str, bytes]) -> None:
@@ -476,7 +483,7 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
     out.mkdir(parents=True, exist_ok=True)
     work = out.parent / (out.name + ".work")
     work.mkdir(exist_ok=True)
-    ev = DiskEvidence(out, _known_set(rng, 25))
+    ev = DiskEvidence(out, _known_set(rng, 27))
     plan = _Plan(ev.known, ev)
     filler = {"notes/readme.txt": b"nothing to see\n" * 10}
 
@@ -568,13 +575,20 @@ def make_disk_evidence(out: Path, seed: int = 10) -> DiskEvidence:
         "DSC_0003.JPG": plan.exact(c, f"{c}!/DSC_0003.JPG", deleted=True),
     }, deleted=["DSC_0003.JPG"])
 
-    # A Mac disk: GPT with a FAT partition and an (empty: see apfs_container) APFS container.
+    # A Mac disk: GPT with a FAT partition and an APFS container (files added to mkapfs's
+    # empty volume: see apfs_container).
     c = "mac/disk.img"
     (out / "mac").mkdir(exist_ok=True)
     efi = work / "mac.fat"
     fat_image(efi, 2, {"EFI/a.jpg": plan.exact(c, f"{c}!/p1/EFI/a.jpg")}, fat=12)
     apfs = work / "mac.apfs"
-    apfs_container(apfs)
+    apfs_container(apfs, files={
+        **filler,
+        "Users/me/Pictures/IMG_0001.JPG": plan.exact(
+            c, f"{c}!/p2/v1/Users/me/Pictures/IMG_0001.JPG"),
+        "Users/me/Pictures/IMG_0002.JPG": plan.reencoded(
+            c, f"{c}!/p2/v1/Users/me/Pictures/IMG_0002.JPG"),
+    })
     partitioned(out / c, [efi, apfs], "gpt")
 
     # An old Mac backup disk: bare HFS+ (written by synthetic_fixtures.hfsplus: see there).

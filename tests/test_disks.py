@@ -1,7 +1,7 @@
 """Disk and volume images end to end: known pictures planted in a raw USB stick (MBR + FAT16),
 an E01 of a laptop disk (GPT + ext4 + NTFS with directories and a deleted file, split in
 segments), an Ex01 (EWF2) of a workstation (MBR + FAT16, split in segments), an ISO holding a floppy image, a split raw phone dump (ext2), an exFAT card, a Mac
-disk (FAT + APFS), an HFS+ volume, a UDF-bridge DVD and a FAT image inside a zip are all found,
+disk (FAT + an APFS container with files), an HFS+ volume, a UDF-bridge DVD and a FAT image inside a zip are all found,
 byte-identical copies by MD5 and re-encoded ones by PDQ, deleted ones too. The same scan, of
 the same folder, also holds every container of `synthetic_fixtures.seized` (HEIC/AVIF/JXL, 7z,
 RAR, zstd, PDF, OOXML/ODF/EPUB, OLE, animations, TIFF) and finds what is planted there. Hostile
@@ -167,6 +167,8 @@ def test_rows_carry_file_system_metadata(disk_scan: dict[str, Any]) -> None:
     assert nested["status"] == "hashed"
     assert rows[f"{root}/disc.iso!/photos/x.jpg"]["fs_type"] == "iso9660"
     assert rows[f"{root}/card/sdcard.img!/DSC_0001.JPG"]["fs_type"] == "exfat"
+    apfs = rows[f"{root}/mac/disk.img!/p2/v1/Users/me/Pictures/IMG_0001.JPG"]
+    assert apfs["fs_type"] == "apfs" and apfs["mtime"] == 1609459200
     hfs = rows[f"{root}/mac/backup.hfs!/Users/me/Pictures/a.jpg"]
     assert hfs["fs_type"] == "hfs" and hfs["mtime"] == 1609459200
     assert rows[f"{root}/mac/backup.hfs!/$CatalogFile"]["status"] == "skipped"
@@ -270,10 +272,13 @@ def test_recognised_by_content_not_name(tmp_path: Path) -> None:
 
 
 def test_apfs_container_is_opened(tmp_path: Path) -> None:
-    """An (empty) APFS container made by mkapfs: opened through libfsapfs, its volume walked
-    without an error row."""
+    """An empty APFS container made by mkapfs: opened through libfsapfs, its volume walked
+    without an error row; with files added (`synthetic_fixtures.apfs`), every file is a row
+    with its size, times and identifier, and is read back through its locator."""
     _require_tools()
-    from synthetic_fixtures.disks import apfs_container
+    import hashlib
+
+    from synthetic_fixtures.disks import BASE_MTIME, apfs_container
     from triage.disk_apfs import open_container
     from triage.disks import _StreamMedia
 
@@ -286,6 +291,20 @@ def test_apfs_container_is_opened(tmp_path: Path) -> None:
         assert container.number_of_volumes == 1
         volume = container.get_volume(0)
         assert volume.name == "EVIDENCE" and not volume.is_locked()
+    files = {"Users/me/Pictures/a.jpg": os.urandom(300_000), "Users/me/Crème.txt": b"x\n",
+             "empty": b""}
+    apfs_container(img, files=files)
+    rows = {r.path: r for r in walk([str(img)])}
+    for name, data in files.items():
+        row = rows[f"{img}!/v1/{name}"]
+        assert row.size == len(data) and row.mtime == BASE_MTIME, name
+        assert row.extra is not None and row.extra["fs_type"] == "apfs"
+        if row.locator is not None:
+            rec = hash_located(row.locator, row.path, HashOptions())
+            assert rec.hashes["md5"] == hashlib.md5(data).hexdigest(), name
+        else:  # small files travel with their bytes
+            assert row.data == data, name
+    assert not any(r.archive_error for r in rows.values())
 
 
 def test_rows_are_keyed_by_their_location_in_the_image(disk_scan: dict[str, Any]) -> None:

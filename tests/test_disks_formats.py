@@ -226,3 +226,33 @@ def test_deleted_ntfs_name_is_recovered_only_from_its_own_freed_record(tmp_path:
         again = rows.get(f"{vol}!/dir/gone.jpg")
         assert again is None or (again.locator is None and again.size is None
                                  and "not recoverable" in (again.reason or "")), (in_use, seq)
+
+
+def test_apfs_writer_agrees_with_mkapfs(tmp_path: Path) -> None:
+    """`synthetic_fixtures.apfs` checks out against what mkapfs itself wrote: the Fletcher-64
+    of every object mkapfs made, and the name hashes of its two directory records (root and
+    private-dir, pinned); after files are added the rewritten node is still valid."""
+    _require_tools()
+    import struct
+
+    from synthetic_fixtures.apfs import _fs_tree_root, _records, add_files, fletcher64, name_hash
+    from synthetic_fixtures.disks import apfs_container
+
+    img = tmp_path / "c.apfs"
+    apfs_container(img)
+    data = bytearray(img.read_bytes())
+    objects = [data[i : i + 4096] for i in range(0, len(data), 4096)
+               if struct.unpack_from("<Q", data, i + 8)[0] not in (0, 2**64 - 1)]
+    assert len(objects) > 10
+    assert all(int.from_bytes(b[:8], "little") == fletcher64(bytes(b)) for b in objects)
+    assert name_hash("root") == 0x2D9C79 and name_hash("private-dir") == 0x2B29A3
+    names = {r.key[12:-1].decode(): int.from_bytes(r.key[8:12], "little") >> 10
+             for r in _records(bytes(data[_fs_tree_root(data, 4096):][:4096]), 4096)
+             if r.key[7] >> 4 == 9}
+    assert names == {"root": name_hash("root"), "private-dir": name_hash("private-dir")}
+    add_files(img, {"A/b.jpg": b"\xff\xd8" * 5000}, 0)
+    data = bytearray(img.read_bytes())
+    at = _fs_tree_root(data, 4096)  # found again: its checksum is valid
+    assert len(_records(bytes(data[at : at + 4096]), 4096)) == 4 + 2 + 4
+    with pytest.raises(ValueError, match="do not fit"):
+        add_files(img, {f"f{i}.jpg": b"x" for i in range(200)}, 0)
