@@ -23,9 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,10 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 from PIL import Image
 
-from benchmarks import harness, plots
+from benchmarks import harness, plots, process_tree
 from hashing.hasher import HashOptions, hash_path
 from hashing.registry import DEFAULT_ALGORITHMS
 from synthetic_fixtures.evidence import make_evidence
@@ -94,6 +91,7 @@ class ScanRun:
     peak_rss_mb: float  # summed over the scan's process tree
     peak_process_rss_mb: float  # the largest single process
     stages: dict[str, float]
+    parent_cpu_seconds: float = 0.0  # the scan's own process (walk, batching, SQLite, derive)
 
     @property
     def files_per_s(self) -> float:
@@ -235,61 +233,23 @@ def _triage(*args: str) -> list[str]:
 
 
 def import_bank(store: Path, csv_path: Path) -> None:
-    cmd = _triage("bank", "import", str(csv_path), "--store", str(store), "--bank", "bench",
-                  "--scheme", "vic", "--source", "benchmark", "--version", "1")
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"bank import exited with {done.returncode}:\n{done.stderr[-2000:]}")
-
-
-def _children_cpu() -> float:
-    use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return use.ru_utime + use.ru_stime
+    process_tree.import_bank(store, csv_path, "bench")
 
 
 def run_scan(label: str, evidence: Path, store: Path, case: Path, workers: int,
              extra: tuple[str, ...] = ()) -> ScanRun:
-    """Run one scan as a subprocess, polling its process tree's memory and CPU until it exits.
-
-    The scan's own CPU time comes from `RUSAGE_CHILDREN` once it is reaped. Its hashing workers
-    are forked by a forkserver that nobody here waits for, so theirs is the last value polled
-    (at most one poll interval short).
-    """
+    """Run one scan as a subprocess, polling its process tree's memory and CPU until it exits."""
     n_files, n_bytes, _ = tree_stats(evidence)
     cmd = _triage("scan", str(evidence), "--case", str(case), "--store", str(store),
                   "--workers", str(workers), *extra)
-    with tempfile.TemporaryFile() as err:
-        cpu0 = _children_cpu()
-        t0 = time.perf_counter()
-        proc = psutil.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
-        peak_tree = peak_one = 0
-        descendant_cpu: dict[int, float] = {}
-        while proc.poll() is None:
-            try:
-                rss = [proc.memory_info().rss]
-                for child in proc.children(recursive=True):
-                    try:
-                        rss.append(child.memory_info().rss)
-                        t = child.cpu_times()
-                        descendant_cpu[child.pid] = t.user + t.system
-                    except psutil.Error:
-                        pass  # a worker that exited between listing and reading
-            except psutil.Error:
-                break
-            peak_tree, peak_one = max(peak_tree, sum(rss)), max(peak_one, max(rss))
-            time.sleep(POLL_SECONDS)
-        seconds = time.perf_counter() - t0
-        if proc.wait() != 0:
-            err.seek(0)
-            tail = err.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"scan {label} exited with {proc.returncode}:\n{tail}")
-        cpu = _children_cpu() - cpu0 + sum(descendant_cpu.values())
+    done = process_tree.run_polled(cmd, f"scan {label}", POLL_SECONDS)
     summary = json.loads((case / "summary.json").read_text())
     return ScanRun(
         label=label, workers=workers, files_on_disk=n_files, bytes_on_disk=n_bytes,
-        records=int(summary.get("files", 0)), seconds=seconds, cpu_seconds=cpu,
-        peak_rss_mb=peak_tree / 1e6, peak_process_rss_mb=peak_one / 1e6,
+        records=int(summary.get("files", 0)), seconds=done.seconds, cpu_seconds=done.cpu_seconds,
+        peak_rss_mb=done.peak_rss / 1e6, peak_process_rss_mb=done.peak_process_rss / 1e6,
         stages={k: float(v) for k, v in summary.get("timings", {}).items()},
+        parent_cpu_seconds=done.parent_cpu_seconds,
     )
 
 
@@ -460,7 +420,7 @@ def run_small_only(out_dir: str | Path, config: Config = FULL) -> dict[str, Any]
     result.pop("benchmark", None)
     result.pop("machine", None)
     keep = [d for d in result["runs"] if not d["label"].startswith("small files")]
-    mixed = [ScanRun(**{f: d[f] for f in ScanRun.__dataclass_fields__}) for d in keep]
+    mixed = [ScanRun(**{f: d[f] for f in ScanRun.__dataclass_fields__ if f in d}) for d in keep]
     with tempfile.TemporaryDirectory(prefix="triage-bench-scan-") as tmp:
         work = Path(tmp)
         evidence = work / "evidence"
@@ -516,7 +476,7 @@ def run_workers(out_dir: str | Path, cfg: Config = FULL,
     result = json.loads((out / "result.json").read_text())
     result.pop("benchmark", None)
     result.pop("machine", None)
-    small = [ScanRun(**{f: d[f] for f in ScanRun.__dataclass_fields__})
+    small = [ScanRun(**{f: d[f] for f in ScanRun.__dataclass_fields__ if f in d})
              for d in result["runs"] if d["label"].startswith("small files")]
     with tempfile.TemporaryDirectory(prefix="triage-bench-scan-") as tmp:
         work = fixture or Path(tmp)

@@ -4,9 +4,9 @@ Each row is one default `triage scan EVIDENCE --case CASE --store STORE` run as 
 (the CLI's code path: walk, read once, hash in the default worker pool, record, match,
 cluster, score, write), of a fresh tree of small files: 92 % small text documents and 8 %
 tiny JPEGs, 1,000 files a folder. Peak RSS is the largest summed RSS of the scan's whole
-process tree (the parent, its forkserver and the hashing workers), polled with psutil; the
-RSS timeline is kept too, so growth with the file count shows where it happens. CPU time is
-the parent's (`RUSAGE_CHILDREN` once reaped) plus each worker's last polled CPU time.
+process tree (the parent, its forkserver and the hashing workers), polled with psutil
+(`benchmarks.process_tree`); the RSS timeline is kept too, so growth with the file count
+shows where it happens. CPU time is each process's last polled CPU time, summed.
 
 Generation writes bytes directly (`os.open`/`os.write`). Documents are a pool of text bodies
 with the file's number appended; images are tiny JPEGs, one base image per 8 images (the
@@ -24,10 +24,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 from PIL import Image
 
-from benchmarks import harness, plots
+from benchmarks import harness, plots, process_tree
 from synthetic_fixtures.hashlists import entry_from_bytes, write_hash_lists
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,18 +198,8 @@ def write_bank(store: Path, work: Path, root: Path, n: int, bodies: list[bytes],
                                         series=f"S{i % 5}", pdq=pdq, pdq_quality=quality))
     infos = write_hash_lists(work, entries, 14, name="scale_bank", malformed=False)
     csv_path = next(i.path for i in infos if i.format == "csv")
-    cmd = [sys.executable, "-m", "cli.main", "bank", "import", str(csv_path), "--store",
-           str(store), "--bank", "scale", "--scheme", "vic", "--source", "benchmark",
-           "--version", "1"]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"bank import exited with {done.returncode}:\n{done.stderr[-2000:]}")
+    process_tree.import_bank(store, Path(csv_path), "scale")
     return len(entries)
-
-
-def _children_cpu() -> float:
-    use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return use.ru_utime + use.ru_stime
 
 
 def scan(evidence: Path, case: Path, store: Path, n: int,
@@ -221,46 +208,17 @@ def scan(evidence: Path, case: Path, store: Path, n: int,
     cmd = [sys.executable, "-m", "cli.main", "scan", str(evidence), "--case", str(case),
            "--store", str(store)]
     load_before = os.getloadavg()
-    with tempfile.TemporaryFile() as err:
-        cpu0 = _children_cpu()
-        t0 = time.perf_counter()
-        proc = psutil.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
-        peak_tree = peak_one = 0
-        descendant_cpu: dict[int, float] = {}
-        timeline: list[tuple[float, float]] = []
-        next_sample = 0.0
-        while proc.poll() is None:
-            try:
-                rss = [proc.memory_info().rss]
-                for child in proc.children(recursive=True):
-                    try:
-                        rss.append(child.memory_info().rss)
-                        t = child.cpu_times()
-                        descendant_cpu[child.pid] = t.user + t.system
-                    except psutil.Error:
-                        pass  # a worker that exited between listing and reading
-            except psutil.Error:
-                break
-            peak_tree, peak_one = max(peak_tree, sum(rss)), max(peak_one, max(rss))
-            now = time.perf_counter() - t0
-            if now >= next_sample:
-                timeline.append((round(now, 1), round(sum(rss) / 1e6, 1)))
-                next_sample = now + TIMELINE_SECONDS
-            time.sleep(POLL_SECONDS)
-        seconds = time.perf_counter() - t0
-        if proc.wait() != 0:
-            err.seek(0)
-            tail = err.read().decode(errors="replace")[-3000:]
-            raise RuntimeError(f"scan of {n:,} files exited with {proc.returncode}:\n{tail}")
-        cpu = _children_cpu() - cpu0 + sum(descendant_cpu.values())
+    done = process_tree.run_polled(cmd, f"scan of {n:,} files", POLL_SECONDS, TIMELINE_SECONDS)
     summary = json.loads((case / "summary.json").read_text())
     counts = {k: v for k, v in summary.get("counts", {}).items() if isinstance(v, int)}
-    return ScaleScan(files=n, seconds=seconds, cpu_seconds=cpu, peak_rss_mb=peak_tree / 1e6,
-                     peak_process_rss_mb=peak_one / 1e6, generate_seconds=generate_seconds,
+    return ScaleScan(files=n, seconds=done.seconds, cpu_seconds=done.cpu_seconds,
+                     peak_rss_mb=done.peak_rss / 1e6,
+                     peak_process_rss_mb=done.peak_process_rss / 1e6,
+                     generate_seconds=generate_seconds,
                      load_before=load_before, load_after=os.getloadavg(),
                      nice=os.nice(0), counts=counts,
                      stages={k: float(v) for k, v in summary.get("timings", {}).items()},
-                     timeline=timeline)
+                     timeline=list(done.timeline))
 
 
 def prepare(n: int, work: Path) -> float:
