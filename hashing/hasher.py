@@ -19,8 +19,9 @@ import io
 import mimetypes
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, BinaryIO
 
 from hashing.algorithms.digests import digest_bytes, digest_stream
 from hashing.algorithms.imagehash_family import NAMES as IMAGEHASH_NAMES
@@ -379,8 +380,14 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def hash_path(path: str, opts: HashOptions) -> HashRecord:
-    """Hash one file on disk, read-only and read once. Never raises for bad or odd files."""
+def hash_path(path: str, opts: HashOptions,
+              inspect: Callable[[BinaryIO], None] | None = None) -> HashRecord:
+    """Hash one file on disk, read-only and read once. Never raises for bad or odd files.
+
+    `inspect`, if given, is called with the file still open after it was read (a
+    read-only, seekable file object), so a caller can look at more of the file without
+    opening it a second time (the scan asks whether it is a container).
+    """
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -409,15 +416,18 @@ def hash_path(path: str, opts: HashOptions) -> HashRecord:
                               reason="not a regular file", mtime=st.st_mtime)
         rec = _hash_open_file(fd, path, opts, st)
         after = os.fstat(fd)
-        if not _changed(st, after, rec.size):
-            return rec
-        # Written to while we read it: the size and digests of one read would describe no
-        # state the file was ever in. Read once more; the row says what happened.
-        again = _hash_open_file(fd, path, opts, after)
-        final = os.fstat(fd)
-        note = CHANGED_DURING_READ if not _changed(after, final, again.size) else \
-            f"{CHANGED_DURING_READ}, twice: size and digests are of the second read"
-        return replace(again, reason="; ".join(r for r in (again.reason, note) if r))
+        if _changed(st, after, rec.size):
+            # Written to while we read it: the size and digests of one read would describe
+            # no state the file was ever in. Read once more; the row says what happened.
+            again = _hash_open_file(fd, path, opts, after)
+            final = os.fstat(fd)
+            note = CHANGED_DURING_READ if not _changed(after, final, again.size) else \
+                f"{CHANGED_DURING_READ}, twice: size and digests are of the second read"
+            rec = replace(again, reason="; ".join(r for r in (again.reason, note) if r))
+        if inspect is not None:
+            with io.FileIO(fd, "rb", closefd=False) as raw:
+                inspect(raw)  # type: ignore[arg-type]
+        return rec
     except OSError as exc:
         return HashRecord(path=path, status="error", error=f"read failed: {exc.strerror}",
                           size=st.st_size, mtime=st.st_mtime)

@@ -1,6 +1,7 @@
 """The unit of hashing work a scan sends to a worker: a batch of tasks in, records out.
 
-Files are sent by path (the worker reads them from storage it can see); members of a zip or
+Files are sent by path (the worker reads them from storage it can see and, for a file the
+walk did not open, says from the same open whether its content is a container); members of a zip or
 plain tar on storage as a locator the worker reopens and inflates (`triage.archive_members`),
 other archive members as bytes, because only the parent could read them; files inside a
 disk image on storage as a locator the worker reopens and streams (`triage.disks`). A batch never fails as a whole:
@@ -12,13 +13,15 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from hashing.types import HashRecord
 from triage import watchdog
 from triage.archive_members import hash_member, is_member_locator
+from triage.containers import container_kind
 from triage.identity import Location
 
 
@@ -35,6 +38,8 @@ class HashTask:
     location: Location = field(kw_only=True)  # the row's identity; the worker ignores it
     locator: tuple[Any, ...] | None = None  # a file inside a disk image (`triage.disks`)
     extra: dict[str, Any] | None = None  # manifest fields the walk found (deleted, times, ...)
+    # a file the walk did not open: the worker says whether its content is a container
+    find_container: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +65,32 @@ class BatchResult:
     records: tuple[HashRecord, ...]  # in task order
     seconds: float  # hashing time inside the worker
     worker: str  # host:pid, for the audit log
+    # per task asked to (`find_container`): "archive" or "image" when its content is one, ""
+    # when it is not; None, or a result without them, when nobody could tell
+    containers: tuple[str | None, ...] = ()
 
 
 INTERNAL_ERROR = "internal error"  # prefix of records a rerun should hash again
 
 
-def _hash_one(task: HashTask, opts: HashOptions) -> HashRecord:
+def _hash_one(task: HashTask, opts: HashOptions) -> tuple[HashRecord, str | None]:
+    """The task's record and, if asked, what container its content is (see `BatchResult`)."""
+    if task.find_container and task.fs_path is not None:
+        found: list[str] = []
+
+        def inspect(f: BinaryIO) -> None:
+            try:
+                found.append(container_kind(f, os.fstat(f.fileno()).st_size) or "")
+            except Exception:  # noqa: BLE001 - then the parent looks for itself
+                pass
+
+        rec = _hash_plain(task, opts, inspect)
+        return rec, found[0] if found else None
+    return _hash_plain(task, opts, None), None
+
+
+def _hash_plain(task: HashTask, opts: HashOptions,
+                inspect: Callable[[BinaryIO], None] | None) -> HashRecord:
     try:
         if task.data is not None:
             return hash_bytes(task.data, task.path, opts, size=task.size, mtime=task.mtime)
@@ -77,7 +102,7 @@ def _hash_one(task: HashTask, opts: HashOptions) -> HashRecord:
 
             return hash_located(task.locator, task.path, opts, mtime=task.mtime)
         assert task.fs_path is not None
-        return hash_path(task.fs_path, opts)
+        return hash_path(task.fs_path, opts, inspect)
     except Exception as exc:  # noqa: BLE001 - one bad item must never abort the batch
         return HashRecord(path=task.path, status="error",
                           error=f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
@@ -87,9 +112,13 @@ def hash_batch(batch: HashBatch) -> BatchResult:
     """Hash every task of `batch` (module level so process pools and Dask can pickle it)."""
     start = time.perf_counter()
     records = []
+    containers = []
     for index, task in enumerate(batch.tasks, batch.first):
         watchdog.task_started(batch.seq, index)  # what a watchdog names if this one sticks
-        records.append(_hash_one(task, batch.opts))
+        rec, container = _hash_one(task, batch.opts)
+        records.append(rec)
+        containers.append(container)
     return BatchResult(
-        batch.seq, tuple(records), time.perf_counter() - start, f"{socket.gethostname()}:{os.getpid()}"
+        batch.seq, tuple(records), time.perf_counter() - start,
+        f"{socket.gethostname()}:{os.getpid()}", tuple(containers)
     )

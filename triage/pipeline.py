@@ -35,7 +35,7 @@ from triage.casedb import CaseDB
 from triage.casedir import CaseDir, check_case_dir, check_overlap, open_case_dir, protected_ids
 from triage.derive import DEFAULT_MEMORY_BUDGET, derive_and_write
 from triage.executor import TlsFiles, make_executor, scan_cores
-from triage.identity import location_json, location_key
+from triage.identity import Location, location_json, location_key
 from triage.local_match import LOCAL_ALGORITHMS, local_features_needed
 from triage.match import matching_notes
 from triage.outputs import sha256_file, stale_temp_files
@@ -47,7 +47,7 @@ from triage.resume import resume_key
 from triage.review.casefile import decisions_digest
 from triage.runner import Runner, Settled
 from triage.stages import StageTimer
-from triage.walk import WalkItem, walk
+from triage.walk import WalkItem, contained, walk
 from triage.worker_threads import scan_threads
 
 OUTPUT_NAMES = ("manifest.jsonl", "queue.jsonl", "queue.csv", "summary.json", "report.html",
@@ -359,12 +359,18 @@ def _walk_hash_record(cfg: ScanConfig, db: CaseDB, run: int, opts: HashOptions, 
                 integrity.append(item.extra["integrity"])
             yield item
 
-    runner = Runner(opts, executor, cfg.batch_size, reusable)
+    def members(path: str, fs_path: str, location: Location) -> Iterator[WalkItem]:
+        return timer.timed("walk", noted(contained(path, fs_path, location,
+                                                   policy.walk_limits)))
+
+    # files are opened once, by the worker that hashes them; containers among them again
+    # here, to walk their members
+    runner = Runner(opts, executor, cfg.batch_size, reusable, members)
     # Absolute paths: a rerun from another directory must find the same rows.
     roots = [os.path.abspath(r) for r in cfg.evidence]
     if cfg.progress_total is not None:
         count_ahead(roots, cfg.progress_total)
-    walked = timer.timed("walk", noted(walk(roots, policy.walk_limits, exclude)))
+    walked = timer.timed("walk", noted(walk(roots, policy.walk_limits, exclude, sniff=False)))
     try:
         with timer.stage("walk_and_hash"):
             runner.run(walked, record)

@@ -14,6 +14,7 @@ import heapq
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,10 +22,10 @@ from typing import Any
 from hashing.hasher import HashOptions
 from hashing.types import HashRecord
 from triage.archive_members import is_member_locator, is_read_error
-from triage.batches import INTERNAL_ERROR, HashBatch, HashTask
+from triage.batches import INTERNAL_ERROR, BatchResult, HashBatch, HashTask
 from triage.executor import Executor, make_executor
 from triage.identity import Location, is_within
-from triage.walk import DEFAULT_LIMITS, WalkItem, WalkLimits, walk
+from triage.walk import DEFAULT_LIMITS, WalkItem, WalkLimits, contained, walk
 
 BATCH_BYTES = 32 << 20  # cap on archive-member bytes held by one batch
 SETTLE_CHUNK = 512  # settled-without-hashing outcomes handed on together
@@ -56,13 +57,13 @@ def plain_record(item: WalkItem) -> HashRecord:
 _MEMBERS = ("archive_member", "image_member")
 
 
-def _task(item: WalkItem) -> HashTask:
+def _task(item: WalkItem, find_container: bool = False) -> HashTask:
     member = item.kind in _MEMBERS
     return HashTask(
         path=item.path, fs_path=None if member else (item.fs_path or item.path),
         data=item.data if member else None, size=item.size, mtime=item.mtime, kind=item.kind,
         reason=item.reason, archive_error=item.archive_error, location=item.location,
-        locator=item.locator, extra=item.extra,
+        locator=item.locator, extra=item.extra, find_container=find_container,
     )
 
 
@@ -84,58 +85,104 @@ def _hashed(seq: int, task: HashTask, rec: HashRecord) -> Settled:
                    extra=task.extra)
 
 
+# the rows inside a file, when its content says it is a container (`triage.walk.contained`)
+Expand = Callable[[str, str, Location], Iterable[WalkItem]]
+
+
 class Runner:
-    """One pass of walk items through an executor; counts what it walked, reused and sent."""
+    """One pass of walk items through an executor; counts what it walked, reused and sent.
+
+    With `expand` the walk is one that did not open files (`walk(sniff=False)`): a file sent
+    to hashing is asked, in the worker and from the read that hashes it, whether it is a
+    container, and only the files that are (or of which the worker could not tell) are
+    opened again here to list their members. A reused file is opened here once to look.
+    """
 
     def __init__(self, opts: HashOptions, executor: Executor, batch_size: int,
-                 reusable: Callable[[WalkItem], bool] = lambda item: False) -> None:
+                 reusable: Callable[[WalkItem], bool] = lambda item: False,
+                 expand: Expand | None = None) -> None:
         self.opts = opts
         self.executor = executor
         self.batch_size = batch_size
         self.reusable = reusable
+        self.expand = expand
         self.walked = 0
         self.reused = 0
         self.sent = 0
         self.workers: set[str] = set()
         self.hash_seconds = 0.0  # hashing time summed over the workers
+        # members still to walk: (their rows, whether their container was hashed again)
+        self._found: deque[tuple[Iterable[WalkItem], bool]] = deque()
+        self._item_seq = 0
+        self._batch_seq = 0
 
     def run(self, items: Iterable[WalkItem], record: Callable[[list[Settled]], None]) -> None:
         """Hand every item's outcome to `record`, in chunks, as soon as it is settled.
 
         Items that need no hashing are handed on from inside the walk, so a rerun that
-        reuses every row holds no more than one chunk.
+        reuses every row holds no more than one chunk. Members of containers whose verdict
+        came back after the walk ended are sent in a further round.
         """
         in_flight: dict[int, tuple[HashBatch, list[int]]] = {}
 
-        def tracked() -> Iterator[HashBatch]:
-            for batch, seqs in self._batches(items, record):
+        def tracked(source: Iterator[tuple[WalkItem, bool]]) -> Iterator[HashBatch]:
+            for batch, seqs in self._batches(source, record):
                 in_flight[batch.seq] = (batch, seqs)
                 yield batch
 
-        for result in self.executor.run(tracked()):
-            batch, seqs = in_flight.pop(result.seq)
-            self.workers.add(result.worker)
-            self.hash_seconds += result.seconds
-            record([_hashed(n, t, r) for n, t, r in
-                    zip(seqs, batch.tasks, result.records, strict=True)])
+        source = self._with_found(items)
+        while True:
+            for result in self.executor.run(tracked(source)):
+                batch, seqs = in_flight.pop(result.seq)
+                self.workers.add(result.worker)
+                self.hash_seconds += result.seconds
+                record([_hashed(n, t, r) for n, t, r in
+                        zip(seqs, batch.tasks, result.records, strict=True)])
+                self._note_containers(batch, result)
+            if not self._found:
+                return
+            source = self._with_found(())
 
-    def _batches(self, items: Iterable[WalkItem],
+    def _note_containers(self, batch: HashBatch, result: BatchResult) -> None:
+        if self.expand is None:
+            return
+        for i, task in enumerate(batch.tasks):
+            found = result.containers[i] if i < len(result.containers) else None
+            if task.find_container and task.fs_path is not None and found != "":
+                self._found.append((self.expand(task.path, task.fs_path, task.location), True))
+
+    def _with_found(self, items: Iterable[WalkItem]) -> Iterator[tuple[WalkItem, bool]]:
+        """The walk's items, each followed by the members found so far: (item, whether it
+        lies in a container that was hashed again)."""
+        for item in items:
+            yield item, False
+            yield from self._drain()
+        yield from self._drain()
+
+    def _drain(self) -> Iterator[tuple[WalkItem, bool]]:
+        while self._found:
+            members, changed = self._found.popleft()
+            for member in members:
+                yield member, changed
+
+    def _batches(self, items: Iterable[tuple[WalkItem, bool]],
                  record: Callable[[list[Settled]], None]
                  ) -> Iterator[tuple[HashBatch, list[int]]]:
         tasks: list[HashTask] = []
         seqs: list[int] = []
         nbytes = 0
         chunk: list[Settled] = []
-        seq = 0
         # Members of an archive that changed are hashed again even when their own header
         # (size, mtime) looks unchanged: a replaced archive can repeat both with new content.
         changed_archive: Location | None = None
-        for n, item in enumerate(items):
+        for item, in_rehashed in items:
+            n = self._item_seq
+            self._item_seq += 1
             self.walked += 1
             if item.kind == "file":
                 changed_archive = None
-            in_changed = changed_archive is not None and is_within(item.location,
-                                                                   changed_archive)
+            in_changed = in_rehashed or (changed_archive is not None
+                                         and is_within(item.location, changed_archive))
             if item.status != "pending" or item.kind not in ("file", *_MEMBERS):
                 chunk.append(Settled(n, item.path, plain_record(item), item.archive_error,
                                      item.kind in _MEMBERS, location=item.location,
@@ -144,8 +191,11 @@ class Runner:
                 chunk.append(Settled(n, item.path, None, member=item.kind in _MEMBERS,
                                      location=item.location))
                 self.reused += 1
+                if self.expand is not None and item.kind == "file":
+                    self._found.append((self.expand(item.path, item.fs_path or item.path,
+                                                    item.location), False))
             else:
-                tasks.append(_task(item))
+                tasks.append(_task(item, self.expand is not None and item.kind == "file"))
                 seqs.append(n)
                 # a located member is read by its worker: it closes batches, costs no memory here
                 nbytes += len(item.data) if item.data is not None else (
@@ -156,21 +206,23 @@ class Runner:
                 record(chunk)
                 chunk = []
             if len(tasks) >= self.batch_size or nbytes >= BATCH_BYTES:
-                yield HashBatch(seq, tuple(tasks), self.opts), seqs
-                seq += 1
+                yield HashBatch(self._batch_seq, tuple(tasks), self.opts), seqs
+                self._batch_seq += 1
                 self.sent += len(tasks)
                 tasks, seqs, nbytes = [], [], 0
         if chunk:
             record(chunk)
         if tasks:
             self.sent += len(tasks)
-            yield HashBatch(seq, tuple(tasks), self.opts), seqs
+            yield HashBatch(self._batch_seq, tuple(tasks), self.opts), seqs
+            self._batch_seq += 1
 
 
 def hash_tree(roots: Sequence[str], opts: HashOptions, workers: int,
               limits: WalkLimits = DEFAULT_LIMITS, batch_size: int = 16) -> Iterator[HashRecord]:
-    """`triage hash`: every walk item's record, in walk order, through the scan's walker,
-    batches and executor (`workers` <= 1 hashes in this process).
+    """`triage hash`: every walk item's record, through the scan's walker, batches and
+    executor (`workers` <= 1 hashes in this process), in walk order, except that a
+    container's members come once the read that hashed it has said it is one.
 
     The runner works in a thread, handing chunks over a bounded queue, so records come out
     while the walk goes on; a heap puts them back in walk order, holding no more than the
@@ -182,8 +234,10 @@ def hash_tree(roots: Sequence[str], opts: HashOptions, workers: int,
         try:
             executor = make_executor(workers if workers > 1 else 0, None)
             try:
-                Runner(opts, executor, batch_size).run(
-                    walk([os.path.abspath(r) for r in roots], limits), handoff.put)
+                Runner(opts, executor, batch_size,
+                       expand=lambda p, f, loc: contained(p, f, loc, limits)).run(
+                    walk([os.path.abspath(r) for r in roots], limits, sniff=False),
+                    handoff.put)
             finally:
                 executor.close()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer

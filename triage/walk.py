@@ -7,7 +7,10 @@ The walk never writes, renames or follows anything in the evidence tree:
 - regular files are opened with `open_evidence` (O_RDONLY | O_NOFOLLOW | O_NOATIME), only
   to read the first bytes that say whether the file is a container; archives are then read
   in memory by `triage.archives` and disk images in place by `triage.disks` (dispatched by
-  `triage.containers`), after the container's own file row;
+  `triage.containers`), after the container's own file row. With `sniff=False` (the scan)
+  files are not opened here: the hashing worker that reads a file says whether it is a
+  container, and only then are its rows listed (`contained`), so a plain file is opened
+  once;
 - names are handled as bytes and recorded with `os.fsdecode` (surrogate escapes), so
   non-UTF-8 bytes, newlines and a leading `=` survive unchanged;
 - order is deterministic: entries sorted by their raw name bytes, depth first;
@@ -40,6 +43,7 @@ __all__ = [
     "NotRegularFileError",
     "WalkItem",
     "WalkLimits",
+    "contained",
     "open_evidence",
     "walk",
 ]
@@ -100,18 +104,21 @@ class _Root:
     path: bytes
     limits: WalkLimits
     exclude: Excluded
+    sniff: bool
 
     def location(self, path_b: bytes) -> Location:
         return fs_location(self.path, path_b)
 
 
 def walk(
-    roots: Sequence[str], limits: WalkLimits = DEFAULT_LIMITS, exclude: Excluded | None = None
+    roots: Sequence[str], limits: WalkLimits = DEFAULT_LIMITS, exclude: Excluded | None = None,
+    sniff: bool = True,
 ) -> Iterator[WalkItem]:
     """Yield every row under `roots` (files or directories), in a deterministic order.
 
     A root that is a symlink is recorded, not followed. A root given twice is walked once.
-    Never raises for what it finds.
+    Never raises for what it finds. `sniff=False` yields regular files unopened and none of
+    their members; whoever reads a file then lists what is inside with `contained`.
     """
     seen: set[bytes] = set()
     for root in roots:
@@ -119,7 +126,7 @@ def walk(
         if root_b in seen:
             continue
         seen.add(root_b)
-        r = _Root(root_b, limits, exclude or {})
+        r = _Root(root_b, limits, exclude or {}, sniff)
         try:
             st = os.lstat(root_b)
         except OSError as exc:
@@ -250,6 +257,10 @@ def _file_rows(r: _Root, path_b: bytes, st: os.stat_result) -> Iterator[WalkItem
     if (why := _excluded(r, st)) is not None:
         yield _error_row(r, path_b, "file", why, st=st)
         return
+    if not r.sniff:
+        yield WalkItem(path=path, kind="file", size=st.st_size, mtime=st.st_mtime,
+                       fs_path=path, location=r.location(path_b))
+        return
     try:
         f = open_evidence(path_b)
     except OSError as exc:
@@ -266,3 +277,18 @@ def _file_rows(r: _Root, path_b: bytes, st: os.stat_result) -> Iterator[WalkItem
                        location=loc)
         yield from container_rows(f, path, st.st_size, r.limits, head=head, fs_path=path,
                                   location=loc)
+
+
+def contained(path: str, fs_path: str, location: Location,
+              limits: WalkLimits = DEFAULT_LIMITS) -> Iterator[WalkItem]:
+    """The rows inside a regular file that `walk(sniff=False)` yielded unopened, if its
+    content says it is a container (else nothing): the members `walk` would have yielded
+    after it. Opens it read-only; a file that cannot be opened now yields nothing (its own
+    row, from the read that hashed it, says why)."""
+    try:
+        f = open_evidence(fs_path)
+    except OSError:
+        return
+    with f:
+        yield from container_rows(f, path, os.fstat(f.fileno()).st_size, limits,
+                                  fs_path=fs_path, location=location)
