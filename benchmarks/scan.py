@@ -45,7 +45,7 @@ from synthetic_fixtures.videos import make_video
 from triage.policy import Policy
 
 REPO = Path(__file__).resolve().parent.parent
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.25  # a poll of the whole tree costs ~3 ms of a core the scan shares
 # Target from issue 4: the scan adds little over hashing the same media.
 TARGET_RATIO = 1.3
 # summary.json timings that do not partition the wall time: `total` is their sum, `walk` and
@@ -340,8 +340,7 @@ def _notes(result: dict[str, Any]) -> str:
                   f"files/s of 1 on the local pool and {ws['local-dask 2w/1w']:.2f}x through "
                   f"`local-dask` (target >= {ws['target']}x); load average "
                   f"{ws['load_before'][0]:.2f} before, {ws['load_after'][0]:.2f} after. These "
-                  "rows ran with `[cluster] enabled = false`: in-case local-feature linking "
-                  "is all-pairs at this commit and does not finish on 7,000 images."]
+                  "rows ran with `[cluster] local_links = false` (see `WORKERS_POLICY`)."]
     ref = result.get("hashing_benchmark")
     if ref:
         lines += ["", f"The hashing benchmark's own numbers are in `{ref['path']}`."]
@@ -443,25 +442,25 @@ def _publish(out: Path, result: dict[str, Any], mixed: list[ScanRun],
     plot(out, mixed, small)
     rows = [
         (r.label, r.workers, f"{r.files_on_disk:,}", f"{r.records:,}", r.bytes_on_disk / 1e6,
-         r.seconds, r.files_per_s, r.mb_per_s, r.cpu_seconds, r.files_on_disk / r.cpu_seconds,
-         r.peak_rss_mb)
+         r.seconds, r.files_per_s, r.mb_per_s, r.cpu_seconds, r.parent_cpu_seconds or "",
+         r.files_on_disk / r.cpu_seconds, r.peak_rss_mb)
         for r in runs
     ]
     harness.write_results(
         out, "scan", result,
         ("run", "workers", "files", "manifest rows", "MB", "wall s", "files/s", "MB/s",
-         "CPU s", "files/CPU-s", "peak RSS MB"),
+         "CPU s", "scan process CPU s", "files/CPU-s", "peak RSS MB"),
         rows, notes=_notes(result),
     )
     return result
 
 
-# Policy of the worker-scaling rows. In-case local-feature linking (issue 13) matches every
-# image's descriptors against every other's at this commit, O(images^2): at the mixed set's
-# 7,000 images it does not finish in hours. The rows leave the cluster stage out (PDQ
-# clustering with it: 0.6 s of the earlier rows) so walk, hashing, matching and outputs are
-# measured end to end; the images are still described (ORB) in the workers.
-WORKERS_POLICY = "[cluster]\nenabled = false\n"
+# Policy of the worker-scaling rows: the default but for in-case local-feature linking
+# (issue 13), which the media-bank benchmark measures. With the bank's near matches, the
+# mixed set has thousands of known-bad images, and linking every other image to them costs
+# minutes after hashing, so these rows would measure it instead of the scan; without it
+# the images are not described (ORB) either, and PDQ clustering is measured as before.
+WORKERS_POLICY = "[cluster]\nlocal_links = false\n"
 
 
 def run_workers(out_dir: str | Path, cfg: Config = FULL,
