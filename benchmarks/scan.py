@@ -103,9 +103,14 @@ class ScanRun:
 
     @property
     def wall_stages(self) -> dict[str, float]:
-        """Stages that partition the wall time, plus the process start-up they leave over."""
+        """Stages that partition the wall time: the timed stages, the scan's time between them
+        (`untimed`: executor start and stop, case set-up) and the process start-up and final
+        writes outside the scan's own timer (`startup`). Stages that overlapped would make the
+        parts add up to more than the wall time."""
         parts = {k: v for k, v in self.stages.items() if k not in OVERLAPPING_STAGES}
-        parts["startup"] = max(0.0, self.seconds - self.stages.get("total", sum(parts.values())))
+        total = self.stages.get("total", sum(parts.values()))
+        parts["untimed"] = max(0.0, total - sum(parts.values()))
+        parts["startup"] = max(0.0, self.seconds - total)
         return parts
 
     def to_dict(self) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def test_tiny_run_writes_sane_results(tmp_path: Path) -> None:
         assert r["cpu_seconds"] > 0
         assert r["peak_rss_mb"] >= r["peak_process_rss_mb"] > 10
         assert r["stages"], r["label"]
-        # The wall-time partition adds back up to the measured wall time.
+        # The wall-time partition adds back up to the measured wall time (no stage overlaps).
         assert sum(r["wall_stages"].values()) == pytest.approx(r["seconds"], rel=0.05)
     assert saved["small_files_scaling"]["count_ratio"] == 3
     assert saved["hashing_baseline"]["files"] == 20
