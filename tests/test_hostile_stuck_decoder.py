@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from triage.batches import BatchResult, HashBatch, hash_batch
 REPO = Path(__file__).resolve().parents[1]
 
 STUCK = "stuck.jpg"
+STUCK_MARKER = "OSEC_TEST_STUCK_MARKER"  # a file the stuck decoder writes its pid to
 
 
 def stuck_in_c_on_marker(batch: HashBatch) -> BatchResult:
@@ -41,6 +43,8 @@ def stuck_in_c_on_marker(batch: HashBatch) -> BatchResult:
 
     def decode(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
         if path.endswith(STUCK):
+            if os.environ.get(STUCK_MARKER):
+                Path(os.environ[STUCK_MARKER]).write_text(str(os.getpid()))
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # ignores the alarm
             ctypes.PyDLL(None).sleep(3600)  # in C, holding the GIL
         return real(data, path, opts)
@@ -190,3 +194,43 @@ def test_the_native_timer_works_when_stderr_has_no_descriptor(
     finally:
         time_limit.set_watch(None)
     assert record.status == "hashed" and record.error is None and record.hashes["pdq"]
+
+
+def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path) -> None:
+    """The pidfd watch is a Python thread, which a decoder holding the GIL starves; the
+    kernel's parent-death signal (the pool's forkserver exits with the scan) still ends it."""
+    from test_round2_small import _alive, _descendants
+
+    rng = np.random.default_rng([13, 1600])
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / STUCK).write_bytes(image_bytes(rng, "jpeg", (64, 48)))
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\ndecode_seconds = 600\n")  # no watchdog kill during the test
+    marker = tmp_path / "stuck-now"
+    BankStore(tmp_path / "store").close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(ev), str(tmp_path / "case"), str(tmp_path / "store"),
+         str(policy)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+             STUCK_MARKER: str(marker)})
+    left: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.1)
+        assert marker.exists(), "the decoder never got stuck"
+        workers = _descendants(proc.pid)
+        assert int(marker.read_text()) in workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        left = [p for p in workers if _alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in left:  # clean up before failing: no orphan outlives a broken run
+            os.kill(p, signal.SIGKILL)
+    assert not left, f"{len(left)} worker processes outlived the scan"
