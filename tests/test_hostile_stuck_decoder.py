@@ -234,3 +234,52 @@ def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path) -> None:
         for p in left:  # clean up before failing: no orphan outlives a broken run
             os.kill(p, signal.SIGKILL)
     assert not left, f"{len(left)} worker processes outlived the scan"
+
+
+def test_each_pool_worker_has_one_guard_that_ends_with_it() -> None:
+    """The guards cost one small process per worker and never outlive it: none is left after
+    the pool shuts down, and a worker killed by the watchdog takes its guard with it."""
+    from test_round2_small import _alive, _descendants
+
+    from triage.executor import LocalExecutor
+    from triage.parent_watch import _GUARD
+
+    def guards() -> dict[int, int]:
+        """guard pid -> its worker's pid"""
+        out = {}
+        for pid in _descendants(os.getpid()):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if _GUARD.encode() in cmd and _alive(pid):
+                out[pid] = ppid
+        return out
+
+    ex = LocalExecutor(2)
+    try:
+        list(ex.run([HashBatch(k, (), HashOptions()) for k in range(4)]))
+        workers = set(ex._pool._processes)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(guards()) < len(workers):
+            time.sleep(0.05)
+        found = guards()
+        assert sorted(found.values()) == sorted(workers), (found, workers)
+        rss = [int(line.split()[1]) for g in found
+               for line in Path(f"/proc/{g}/status").read_text().splitlines()
+               if line.startswith("VmRSS:")]
+        assert max(rss) < 32 * 1024, rss  # KiB: a bare interpreter, not a copy of the worker
+        victim = next(iter(workers))
+        os.kill(victim, signal.SIGKILL)
+        gone = [g for g, w in found.items() if w == victim]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(g) for g in gone):
+            time.sleep(0.05)
+        assert not any(_alive(g) for g in gone), "a guard outlived its killed worker"
+    finally:
+        ex.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and guards():
+        time.sleep(0.05)
+    assert not guards(), "guards outlived the pool"

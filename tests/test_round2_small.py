@@ -79,18 +79,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_workers_exit_when_the_scan_is_sigkilled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", [
+    ["--workers", "2"],
+    pytest.param(["--workers", "2", "--scheduler", "local-dask"], marks=pytest.mark.dask),
+], ids=["pool", "local-dask"])
+def test_workers_exit_when_the_scan_is_sigkilled(tmp_path: Path, engine: list[str]) -> None:
+    """Pool: forkserver + 2 workers; local-dask: resource tracker + 2 spawned workers (the
+    nannies run inside the scan), which Dask's own pipe watch ends."""
+    if "local-dask" in engine:
+        pytest.importorskip("distributed")
     make_evidence(tmp_path / "ev", seed=4, n_images=40, n_videos=2)
     BankStore(tmp_path / "store").close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "scan", str(tmp_path / "ev"), "--case",
-         str(tmp_path / "case"), "--store", str(tmp_path / "store"), "--workers", "2",
+         str(tmp_path / "case"), "--store", str(tmp_path / "store"), *engine,
          "--batch-size", "1", "--inventory"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         workers: set[int] = set()
-        while time.monotonic() < deadline and len(workers) < 3:  # forkserver + 2 workers
+        while time.monotonic() < deadline and len(workers) < 3:
             workers = _descendants(proc.pid)
             time.sleep(0.1)
         assert len(workers) >= 3, "the pool never started"
