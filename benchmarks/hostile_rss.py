@@ -21,56 +21,27 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import main, write_results
+from benchmarks.peak import OWN_PEAK
 from benchmarks.plots import bars, grid, save
 
 MiB = 1024 * 1024
 BOUND = 1024 * MiB
 
-SCAN = """
-import json, os, sys, threading
+SCAN = OWN_PEAK + """
+import json, sys
 from pathlib import Path
 from index.banks import BankStore
 from triage.pipeline import ScanConfig, run_scan
 
-def hwm(pid="self"):
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-def children(pid):
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                out += [int(c) for c in fh.read().split()]
-    except OSError:
-        pass
-    return out
-
-peaks, stop = {}, threading.Event()
-def sample():
-    while not stop.is_set():
-        todo = children(os.getpid())
-        while todo:
-            pid = todo.pop()
-            peaks[pid] = max(peaks.get(pid, 0), hwm(pid))
-            todo += children(pid)
-        stop.wait(0.02)
-t = threading.Thread(target=sample, daemon=True)
-t.start()
+tree = TreePeak()
 ev, case, store = map(Path, sys.argv[1:])
 BankStore(store).close()
 run_scan(ScanConfig(evidence=(ev,), case_dir=case, store_dir=store, workers=2, inventory=True))
-stop.set()
-t.join()
+peaks = tree.stop()
 rows = [json.loads(x) for x in (case / "manifest.jsonl").read_text().splitlines()]
 bad = [r for r in rows if r["status"] == "error"]
-print(json.dumps({"parent": hwm(), "worker": max(peaks.values(), default=0), "rows": len(rows),
+print(json.dumps({"parent": own_peak_kib() * 1024,
+                  "worker": max(peaks.values(), default=0) * 1024, "rows": len(rows),
                   "errors": len(bad),
                   "first_error": (bad[0].get("error") or bad[0].get("reason") or "")[:90]
                   if bad else ""}))

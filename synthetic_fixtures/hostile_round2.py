@@ -6,7 +6,12 @@
 - a zip with one member name that is not UTF-8 under the UTF-8 flag, among good members;
 - a zip member whose header declares a 300 MiB size while it holds a small JPEG;
 - a GNU sparse tar that is a few KiB on disk and GiBs once its holes are filled;
-- VICS JSON nested far deeper than any real export (the reader must bound depth).
+- VICS JSON nested far deeper than any real export (the reader must bound depth);
+- names drawn to print like archive labels (hypothesis-generated trees);
+- someone's own directory given as the case directory, and a policy file that is not UTF-8;
+- media that cost memory or time to decode: a huge RGBA PNG, an MP4 whose sample table
+  lies, a progressive JPEG of repeated scans, an AVI of huge frames, and a tar.gz of big
+  members; and a hash list whose cells are spreadsheet formulas.
 """
 
 from __future__ import annotations
@@ -60,6 +65,41 @@ def write_label_collisions(root: Path, seed: int) -> Collisions:
     (root / "outer.zip").write_bytes(_zip([("inner.zip", inner), ("inner.zip!/y.txt", benign)]))
     # files: a.zip, a.zip!/bad.jpg, a.zip!/y.txt, outer.zip; members: 2 + 2 + 1
     return Collisions(root, bad, benign, rows=9)
+
+
+def write_generated_names(root: Path, dirs: list[str], members: list[str]) -> None:
+    """A tree of names drawn to print like archive labels (`dirs`, `members`: hypothesis
+    draws them from `ab!/. `): a directory per name in `dirs` holding a file `y`, a zip
+    `a.zip` whose members are `members` (repeated names and `!/` inside names allowed), and
+    a directory `a.zip!` holding a file whose label the first member's label shadows. A
+    manifest keyed by label loses rows on it (the last writer wins)."""
+    root.mkdir(parents=True)
+    for d in dirs:
+        (root / d).mkdir(exist_ok=True)
+        (root / d / "y").write_bytes(d.encode())
+    (root / "a.zip").write_bytes(_zip([(m, m.encode()) for m in members]))
+    (root / "a.zip!").mkdir(exist_ok=True)
+    shadow = members[0].split("/")[0].strip(".") or "m"
+    (root / "a.zip!" / shadow).write_bytes(b"shadow")
+
+
+def write_foreign_directory(root: Path) -> list[Path]:
+    """A directory that is someone's own, not a case of the tool: a report, a hidden
+    `.cache.tmp` and a file named like the tool's own temp files (mode 0755). Given as
+    `--case` (or as evidence with itself as the case), round 1 deleted the temp files,
+    overwrote the report and changed the mode. Returns the files."""
+    root.mkdir(mode=0o755, parents=True)
+    os.chmod(root, 0o755)
+    files = [root / "report.html", root / ".cache.tmp", root / ".osec-triage-tmp.x.tmp"]
+    for f, text in zip(files, ("my report\n", "my cache\n", "looks like ours, is not\n"),
+                       strict=True):
+        f.write_text(text)
+    return files
+
+
+def non_utf8_policy() -> bytes:
+    """A policy file with a Latin-1 byte in a comment (`café`): a traceback on round 1."""
+    return b"[limits]\n# caf\xe9\npixel_limit = 100\n"
 
 
 def zip_with_bad_utf8_name(good: list[tuple[str, bytes]], bad_name: bytes, data: bytes) -> bytes:

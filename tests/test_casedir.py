@@ -21,6 +21,7 @@ import pytest
 from _evidence import tree_digest
 
 from index.banks import BankStore
+from synthetic_fixtures.hostile_round2 import write_foreign_directory
 from triage.casedir import MARKER, CaseRefused, check_overlap
 from triage.pipeline import ScanConfig, run_scan
 
@@ -51,11 +52,7 @@ def test_unrelated_non_empty_directory_is_refused_untouched(tmp_path: Path) -> N
     ev.mkdir()
     (ev / "a.txt").write_text("a\n")
     mine = tmp_path / "mine"
-    mine.mkdir(mode=0o755)
-    os.chmod(mine, 0o755)
-    (mine / "report.html").write_text("my report\n")
-    (mine / ".cache.tmp").write_text("my cache\n")
-    (mine / ".osec-triage-tmp.x.tmp").write_text("looks like ours, is not\n")
+    write_foreign_directory(mine)
     before = _snapshot(mine)
     BankStore(tmp_path / "store").close()
     proc = _cli(ev, "--case", mine, "--store", tmp_path / "store", "--workers", "0",
@@ -68,9 +65,7 @@ def test_unrelated_non_empty_directory_is_refused_untouched(tmp_path: Path) -> N
 def test_evidence_inside_the_case_is_refused_and_untouched(tmp_path: Path) -> None:
     """The issue's reproduction: `triage scan D/report.html D/.cache.tmp --case D`."""
     d = tmp_path / "D"
-    d.mkdir()
-    (d / "report.html").write_text("x\n")
-    (d / ".cache.tmp").write_text("y\n")
+    write_foreign_directory(d)
     before = _snapshot(d)
     proc = _cli(d / "report.html", d / ".cache.tmp", "--case", d, "--store", tmp_path / "s",
                 "--inventory")

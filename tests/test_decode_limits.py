@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from _peak import OWN_PEAK
+from _scan_child import scan_with_2_workers
 
+from benchmarks.peak import OWN_PEAK
 from hashing.decode import DEFAULT_MAX_DECODE_BYTES, decode_estimate
 from hashing.hasher import HashOptions, hash_bytes, hash_path
 from synthetic_fixtures.hostile_round2 import (
@@ -151,24 +152,10 @@ def test_limits_must_be_positive(bad: dict[str, float]) -> None:
         HashOptions(**bad)  # type: ignore[arg-type]
 
 
-SCAN_CHILD = OWN_PEAK + """
-import json, sys
-from pathlib import Path
-from triage.pipeline import ScanConfig, run_scan
-tree = TreePeak()
-run_scan(ScanConfig(evidence=(Path(sys.argv[1]),), case_dir=Path(sys.argv[2]),
-                    store_dir=Path(sys.argv[3]), workers=2, inventory=True))
-peaks = tree.stop()
-print(json.dumps({"parent": own_peak_kib() * 1024,
-                  "workers": max(peaks.values(), default=0) * 1024}))
-"""
-
-
 def test_hostile_files_scan_under_1_gib_per_process_with_2_workers(tmp_path: Path) -> None:
     """Every round-2 hostile file in one scan at the default limits with 2 workers: the
     parent's peak RSS and every worker's sampled RSS stay under 1 GiB, and each file has its
     error row."""
-    from index.banks import BankStore
     from synthetic_fixtures.hostile_round2 import write_round2
 
     ev = tmp_path / "ev"
@@ -177,15 +164,9 @@ def test_hostile_files_scan_under_1_gib_per_process_with_2_workers(tmp_path: Pat
     mp4_with_patched_sample_count(ev / "lying.mp4", seed=8)
     (ev / "slow.jpg").write_bytes(slow_progressive_jpeg(seed=8, scans=40))
     (ev / "huge_frames.avi").write_bytes(huge_frame_video())
-    BankStore(tmp_path / "store").close()
-    proc = subprocess.run([sys.executable, "-c", SCAN_CHILD, str(ev), str(tmp_path / "case"),
-                           str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out, manifest = scan_with_2_workers(ev, tmp_path)
     assert out["parent"] < 1024 * MiB and 0 < out["workers"] < 1024 * MiB, out
-    rows = {Path(d["path"]).name: d for d in map(
-        json.loads, (tmp_path / "case" / "manifest.jsonl").read_text().splitlines())}
+    rows = {Path(d["path"]).name: d for d in manifest}
     assert rows["huge.png"]["status"] == "error" and rows["lying.mp4"]["status"] == "error"
     assert "video decode memory limit" in rows["huge_frames.avi"]["error"]
     assert rows["known.jpg"]["status"] == "error" and rows["known.jpg"]["archive_error"]

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _peak import OWN_PEAK
+from _scan_child import scan_with_2_workers
 
+from benchmarks.peak import OWN_PEAK
 from index.bank_import import ImportOptions
 from index.banks import BankStore
 from synthetic_fixtures.hostile_round2 import (
@@ -127,19 +128,11 @@ def test_targz_of_big_members_scans_under_1_gib_with_2_workers(tmp_path: Path) -
     up to 2 x workers batches in flight; with member bytes in flight bounded by the memory
     budget, the scan's parent and each worker (own peaks, fresh processes) stay under 1 GiB
     (measured 754 MiB parent, 456 MiB worker) and every member is hashed."""
-    from test_decode_limits import SCAN_CHILD
-
     ev = tmp_path / "ev"
     ev.mkdir()
     big_member_targz(ev / "big.tar.gz", seed=4)
-    BankStore(tmp_path / "store").close()
-    proc = subprocess.run([sys.executable, "-c", SCAN_CHILD, str(ev), str(tmp_path / "case"),
-                           str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out, rows = scan_with_2_workers(ev, tmp_path)
     assert out["parent"] < 1024 * MiB and 0 < out["workers"] < 1024 * MiB, out
-    rows = [json.loads(x) for x in (tmp_path / "case" / "manifest.jsonl").read_text().splitlines()]
     members = [d for d in rows if d["kind"] == "archive_member"]
     assert len(members) == 5 and all(
         d["status"] == "hashed" and d["size"] == 200 * MiB for d in members), members

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from _evidence import tree_digest
-from _peak import OWN_PEAK
 from test_no_content_leak import SIGNATURES
 
+from benchmarks.peak import OWN_PEAK
 from synthetic_fixtures.evidence import EvidenceSpec, make_evidence
 from synthetic_fixtures.hostile import HostileSpec, write_hostile
 

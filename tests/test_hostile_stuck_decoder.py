@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _procs import alive, descendants, sigkill_and_survivors, wait_gone
 
 from hashing.hasher import HashOptions
 from index.banks import BankStore
@@ -199,8 +200,6 @@ def test_the_native_timer_works_when_stderr_has_no_descriptor(
 def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path) -> None:
     """The pidfd watch is a Python thread, which a decoder holding the GIL starves; the
     kernel's parent-death signal (the pool's forkserver exits with the scan) still ends it."""
-    from test_round2_small import _alive, _descendants
-
     rng = np.random.default_rng([13, 1600])
     ev = tmp_path / "ev"
     ev.mkdir()
@@ -214,46 +213,35 @@ def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path) -> None:
          str(policy)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
              STUCK_MARKER: str(marker)})
-    left: list[int] = []
+    workers: set[int] = set()
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not marker.exists():
             time.sleep(0.1)
         assert marker.exists(), "the decoder never got stuck"
-        workers = _descendants(proc.pid)
+        workers = descendants(proc.pid)
         assert int(marker.read_text()) in workers
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in workers):
-            time.sleep(0.1)
-        left = [p for p in workers if _alive(p)]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        for p in left:  # clean up before failing: no orphan outlives a broken run
-            os.kill(p, signal.SIGKILL)
+        left = sigkill_and_survivors(proc, workers)
     assert not left, f"{len(left)} worker processes outlived the scan"
 
 
 def test_each_pool_worker_has_one_guard_that_ends_with_it() -> None:
     """The guards cost one small process per worker and never outlive it: none is left after
     the pool shuts down, and a worker killed by the watchdog takes its guard with it."""
-    from test_round2_small import _alive, _descendants
-
     from triage.executor import LocalExecutor
     from triage.parent_watch import _GUARD
 
     def guards() -> dict[int, int]:
         """guard pid -> its worker's pid"""
         out = {}
-        for pid in _descendants(os.getpid()):
+        for pid in descendants(os.getpid()):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if _GUARD.encode() in cmd and _alive(pid):
+            if _GUARD.encode() in cmd and alive(pid):
                 out[pid] = ppid
         return out
 
@@ -273,13 +261,7 @@ def test_each_pool_worker_has_one_guard_that_ends_with_it() -> None:
         victim = next(iter(workers))
         os.kill(victim, signal.SIGKILL)
         gone = [g for g, w in found.items() if w == victim]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(g) for g in gone):
-            time.sleep(0.05)
-        assert not any(_alive(g) for g in gone), "a guard outlived its killed worker"
+        assert not wait_gone(gone, 10), "a guard outlived its killed worker"
     finally:
         ex.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and guards():
-        time.sleep(0.05)
-    assert not guards(), "guards outlived the pool"
+    assert not wait_gone(set(guards()), 10), "guards outlived the pool"

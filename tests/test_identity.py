@@ -8,10 +8,8 @@ writer won, which hid a known-bad JPEG from the queue.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from hypothesis import strategies as st
 
 from index.bank_import import ImportOptions
 from index.banks import BankStore
-from synthetic_fixtures.hostile_round2 import write_label_collisions
+from synthetic_fixtures.hostile_round2 import write_generated_names, write_label_collisions
 from triage.casedb import CaseDB, _Labels
 from triage.identity import (
     WHOLE,
@@ -45,6 +43,7 @@ _locations = st.lists(_segments, min_size=1, max_size=4).map(
     lambda segs: (Segment("root", b"/ev"), *segs))
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # drawing is slow on a loaded machine
 @given(st.lists(_locations, min_size=2, max_size=12, unique=True))
 def test_keys_are_lossless_and_ordered(locs: list[tuple[Segment, ...]]) -> None:
     keys = [location_key(loc) for loc in locs]
@@ -102,14 +101,6 @@ def test_label_collisions_keep_every_row_and_every_match(tmp_path: Path) -> None
     assert set(by_loc) == {("root", "os", "zip"), ("root", "os", "zip", "zip")}
 
 
-def _zip(members: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members:
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 _member_names = st.lists(
     st.text(st.sampled_from("ab!/. "), min_size=1, max_size=8).filter(
         lambda n: not n.endswith("/") and not n.startswith("/")), min_size=1, max_size=8)
@@ -126,14 +117,7 @@ def test_generated_names_never_lose_a_row(tmp_path: Path, dirs: list[str],
     """Files and directories named like archive labels, zips with repeated and `!/` names:
     every item keeps its own row and every manifest label is distinct."""
     root = tmp_path / os.urandom(4).hex()
-    root.mkdir()
-    for d in dirs:
-        (root / d).mkdir(exist_ok=True)
-        (root / d / "y").write_bytes(d.encode())
-    (root / "a.zip").write_bytes(_zip([(m, m.encode()) for m in members]))
-    (root / "a.zip!").mkdir(exist_ok=True)
-    shadow = members[0].split("/")[0].strip(".") or "m"  # a file the first member's label shadows
-    (root / "a.zip!" / shadow).write_bytes(b"shadow")
+    write_generated_names(root, dirs, members)
     items = list(walk([str(root)]))
     keys = [location_key(i.location) for i in items]
     assert len(set(keys)) == len(items)

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _peak import OWN_PEAK
 
+from benchmarks.peak import OWN_PEAK
 from index.errors import HashListFormatError
 from index.ingest.records import ParseOptions
 from index.ingest.vics import MAX_DEPTH, _DepthGuard, parse

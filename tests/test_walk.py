@@ -20,8 +20,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from _peak import OWN_PEAK
 
+from benchmarks.peak import OWN_PEAK
 from hashing.types import HashRecord
 from triage import walk as walk_module
 from triage.archive_members import read_member

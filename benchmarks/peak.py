@@ -1,4 +1,4 @@
-"""Peak RSS of a test's child process, measured as that process's own.
+"""Peak RSS of a child process, measured as that process's own (tests and benchmarks).
 
 `resource.getrusage(RUSAGE_SELF).ru_maxrss` is not: at exec Linux folds the high-water RSS of
 the memory map being replaced (the forking parent's, shared through vfork or copied by fork)
@@ -11,6 +11,7 @@ afresh: a fresh interpreter's own peak, imports included.
 `OWN_PEAK` is source text a child's `-c` program starts with: `own_peak_kib(pid)` reads one
 process's VmHWM, and `TreePeak` samples it for every descendant (hashing workers) while the
 child runs (VmHWM only grows, so sampling loses nothing but a worker's last few ms).
+The memory tests and `benchmarks/hostile_rss.py` measure through this one reader.
 """
 
 from __future__ import annotations
