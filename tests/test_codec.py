@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hashing import codec
@@ -45,6 +45,7 @@ def test_value_distance_is_popcount_of_xor(a: bytes, b: bytes) -> None:
     assert codec.to_value("pdq", str(va)) == va
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # 256 draws each; slow under load
 @given(st.lists(st.integers(0, 1), min_size=256, max_size=256))
 def test_bitvector_round_trip(bits: list[int]) -> None:
     text = codec.bitvector_to_hex(bits)
