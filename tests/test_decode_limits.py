@@ -170,3 +170,33 @@ def test_hostile_files_scan_under_1_gib_per_process_with_2_workers(tmp_path: Pat
     assert rows["huge.png"]["status"] == "error" and rows["lying.mp4"]["status"] == "error"
     assert "video decode memory limit" in rows["huge_frames.avi"]["error"]
     assert rows["known.jpg"]["status"] == "error" and rows["known.jpg"]["archive_error"]
+
+
+def test_slow_video_decode_stops_at_the_per_file_time_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Video decoding runs under the same per-file limit as images: a stand-in for a decoder
+    that takes 60 s on one file (the real decoder, after a long pause in Python) is stopped
+    at 0.5 s with an error row that keeps the digests."""
+    import time
+
+    import numpy as np
+
+    import hashing.algorithms.video as video
+    from synthetic_fixtures.videos import make_video
+
+    real = video.hash_video
+
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(60)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    clip = tmp_path / "clip.mp4"
+    make_video(np.random.default_rng(3), clip, 1.0, 10.0, (64, 48))
+    monkeypatch.setattr(video, "hash_video", slow)
+    t0 = time.monotonic()
+    rec = hash_path(str(clip), HashOptions(decode_seconds=0.5))
+    assert time.monotonic() - t0 < 30
+    assert rec.status == "error" and "per-file time limit" in (rec.error or "")
+    assert rec.hashes["md5"]
+    monkeypatch.setattr(video, "hash_video", real)
+    assert hash_path(str(clip), HashOptions(decode_seconds=60)).status == "hashed"
