@@ -26,7 +26,7 @@ from hashing.output import restore_text
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
 from index.categories import SchemeError, canonical, label_for_text
 from index.errors import HashListFormatError
-from index.ingest.fastlines import BLOCK
+from index.ingest.fastlines import BLOCK, hex_cells
 from index.ingest.records import (
     BOM,
     Batch,
@@ -62,7 +62,6 @@ _LABELS = {
 }
 HASH_COLUMNS = tuple(a for a in SPECS if a not in STORE_PRIVATE)  # every list algorithm
 _PERCEPTUAL = frozenset(PERCEPTUAL)
-_HEX = b"0123456789abcdefABCDEF"
 _PLAIN_ID = re.compile(r"[^\s'\"]+(?:\n[^\s'\"]+)*")
 T = TypeVar("T")
 ACCEPTED_COLUMNS = (*HASH_COLUMNS, "id", "quality", "category", "vic_category", "caid_category",
@@ -352,13 +351,7 @@ def _fast_block(
     for i, target in sorted(columns.items()):
         col = cells[i]
         if target in HASH_COLUMNS:
-            digits = SPECS[target].hex_length
-            if set(map(len, col)) != {digits}:
-                return None
-            try:
-                if "".join(col).encode("ascii").translate(None, _HEX):
-                    return None
-            except UnicodeEncodeError:
+            if not hex_cells(col, SPECS[target].hex_length):
                 return None
             hash_cols.append((target, list(map(str.lower, col))))
         elif target == "id":

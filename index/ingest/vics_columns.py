@@ -17,6 +17,7 @@ from typing import Any
 
 from hashing.registry import PERCEPTUAL, SPECS
 from index.categories import BUILTIN, CategoryLabel, CategoryScheme
+from index.ingest.fastlines import hex_cells
 from index.ingest.records import (
     Batch,
     GroupKey,
@@ -31,7 +32,6 @@ _FIELDS = ("md5", "sha1", "sha256")  # the reference's order: a record's first h
 _MEMBERS = frozenset({*_FIELDS, "alternativehashes", "category", "isprecategorized",
                       "mediaid", "series"})
 _ALT_MEMBERS = frozenset({"hashname", "hashvalue", "quality"})
-_HEX = b"0123456789abcdefABCDEF"
 _PERCEPTUAL = frozenset(PERCEPTUAL)
 
 
@@ -150,12 +150,7 @@ def _names(objs: list[Any], wanted: frozenset[str]) -> dict[str, str] | None:
 
 def _hex(algo: str, col: list[Any]) -> list[str] | None:
     """The column lower-cased when every cell is a hex string of the algorithm's length."""
-    if set(map(type, col)) != {str} or set(map(len, col)) != {SPECS[algo].hex_length}:
-        return None
-    try:
-        if "".join(col).encode("ascii").translate(None, _HEX):
-            return None
-    except UnicodeEncodeError:
+    if set(map(type, col)) != {str} or not hex_cells(col, SPECS[algo].hex_length):
         return None
     return "\n".join(col).lower().split("\n")
 
