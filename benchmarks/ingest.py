@@ -102,42 +102,6 @@ def _child(store: str, path: str, fmt: str, reference: bool, replace: str | None
     })
 
 
-def _lookup_child(store: str, files: int, queue: Any) -> None:
-    """Exact digest lookups against the store (present and absent MD5/SHA-1), per CPU-second,
-    and the resident memory the matcher costs."""
-    import numpy as np
-
-    from index.banks import BankStore
-    from synthetic_fixtures.rdsv3 import file_hashes
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with BankStore(store) as s:
-        matcher = s.open_matcher()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rng = np.random.default_rng(7)
-    out: dict[str, Any] = {"matcher_rss_mb": after - before}
-    for kind in ("present", "absent"):
-        picks = rng.integers(0, files, 20_000)
-        queries = [file_hashes(int(i) + (0 if kind == "present" else files))[2].lower()
-                   for i in picks]
-        cpu0 = time.process_time()
-        hits = sum(bool(matcher.lookup_digest("md5", q)) for q in queries)
-        cpu = time.process_time() - cpu0
-        out[f"{kind}_lookups_per_cpu_s"] = len(queries) / cpu
-        out[f"{kind}_hit_fraction"] = hits / len(queries)
-    queue.put(out)
-
-
-def _lookups(store: Path, files: int) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_lookup_child, args=(str(store), files, queue))
-    proc.start()
-    out: dict[str, Any] = queue.get()
-    proc.join()
-    return out
-
-
 def _import(store: Path, path: Path, fmt: str, reference: bool = False,
             replace: str | None = None) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
@@ -220,7 +184,9 @@ def run(out_dir: str, quick: bool = False, parts: tuple[str, ...] = PARTS) -> di
             if f"{fmt}-7" in parts and not quick:
                 rows += _lists(work, fmt, 10_000_000, living=False)
         if "rdsv3" in parts:
-            nsrl = _nsrl(work / "rdsv3", sizes=[20_000] if quick else [1_000_000, 3_000_000])
+            from benchmarks.ingest_rdsv3 import SIZES, measure
+
+            nsrl = measure(work / "rdsv3", sizes=(20_000,) if quick else SIZES)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     commit = machine_info()["commit"]
@@ -262,24 +228,10 @@ def _publish(out_dir: str, rows: list[dict[str, Any]], nsrl: list[dict[str, Any]
                   " benchmark ran one at a time under the shared machine's benchmark lock"
                   " (`python -m benchmarks.ingest --part ...`); each row gives its load and"
                   " commit.")
-    nsrl_table = [(r["way"], f"{r['files']:,}", f"{r['entries']:,}", r["attach_cpu_s"],
-                   r["present_lookups_per_cpu_s"], r["absent_lookups_per_cpu_s"],
-                   r["matcher_rss_mb"], r["rds_mb"], r["store_mb"], r["store_bytes_per_entry"],
-                   round(r["load_avg"], 1), r["commit"])
-                  for r in nsrl]
-    from benchmarks.harness import markdown_table
+    from benchmarks.ingest_rdsv3 import section
 
     md = Path(out_dir) / "ingest.md"
-    md.write_text(md.read_text() + "\n### NSRL RDSv3 (synthetic, RDSv3-shaped) as a known-good"
-                  " bank\n\n" + markdown_table(
-                      ["bank", "FILE rows", "digests (md5+sha1+sha256)", "attach/import CPU s",
-                       "lookups/CPU-s (present)", "lookups/CPU-s (absent)", "matcher RSS MB",
-                       "publication MB", "store MB", "store bytes/digest", "load avg",
-                       "commit"],
-                      nsrl_table) + "\n\nA lookup is `BankMatcher.lookup_digest` (the scan's"
-                  " and the service's call), MD5, 20,000 each present and absent. Attached, the"
-                  " store holds no copy (sidecar: the digest columns the publication has no"
-                  " index on); matcher RSS is what opening the matcher added.\n")
+    md.write_text(md.read_text() + section(nsrl))
     first = [r for r in rows if r["kind"] == "first import"]
     if first:
         labels = [f"{r['format']} {r['entries']:,}\n{r['path']}" for r in first]
@@ -291,63 +243,9 @@ def _publish(out_dir: str, rows: list[dict[str, Any]], nsrl: list[dict[str, Any]
     return result
 
 
-def _attach_child(store: str, db: str, queue: Any) -> None:
-    from index.banks import BankStore
-
-    cpu0 = time.process_time()
-    wall0 = time.perf_counter()
-    with BankStore(store) as s:
-        s.attach(db, "nsrl", version="synthetic")
-    queue.put({"attach_cpu_s": time.process_time() - cpu0,
-               "attach_wall_s": time.perf_counter() - wall0,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-
-
-def _attach(store: Path, db: Path) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_attach_child, args=(str(store), str(db), queue))
-    proc.start()
-    out: dict[str, Any] = queue.get()
-    proc.join()
-    return out
-
-
-def _nsrl(work_root: Path, sizes: list[int]) -> list[dict[str, Any]]:
-    """RDSv3 as a known-good bank three ways, same data, same run: attached in place through
-    the publication's digest indexes, attached with a sidecar (a publication without them), and
-    imported into the store; lookup rates, memory and disk of each."""
-    from synthetic_fixtures.rdsv3 import write_rdsv3
-
-    work_root.mkdir(parents=True, exist_ok=True)
-    out = []
-    try:
-        for files in sizes:
-            ways = ["attached (indexed)"] + (["attached (sidecar)", "imported"]
-                                             if files == sizes[0] else [])
-            for way in ways:
-                db = work_root / f"RDS_synthetic_{files}.db"
-                rows = write_rdsv3(db, files, repeat_every=10, indexed=way == "attached (indexed)")
-                store = work_root / f"store-{files}"
-                if way == "imported":
-                    got = _import(store, db, "rdsv3")
-                    got["attach_cpu_s"] = got["cpu_s"]
-                else:
-                    got = _attach(store, db)
-                    got["records_per_cpu_s"] = rows / got["attach_cpu_s"]
-                got.update(_lookups(store, files))
-                entries = 3 * files
-                got.update(way=way, files=rows, entries=entries, rds_mb=db.stat().st_size / 2**20,
-                           store_mb=_du(store), store_bytes_per_entry=_du(store) * 2**20 / entries,
-                           load_avg=os.getloadavg()[0])
-                out.append(got)
-                print("rdsv3", way, rows, f"{got['present_lookups_per_cpu_s']:,.0f} lookups/CPU-s",
-                      flush=True)
-                shutil.rmtree(store)
-                db.unlink()
-    finally:
-        shutil.rmtree(work_root, ignore_errors=True)
-    return out
+def publish_nsrl(out_dir: str, nsrl: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge RDSv3 rows measured on their own (`benchmarks.ingest_rdsv3`) into the result."""
+    return _publish(out_dir, [], nsrl, fresh=False)
 
 
 def _main() -> None:

@@ -164,6 +164,22 @@ def test_keys_roles_and_revocation(service: dict[str, Any]) -> None:
                                  "temp"])
     assert r.exit_code == 0, r.output
     assert c.call("POST", "/v1/lookup", body, key=temp)[0] == 401
+    # ... also on a connection kept alive across the revocation
+    db = ServiceDB(str(service["store"]))
+    kept = db.add_key("kept", "lookup")
+    con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {kept}"}
+    codes = []
+    for revoke in (False, True):
+        if revoke:
+            db.revoke("kept")
+        con.request("POST", "/v1/lookup", body=json.dumps(body), headers=headers)
+        resp = con.getresponse()
+        resp.read()
+        codes.append(resp.status)
+    con.close()
+    db.close()
+    assert codes == [200, 401]
 
 
 def wait_report(c: Client, report: str, key: str) -> dict[str, Any]:
@@ -222,6 +238,10 @@ def test_partner_list_import_while_lookups_continue(service: dict[str, Any]) -> 
                          key=keys["partner"])
     bad = wait_report(c, doc["report"], keys["partner"])
     assert bad["report"]["status"] == "rejected" and bad["report"]["rejected"][0]["line"] == 1
+    # ... and the last good list keeps answering
+    status, kept = c.call("POST", "/v1/lookup", {"hashes": [{"algo": "pdq", "hash": PDQ[35]}]},
+                          key=keys["lookup"])
+    assert status == 200 and [m["bank"] for m in kept["results"][0]["matches"]] == ["acme-list"]
     for query, code in [("?format=xml", 400), ("?replace=maybe", 400), ("?replace=true", 400),
                         ("?scheme=../x", 400)]:
         assert c.call("POST", f"/v1/banks/acme-list/lists{query}", raw=b"x",
@@ -270,6 +290,22 @@ def test_hostile_requests(service: dict[str, Any]) -> None:
     sock.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:60]
     assert time.monotonic() - started < 6
+    # a chunked body (no Content-Length) is cut off once past the limit, not read to its end
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"POST /v1/lookup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                 + keys["lookup"].encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b" " * 8192
+    sent = 0
+    try:
+        for _ in range(64):  # 512 KiB offered, the limit is 64 KiB
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    answer = sock.recv(4096)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:60]
+    assert b"limit" in answer
     # many wrong keys from one address: refused for a while, the right key included
     root = service["root"]
     config = ServiceConfig(failed_auth_limit=5, failed_auth_window=30, rate_per_second=5,
@@ -286,6 +322,8 @@ def test_hostile_requests(service: dict[str, Any]) -> None:
         d = Client(other.port, keys["lookup"])
         codes = [d.call("POST", "/v1/lookup", body)[0] for _ in range(6)]
         assert codes[:3] == [200] * 3 and 429 in codes[3:]
+        # the limit is per key: another key is not held back by this one's requests
+        assert d.call("POST", "/v1/lookup", body, key=keys["admin"])[0] == 200
     log = (root / "store" / "audit" / "service.log").read_text().splitlines()
     lines = [json.loads(x) for x in log]
     assert any(x.get("key") == "platform" and x["endpoint"] == "/v1/lookup" for x in lines)
@@ -314,3 +352,27 @@ def test_bind_rule_and_keys_cli(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["serve", "--store", str(tmp_path), "keys", "add", "p2", "--role",
                             "partner"])
     assert r.exit_code != 0 and "--bank" in r.output
+
+
+def test_audit_hashes_only_when_the_policy_says_so(tmp_path: Path) -> None:
+    lst = tmp_path / "k.csv"
+    lst.write_text("id,md5\n" + "".join(f"k{i},{MD5[i]}\n" for i in range(3)))
+    with BankStore(tmp_path / "store") as store:
+        store.import_file(str(lst), ImportOptions(bank="known"))
+    db = ServiceDB(str(tmp_path / "store"))
+    key = db.add_key("platform", "lookup")
+    db.close()
+    log = tmp_path / "store" / "audit" / "service.log"
+    for audit_hashes in (False, True):
+        app = create_app(str(tmp_path / "store"), ServiceConfig(audit_hashes=audit_hashes))
+        with ThreadedServer(app) as server:
+            status, doc = Client(server.port, key).call("POST", "/v1/lookup", {"hashes": [
+                {"algo": "md5", "hash": MD5[1]}, {"algo": "md5", "hash": MD5[30]}]})
+        assert status == 200 and [bool(r["matches"]) for r in doc["results"]] == [True, False]
+        line = json.loads(log.read_text().splitlines()[-1])
+        assert (line["key"], line["status"], line["hashes_asked"], line["queries_matched"]) == (
+            "platform", 200, 2, 1)
+        if audit_hashes:
+            assert line["hashes"] == [{"md5": MD5[1]}, {"md5": MD5[30]}]
+        else:
+            assert "hashes" not in line and MD5[30] not in log.read_text()
