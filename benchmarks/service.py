@@ -296,8 +296,11 @@ def run(out_dir: str, quick: bool = False, keep: str | None = None,
             db = ServiceDB(str(store))
             key = db.add_key(f"bench{n}-{os.getpid()}-{int(time.time())}", "lookup")
             db.close()
-            pdq = _pdq_items(codes, 4000, rng)
-            md5 = _md5_items(n, 4000, rng)
+            # queries from a stream of their own: drawn from the bank's stream, "random" codes
+            # would repeat bank codes (each a run of the same generator's bytes)
+            queries = np.random.default_rng([16, n])
+            pdq = _pdq_items(codes, 4000, queries)
+            md5 = _md5_items(n, 4000, queries)
             del codes
             for engine in ("hamming (ours)", "faiss-flat"):
                 for got in _measure(store, n, engine, key, pdq, md5):
