@@ -87,7 +87,7 @@ def _serve(store: str, engine: str, queue: Any, ask: Any) -> None:
 
     from service.app import create_app
     from service.config import ServiceConfig
-    from service.server import config
+    from service.server import config, loopback_socket
 
     before, _ = _rss_mb(os.getpid())
     cfg = ServiceConfig(rate_per_second=1e9, rate_burst=10**9, max_lookup_hashes=1000)
@@ -103,8 +103,7 @@ def _serve(store: str, engine: str, queue: Any, ask: Any) -> None:
                        "index_mb": _index_bytes(app.state.banks.current.matcher) / 2**20})
 
     threading.Thread(target=answer, daemon=True).start()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     queue.put(sock.getsockname()[1])
     uvicorn.Server(config(app, "127.0.0.1", sock.getsockname()[1])).run(sockets=[sock])
 

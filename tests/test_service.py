@@ -22,7 +22,7 @@ from index.banks import BankStore, ImportOptions
 from service.app import create_app
 from service.config import ServiceConfig
 from service.keys import ServiceDB
-from service.server import BindRefusedError, ThreadedServer, check_bind
+from service.server import BindRefusedError, ThreadedServer, check_bind, loopback_socket
 
 MD5 = [hashlib.md5(bytes([i])).hexdigest() for i in range(40)]
 PDQ = [hashlib.sha256(bytes([i])).hexdigest() for i in range(40)]
@@ -329,6 +329,17 @@ def test_hostile_requests(service: dict[str, Any]) -> None:
     assert any(x.get("key") == "platform" and x["endpoint"] == "/v1/lookup" for x in lines)
     assert all("hashes" not in x for x in lines)
     assert MD5[1] not in "\n".join(log) and keys["lookup"] not in "\n".join(log)
+
+
+def test_loopback_socket_is_tcp_so_asyncio_turns_nagle_off() -> None:
+    # asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP; with protocol 0
+    # every small answer of the test and benchmark servers waited for a delayed ACK (~40 ms)
+    sock = loopback_socket()
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > 0
+    finally:
+        sock.close()
 
 
 def test_bind_rule_and_keys_cli(tmp_path: Path) -> None:
