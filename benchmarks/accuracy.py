@@ -22,12 +22,23 @@ sky, dark, blurred) measures what hashes under the PDQ quality floor do at tight
 matches between distinct such images, and how many of their copies are found; the scan's
 low-quality radius is chosen from these numbers.
 
-Run: `triage bench accuracy [--quick]` or `python -m benchmarks.accuracy [--quick]`.
+Crop-robust rows: the same run also runs the media-bank benchmark (`benchmarks.media_bank`:
+a bank built from original media; crops 5-30 %, text and logo overlays, screenshots, collage
+cells, small rotations and their JPEG re-encodes) and puts its recall per edit, and its false
+positives among thousands of distinct photos, in one table beside PDQ, pHash and imagehash's
+`crop_resistant_hash` (`accuracy_crop_robust.png`).
+
+Run: `triage bench accuracy [--quick]` or `python -m benchmarks.accuracy [--quick]`;
+`python -m benchmarks.accuracy --merge-media-bank MEDIA_RESULT [--out DIR]` re-renders a saved
+accuracy result with a separately run media-bank result's rows.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from benchmarks import harness, plots
+from benchmarks import harness, media_bank, plots
 from hashing import codec
 from hashing.algorithms.imagehash_family import imagehash_hashes
 from hashing.algorithms.pdq import pdq_from_rgb
@@ -508,6 +519,63 @@ def _markdown_notes(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CROP_ROBUST_SERIES = ("pdq", "phash", "crop_resistant", "pdq_grid", "orb", "media_bank")
+
+
+def crop_robust(media: dict[str, Any]) -> dict[str, Any]:
+    """What the accuracy table keeps of a media-bank result: recall per edit and series,
+    false positives among distinct photos, where and when it ran."""
+    neg = media["negatives"]
+    return {
+        "recall": media["recall"],
+        "negatives": neg["images"],
+        "false_positives": neg["false_positives"],
+        "wrong_item_matches": media["wrong_item_matches"],
+        "originals": media["config"]["n_originals"],
+        "crop_resistant_originals": media["config"]["n_crop_resistant"],
+        "jpeg_quality": media["jpeg_quality"],
+        "commit": media.get("machine", {}).get("commit"),
+        "load": media.get("load"),
+        "quick": media["quick"],
+    }
+
+
+def plot_crop_robust(out_dir: Path, cr: dict[str, Any]) -> Path:
+    edits = list(cr["recall"])
+    fig, axes = plots.grid(1, ncols=1, panel_size=(max(8.0, 0.5 * len(edits)), 4.5))
+    series = {s: [cr["recall"][e][s] for e in edits] for s in CROP_ROBUST_SERIES}
+    plots.bars(axes[0], edits, series, "recall")
+    axes[0].set_ylim(0, 1.05)
+    return plots.save(fig, out_dir / "accuracy_crop_robust.png",
+                      title="Crop-robust edits: media bank vs hash lists and crop_resistant_hash")
+
+
+def _crop_robust_notes(cr: dict[str, Any]) -> list[str]:
+    rows: list[tuple[object, ...]] = [
+        (e, *(cr["recall"][e][s] for s in CROP_ROBUST_SERIES)) for e in cr["recall"]]
+    rows.append(("distinct photos matching any bank item",
+                 *(f"{cr['false_positives'][s]} of {cr['negatives'][s]:,}"
+                   for s in CROP_ROBUST_SERIES)))
+    rows.append(("edits matching a wrong bank item",
+                 *(cr["wrong_item_matches"][s] for s in CROP_ROBUST_SERIES)))
+    load = ", ".join(f"{x:.1f}" for x in cr["load"] or ())
+    return [
+        "", "### Crop-robust edits: media bank vs PDQ, pHash and crop_resistant_hash", "",
+        f"A bank built from {cr['originals']} original photos (`triage bank import-media`): "
+        "`media_bank` is what a scan reports (PDQ, sub-window PDQs `pdq_grid`, local features "
+        "`orb` with geometric verification); `pdq` and `phash` are the originals' hashes as a "
+        "hash list holds them; `crop_resistant` is imagehash's `crop_resistant_hash` with its "
+        f"default `matches()`, on {cr['crop_resistant_originals']} originals, all their edits "
+        f"and {cr['negatives']['crop_resistant']:,} distinct photos. `+jpeg`: re-encoded at "
+        f"q{cr['jpeg_quality']}. Collage cells: 2 x 2 collages, each cell one positive. From "
+        f"`benchmarks.media_bank` at commit {cr['commit']} (load {load})"
+        + (f"; the rows above from commit {cr['accuracy_commit']} (merged with "
+           "`--merge-media-bank`)." if cr.get("accuracy_commit") else "."),
+        "",
+        harness.markdown_table(("edit", *CROP_ROBUST_SERIES), rows),
+    ]
+
+
 def write_markdown(out_dir: str | Path, result: dict[str, Any]) -> None:
     """result.json + accuracy.md from a result (also used to re-render a saved one)."""
     edit_names = list(result["recall"])
@@ -517,9 +585,13 @@ def write_markdown(out_dir: str | Path, result: dict[str, Any]) -> None:
         for name in edit_names
     ]
     payload = {k: v for k, v in result.items() if k not in ("benchmark", "machine")}
+    notes = _markdown_notes(result)
+    if "crop_robust" in result:
+        notes += "\n" + "\n".join(_crop_robust_notes(result["crop_robust"]))
+        plot_crop_robust(Path(out_dir), result["crop_robust"])
     harness.write_results(out_dir, "accuracy", payload,
                           ("edit", "family", *SERIES, "PDQ quality (median)"), rows,
-                          notes=_markdown_notes(result))
+                          notes=notes)
 
 
 def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
@@ -629,10 +701,25 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
     plot_roc(out, families, pos, {f: {s: neg_orig[s] + h[s] for s in SERIES}
                                   for f, h in neg_fam.items()})
     plot_recall_bars(out, edit_names, recall)
+    with tempfile.TemporaryDirectory(prefix="accuracy-media-") as tmp:
+        result["crop_robust"] = crop_robust(media_bank.run(tmp, quick=quick))
     result["total_seconds"] = time.perf_counter() - t0
     write_markdown(out, result)
     return result
 
 
+def merge_media_bank(out_dir: str | Path, media_result: str | Path) -> None:
+    """Re-render the accuracy result in `out_dir` with a separately run media-bank result."""
+    saved = json.loads((Path(out_dir) / "result.json").read_text())
+    saved["crop_robust"] = crop_robust(json.loads(Path(media_result).read_text()))
+    saved["crop_robust"]["accuracy_commit"] = saved.get("machine", {}).get("commit")
+    write_markdown(out_dir, saved)
+
+
 if __name__ == "__main__":
-    harness.main(run, "accuracy", __doc__)
+    if len(sys.argv) > 2 and sys.argv[1] == "--merge-media-bank":
+        rest = sys.argv[3:]
+        merge_media_bank(rest[1] if rest[:1] == ["--out"] else "benchmarks/results/accuracy",
+                         sys.argv[2])
+    else:
+        harness.main(run, "accuracy", __doc__)
