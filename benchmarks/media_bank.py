@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class Config:
     seed: int = 20261201
 
 
-FULL = Config(60, 640, 1024, 2000, 320, 480, 60, (100, 1_000), 20, 2_000)
+FULL = Config(40, 640, 1024, 2000, 320, 480, 40, (100, 1_000), 20, 2_000)
 QUICK = Config(8, 320, 400, 40, 240, 320, 8, (100, 1_000), 20, 300)
 
 
@@ -141,16 +142,22 @@ def _crop_resistant(img: Image.Image) -> tuple[Any, float]:
 
 
 class _CropResistantPool:
-    """`_crop_resistant` in worker processes, at most `PENDING` images in flight (each is
-    pickled to a worker; the pool must not hold the whole run's pixels)."""
+    """`_crop_resistant` in worker processes (forkserver: never a fork of a process whose
+    numba threads run), at most `PENDING` images in flight (each is pickled to a worker; the
+    pool must not hold the whole run's pixels); `workers=0` runs it in this process."""
 
     PENDING = 64
 
     def __init__(self, workers: int) -> None:
-        self.pool = ProcessPoolExecutor(workers)
+        self.pool = (ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
+                     if workers else None)
         self.futures: list[Future[tuple[Any, float]]] = []
 
     def submit(self, img: Image.Image) -> Future[tuple[Any, float]]:
+        if self.pool is None:
+            done: Future[tuple[Any, float]] = Future()
+            done.set_result(_crop_resistant(img))
+            return done
         pending = [f for f in self.futures[-2 * self.PENDING:] if not f.done()]
         if len(pending) >= self.PENDING:
             wait(pending[:len(pending) - self.PENDING + 1])
@@ -159,7 +166,8 @@ class _CropResistantPool:
         return f
 
     def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def _resolve(sigs: list[Signatures], timer: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import accuracy
+from benchmarks import accuracy, media_bank
 from hashing.registry import spec
 
 
@@ -99,8 +99,12 @@ def test_quick_run_writes_sane_results(tmp_path: Path, monkeypatch: pytest.Monke
     tiny = dataclasses.replace(accuracy.QUICK, n_originals=4, min_width=96, max_width=128, n_flat=3,
                                n_low_info=1)
     monkeypatch.setattr(accuracy, "QUICK", tiny)
+    monkeypatch.setattr(media_bank, "QUICK", media_bank.Config(4, 200, 240, 6, 120, 160, 4,
+                                                               (10,), 2, 20))
+    monkeypatch.setattr(media_bank, "CROP_RESISTANT_WORKERS", 0)
     result = accuracy.run(tmp_path, quick=True)
-    for name in ("result.json", "accuracy.md", "accuracy_roc.png", "accuracy_recall.png"):
+    for name in ("result.json", "accuracy.md", "accuracy_roc.png", "accuracy_recall.png",
+                 "accuracy_crop_robust.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     saved = json.loads((tmp_path / "result.json").read_text())
     for key in ("recall", "false_positive_rate", "family_recall", "family_fpr", "histograms",
@@ -127,3 +131,11 @@ def test_quick_run_writes_sane_results(tmp_path: Path, monkeypatch: pytest.Monke
     md = (tmp_path / "accuracy.md").read_text()
     assert "Where the default scan is weak" in md and "| edit | family |" in md
     assert "Low-information images" in md and "| family | edits |" in md
+    # the media-bank rows beside the hash lists and crop_resistant_hash, in the same table
+    cr = saved["crop_robust"]
+    assert "| edit | pdq | phash | crop_resistant | pdq_grid | orb | media_bank |" in md
+    assert {"crop_30+jpeg", "screenshot", "collage_cell+jpeg", "rotate_5"} <= set(cr["recall"])
+    assert cr["crop_resistant_originals"] == cr["originals"] == 4
+    assert cr["negatives"]["crop_resistant"] == cr["negatives"]["media_bank"] == 6
+    assert all(0.0 <= v <= 1.0 for rec in cr["recall"].values() for v in rec.values())
+    assert cr["recall"]["crop_5"]["media_bank"] == 1.0 and cr["false_positives"]["orb"] == 0
