@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -142,15 +141,14 @@ def _crop_resistant(img: Image.Image) -> tuple[Any, float]:
 
 
 class _CropResistantPool:
-    """`_crop_resistant` in worker processes (forkserver: never a fork of a process whose
-    numba threads run), at most `PENDING` images in flight (each is pickled to a worker; the
-    pool must not hold the whole run's pixels); `workers=0` runs it in this process."""
+    """`_crop_resistant` in worker processes, at most `PENDING` images in flight (each is
+    pickled to a worker; the pool must not hold the whole run's pixels); `workers=0` runs it
+    in this process."""
 
     PENDING = 64
 
     def __init__(self, workers: int) -> None:
-        self.pool = (ProcessPoolExecutor(workers, mp_context=get_context("forkserver"))
-                     if workers else None)
+        self.pool = ProcessPoolExecutor(workers) if workers else None
         self.futures: list[Future[tuple[Any, float]]] = []
 
     def submit(self, img: Image.Image) -> Future[tuple[Any, float]]:
