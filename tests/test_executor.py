@@ -4,6 +4,10 @@ costs only that file an error row (the rest of its batch and the other batches s
 from __future__ import annotations
 
 import os
+import threading
+import time
+
+from _procs import alive
 
 from hashing.hasher import HashOptions
 from hashing.types import HashRecord
@@ -18,6 +22,13 @@ def crash_on_poison(batch: HashBatch) -> BatchResult:
         os._exit(3)
     return BatchResult(batch.seq, tuple(HashRecord(path=t.path, status="hashed")
                                         for t in batch.tasks), 0.0, "w")
+
+
+def stuck_on_stuck(batch: HashBatch) -> BatchResult:
+    """Batch function for the close test: a task named 'stuck' never returns."""
+    if any(t.path.endswith("stuck") for t in batch.tasks):
+        time.sleep(3600)
+    return crash_on_poison(batch)
 
 
 _LOC = fs_location(b"/e", b"/e")  # the workers never look at a task's location
@@ -49,3 +60,23 @@ def test_factory_and_inline_order() -> None:
                       HashOptions())
     (result,) = list(inline.run([batch]))
     assert result.seq == 7 and result.records[0].hashes["md5"] == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_close_ends_a_pool_whose_worker_never_returns() -> None:
+    """close() after an abandoned run (a worker still busy, as after Ctrl-C or an error in the
+    scan) returns within its grace period and leaves no worker behind, where a plain
+    `shutdown(wait=True)` would wait for the task forever."""
+    opts = HashOptions()
+    stuck = HashBatch(0, (HashTask("/e/stuck", None, b"", 0, 0.0, location=_LOC),), opts)
+    fine = HashBatch(1, (HashTask("/e/fine", None, b"", 0, 0.0, location=_LOC),), opts)
+    executor = LocalExecutor(2, fn=stuck_on_stuck)
+    results = executor.run(iter([stuck, fine]))
+    assert next(results).seq == 1
+    workers = set(executor._pool._processes)  # type: ignore[attr-defined]
+    closing = threading.Thread(target=executor.close, daemon=True)
+    started = time.monotonic()
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), "close() waited for a task that never returns"
+    assert time.monotonic() - started < 30
+    assert workers and not any(alive(pid) for pid in workers)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +42,8 @@ LOCAL_DASK = "local-dask"  # `--scheduler local-dask`: a LocalCluster on this ma
 # always let through, so a single member up to `max_member_bytes` still goes.
 DEFAULT_IN_FLIGHT_BYTES = 128 << 20
 WATCH_SECONDS = 0.25  # how often the parent looks for a decode past its hard deadline
+CLOSE_GRACE_SECONDS = 5.0  # how long close() lets idle workers exit before killing them
+KILL_WAIT_SECONDS = 10.0  # bound on waiting for a SIGKILLed worker (one in uninterruptible I/O)
 
 
 class ExecutorError(TriageError):
@@ -107,6 +111,40 @@ def _init_worker(parent: int, slots: Any, lock: Any, workers: int) -> None:
     limit_threads()
 
 
+def _still_running(sentinels: dict[int, int], seconds: float) -> dict[int, int]:
+    """Of `sentinels` (a worker's sentinel -> its pid), those not ended within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while sentinels:
+        ended = multiprocessing.connection.wait(
+            list(sentinels), timeout=max(0.0, deadline - time.monotonic()))
+        if not ended:
+            break
+        sentinels = {s: pid for s, pid in sentinels.items() if s not in ended}
+    return sentinels
+
+
+def _end_pool(pool: ProcessPoolExecutor, grace: float) -> None:
+    """Shut `pool` down, SIGKILLing workers still alive after `grace` seconds, and return
+    once they have ended.
+
+    `shutdown(wait=True)` alone can wait forever: a worker busy with a task that never returns
+    keeps the pool from sending any worker its stop message, and a worker killed while it held
+    the call queue's read lock (an idle worker blocks in the queue's read holding it) leaves
+    the others blocked on that lock. Exit is watched on each worker's sentinel (ready once the
+    worker has been reaped), never by joining the processes, which the pool's own manager
+    thread joins.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    left = _still_running({proc.sentinel: proc.pid for proc in procs}, grace)
+    for pid in left.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _still_running(left, KILL_WAIT_SECONDS)
+
+
 def _digests_only(opts: HashOptions) -> HashOptions:
     return HashOptions(algorithms=opts.digests)
 
@@ -167,7 +205,9 @@ class LocalExecutor:
             self._kill_overdue()
 
     def _restart(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """A fresh pool for a broken one: nothing the old pool still runs is wanted (its
+        batches are re-run), so its remaining workers are killed at once."""
+        _end_pool(self._pool, grace=0.0)
         self._pool = self._new_pool()
 
     def _isolate(self, batch: HashBatch) -> BatchResult:
@@ -248,7 +288,7 @@ class LocalExecutor:
                 "stuck_workers_killed": self.killed}
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        _end_pool(self._pool, grace=CLOSE_GRACE_SECONDS)
 
 
 def scan_cores(workers: int | None, scheduler: str | None) -> int | None:
