@@ -143,7 +143,7 @@ def test_ex01_layout_is_pinned(tmp_path: Path) -> None:
 def test_ex01_is_scanned_in_place_and_verified(tmp_path: Path) -> None:
     """A FAT volume inside an Ex01, split in segments: its files are rows read in place
     through their locator, the root row says the stored MD5 and SHA-1 were verified; stored
-    hashes that do not match, or none, make the image an attention row."""
+    hashes that do not match, none, or a missing last segment make the image an attention row."""
     _require_tools()
     raw = tmp_path / "usb.fat"
     pic = np.random.default_rng(3).bytes(150_000)
@@ -166,7 +166,12 @@ def test_ex01_is_scanned_in_place_and_verified(tmp_path: Path) -> None:
     assert reason.startswith("EWF image: computed hash differs from the stored")
     none = ex01_image(raw, tmp_path / "none", store_hashes=False)
     status, reason, attention = _rows(none[0])[f"{none[0]}!/"]
-    assert attention and reason is not None and "stores no acquisition MD5 or SHA-1" in reason
+    assert attention and reason is not None and "no acquisition MD5 or SHA-1 found" in reason
+    cut = ex01_image(raw, tmp_path / "cut", chunks_per_segment=10)
+    cut[-1].unlink()  # the last segment, which holds the stored hashes
+    status, reason, attention = _rows(cut[0])[f"{cut[0]}!/"]
+    assert status == "error" and attention and reason is not None
+    assert "missing segment file" in reason and "stores no" not in reason
 
 
 def test_classic_hfs_is_listed_as_not_examined(tmp_path: Path) -> None:

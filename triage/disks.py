@@ -502,7 +502,8 @@ def verify_ewf(media: EwfMedia, label: str) -> Integrity:
     stored = {_EWF_HASHES[k]: v.lower() for k, v in stored_raw.items() if k in _EWF_HASHES}
     if not stored:
         return Integrity(label, "no stored hash", {}, {}, media.size, time.perf_counter() - t0,
-                         "the image stores no acquisition MD5 or SHA-1; nothing to verify")
+                         "no acquisition MD5 or SHA-1 found (none stored, or the segment "
+                         "holding it is missing or damaged); nothing to verify")
     digests = {name: hashlib.new(name) for name in stored}
     pos = 0
     try:
