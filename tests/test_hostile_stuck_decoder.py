@@ -118,6 +118,8 @@ def stuck_on_dask(batch: HashBatch) -> BatchResult:
 
     def decode(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
         if path.endswith(STUCK):
+            if os.environ.get(STUCK_MARKER):
+                Path(os.environ[STUCK_MARKER]).write_text(str(os.getpid()))
             ctypes.PyDLL(None).sleep(3600)  # in C, holding the GIL: the worker freezes
         return real(data, path, opts)
 
@@ -197,9 +199,12 @@ def test_the_native_timer_works_when_stderr_has_no_descriptor(
     assert record.status == "hashed" and record.error is None and record.hashes["pdq"]
 
 
-def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path) -> None:
-    """The pidfd watch is a Python thread, which a decoder holding the GIL starves; the
-    kernel's parent-death signal (the pool's forkserver exits with the scan) still ends it."""
+@pytest.mark.parametrize("child", [
+    CHILD, pytest.param(DASK_CHILD, marks=pytest.mark.dask)], ids=["pool", "local-dask"])
+def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path, child: str) -> None:
+    """The pidfd watch is a Python thread (Dask's pipe watch too), which a decoder holding the
+    GIL starves; the guard process, which waits on the same pidfd, still ends the worker at
+    once, long before its hard decode deadline (10 minutes here)."""
     rng = np.random.default_rng([13, 1600])
     ev = tmp_path / "ev"
     ev.mkdir()
@@ -209,7 +214,7 @@ def test_a_worker_stuck_in_c_ends_with_a_sigkilled_scan(tmp_path: Path) -> None:
     marker = tmp_path / "stuck-now"
     BankStore(tmp_path / "store").close()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(ev), str(tmp_path / "case"), str(tmp_path / "store"),
+        [sys.executable, "-c", child, str(ev), str(tmp_path / "case"), str(tmp_path / "store"),
          str(policy)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
              STUCK_MARKER: str(marker)})

@@ -173,6 +173,9 @@ class DaskExecutor:
                         processes=True, host="127.0.0.1", dashboard_address=None,
                     )
                 self._client = Client(self._cluster)
+                from triage.dask_worker_watch import EndWithScan
+
+                self._client.register_plugin(EndWithScan(os.getpid()))
             elif security is not None:
                 self._client = Client(address, timeout=connect_timeout, security=security)
             else:
