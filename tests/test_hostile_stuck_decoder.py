@@ -36,21 +36,31 @@ STUCK = "stuck.jpg"
 STUCK_MARKER = "OSEC_TEST_STUCK_MARKER"  # a file the stuck decoder writes its pid to
 
 
-def stuck_in_c_on_marker(batch: HashBatch) -> BatchResult:
-    """`hash_batch` in a worker whose image decoder never returns for files named STUCK."""
+def _stick_on_stuck(block_alarm: bool) -> None:
+    """Make this worker's image decoder never return (in C, holding the GIL) for files named
+    STUCK, after writing its pid to the STUCK_MARKER file if one is set; installed once."""
     from hashing import hasher
 
     real = hasher._hash_image
+    if getattr(real, "stuck_on", False):
+        return
 
     def decode(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
         if path.endswith(STUCK):
             if os.environ.get(STUCK_MARKER):
                 Path(os.environ[STUCK_MARKER]).write_text(str(os.getpid()))
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # ignores the alarm
-            ctypes.PyDLL(None).sleep(3600)  # in C, holding the GIL
+            if block_alarm:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # ignores the alarm
+            ctypes.PyDLL(None).sleep(3600)
         return real(data, path, opts)
 
+    decode.stuck_on = True  # type: ignore[attr-defined]
     hasher._hash_image = decode  # type: ignore[assignment]  # this worker process only
+
+
+def stuck_in_c_on_marker(batch: HashBatch) -> BatchResult:
+    """`hash_batch` in a worker whose image decoder never returns for files named STUCK."""
+    _stick_on_stuck(block_alarm=True)
     return hash_batch(batch)
 
 
@@ -110,20 +120,11 @@ def test_hard_deadline_follows_the_soft_limit() -> None:
 
 
 def stuck_on_dask(batch: HashBatch) -> BatchResult:
-    """`hash_batch_on_worker` on a Dask worker whose decoder never returns for STUCK."""
-    from hashing import hasher
+    """`hash_batch_on_worker` on a Dask worker whose decoder never returns for STUCK (the
+    alarm is left alone: on Dask the hard deadline's C thread is what ends the worker)."""
     from triage.dask_executor import hash_batch_on_worker
 
-    real = hasher._hash_image
-
-    def decode(data: bytes, path: str, opts: HashOptions) -> dict[str, Any]:
-        if path.endswith(STUCK):
-            if os.environ.get(STUCK_MARKER):
-                Path(os.environ[STUCK_MARKER]).write_text(str(os.getpid()))
-            ctypes.PyDLL(None).sleep(3600)  # in C, holding the GIL: the worker freezes
-        return real(data, path, opts)
-
-    hasher._hash_image = decode  # type: ignore[assignment]  # this worker process only
+    _stick_on_stuck(block_alarm=False)
     return hash_batch_on_worker(batch)
 
 
