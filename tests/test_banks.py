@@ -308,6 +308,48 @@ def test_build_skips_an_invalid_stored_hash(
     assert "skipping stored pdq entry" in caplog.text and "expected 64 hex digits" in caplog.text
 
 
+def test_chunked_index_build_equals_the_one_shot_build(
+    store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`build` streams entries in chunks; any chunk size gives the one-shot build's file, row
+    mapping and record: hashes shared by banks and repeated across a chunk boundary, a
+    retracted entry, a disabled bank and an invalid stored hash included."""
+    from index.bank_index import build, index_path
+
+    store.import_file(write(tmp_path, "a.csv", csv_list(8)), ImportOptions(bank="a", version="1"))
+    shared = "".join(f"{PDQ[i]},{60 + i}\n" for i in (2, 3, 4, 12, 13))
+    store.import_file(write(tmp_path, "b.txt", shared), ImportOptions(bank="b", version="2"))
+    store.import_file(write(tmp_path, "c.txt", f"{PDQ[20]},70\n"), ImportOptions(bank="c"))
+    store.retract("a", [PDQ[5]])
+    store.set_enabled("c", False)
+    store.con.execute(
+        "INSERT INTO entries (bank_id, entry_id, algorithm, hash, known_good, import_id, line)"
+        " VALUES (1, 'bad', 'pdq', ?, 0, 1, 9)", (PDQ[3][:-1] + "g",)
+    )
+    path = Path(index_path(store.dir, "pdq"))
+
+    def built(chunk: int) -> tuple[object, ...]:
+        info = build(store.con, store.dir, "pdq", chunk=chunk)
+        rows = store.con.execute(
+            "SELECT algorithm, row, entry FROM index_rows ORDER BY algorithm, row, entry"
+        ).fetchall()
+        record = store.con.execute(
+            "SELECT algorithm, file, sha256, rows, entries, generation, bank_versions"
+            " FROM index_files WHERE algorithm = 'pdq'"
+        ).fetchone()
+        return info, path.read_bytes(), rows, record
+
+    with caplog.at_level(logging.WARNING, logger="index.bank_index"):
+        one_shot = built(10**6)
+        assert "skipping stored pdq entry" in caplog.text
+        for chunk in (1, 2, 3, 5):
+            assert built(chunk) == one_shot, chunk
+    info, _, rows, _ = one_shot
+    assert info.rows == 9 and info.entries == 12  # 7 of a's 8 + b's 5 (3 shared); c disabled
+    assert len({r for _, r, _ in rows}) == 9
+    assert sorted(p.name for p in path.parent.iterdir()) == ["pdq.faissbin"]  # no spill left
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 

@@ -12,7 +12,7 @@ import pytest
 
 from index import faiss_store
 from index.errors import IndexCorruptError
-from index.faiss_store import FaissBinaryIndex, read_index, write_index_atomic
+from index.faiss_store import CodesWriter, FaissBinaryIndex, read_index, write_index_atomic
 from index.hamming import HammingIndex
 from index.protocol import PAD_DISTANCE, BinaryIndex
 
@@ -38,6 +38,38 @@ def test_round_trip_and_checksum(tmp_path: Path, n: int, nbytes: int) -> None:
     assert np.array_equal(back, codes)
     assert np.array_equal(read_index(path), codes)  # without a checksum too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pdq.faiss"]  # no temp left behind
+
+
+@pytest.mark.parametrize(("n", "nbytes", "step"), [(1000, 32, 7), (37, 8, 37), (0, 32, 1),
+                                                   (300, 16, 1000)])
+def test_streamed_file_is_faiss_s_own(tmp_path: Path, n: int, nbytes: int, step: int) -> None:
+    """CodesWriter fed in chunks (arrays and bytes) writes the bytes FAISS's writer writes."""
+    codes = _codes(3, n, nbytes)
+    faiss_digest = write_index_atomic(tmp_path / "faiss.bin", codes)
+    with CodesWriter(tmp_path / "ours.bin", nbytes) as out:
+        for k, i in enumerate(range(0, n, step)):
+            chunk = codes[i:i + step]
+            out.add(chunk if k % 2 else chunk.tobytes())
+        assert out.count == n
+        digest = out.commit()
+    assert (tmp_path / "ours.bin").read_bytes() == (tmp_path / "faiss.bin").read_bytes()
+    assert digest == faiss_digest
+    assert np.array_equal(read_index(tmp_path / "ours.bin", digest), codes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faiss.bin", "ours.bin"]
+
+
+def test_streamed_file_not_committed_leaves_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "a.faiss"
+    digest = write_index_atomic(path, _codes(4, 10))
+    with CodesWriter(path, 32) as out:  # left without commit
+        out.add(_codes(5, 20))
+    with pytest.raises(RuntimeError, match="boom"), CodesWriter(path, 32) as out:
+        out.add(_codes(6, 20))
+        raise RuntimeError("boom")
+    with CodesWriter(path, 32) as out, pytest.raises(ValueError, match="whole number"):
+        out.add(b"x" * 33)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.faiss"]
+    assert read_index(path, digest).shape == (10, 32)
 
 
 def test_read_codes_are_read_only_and_outlive_the_reader(tmp_path: Path) -> None:

@@ -130,9 +130,9 @@ def assert_store_matches(store_dir: Path, hashes: list[str], checksum: str | Non
 
 
 REBUILD = "import sys\nfrom index.banks import BankStore\nBankStore(sys.argv[1]).rebuild()\n"
-# Points inside `bank_index.build` -> `faiss_store.write_index_atomic`, in order.
+# Points inside `bank_index.build` -> `faiss_store.CodesWriter`, in order.
 REBUILD_KILLS = {
-    "temp_written": "open|.tmp",  # FAISS has written the temp file; about to fsync it
+    "temp_written": "open|.tmp",  # the temp file opened, codes about to stream into it
     "before_rename": "os.rename|pdq.faissbin",  # fsynced, not yet renamed over the index
     "after_rename": "open|/index",  # renamed; fsyncing the directory, DB not yet updated
     "mapping_txn": "sql|INSERT INTO index_rows",  # inside the DB transaction of the row map
