@@ -306,11 +306,13 @@ def import_fresh(
     try:
         with bulk_indexes(con, staging.rows, unique=True) as unkeyed:
             if unkeyed:
-                # no index to keep: rows go in in the unique key's order (one sort, so each
-                # index is then built from sorted rows); rebuilding the key on leaving finds
-                # any repeated hash (IntegrityError)
-                added = con.execute(insert + " ORDER BY u.hash, u.algorithm",
-                                    (bank_id, import_id)).rowcount
+                # no index to keep; rebuilding the key on leaving finds any repeated hash
+                # (IntegrityError). Row order: where the ids are the hashes, the key's order
+                # sorts both indexes' input (10^6 MD5: 4.8 s CPU against 5.3 in file order);
+                # with explicit ids, which mostly ascend with the file, file order spares
+                # the ORDER BY's sort and the id index's (10^6 CSV entries: 5.4 s against 7.2)
+                order = "" if staging.explicit else " ORDER BY u.hash, u.algorithm"
+                added = con.execute(insert + order, (bank_id, import_id)).rowcount
             else:
                 added = con.execute(
                     insert + " ORDER BY u.algorithm, u.hash ON CONFLICT DO NOTHING",

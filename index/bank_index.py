@@ -19,7 +19,8 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
+from operator import itemgetter, ne
 from typing import Any, overload
 
 import numpy as np
@@ -32,7 +33,7 @@ from index.bank_import import now
 from index.bank_types import BankEntry, IndexInfo
 from index.errors import IndexCorruptError
 from index.ingest.fastlines import hex_cells
-from index.store_schema import connect, transaction
+from index.store_schema import connect, transaction, unchecked_references
 
 log = logging.getLogger(__name__)
 
@@ -83,30 +84,38 @@ def build(con: sqlite3.Connection, store_dir: str, algorithm: str,
     nbytes = spec(algorithm).nbytes
     path = index_path(store_dir, algorithm)
     remove_stale_temps(os.path.dirname(path))  # left by a writer killed mid-way
-    versions: dict[str, str | None] = {}
+    held: set[int] = set()  # banks with an entry in the index
     sha: str | None = None
     with tempfile.TemporaryFile(dir=store_dir) as spill, \
             CodesWriter(path, nbytes) as codes:
         with transaction(con, write=False):
             gen = generation(con, algorithm)
+            banks = {i: (name, version) for i, name, version in con.execute(
+                "SELECT id, name, version FROM banks WHERE enabled = 1")}
+            # a scan of the table and one sort: the key's index leads with the hash, so
+            # walking it visits every algorithm's rows in random table order (2x slower)
             cursor = con.execute(
-                "SELECT e.id, e.hash, b.name, b.version FROM entries e JOIN banks b"
-                " ON b.id = e.bank_id WHERE e.algorithm = ? AND e.retracted = 0"
-                " AND b.enabled = 1 ORDER BY e.hash, e.id",
+                "SELECT e.id, e.hash, e.bank_id FROM entries e NOT INDEXED"
+                " WHERE e.algorithm = ? AND e.retracted = 0"
+                " AND e.bank_id IN (SELECT id FROM banks WHERE enabled = 1)"
+                " ORDER BY e.hash, e.id",
                 (algorithm,),
             )
             last: str | None = None
             while rows := cursor.fetchmany(chunk):
-                block, pairs, last = _index_chunk(algorithm, rows, last, codes.count, versions)
+                block, pairs, last = _index_chunk(algorithm, rows, last, codes.count, banks)
+                held.update(map(itemgetter(2), rows))
                 codes.add(block)
                 spill.write(pairs.tobytes())
+        versions = dict(sorted(banks[i] for i in held))
         entries = spill.tell() // 16
         if codes.count:
             sha = codes.commit()
             os.chmod(path, 0o600)
         elif os.path.exists(path):
             os.remove(path)
-        with transaction(con):
+        # the entries were read above, and entries are never deleted
+        with unchecked_references(con), transaction(con):
             con.execute("DELETE FROM index_rows WHERE algorithm = ?", (algorithm,))
             spill.seek(0)
             while data := spill.read(16 * chunk):
@@ -133,47 +142,36 @@ def build(con: sqlite3.Connection, store_dir: str, algorithm: str,
 
 
 def _index_chunk(
-    algorithm: str, rows: list[tuple[int, str, str, str | None]], last: str | None, first_row: int,
-    versions: dict[str, str | None],
+    algorithm: str, rows: list[tuple[int, str, int]], last: str | None, first_row: int,
+    banks: dict[int, tuple[str, str | None]],
 ) -> tuple[bytes, np.ndarray, str | None]:
-    """One chunk of `build`'s sorted entries: (the codes of its new distinct hashes, its
-    (row, entry) pairs as int64[n, 2], the last hash kept). A stored hash that is not valid
-    hex for its algorithm (a tampered row) is skipped with a warning, as are its entries."""
-    previous = last
-    distinct: list[str] = []
-    row_of: list[int] = []
-    pks: list[int] = []
+    """One chunk of `build`'s sorted (entry, hash, bank) rows: (the codes of its new distinct
+    hashes, its (row, entry) pairs as int64[n, 2], the last hash kept). A stored hash that is
+    not valid hex for its algorithm (a tampered row) is skipped with a warning, as are its
+    entries."""
+    pks, hexes, _ = zip(*rows, strict=True)
+    new = list(map(ne, hexes, (last, *hexes[:-1])))
+    distinct = list(compress(hexes, new))
+    pairs = np.empty((len(rows), 2), dtype=np.int64)
+    if hex_cells(distinct, spec(algorithm).hex_length):  # the usual case, in C
+        pairs[:, 0] = np.cumsum(new) + (first_row - 1)
+        pairs[:, 1] = pks
+        return bytes.fromhex("".join(distinct)), pairs, hexes[-1]
+    parts: list[bytes] = []  # some stored hash is not plain hex: check each, as the codec does
+    kept: list[tuple[int, int]] = []
     row = first_row - 1
-    for pk, hex_, bank, version in rows:
+    for pk, hex_, bank in rows:
         if hex_ != last:
-            distinct.append(hex_)
+            try:
+                parts.append(codec.hex_to_bits(algorithm, hex_))
+            except HashFormatError as e:
+                log.warning("skipping stored %s entry %d of bank %s: %s", algorithm, pk,
+                            banks[bank][0], e)
+                continue
             last = hex_
             row += 1
-        row_of.append(row)
-        pks.append(pk)
-        versions[bank] = version
-    if hex_cells(distinct, spec(algorithm).hex_length):
-        block = bytes.fromhex("".join(distinct))
-    else:  # some stored hash is not plain hex: check each, as the codec does
-        parts: list[bytes] = []
-        row_of, pks, last, row = [], [], previous, first_row - 1
-        for pk, hex_, bank, _ in rows:
-            if hex_ != last:
-                try:
-                    parts.append(codec.hex_to_bits(algorithm, hex_))
-                except HashFormatError as e:
-                    log.warning("skipping stored %s entry %d of bank %s: %s", algorithm, pk,
-                                bank, e)
-                    continue
-                last = hex_
-                row += 1
-            row_of.append(row)
-            pks.append(pk)
-        block = b"".join(parts)
-    pairs = np.empty((len(pks), 2), dtype=np.int64)
-    pairs[:, 0] = row_of
-    pairs[:, 1] = pks
-    return block, pairs, last
+        kept.append((row, pk))
+    return b"".join(parts), np.array(kept, dtype=np.int64).reshape(-1, 2), last
 
 
 @dataclass(frozen=True, slots=True)

@@ -348,6 +348,7 @@ def test_chunked_index_build_equals_the_one_shot_build(
     assert info.rows == 9 and info.entries == 12  # 7 of a's 8 + b's 5 (3 shared); c disabled
     assert len({r for _, r, _ in rows}) == 9
     assert sorted(p.name for p in path.parent.iterdir()) == ["pdq.faissbin"]  # no spill left
+    assert store.con.execute("PRAGMA foreign_keys").fetchone() == (1,)  # enforced again
 
 
 def mode(path: Path) -> int:
