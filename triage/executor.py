@@ -111,6 +111,14 @@ def _init_worker(parent: int, slots: Any, lock: Any, workers: int) -> None:
     limit_threads()
 
 
+def _sigkill(pid: int) -> None:
+    """SIGKILL a worker; one that has already ended is not an error."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _still_running(sentinels: dict[int, int], seconds: float) -> dict[int, int]:
     """Of `sentinels` (a worker's sentinel -> its pid), those not ended within `seconds`."""
     deadline = time.monotonic() + seconds
@@ -138,10 +146,7 @@ def _end_pool(pool: ProcessPoolExecutor, grace: float) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     left = _still_running({proc.sentinel: proc.pid for proc in procs}, grace)
     for pid in left.values():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _sigkill(pid)
     _still_running(left, KILL_WAIT_SECONDS)
 
 
@@ -191,10 +196,7 @@ class LocalExecutor:
                 continue
             self._timed_out.add((late.seq, late.index))
             self.killed += 1
-            try:
-                os.kill(late.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _sigkill(late.pid)
 
     def _wait(self, futures: Iterable[Future[BatchResult]]) -> set[Future[BatchResult]]:
         """`wait(FIRST_COMPLETED)`, looking out for stuck decodes while it waits."""
