@@ -1,6 +1,8 @@
-"""Geometric verification: a known similarity is recovered from noisy point pairs with
-outliers, random pairs never verify, and crops/captions of generated photos match their
-original (with the transform that explains it) while distinct photos match nothing."""
+"""Geometric verification: a known similarity is recovered from noisy keypoint pairs with
+outliers, random pairs never verify, inliers count only when consistent in size and
+orientation and once per point (one corner at several pyramid levels), and crops/captions of
+generated photos match their original (with the transform that explains it) while distinct
+photos match nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashing.algorithms.local_features import describe_rgb
+from hashing.algorithms.local_features import PYRAMID_SCALE, describe_rgb
 from index.media_bank import FeatureSet
 from synthetic_fixtures.edits import EDITS, edit_rng
 from synthetic_fixtures.photos import make_photo
@@ -23,13 +25,38 @@ def _similarity(pts: np.ndarray, scale: float, deg: float, shift: tuple[float, f
     return (pts @ rot.T) * scale + np.asarray(shift)
 
 
+def _kp(pts: np.ndarray, size: float | np.ndarray, angle: float | np.ndarray) -> np.ndarray:
+    """Keypoints float[n, 4] (x, y, size, angle) at the given positions."""
+    n = len(pts)
+    return np.column_stack([pts, np.broadcast_to(size, n), np.broadcast_to(angle, n) % 360.0])
+
+
+def _pair(q_pts: np.ndarray, scale: float, deg: float, shift: tuple[float, float],
+          q_size: float | np.ndarray = 40.0, q_angle: float | np.ndarray = 100.0
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Query keypoints and their exact images under the similarity (size and angle too)."""
+    r_pts = _similarity(q_pts, scale, deg, shift)
+    return (_kp(q_pts, q_size, q_angle),
+            _kp(r_pts, np.asarray(q_size) * scale, np.asarray(q_angle) + deg))
+
+
+def _kp(pts: np.ndarray, size: float | np.ndarray, angle: float | np.ndarray) -> np.ndarray:
+    """Keypoints (x, y, size, angle) at `pts`."""
+    n = len(pts)
+    return np.column_stack([pts, np.broadcast_to(size, n), np.broadcast_to(angle, n) % 360.0])
+
+
 def test_known_similarity_is_recovered() -> None:
     rng = np.random.default_rng(1)
-    q = rng.uniform([0, 0], [400, 300], size=(80, 2))
+    pts = rng.uniform([0, 0], [400, 300], size=(80, 2))
     # the query is the reference shown at 1/0.8 = 1.25x, turned by 3 degrees
-    r = _similarity(q, 0.8, 3.0, (60.0, 40.0)) + rng.normal(0, 0.7, size=q.shape)
-    r[60:] = rng.uniform([0, 0], [640, 480], size=(20, 2))  # 20 outliers
-    t = verify_pair(q, r, np.full(80, 20), (400, 300), (640, 480))
+    angles = np.random.default_rng(5).uniform(0, 360, 80)
+    q, r = _pair(pts, 0.8, 3.0, (60.0, 40.0), q_angle=angles)
+    r[:, :2] += rng.normal(0, 0.7, size=pts.shape)
+    r[60:, :2] = rng.uniform([0, 0], [640, 480], size=(20, 2))  # 20 outliers
+    angles = rng.uniform(0, 360, size=80)
+    t = verify_pair(_kp(q, 40.0, angles), _kp(r, 32.0, angles + 3.0), np.full(80, 20),
+                    (400, 300), (640, 480))
     assert t is not None
     assert 55 <= t.inliers <= 62 and t.matches == 80
     assert t.scale == pytest.approx(1.25, rel=0.02)
@@ -47,17 +74,78 @@ def test_random_pairs_never_verify() -> None:
     rng = np.random.default_rng(2)
     for _ in range(200):
         n = int(rng.integers(12, 120))
-        q = rng.uniform([0, 0], [500, 400], size=(n, 2))
-        r = rng.uniform([0, 0], [500, 400], size=(n, 2))
-        assert verify_pair(q, r, np.full(n, 30), (500, 400), (500, 400)) is None
+        q = _kp(rng.uniform([0, 0], [500, 400], size=(n, 2)), 40.0, rng.uniform(0, 360, n))
+        r = _kp(rng.uniform([0, 0], [500, 400], size=(n, 2)), 40.0, rng.uniform(0, 360, n))
+        # sizes and orientations all agree: only the positions say these are unrelated
+        assert verify_pair(_kp(q, 20.0, 0.0), _kp(r, 20.0, 0.0), np.full(n, 30),
+                           (500, 400), (500, 400)) is None
 
 
 def test_clustered_inliers_are_refused() -> None:
     # a repeated texture: many pairs agreeing inside one small patch only
     rng = np.random.default_rng(3)
     q = rng.uniform([10, 10], [30, 30], size=(40, 2))
-    t = verify_pair(q, q + 5.0, np.full(40, 10), (500, 400), (500, 400))
+    t = verify_pair(_kp(q, 8.0, 0.0), _kp(q + 5.0, 8.0, 0.0), np.full(40, 10),
+                    (500, 400), (500, 400))
     assert t is None
+
+
+def _levels(corners: np.ndarray, levels: int, rng: np.random.Generator) -> np.ndarray:
+    """Each corner as ORB finds it at pyramid levels 0..levels-1: the same point (within a
+    pixel) at sizes 31, 31 * 1.3, ..."""
+    sizes = 31.0 * PYRAMID_SCALE ** np.arange(levels)
+    pts = np.repeat(corners, levels, axis=0) + rng.uniform(-1, 1, size=(len(corners) * levels, 2))
+    return _kp(pts, np.tile(sizes, len(corners)), np.repeat(rng.uniform(0, 360, len(corners)),
+                                                            levels))
+
+
+def test_one_corner_at_several_levels_counts_once() -> None:
+    # The false positive the old rule (>= 12 RANSAC inliers) accepted: 5 corners spread
+    # over both images, each matched at 3 pyramid levels, are 15 perfect inliers of a shift
+    # but only 5 points, under the 10 distinct inliers a match needs now.
+    rng = np.random.default_rng(4)
+    corners = np.array([[40, 40], [450, 60], [250, 200], [60, 350], [430, 360]], float)
+    q = _levels(corners, 3, rng)
+    r = q.copy()
+    r[:, :2] += (12.0, -7.0)
+    assert verify_pair(q, r, np.full(len(q), 8), (500, 400), (500, 400)) is None
+    # the same geometry from 15 distinct corners verifies, each one inlier
+    many = rng.uniform([20, 20], [480, 380], size=(15, 2))
+    q15 = _kp(many, 31.0, rng.uniform(0, 360, 15))
+    r15 = q15.copy()
+    r15[:, :2] += (12.0, -7.0)
+    t = verify_pair(q15, r15, np.full(15, 8), (500, 400), (500, 400))
+    assert t is not None and t.inliers == 15
+    # with both: each corner counts once, its best-distance level
+    d = np.r_[np.full(len(q), 8), np.full(15, 9)]
+    t = verify_pair(np.r_[q, q15], np.r_[r, r15], d, (500, 400), (500, 400))
+    assert t is not None and t.inliers == 20 and t.matches == 30
+
+
+def test_size_or_orientation_inconsistent_pairs_are_refused() -> None:
+    rng = np.random.default_rng(5)
+    pts = rng.uniform([20, 20], [480, 380], size=(40, 2))
+    angles = rng.uniform(0, 360, 40)
+    # the query shows the reference at half size (scale 0.5: keypoints half as large),
+    # turned by 10 degrees
+    q = _kp(pts, 31.0, angles)
+    r_pts = _similarity(pts, 2.0, -10.0, (30.0, 20.0))
+    shape, ref_shape = (500, 400), (1200, 1000)
+    ok = verify_pair(q, _kp(r_pts, 62.0, angles - 10.0), np.full(40, 9), shape, ref_shape)
+    assert ok is not None and ok.inliers == 40 and ok.rotation_deg == pytest.approx(-10.0)
+    # keypoint sizes two pyramid levels off the fitted scale: chance position matches
+    off_size = _kp(r_pts, 62.0 * PYRAMID_SCALE ** 2, angles - 10.0)
+    assert verify_pair(q, off_size, np.full(40, 9), shape, ref_shape) is None
+    # orientations that disagree with the fitted rotation
+    off_turn = _kp(r_pts, 62.0, angles + rng.uniform(30, 330, 40))
+    assert verify_pair(q, off_turn, np.full(40, 9), shape, ref_shape) is None
+    # within one level and 20 degrees still counts; a mixed set counts its consistent half
+    near = _kp(r_pts, 62.0 * 1.25, angles - 10.0 + 18.0)
+    t = verify_pair(q, near, np.full(40, 9), shape, ref_shape)
+    assert t is not None and t.inliers == 40
+    mixed = np.where((np.arange(40) % 2 == 0)[:, None], _kp(r_pts, 62.0, angles - 10.0), off_size)
+    t = verify_pair(q, mixed, np.full(40, 9), shape, ref_shape)
+    assert t is not None and t.inliers == 20
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +156,7 @@ def originals() -> list[Image.Image]:
 
 def test_edits_match_their_original_with_a_transform(originals: list[Image.Image]) -> None:
     refs = FeatureSet.build([describe_rgb(np.asarray(o)) for o in originals])
-    for name in ("crop_20", "text_overlay", "rotate_3", "screenshot"):
+    for name in ("crop_5", "crop_20", "text_overlay", "rotate_3", "screenshot"):
         queries = [describe_rgb(np.asarray(EDITS[name](o, edit_rng(17, i, name))))
                    for i, o in enumerate(originals)]
         found = {(m.query, m.item): m.transform for m in match_features(queries, refs)}

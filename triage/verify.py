@@ -3,9 +3,12 @@
 A query image's descriptors are searched in a `FeatureSet` (the bank's, or the case's own)
 with the exact Hamming engine; each query keypoint votes once for every reference item it has
 a descriptor near. The items with the most votes are verified: OpenCV's RANSAC fits a
-similarity (rotation, uniform scale, shift) from query to reference keypoints, and the match
-stands only with enough inliers, a high enough inlier share, and inliers spread over enough
-of both images (a repeated texture in one corner is not a match). The accepted transform is
+similarity (rotation, uniform scale, shift) from query to reference keypoints. Only inliers
+that agree with the fit in keypoint size (within one pyramid level) and orientation count,
+each keypoint once: ORB finds one corner at several pyramid levels, so without that a fit
+through 4 distinct corners counted 12 inliers. The match stands only with enough of those
+inliers, a high enough inlier share, and inliers spread over enough of both images (a
+repeated texture in one corner is not a match). The accepted transform is
 the explanation: how much of the reference the query shows, at what scale and rotation.
 """
 
@@ -19,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hashing.algorithms.local_features import LocalFeatures
+from hashing.algorithms.local_features import PYRAMID_SCALE, LocalFeatures
 from index.media_bank import FeatureSet
 
 # Inclusive Hamming radius for a putative descriptor match. Measured on generated photos
@@ -27,6 +30,10 @@ from index.media_bank import FeatureSet
 # re-encode lies mostly within 40 bits; unrelated ORB descriptors rarely come under 50.
 MATCH_RADIUS = 40
 QUERY_BATCH = 32  # images whose descriptors are searched in one range search
+# Two keypoints of one image are the same point when closer than this share of the larger
+# one's size: ORB's size is 31 pixels of its pyramid level, so ~2 pixels of the coarser level,
+# where one corner found at two levels lands (measured: within 3 px at sizes 44-124).
+SAME_POINT_FRAC = 1 / 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +44,14 @@ class VerifyParams:
     vote_slack: int = 6  # a keypoint votes for items within this many bits of its nearest
     min_votes: int = 10  # query keypoints voting for an item before RANSAC is tried
     candidates: int = 4  # items verified per query image, most votes first
-    min_inliers: int = 12
+    min_inliers: int = 10  # distinct inliers consistent in size and orientation
     min_inlier_ratio: float = 0.2  # inliers / putative matches of the item
     min_spread_pct: float = 1.5  # convex hull of the inliers, % of the smaller covered area
     reproj_pct: float = 1.2  # RANSAC threshold, % of the reference image's diagonal
     min_scale: float = 0.15
     max_scale: float = 6.0
     min_covered_pct: float = 4.0  # of each image, by the region the two share
+    max_turn_deg: float = 20.0  # keypoint orientation vs the fitted rotation
 
 
 DEFAULT_PARAMS = VerifyParams()
@@ -128,31 +136,71 @@ def _hull_pct(pts: np.ndarray, w: int, h: int) -> float:
     return 100.0 * float(cv2.contourArea(hull)) / float(w * h)
 
 
-def verify_pair(q_pts: np.ndarray, r_pts: np.ndarray, distances: np.ndarray,
+def _same_point(kp: np.ndarray) -> np.ndarray:
+    """bool[k, k]: keypoints i and j are one point of the image (one corner, several levels)."""
+    d = np.hypot(kp[:, None, 0] - kp[None, :, 0], kp[:, None, 1] - kp[None, :, 1])
+    return d <= SAME_POINT_FRAC * np.maximum(kp[:, None, 2], kp[None, :, 2])
+
+
+def _consistent_inliers(q_kp: np.ndarray, r_kp: np.ndarray, rows: np.ndarray,
+                        distances: np.ndarray, s_ref: float, rotation_deg: float,
+                        max_turn_deg: float) -> np.ndarray:
+    """The RANSAC inlier rows whose keypoints agree with the fit, one pair per point.
+
+    A query keypoint of size s is seen in the reference at size s * s_ref, turned by the
+    fitted rotation; a pair off by more than one pyramid level or `max_turn_deg` is a chance
+    position match. Then pairs are taken best descriptor distance first, skipping any whose
+    query or reference point (by position: the same corner at another level) is taken.
+    """
+    q, r = q_kp[rows], r_kp[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.abs(np.log(r[:, 2] / (q[:, 2] * s_ref)))
+    turn = np.abs((r[:, 3] - q[:, 3] - rotation_deg + 180.0) % 360.0 - 180.0)
+    ok = (level <= math.log(PYRAMID_SCALE) + 1e-6) & (turn <= max_turn_deg)
+    rows = rows[ok]
+    rows = rows[np.argsort(distances[rows], kind="stable")]
+    clash = _same_point(q_kp[rows]) | _same_point(r_kp[rows])
+    taken = np.zeros(rows.size, dtype=bool)
+    keep = []
+    for i in range(rows.size):
+        if not taken[i]:
+            keep.append(i)
+            taken |= clash[i]
+    return np.sort(rows[keep])
+
+
+def verify_pair(q_kp: np.ndarray, r_kp: np.ndarray, distances: np.ndarray,
                 q_size: tuple[int, int], r_size: tuple[int, int],
                 params: VerifyParams = DEFAULT_PARAMS) -> Transform | None:
-    """Fit query -> reference from putative point pairs; the transform if it passes, else None."""
-    n = len(q_pts)
+    """Fit query -> reference from putative keypoint pairs (row i of `q_kp` with row i of
+    `r_kp`, float[n, 4]: x, y, size, angle); the transform if it passes, else None."""
+    n = len(q_kp)
     if n < params.min_inliers:
         return None
     rw, rh = r_size
     qw, qh = q_size
+    q_pts = np.ascontiguousarray(q_kp[:, :2], dtype=np.float32)
+    r_pts = np.ascontiguousarray(r_kp[:, :2], dtype=np.float32)
     thr = max(2.0, params.reproj_pct / 100.0 * math.hypot(rw, rh))
     m, mask = cv2.estimateAffinePartial2D(
-        q_pts.astype(np.float32), r_pts.astype(np.float32), method=cv2.RANSAC,
+        q_pts, r_pts, method=cv2.RANSAC,
         ransacReprojThreshold=thr, maxIters=2000, confidence=0.995, refineIters=10,
     )
     if m is None or mask is None:
         return None
-    inl = mask.ravel().astype(bool)
-    k = int(inl.sum())
-    if k < params.min_inliers or k < params.min_inlier_ratio * n:
+    rows = np.flatnonzero(mask.ravel())
+    if rows.size < params.min_inliers:
         return None
     s_ref = math.hypot(float(m[0, 0]), float(m[1, 0]))  # reference pixels per query pixel
     if not s_ref > 0:
         return None
     scale = 1.0 / s_ref
     if not params.min_scale <= scale <= params.max_scale:
+        return None
+    rotation = math.degrees(math.atan2(float(m[1, 0]), float(m[0, 0])))
+    inl = _consistent_inliers(q_kp, r_kp, rows, distances, s_ref, rotation, params.max_turn_deg)
+    k = int(inl.size)
+    if k < params.min_inliers or k < params.min_inlier_ratio * n:
         return None
     ref_cov = _covered(m, qw, qh, rw, rh)
     inv = cv2.invertAffineTransform(m)
@@ -166,7 +214,6 @@ def verify_pair(q_pts: np.ndarray, r_pts: np.ndarray, distances: np.ndarray,
     spread_q = _hull_pct(q_pts[inl], qw, qh) * qw * qh / shared_q
     if min(spread_ref, spread_q) < params.min_spread_pct:
         return None
-    rotation = math.degrees(math.atan2(float(m[1, 0]), float(m[0, 0])))
     # rounded once here, so a reason read back from JSON explains itself in the same words
     return Transform("similarity", k, n, round(scale, 3), round(rotation, 1), round(ref_cov, 1),
                      round(query_cov, 1), round(float(np.mean(distances[inl])), 1))
@@ -241,7 +288,7 @@ def match_features(queries: Sequence[LocalFeatures], refs: FeatureSet,
                              if len(v[0]) >= params.min_votes), reverse=True)
             for _, item in ranked[:params.candidates]:
                 q_rows, r_rows, d = per_item[item]
-                t = verify_pair(f.keypoints[q_rows, :2], refs.keypoints[r_rows, :2], d,
+                t = verify_pair(f.keypoints[q_rows], refs.keypoints[r_rows], d,
                                 (f.width, f.height), refs.size_of(item), params)
                 if t is not None:
                     out.append(LocalMatch(q, item, t))

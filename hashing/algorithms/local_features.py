@@ -35,6 +35,11 @@ DESCRIPTOR_BYTES = 32  # 256-bit ORB descriptors
 MIN_SIDE = 48  # smaller images carry too few keypoints to verify a transform
 DETECT_FACTOR = 4  # candidates detected per keypoint kept
 GRID = 8  # cells per side over which the kept keypoints are spread
+# ORB's image pyramid: each level is this much smaller than the one before. A keypoint's size
+# is the patch at its level, so sizes step by this factor; verification uses it to check that
+# two matched keypoints are at corresponding levels (triage.verify), hence one constant.
+PYRAMID_SCALE = 1.3
+PYRAMID_LEVELS = 8
 _HEADER = struct.Struct("<4sHIII")  # magic, version, width, height, keypoints
 _MAGIC = b"LFv1"
 _VERSION = 1
@@ -99,8 +104,9 @@ _ORB: dict[int, cv2.ORB] = {}
 def _orb(max_keypoints: int) -> cv2.ORB:
     # one detector per process and bound (construction is cheap, but not free per image)
     if max_keypoints not in _ORB:
-        _ORB[max_keypoints] = cv2.ORB.create(nfeatures=max_keypoints, scaleFactor=1.3,
-                                             nlevels=8, edgeThreshold=15, patchSize=31,
+        _ORB[max_keypoints] = cv2.ORB.create(nfeatures=max_keypoints,
+                                             scaleFactor=PYRAMID_SCALE,
+                                             nlevels=PYRAMID_LEVELS, edgeThreshold=15, patchSize=31,
                                              fastThreshold=10)
     return _ORB[max_keypoints]
 
