@@ -15,6 +15,18 @@ segment, so every file's digests differ while every JPEG decodes for real. The b
 per 10,000 files, the digests of two documents and of one image, whose PDQ then matches its
 base's other copies. The tree is deleted as soon as its scan ends.
 
+`--loop-image` (root only) generates the tree inside an ext4 image on a loop device instead of
+the work folder's file system: 1 KiB blocks and 1 KiB inodes with inline data, so a document
+lives in its inode and a JPEG costs one block (10^7 files take ~12 GB, not the host's 4 KiB a
+file and its inode table), and deleting the tree is one unlink. The image is mounted
+read-write for generation, read back (a sample of files compared with what was written) and
+remounted read-only for the scan: evidence is read-only.
+
+A row is published only if its counts are what the generated case must give: no attention
+rows (every file is readable and every JPEG decodes) and the images' clusters present;
+otherwise the run fails loudly and keeps the case, the store and the image for inspection
+(`--keep` keeps them after a valid run too).
+
 Run: `python -m benchmarks.scan_scale --files 100000,1000000 --out DIR` (one row per size;
 `--merge OUT NOTE PART...` publishes separately run rows as one result).
 """
@@ -24,11 +36,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +67,8 @@ QUICK_FILES = (2_000, 10_000)
 # Targets from issue 14.
 TARGET_RATIO = 1.25
 TARGET_MB = {1_000_000: 1024 * 1.048576, 10_000_000: 2048 * 1.048576}  # 1 GiB, 2 GiB in MB
+READ_BACK = 20_000  # files compared with their bytes after generation
+IMAGE_SLACK = 1.3  # the loop image's size over its estimated use (sparse: unused costs nothing)
 WORDS = (b"case", b"note", b"the", b"file", b"meeting", b"report", b"data", b"invoice", b"2026",
          b"draft", b"minutes", b"project", b"budget", b"call", b"review", b"and", b"of", b"to")
 
@@ -202,6 +220,122 @@ def write_bank(store: Path, work: Path, root: Path, n: int, bodies: list[bytes],
     return len(entries)
 
 
+class InvalidRow(RuntimeError):
+    """A scan whose counts are not what its generated case must give: not to be published."""
+
+
+def expected_clusters(n: int) -> int:
+    """Image clusters the case must give at least: half of its base pictures (each base's 8
+    copies are one cluster; a few bases' copies fall into one cluster with another's)."""
+    return n * len(MEDIA_EVERY) // 25 // COPIES // 2
+
+
+def check_counts(n: int, counts: dict[str, int], summary: dict[str, Any]) -> None:
+    """Raise `InvalidRow` unless the scan saw every file as the generator wrote it: the tree
+    holds no undecodable or unreadable file, so any attention row is a fault (of the
+    generation, the file system or the scan), and the images must cluster."""
+    problems = []
+    if counts.get("attention", 0):
+        reasons: dict[str, int] = {}
+        for entry in summary.get("attention", []):
+            reasons[str(entry.get("reason"))] = reasons.get(str(entry.get("reason")), 0) + 1
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
+        problems.append(f"{counts['attention']:,} attention rows, none expected (reasons of "
+                        f"the first listed: {top})")
+    if counts.get("clusters", 0) < expected_clusters(n):
+        problems.append(f"{counts.get('clusters', 0):,} clusters, at least "
+                        f"{expected_clusters(n):,} expected")
+    if problems:
+        raise InvalidRow(f"scan of {n:,} files is not a valid row: " + "; ".join(problems))
+
+
+class LoopUnavailable(RuntimeError):
+    """The loop image could not be made or mounted (not root, no loop device, no mkfs.ext4)."""
+
+
+def _run(*cmd: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {done.returncode}: "
+                           f"{done.stderr.strip()[-1000:]}")
+
+
+def image_bytes(n: int) -> int:
+    """The loop image's size for `n` files: an inode each, a block per JPEG (just over the
+    inline space), directory blocks (~24 bytes an entry), metadata, with slack."""
+    media = n * len(MEDIA_EVERY) // 25
+    used = n * 1024 + media * 1024 + n * 32 + 64 * 1024 * 1024
+    return int(used * IMAGE_SLACK)
+
+
+@contextmanager
+def loop_image(image: Path, mount: Path, n: int, keep: bool = False) -> Iterator[Path]:
+    """An ext4 file system for `n` generated files in the sparse file `image`, mounted
+    read-write at `mount`; unmounted at the end and the image deleted unless `keep` is set
+    (or `keep_image` was called), also when the block fails or is interrupted."""
+    image.parent.mkdir(parents=True, exist_ok=True)
+    mount.mkdir(parents=True, exist_ok=True)
+    with open(image, "wb") as fh:
+        fh.truncate(image_bytes(n))
+    mounted = False
+    _KEPT.discard(image)
+    try:
+        # -N: an inode per file plus the folders, with room for mkfs rounding inodes per
+        # group down; no journal: a scratch file system
+        try:
+            _run("mkfs.ext4", "-q", "-F", "-b", "1024", "-I", "1024", "-O",
+                 "inline_data,^has_journal", "-N", str(n + n // 20 + 10_000), "-m", "0",
+                 str(image))
+            _run("mount", "-o", "loop,noatime", str(image), str(mount))
+        except (OSError, RuntimeError) as exc:
+            raise LoopUnavailable(str(exc)) from exc
+        mounted = True
+        yield mount
+    finally:
+        if mounted:
+            _run("umount", str(mount))
+        if keep or image in _KEPT:
+            print(f"kept the evidence image {image} (mount -o loop,ro {image} {mount})",
+                  file=sys.stderr)
+        else:
+            image.unlink(missing_ok=True)
+            mount.rmdir()
+
+
+_KEPT: set[Path] = set()  # images a failed run asked to keep
+
+
+def remount_read_only(mount: Path) -> None:
+    """Flush the generated tree and remount it read-only, so the scan cannot change evidence
+    (and a write-back failure shows here, not as unreadable files in the scan)."""
+    os.sync()
+    _run("mount", "-o", "remount,ro", str(mount))
+    probe = mount / ".ro_probe"
+    try:
+        probe.write_bytes(b"")
+    except OSError:
+        return
+    probe.unlink()
+    raise RuntimeError(f"{mount} is still writable after remount,ro")
+
+
+def read_back(root: Path, n: int, bodies: list[bytes], bases: list[bytes],
+              count: int = READ_BACK) -> None:
+    """Compare `count` files (every JPEG kind and the last file included) with the bytes
+    they were written from; raise naming the first few that differ or cannot be read."""
+    picks = sorted({*random.Random(n).sample(range(n), min(count, n)), 0, 1, n - 1})
+    bad = []
+    for k in picks:
+        try:
+            if file_path(root, k).read_bytes() != file_bytes(k, bodies, bases):
+                bad.append(f"file {k}: other bytes")
+        except OSError as exc:
+            bad.append(f"file {k}: {exc}")
+    if bad:
+        raise RuntimeError(f"{len(bad):,} of {len(picks):,} generated files read back wrong: "
+                           f"{bad[:5]}")
+
+
 def scan(evidence: Path, case: Path, store: Path, n: int,
          generate_seconds: float) -> ScaleScan:
     """One default `triage scan`, its process tree polled for RSS and CPU until it exits."""
@@ -211,6 +345,7 @@ def scan(evidence: Path, case: Path, store: Path, n: int,
     done = process_tree.run_polled(cmd, f"scan of {n:,} files", POLL_SECONDS, TIMELINE_SECONDS)
     summary = json.loads((case / "summary.json").read_text())
     counts = {k: v for k, v in summary.get("counts", {}).items() if isinstance(v, int)}
+    check_counts(n, counts, summary)
     return ScaleScan(files=n, seconds=done.seconds, cpu_seconds=done.cpu_seconds,
                      peak_rss_mb=done.peak_rss / 1e6,
                      peak_process_rss_mb=done.peak_process_rss / 1e6,
@@ -221,38 +356,75 @@ def scan(evidence: Path, case: Path, store: Path, n: int,
                      timeline=list(done.timeline))
 
 
-def prepare(n: int, work: Path) -> float:
+def prepare(n: int, work: Path, loop: bool = False) -> float:
     """Generate `n` files under `work` and bank the planted ones; returns the seconds taken
-    (also left in `work/generated_N.json`, so a tree generated ahead is scanned later)."""
+    (also left in `work/generated_N.json`, so a tree generated ahead is scanned later). With
+    `loop` the tree's mount point is ready (`loop_image`): it is read back and remounted
+    read-only."""
     evidence, store = work / f"evidence_{n}", work / f"store_{n}"
     t0 = time.perf_counter()
     bodies, bases = generate(evidence, n)
     seconds = time.perf_counter() - t0
     write_bank(store, work / f"bank_{n}", evidence, n, bodies, bases)
+    if loop:
+        remount_read_only(evidence)
+        read_back(evidence, n, bodies, bases)
     (work / f"generated_{n}.json").write_text(json.dumps({"seconds": seconds}))
     return seconds
 
 
-def scan_prepared(n: int, work: Path) -> ScaleScan:
+def _remove(work: Path, n: int, evidence: bool) -> None:
+    paths = [work / f"case_{n}", work / f"store_{n}", work / f"bank_{n}"]
+    for p in paths + ([work / f"evidence_{n}"] if evidence else []):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _kept(work: Path, n: int, exc: BaseException | None) -> None:
+    print(f"kept the case {work / f'case_{n}'} and store {work / f'store_{n}'}"
+          + (f" after: {exc}" if exc else ""), file=sys.stderr)
+
+
+def scan_prepared(n: int, work: Path, keep: bool = False, evidence_owned: bool = True
+                  ) -> ScaleScan:
     """Scan the tree `prepare` left in `work`, then delete it (millions of inodes of a shared
-    disk are never left behind)."""
+    disk are never left behind) unless `keep` is set or the row is invalid (`InvalidRow`:
+    its case, store and tree are kept for inspection)."""
     evidence, case, store = work / f"evidence_{n}", work / f"case_{n}", work / f"store_{n}"
     try:
         seconds = json.loads((work / f"generated_{n}.json").read_text())["seconds"]
-        return scan(evidence, case, store, n, seconds)
-    finally:
-        for p in (evidence, case, store, work / f"bank_{n}"):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def measure(n: int, work: Path) -> ScaleScan:
-    """Generate `n` files under `work`, bank the planted ones, scan, delete the tree."""
-    try:
-        prepare(n, work)
-    except BaseException:
-        shutil.rmtree(work / f"evidence_{n}", ignore_errors=True)
+        row = scan(evidence, case, store, n, seconds)
+    except InvalidRow as exc:
+        _KEPT.add(work / f"evidence_{n}.img")
+        _kept(work, n, exc)
         raise
-    return scan_prepared(n, work)
+    except BaseException:
+        if not keep:
+            _remove(work, n, evidence_owned)
+        raise
+    if keep:
+        _kept(work, n, None)
+    else:
+        _remove(work, n, evidence_owned)
+    return row
+
+
+def measure(n: int, work: Path, loop: bool = False, keep: bool = False) -> ScaleScan:
+    """Generate `n` files under `work` (in a loop image with `loop`), bank the planted ones,
+    scan, delete the tree (see `scan_prepared` for what is kept)."""
+    if not loop:
+        try:
+            prepare(n, work)
+        except BaseException:
+            shutil.rmtree(work / f"evidence_{n}", ignore_errors=True)
+            raise
+        return scan_prepared(n, work, keep)
+    with loop_image(work / f"evidence_{n}.img", work / f"evidence_{n}", n, keep):
+        try:
+            prepare(n, work, loop=True)
+        except BaseException:
+            _remove(work, n, evidence=False)
+            raise
+        return scan_prepared(n, work, keep, evidence_owned=False)
 
 
 def plot(out: Path, scans: list[ScaleScan]) -> Path:
@@ -354,15 +526,22 @@ def merge(out: Path, parts: list[Path], note: str = "") -> dict[str, Any]:
     return publish(out, scans, quick, note)
 
 
-def run(out_dir: str | Path, quick: bool = False,
-        sizes: tuple[int, ...] | None = None, work_dir: Path | None = None) -> dict[str, Any]:
+def run(out_dir: str | Path, quick: bool = False, sizes: tuple[int, ...] | None = None,
+        work_dir: Path | None = None, loop: bool = False, keep: bool = False,
+        note: str = "") -> dict[str, Any]:
+    """Measure each size and publish the rows so far after each. Cases are made in a fresh
+    folder in `work_dir`; it is removed at the end unless something in it was kept."""
     sizes = sizes or (QUICK_FILES if quick else FULL_FILES)
     scans: list[ScaleScan] = []
-    with tempfile.TemporaryDirectory(prefix="triage-scan-scale-", dir=work_dir) as tmp:
+    work = Path(tempfile.mkdtemp(prefix="triage-scan-scale-", dir=work_dir))
+    try:
         for n in sizes:
-            scans.append(measure(n, Path(tmp)))
-            publish(Path(out_dir), scans, quick)  # each row kept as soon as measured
-    return publish(Path(out_dir), scans, quick)
+            scans.append(measure(n, work, loop, keep))
+            publish(Path(out_dir), scans, quick, note)  # each row kept as soon as measured
+    finally:
+        if not keep and not any(work.iterdir()):
+            work.rmdir()
+    return publish(Path(out_dir), scans, quick, note)
 
 
 if __name__ == "__main__":
@@ -377,13 +556,18 @@ if __name__ == "__main__":
     parser.add_argument("--work", type=Path, help="with --prepare/--scan-prepared: the folder")
     parser.add_argument("--prepare", type=int, metavar="N", help="only generate N files")
     parser.add_argument("--scan-prepared", type=int, metavar="N", help="scan, publish, delete")
+    parser.add_argument("--loop-image", action="store_true",
+                        help="generate each tree in an ext4 image on a loop device (root)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the case, the store and the evidence after the run")
     args = parser.parse_args()
     if args.prepare:
         prepare(args.prepare, args.work)
     elif args.scan_prepared:
-        publish(Path(args.out), [scan_prepared(args.scan_prepared, args.work)], False,
-                args.note)
+        publish(Path(args.out), [scan_prepared(args.scan_prepared, args.work, args.keep)],
+                False, args.note)
     elif args.merge:
         merge(Path(args.out), [Path(p) for p in args.merge], args.note)
     else:
-        run(args.out, quick=args.quick, sizes=args.files)
+        run(args.out, quick=args.quick, sizes=args.files, work_dir=args.work,
+            loop=args.loop_image, keep=args.keep, note=args.note)

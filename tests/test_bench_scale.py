@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks.scale import derive_rows, fill_case, write_bank, write_small_files
 
 
@@ -30,3 +32,33 @@ def test_small_files_mix(tmp_path: Path) -> None:
     write_small_files(tmp_path / "ev", 200, 3)
     names = sorted(p.name for p in (tmp_path / "ev").rglob("f*"))
     assert len(names) == 200 and sum(n.endswith(".jpg") for n in names) == 16
+
+
+def test_scan_scale_rejects_rows_with_unexpected_attention() -> None:
+    from benchmarks.scan_scale import InvalidRow, check_counts, expected_clusters
+
+    n = 100_000
+    good = {"attention": 0, "clusters": expected_clusters(n)}
+    check_counts(n, good, {})
+    summary = {"attention": [{"reason": "decode failed"}] * 3}
+    with pytest.raises(InvalidRow, match="3 attention rows.*decode failed"):
+        check_counts(n, {**good, "attention": 3}, summary)
+    with pytest.raises(InvalidRow, match="0 clusters"):
+        check_counts(n, {**good, "clusters": 0}, {})
+
+
+def test_scan_scale_loop_image_is_read_only_and_removed(tmp_path: Path) -> None:
+    from benchmarks import scan_scale
+
+    image, mount, n = tmp_path / "ev.img", tmp_path / "ev", 300
+    try:
+        with scan_scale.loop_image(image, mount, n) as root:
+            bodies, bases = scan_scale.generate(root, n, processes=1)
+            scan_scale.remount_read_only(root)
+            scan_scale.read_back(root, n, bodies, bases)
+            assert sum(1 for p in root.rglob("f*") if p.suffix == ".jpg") == n * 2 // 25
+            with pytest.raises(OSError):
+                scan_scale.file_path(root, 0).write_bytes(b"changed")
+    except scan_scale.LoopUnavailable as exc:  # not root, no loop device, no mkfs.ext4
+        pytest.skip(f"no loop-mounted ext4 here: {exc}")
+    assert not image.exists() and not mount.exists()
