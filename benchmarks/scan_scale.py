@@ -211,6 +211,9 @@ def write_bank(store: Path, work: Path, root: Path, n: int, bodies: list[bytes],
         if is_media(k):
             rec = hash_path(str(file_path(root, k)), HashOptions(("pdq",)))
             pdq, quality = rec.hashes.get("pdq"), rec.pdq_quality
+            if pdq is None:  # a tree whose JPEGs do not decode is no benchmark: stop early
+                raise RuntimeError(f"generated {file_path(root, k)} has no PDQ: "
+                                   f"{rec.status} {rec.error}")
         entries.append(entry_from_bytes(data, entry_id=f"K{i:06d}",
                                         file_name=file_path(root, k).name, category=1 + i % 3,
                                         series=f"S{i % 5}", pdq=pdq, pdq_quality=quality))
@@ -293,7 +296,7 @@ def loop_image(image: Path, mount: Path, n: int, keep: bool = False) -> Iterator
         yield mount
     finally:
         if mounted:
-            _run("umount", str(mount))
+            _unmount(mount)
         if keep or image in _KEPT:
             print(f"kept the evidence image {image} (mount -o loop,ro {image} {mount})",
                   file=sys.stderr)
@@ -303,6 +306,17 @@ def loop_image(image: Path, mount: Path, n: int, keep: bool = False) -> Iterator
 
 
 _KEPT: set[Path] = set()  # images a failed run asked to keep
+UMOUNT_TRIES = 30
+
+
+def _unmount(mount: Path) -> None:
+    """Unmount, waiting for an interrupted scan's workers to close their files; a mount still
+    busy after that is detached lazily (the kernel drops it when the last file closes)."""
+    for _ in range(UMOUNT_TRIES):
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode == 0:
+            return
+        time.sleep(1.0)
+    _run("umount", "--lazy", str(mount))
 
 
 def remount_read_only(mount: Path) -> None:
