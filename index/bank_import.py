@@ -228,7 +228,7 @@ def _ids(con: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> tuple[list
 
 
 _MATCH = "e.bank_id = ? AND e.algorithm = u.algorithm AND e.hash = u.hash"
-_FROM_UNIQ = " FROM temp.uniq u JOIN temp.labels l ON l.id = u.label"
+_FROM_UNIQ = " FROM staging.uniq u JOIN staging.labels l ON l.id = u.label"
 _SAME = same_as_entry("e", "u", "l")
 _COLUMNS = f"entry_id, {', '.join(LABELS)}"
 _VALUES = f"{entry_id('u')}, {', '.join('l.' + c for c in LABELS)}"
@@ -300,8 +300,8 @@ def import_fresh(
     bank_id, import_id = _bank_and_import(con, path, options, fmt, scheme_name, stamp)
     insert = (
         f"INSERT INTO entries (bank_id, algorithm, hash, {_COLUMNS}, import_id, line)"
-        f" SELECT ?, u.algorithm, u.hash, {_VALUES}, ?, u.line FROM temp.stage u"
-        " JOIN temp.labels l ON l.id = u.label"
+        f" SELECT ?, u.algorithm, u.hash, {_VALUES}, ?, u.line FROM staging.stage u"
+        " JOIN staging.labels l ON l.id = u.label"
     )
     try:
         with bulk_indexes(con, staging.rows, unique=True) as unkeyed:
@@ -371,7 +371,7 @@ def import_into(
 ) -> tuple[ImportResult, set[str]]:
     """Merge a staged list into its bank inside one transaction (already begun by the caller).
 
-    Set operations over `temp.uniq`: new hashes are inserted in sorted order, changed labels
+    Set operations over `staging.uniq`: new hashes are inserted in sorted order, changed labels
     updated, entries dropped by an earlier `--replace` and listed again reinstated (a
     retraction by hand stays), and with `options.replace` every active entry the list no
     longer holds is retracted with this import recorded as the one that dropped it.
@@ -384,7 +384,7 @@ def import_into(
 
     reinstated = con.execute(
         "UPDATE entries AS e SET retracted = 0, retracted_at = NULL, retract_reason = NULL,"
-        " retracted_import = NULL FROM temp.uniq u WHERE " + _MATCH + " AND e.retracted = 1"
+        " retracted_import = NULL FROM staging.uniq u WHERE " + _MATCH + " AND e.retracted = 1"
         " AND e.retracted_import IS NOT NULL RETURNING algorithm, entry_id",
         (bank_id,),
     ).fetchall()
@@ -430,7 +430,7 @@ def import_into(
         retracted = con.execute(
             "UPDATE entries AS e SET retracted = 1, retracted_at = ?, retract_reason = ?,"
             " retracted_import = ? WHERE e.bank_id = ? AND e.retracted = 0 AND NOT EXISTS"
-            " (SELECT 1 FROM temp.uniq u WHERE u.algorithm = e.algorithm AND u.hash = e.hash)"
+            " (SELECT 1 FROM staging.uniq u WHERE u.algorithm = e.algorithm AND u.hash = e.hash)"
             " RETURNING algorithm, entry_id",
             (stamp, f"not in list version {options.version}", import_id, bank_id),
         ).fetchall()

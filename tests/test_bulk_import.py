@@ -14,7 +14,9 @@ import pytest
 from index import bank_import
 from index.bank_types import ImportRejectedError
 from index.banks import BankStore, ImportOptions
+from index.ingest.records import Batch
 from index.ingest.vics_columns import media_batch
+from index.staging import Staging, drop
 from index.store_schema import SCHEMA_VERSION, connect, entry_indexes, schema_version
 
 MD5 = [hashlib.md5(i.to_bytes(4, "little")).hexdigest() for i in range(400)]
@@ -112,6 +114,28 @@ def test_refused_bulk_import_leaves_every_index(tmp_path: Path,
         hit = store.open_matcher().lookup_digest("md5", MD5[9])
         assert [(e.bank, e.entry_id) for e in hit] == [("b", "m9")]
     assert schema_version(connect(str(tmp_path / "s" / "banks.sqlite"))) == SCHEMA_VERSION == 3
+
+
+def _databases(con: sqlite3.Connection) -> list[str]:
+    return [name for _, name, _ in con.execute("PRAGMA database_list")]
+
+
+def test_staging_database_goes_with_each_list(tmp_path: Path) -> None:
+    with BankStore(tmp_path / "s") as store:
+        store.import_file(csv_list(tmp_path, "ok.csv", PLAIN), ImportOptions(bank="b"))
+        assert _databases(store.con) == ["main"]
+        with pytest.raises(ImportRejectedError):
+            store.import_file(csv_list(tmp_path, "bad.csv", REPEAT_CONFLICT),
+                              ImportOptions(bank="c"))
+        assert _databases(store.con) == ["main"]
+    con = sqlite3.connect("", isolation_level=None)
+    labels = (0, None, None, None, None, None, 0)
+    for n in (2, 1):  # a second list on one connection gets a fresh database
+        staging = Staging(con)
+        staging.add(Batch({("md5", labels, "line"): [(i, MD5[i]) for i in range(n)]}, [], {}, n))
+        assert staging.finish().hashes == n
+    drop(con)
+    assert _databases(con) == ["main"]
 
 
 def test_a_version_2_store_opens_imports_and_matches(tmp_path: Path,
