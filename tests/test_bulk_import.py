@@ -97,6 +97,9 @@ def test_bulk_path_reports_and_stores_what_the_row_path_does(
     by_row = run(tmp_path, "row", steps)
     monkeypatch.setattr(bank_import, "BULK_ROWS", 1)
     assert run(tmp_path, "bulk", steps) == by_row
+    for scan in (True, False):  # the list compared by scanning the bank or by its hashes
+        monkeypatch.setattr(bank_import, "scans_bank", lambda *_, scan=scan: scan)
+        assert run(tmp_path, f"scan-{scan}", steps) == by_row
 
 
 def test_refused_bulk_import_leaves_every_index(tmp_path: Path,

@@ -44,7 +44,11 @@ def active(store: BankStore, bank: str) -> set[str]:
     return {h["entry_id"] for h in store.history(bank) if not h["retracted"]}
 
 
-def test_replace_retracts_absent_entries_with_the_dropping_version(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scan", [True, False], ids=["bank-scanned", "hashes-looked-up"])
+def test_replace_retracts_absent_entries_with_the_dropping_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scan: bool
+) -> None:
+    monkeypatch.setattr(bank_import, "scans_bank", lambda *_: scan)
     with BankStore(tmp_path / "store") as store:
         v1 = store.import_file(write(tmp_path, "v1.csv", csv_of([0, 1, 2, 3, 4])),
                                ImportOptions(bank="p", version="1", replace=True))
