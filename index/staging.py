@@ -136,15 +136,6 @@ class Staging:
         self.rejected.extend(batch.rejected)
         self.notes.update(batch.notes)
 
-    def repeats_an_id(self) -> bool:
-        """Whether two records name the same explicit id (one sort, no table written)."""
-        found = self.con.execute(
-            f"SELECT 1 FROM (SELECT MIN(s.key) AS first, MAX(s.key) AS last FROM staging.stage s"
-            f" JOIN staging.labels l ON l.id = s.label WHERE l.explicit = 1"
-            f" GROUP BY {entry_id('s')}) WHERE first != last LIMIT 1"
-        ).fetchone()
-        return found is not None
-
     def finish(self) -> Staged:
         """Run the within-file checks; afterwards `staging.uniq` holds what the list says."""
         self.con.execute(f"CREATE TABLE IF NOT EXISTS staging.uniq {_UNIQ}")
