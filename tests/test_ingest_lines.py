@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from index.errors import HashListFormatError
 from index.ingest import csv as csv_list
 from index.ingest import hashlist, nsrl, pdq
 from index.ingest.detect import detect_format
-from index.ingest.records import ParsedRecord, ParseOptions, RejectedRecord
+from index.ingest.records import Batch, ParsedRecord, ParseOptions, RejectedRecord, batched
 
 MD5 = "0123456789abcdef0123456789abcdef"
 SHA1 = "0123456789abcdef0123456789abcdef01234567"
@@ -163,3 +164,33 @@ def test_detect_refuses_what_it_cannot_tell(tmp_path: Path) -> None:
         detect_format(write(tmp_path, "f", "hello world\n"))
     with pytest.raises(HashListFormatError):
         detect_format(write(tmp_path, "g", "# only a comment\n"))
+
+
+def _staged(batches: list[Batch]) -> tuple[Counter[tuple[object, ...]], int]:
+    """Each staged row as (line, algorithm, hash, id or None, labels), whatever its shape."""
+    rows: Counter[tuple[object, ...]] = Counter()
+    for b in batches:
+        assert not b.rejected
+        for (algo, labels, shape), group in b.groups.items():
+            assert shape in ("line", "keyed")  # "line": the hash is its own id
+            rows.update((r[0], algo, r[1], r[2] if shape == "keyed" else None, labels)
+                        for r in group)
+    return rows, sum(b.records for b in batches)
+
+
+@pytest.mark.parametrize("header", ["id,md5,category", "md5,series", "id,sha1,md5,known_good"])
+def test_csv_bulk_blocks_with_one_label_column_stage_what_the_reference_does(
+    tmp_path: Path, header: str
+) -> None:
+    values = {"category": ["cam", "", " cgi ", "cam"], "series": ["s1", "s 2", "", "s1"],
+              "known_good": ["true", "0", "", "yes"]}[header.split(",")[-1]]
+    lines = [header]
+    for i in range(40):
+        md5 = f"{i:032x}"
+        cells = {"id": f"m{i}", "md5": md5.upper() if i % 2 else md5, "sha1": f"{i:040x}"}
+        lines.append(",".join([cells[c] for c in header.split(",")[:-1]] + [values[i % 4]]))
+    path = write(tmp_path, "one-label.csv", "\n".join(lines) + "\n")
+    options = ParseOptions(category="default")
+    fast = _staged(list(csv_list.batches(path, options)))
+    assert fast == _staged(list(batched(csv_list.parse(path, options))))
+    assert fast[1] == 40

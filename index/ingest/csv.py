@@ -365,11 +365,15 @@ def _fast_block(
             label_cols.append(col)
     if not hash_cols:
         return None
-    label_rows = list(zip(*label_cols, strict=True)) if label_cols else [()] * n
-    labels_of: dict[tuple[str, ...], tuple[Labels, Labels]] = {}
+    # each row's label cells as its grouping key: with one label column, the cell itself
+    # (a tuple per row cost a fifth of the block's time)
+    label_rows: list[Any] = (label_cols[0] if len(label_cols) == 1
+                             else list(zip(*label_cols, strict=True)) if label_cols else [()] * n)
+    labels_of: dict[Any, tuple[Labels, Labels]] = {}
     explicit = int(ids is not None)
     for raw in set(label_rows):
-        present = {n: v.strip() for n, v in zip(label_names, raw, strict=True) if v.strip()}
+        own = (raw,) if len(label_cols) == 1 else raw
+        present = {n: v.strip() for n, v in zip(label_names, own, strict=True) if v.strip()}
         try:
             v = _label_values(present, options)
         except RecordError:
