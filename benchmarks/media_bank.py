@@ -28,6 +28,7 @@ Run: `triage bench media_bank [--quick]` or `python -m benchmarks.media_bank [--
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import shutil
@@ -35,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -406,8 +407,14 @@ def _bank_bytes(originals: list[Image.Image], tmp: Path) -> dict[str, Any]:
     }
 
 
-def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
+def run(out_dir: str | Path, quick: bool = False, originals: int | None = None,
+        negatives: int | None = None) -> dict[str, Any]:
+    """`originals`/`negatives` override the config's (a finer recall grain, more negatives)."""
     cfg = QUICK if quick else FULL
+    if originals is not None:
+        cfg = replace(cfg, n_originals=originals)
+    if negatives is not None:
+        cfg = replace(cfg, n_negatives=negatives)
     out = Path(out_dir)
     t_start = time.perf_counter()
     timer: dict[str, float] = {"hash": 0.0, "describe": 0.0, "described": 0,
@@ -611,5 +618,18 @@ def _notes(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def main() -> None:
+    """`harness.main`'s flags, plus the bank and negative counts (FULL is sized to fit the
+    bench lock on a loaded machine; a quiet one affords more of both)."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--out", default="benchmarks/results/media_bank")
+    ap.add_argument("--originals", type=int, default=None, help=f"bank originals ({FULL.n_originals})")
+    ap.add_argument("--negatives", type=int, default=None,
+                    help=f"distinct negative photos ({FULL.n_negatives})")
+    args = ap.parse_args()
+    run(args.out, quick=args.quick, originals=args.originals, negatives=args.negatives)
+
+
 if __name__ == "__main__":
-    harness.main(run, "media_bank", __doc__)
+    main()
