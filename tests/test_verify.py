@@ -40,23 +40,16 @@ def _pair(q_pts: np.ndarray, scale: float, deg: float, shift: tuple[float, float
             _kp(r_pts, np.asarray(q_size) * scale, np.asarray(q_angle) + deg))
 
 
-def _kp(pts: np.ndarray, size: float | np.ndarray, angle: float | np.ndarray) -> np.ndarray:
-    """Keypoints (x, y, size, angle) at `pts`."""
-    n = len(pts)
-    return np.column_stack([pts, np.broadcast_to(size, n), np.broadcast_to(angle, n) % 360.0])
-
-
 def test_known_similarity_is_recovered() -> None:
     rng = np.random.default_rng(1)
     pts = rng.uniform([0, 0], [400, 300], size=(80, 2))
     # the query is the reference shown at 1/0.8 = 1.25x, turned by 3 degrees
-    angles = np.random.default_rng(5).uniform(0, 360, 80)
-    q, r = _pair(pts, 0.8, 3.0, (60.0, 40.0), q_angle=angles)
-    r[:, :2] += rng.normal(0, 0.7, size=pts.shape)
-    r[60:, :2] = rng.uniform([0, 0], [640, 480], size=(20, 2))  # 20 outliers
-    angles = rng.uniform(0, 360, size=80)
-    t = verify_pair(_kp(q, 40.0, angles), _kp(r, 32.0, angles + 3.0), np.full(80, 20),
-                    (400, 300), (640, 480))
+    noise = rng.normal(0, 0.7, size=pts.shape)
+    outliers = rng.uniform([0, 0], [640, 480], size=(20, 2))
+    q, r = _pair(pts, 0.8, 3.0, (60.0, 40.0), q_angle=rng.uniform(0, 360, 80))
+    r[:, :2] += noise
+    r[60:, :2] = outliers  # 20 outliers
+    t = verify_pair(q, r, np.full(80, 20), (400, 300), (640, 480))
     assert t is not None
     assert 55 <= t.inliers <= 62 and t.matches == 80
     assert t.scale == pytest.approx(1.25, rel=0.02)
@@ -74,11 +67,10 @@ def test_random_pairs_never_verify() -> None:
     rng = np.random.default_rng(2)
     for _ in range(200):
         n = int(rng.integers(12, 120))
-        q = _kp(rng.uniform([0, 0], [500, 400], size=(n, 2)), 40.0, rng.uniform(0, 360, n))
-        r = _kp(rng.uniform([0, 0], [500, 400], size=(n, 2)), 40.0, rng.uniform(0, 360, n))
         # sizes and orientations all agree: only the positions say these are unrelated
-        assert verify_pair(_kp(q, 20.0, 0.0), _kp(r, 20.0, 0.0), np.full(n, 30),
-                           (500, 400), (500, 400)) is None
+        q = _kp(rng.uniform([0, 0], [500, 400], size=(n, 2)), 20.0, 0.0)
+        r = _kp(rng.uniform([0, 0], [500, 400], size=(n, 2)), 20.0, 0.0)
+        assert verify_pair(q, r, np.full(n, 30), (500, 400), (500, 400)) is None
 
 
 def test_clustered_inliers_are_refused() -> None:
