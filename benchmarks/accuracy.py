@@ -711,8 +711,11 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
 def merge_media_bank(out_dir: str | Path, media_result: str | Path) -> None:
     """Re-render the accuracy result in `out_dir` with a separately run media-bank result."""
     saved = json.loads((Path(out_dir) / "result.json").read_text())
+    # a result merged before keeps the commit its accuracy rows were measured at (its
+    # `machine` is the earlier merge's)
+    measured = saved.get("crop_robust", {}).get("accuracy_commit")
     saved["crop_robust"] = crop_robust(json.loads(Path(media_result).read_text()))
-    saved["crop_robust"]["accuracy_commit"] = saved.get("machine", {}).get("commit")
+    saved["crop_robust"]["accuracy_commit"] = measured or saved.get("machine", {}).get("commit")
     write_markdown(out_dir, saved)
 
 
