@@ -469,17 +469,19 @@ def _notes(scans: list[ScaleScan], note: str) -> tuple[dict[str, Any], str]:
     by_n = {s.files: s for s in scans}
     facts: dict[str, Any] = {}
     lines = []
-    if 100_000 in by_n and 1_000_000 in by_n:
-        a, b = by_n[100_000], by_n[1_000_000]
-        facts["cpu_per_file_ratio_1e6_vs_1e5"] = b.cpu_us_per_file / a.cpu_us_per_file
-        facts["wall_per_file_ratio_1e6_vs_1e5"] = a.files_per_s / b.files_per_s
-        facts["kb_per_extra_file_1e5_to_1e6"] = (b.peak_rss_mb - a.peak_rss_mb) * 1000 / (
-            b.files - a.files)
+    for lo, hi in ((100_000, 1_000_000), (1_000_000, 10_000_000)):
+        if lo not in by_n or hi not in by_n:
+            continue
+        a, b = by_n[lo], by_n[hi]
+        e_lo, e_hi = f"1e{len(str(lo)) - 1}", f"1e{len(str(hi)) - 1}"
+        cpu = facts[f"cpu_per_file_ratio_{e_hi}_vs_{e_lo}"] = b.cpu_us_per_file / a.cpu_us_per_file
+        wall = facts[f"wall_per_file_ratio_{e_hi}_vs_{e_lo}"] = a.files_per_s / b.files_per_s
+        kb = facts[f"kb_per_extra_file_{e_lo}_to_{e_hi}"] = (b.peak_rss_mb - a.peak_rss_mb) * (
+            1000 / (b.files - a.files))
         lines.append(
-            f"Per-file cost at 10^6 vs 10^5: {facts['cpu_per_file_ratio_1e6_vs_1e5']:.2f}x the "
-            f"CPU time, {facts['wall_per_file_ratio_1e6_vs_1e5']:.2f}x the wall time (target "
-            f"<= {TARGET_RATIO}x); peak RSS grows {facts['kb_per_extra_file_1e5_to_1e6']:.3f} "
-            "KB per extra file.")
+            f"Per-file cost at 10^{e_hi[2:]} vs 10^{e_lo[2:]}: {cpu:.2f}x the CPU time, "
+            f"{wall:.2f}x the wall time (target <= {TARGET_RATIO}x); peak RSS grows "
+            f"{kb:.3f} KB per extra file.")
     for n, limit in TARGET_MB.items():
         if n in by_n:
             ok = by_n[n].peak_rss_mb < limit
