@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -239,10 +240,7 @@ def check_counts(n: int, counts: dict[str, int], summary: dict[str, Any]) -> Non
     generation, the file system or the scan), and the images must cluster."""
     problems = []
     if counts.get("attention", 0):
-        reasons: dict[str, int] = {}
-        for entry in summary.get("attention", []):
-            reasons[str(entry.get("reason"))] = reasons.get(str(entry.get("reason")), 0) + 1
-        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
+        top = Counter(str(e.get("reason")) for e in summary.get("attention", [])).most_common(5)
         problems.append(f"{counts['attention']:,} attention rows, none expected (reasons of "
                         f"the first listed: {top})")
     if counts.get("clusters", 0) < expected_clusters(n):

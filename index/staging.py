@@ -14,9 +14,9 @@ line, when it conflicts; a rejected record contributes none of its hashes. Used 
 (on the store's connection) and by `bank validate` (in a throwaway database).
 
 Tables (schema `staging`: a private temp database attached to the connection): `labels(id,
-explicit, quality, category, vic_category, caid_category, series, known_good)`; `stage(key, line, item, algorithm, hash, entry_id, label)` with
-`entry_id` NULL when the hash is its own id; `uniq(algorithm, hash, key, line, n, entry_id,
-label)` keyed by (algorithm, hash).
+explicit, quality, category, vic_category, caid_category, series, known_good)`; `stage(key,
+line, item, algorithm, hash, entry_id, label)` with `entry_id` NULL when the hash is its own
+id; `uniq(algorithm, hash, key, line, n, entry_id, label)` keyed by (algorithm, hash).
 """
 
 from __future__ import annotations
