@@ -181,3 +181,29 @@ def test_member_bytes_in_flight_follow_the_memory_budget() -> None:
     finally:
         counted.close()
     assert counted.peak_in_flight_bytes == 4 * member
+
+
+def test_local_dask_runs_without_dask_housekeeping() -> None:
+    """The cluster `local-dask` starts: workers keep glibc's malloc defaults and run no
+    statistical profiler, its processes tick once a second and the scheduler steals no work;
+    each of these is Dask's default otherwise."""
+    import dask
+
+    from triage.dask_executor import LOCAL
+
+    def worker_view() -> tuple[str | None, bool, str]:
+        return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                bool(dask.config.get("distributed.worker.profile.enabled")),
+                str(dask.config.get("distributed.admin.tick.interval")))
+
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+    executor = DaskExecutor(LOCAL, 2)
+    try:
+        views = executor._client.run(worker_view)
+        scheduler = executor._cluster.scheduler
+        assert "stealing" not in scheduler.extensions
+        assert scheduler.periodic_callbacks["tick"].callback_time == 1000
+    finally:
+        executor.close()
+    assert sorted(views.values()) == [(None, False, "1s")] * 2
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # the caller's config
