@@ -183,11 +183,15 @@ def test_member_bytes_in_flight_follow_the_memory_budget() -> None:
     assert counted.peak_in_flight_bytes == 4 * member
 
 
-def test_local_dask_runs_without_dask_housekeeping() -> None:
+def test_local_dask_runs_without_dask_housekeeping(monkeypatch: pytest.MonkeyPatch) -> None:
     """The cluster `local-dask` starts: workers keep glibc's malloc defaults and run no
     statistical profiler, its processes tick once a second and the scheduler steals no work;
     each of these is Dask's default otherwise."""
     import dask
+
+    # A Nanny copies its spawn variables into its own process's environment, and a variable
+    # already there wins over the config: the `cluster` fixture's default Nanny left one here.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
 
     from triage.dask_executor import LOCAL
 
