@@ -51,6 +51,7 @@ from hashing.algorithms.local_features import (
     MAX_KEYPOINTS,
     QUERY_KEYPOINTS,
     LocalFeatures,
+    describe_query_rgb,
     describe_rgb,
 )
 from hashing.algorithms.pdq import pdq_from_rgb
@@ -193,7 +194,7 @@ def _sign(img: Image.Image, crop_resistant: _CropResistantPool | None,
     res = pdq_from_rgb(rgb)
     ph = imagehash_hashes(img, ("phash",))["phash"]
     t1 = time.perf_counter()
-    feats = describe_rgb(rgb, MAX_KEYPOINTS if bank else QUERY_KEYPOINTS)
+    feats = describe_rgb(rgb) if bank else describe_query_rgb(rgb)
     t2 = time.perf_counter()
     timer["hash"] += t1 - t0
     timer["describe"] += t2 - t1

@@ -130,17 +130,23 @@ def _image_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
 def _media_bank_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
     """Local features and sub-window PDQs (bank-side signatures; never in a hash record's
     output)."""
-    from hashing.algorithms.local_features import MAX_KEYPOINTS, QUERY_KEYPOINTS, describe
+    from hashing.algorithms.local_features import (
+        MAX_KEYPOINTS,
+        QUERY_CANDIDATES,
+        QUERY_KEYPOINTS,
+        describe,
+    )
     from hashing.algorithms.pdq_windows import window_hashes
 
     assert img.luma is not None
     out: dict[str, Any] = {}
     if "orb" in opts.perceptual:
         # a media-bank import (the only caller that asks for sub-windows) describes bank
-        # items; a scan describes query images, with more keypoints
-        keep = MAX_KEYPOINTS if "pdq_grid" in opts.perceptual else QUERY_KEYPOINTS
-        out["local_features"] = describe(img.luma, img.width, img.height,
-                                         max_keypoints=keep).to_bytes()
+        # items; a scan describes query images, with more keypoints from more candidates
+        bank = "pdq_grid" in opts.perceptual
+        out["local_features"] = describe(
+            img.luma, img.width, img.height, max_keypoints=MAX_KEYPOINTS if bank else
+            QUERY_KEYPOINTS, candidates=None if bank else QUERY_CANDIDATES).to_bytes()
     if "pdq_grid" in opts.perceptual:
         out["pdq_windows"] = window_hashes(img.luma)
     return out
