@@ -234,18 +234,21 @@ def expected_clusters(n: int) -> int:
     return n * len(MEDIA_EVERY) // 25 // COPIES // 2
 
 
-def check_counts(n: int, counts: dict[str, int], summary: dict[str, Any]) -> None:
+def check_counts(n: int, counts: dict[str, int], summary: dict[str, Any],
+                 min_clusters: int | None = None) -> None:
     """Raise `InvalidRow` unless the scan saw every file as the generator wrote it: the tree
     holds no undecodable or unreadable file, so any attention row is a fault (of the
-    generation, the file system or the scan), and the images must cluster."""
+    generation, the file system or the scan), and the images must cluster (at least
+    `min_clusters`, by default `expected_clusters(n)` of this module's generator)."""
     problems = []
+    min_clusters = expected_clusters(n) if min_clusters is None else min_clusters
     if counts.get("attention", 0):
         top = Counter(str(e.get("reason")) for e in summary.get("attention", [])).most_common(5)
         problems.append(f"{counts['attention']:,} attention rows, none expected (reasons of "
                         f"the first listed: {top})")
-    if counts.get("clusters", 0) < expected_clusters(n):
+    if counts.get("clusters", 0) < min_clusters:
         problems.append(f"{counts.get('clusters', 0):,} clusters, at least "
-                        f"{expected_clusters(n):,} expected")
+                        f"{min_clusters:,} expected")
     if problems:
         raise InvalidRow(f"scan of {n:,} files is not a valid row: " + "; ".join(problems))
 
@@ -349,15 +352,16 @@ def read_back(root: Path, n: int, bodies: list[bytes], bases: list[bytes],
 
 
 def scan(evidence: Path, case: Path, store: Path, n: int,
-         generate_seconds: float) -> ScaleScan:
-    """One default `triage scan`, its process tree polled for RSS and CPU until it exits."""
+         generate_seconds: float, min_clusters: int | None = None) -> ScaleScan:
+    """One default `triage scan`, its process tree polled for RSS and CPU until it exits
+    (`min_clusters`: see `check_counts`; another generator's case states its own)."""
     cmd = [sys.executable, "-m", "cli.main", "scan", str(evidence), "--case", str(case),
            "--store", str(store)]
     load_before = os.getloadavg()
     done = process_tree.run_polled(cmd, f"scan of {n:,} files", POLL_SECONDS, TIMELINE_SECONDS)
     summary = json.loads((case / "summary.json").read_text())
     counts = {k: v for k, v in summary.get("counts", {}).items() if isinstance(v, int)}
-    check_counts(n, counts, summary)
+    check_counts(n, counts, summary, min_clusters)
     return ScaleScan(files=n, seconds=done.seconds, cpu_seconds=done.cpu_seconds,
                      peak_rss_mb=done.peak_rss / 1e6,
                      peak_process_rss_mb=done.peak_process_rss / 1e6,
