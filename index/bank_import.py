@@ -37,7 +37,7 @@ from index.ingest import hashlist, nsrl, pdq, rdsv3, vics
 from index.ingest.detect import detect_format
 from index.ingest.records import Batch, ParseOptions, Record, batched
 from index.staging import LABELS, Staged, Staging, entry_id, same_as_entry
-from index.store_schema import entry_indexes, transaction
+from index.store_schema import entry_indexes, small_sorts, transaction
 
 Parser = Callable[[str, ParseOptions], Iterator[Record]]
 PARSERS: dict[str, Parser] = {
@@ -369,8 +369,9 @@ def bulk_indexes(con: sqlite3.Connection, rows: int, unique: bool = False) -> It
     for name, _, _ in dropped:
         con.execute(f"DROP INDEX {name}")
     yield any(u for _, _, u in dropped)
-    for _, sql, _ in dropped:
-        con.execute(sql)
+    with small_sorts(con):  # each build reads the table in order: no random pages revisited
+        for _, sql, _ in dropped:
+            con.execute(sql)
 
 
 # what the one comparison of a list with its bank found for an entry (bits of `found.action`)

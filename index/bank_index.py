@@ -33,7 +33,7 @@ from index.bank_import import now
 from index.bank_types import BankEntry, IndexInfo
 from index.errors import IndexCorruptError
 from index.ingest.fastlines import hex_cells
-from index.store_schema import connect, transaction, unchecked_references
+from index.store_schema import connect, small_sorts, transaction, unchecked_references
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def build(con: sqlite3.Connection, store_dir: str, algorithm: str,
     sha: str | None = None
     with tempfile.TemporaryFile(dir=store_dir) as spill, \
             CodesWriter(path, nbytes) as codes:
-        with transaction(con, write=False):
+        with small_sorts(con), transaction(con, write=False):
             gen = generation(con, algorithm)
             banks = {i: (name, version) for i, name, version in con.execute(
                 "SELECT id, name, version FROM banks WHERE enabled = 1")}

@@ -56,7 +56,7 @@ from index.bank_types import (
 from index.errors import BankError, HashListFormatError
 from index.ingest.records import is_skippable
 from index.staging import drop as drop_staging
-from index.store_schema import connect, transaction
+from index.store_schema import connect, transaction, unchecked_references
 
 __all__ = [
     "BankDetail",
@@ -154,7 +154,9 @@ class BankStore:
             staging = stage_file(self.con, path, fmt, parse_options_for(options, scheme))
             if staging.rejected and not options.skip_invalid:
                 raise Rollback(refused(options, path, fmt, staging.finish()))
-            with transaction(self.con):
+            # every reference an import writes is to its own bank and import rows (or to
+            # a bank read in the same write transaction)
+            with unchecked_references(self.con), transaction(self.con):
                 done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
                 if done is None:
                     staged = staging.finish()
