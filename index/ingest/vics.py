@@ -506,21 +506,34 @@ class _FastReader:
 
     def _objects(self) -> Iterator[Batch]:
         """Media objects each followed by a comma, read while they lie whole in the buffer:
-        the array walk without a generator step per element. Stops at an element start (the
-        last one, anything unusual and a refill are the walk's)."""
+        the array walk without a generator step per element, and per object no Python call
+        but the C scanner's (`raw_decode`, `_line_at` and `_pend` inlined: 0.4 s of CPU per
+        10^6 entries). Stops at an element start (the last one, anything unusual and a refill
+        are the walk's)."""
         buf, pos, n = self.buf, self.pos, len(self.buf)
+        line, counted = self.line, self.counted  # the line at offset `counted`
+        if pos < counted:
+            return
+        scan, comma_at, count = _DECODER.scan_once, _COMMA.match, buf.count
+        records, pending = self.records, self.pending
         while pos < n and buf[pos] == "{":
             try:
-                value, end = _DECODER.raw_decode(buf, pos)
-            except (ValueError, RecursionError):
+                value, end = scan(buf, pos)
+            except (StopIteration, ValueError, RecursionError):  # raw_decode's failures
                 break
-            comma = _COMMA.match(buf, end)
-            if comma is None or 4 + buf.count("{", pos, end) + buf.count("[", pos, end) > MAX_DEPTH:
+            comma = comma_at(buf, end)
+            if comma is None or 4 + count("{", pos, end) + count("[", pos, end) > MAX_DEPTH:
                 break
-            line = self._line_at(pos)
-            self.pos = pos = comma.end()
-            yield from self._pend(value, line)
-        self.pos = pos
+            line += count("\n", counted, pos)
+            counted = pos
+            records.items += 1
+            pending.append((value, line, records.items))
+            pos = comma.end()
+            if len(pending) >= _COLUMN_RUN:
+                self.pos, self.line, self.counted = pos, line, counted
+                yield from self._flush()
+                pending = self.pending
+        self.pos, self.line, self.counted = pos, line, counted
 
     def _pend(self, obj: dict[str, Any], line: int) -> Iterator[Batch]:
         """Hold one Media object for checking by column with the next ones (`vics_columns`)."""
