@@ -17,7 +17,13 @@ from index.banks import BankStore, ImportOptions
 from index.ingest.records import Batch
 from index.ingest.vics_columns import media_batch
 from index.staging import Staging, drop
-from index.store_schema import SCHEMA_VERSION, connect, entry_indexes, schema_version
+from index.store_schema import (
+    CACHE_KIB,
+    SCHEMA_VERSION,
+    connect,
+    entry_indexes,
+    schema_version,
+)
 
 MD5 = [hashlib.md5(i.to_bytes(4, "little")).hexdigest() for i in range(400)]
 SHA1 = [hashlib.sha1(i.to_bytes(4, "little")).hexdigest() for i in range(400)]
@@ -117,6 +123,31 @@ def test_refused_bulk_import_leaves_every_index(tmp_path: Path,
         hit = store.open_matcher().lookup_digest("md5", MD5[9])
         assert [(e.bank, e.entry_id) for e in hit] == [("b", "m9")]
     assert schema_version(connect(str(tmp_path / "s" / "banks.sqlite"))) == SCHEMA_VERSION == 3
+
+
+def test_unchecked_imports_write_valid_references(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import writes with foreign keys off and sorts with a small cache: whatever it wrote
+    (first imports, a replacing one, a refused one) holds only valid references, and the
+    connection has its checks and page cache back afterwards."""
+    monkeypatch.setattr(bank_import, "BULK_ROWS", 1)
+    with BankStore(tmp_path / "s") as store:
+        store.import_file(csv_list(tmp_path, "o.csv", [(f"o{i}", i + 100, "x") for i in range(20)]),
+                          ImportOptions(bank="o"))
+        store.import_file(csv_list(tmp_path, "a.csv", PLAIN), ImportOptions(bank="b", version="1"))
+        with pytest.raises(ImportRejectedError):
+            store.import_file(csv_list(tmp_path, "bad.csv", REPEAT_CONFLICT),
+                              ImportOptions(bank="b"))
+        store.import_file(csv_list(tmp_path, "n.csv", PLAIN[::2]),
+                          ImportOptions(bank="b", version="2", replace=True))
+        con = store.con
+        assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert con.execute("PRAGMA cache_size").fetchone() == (-CACHE_KIB,)
+        (retracted,) = con.execute(
+            "SELECT COUNT(*) FROM entries WHERE retracted_import IS NOT NULL").fetchone()
+        assert retracted == 2 * 25  # md5 and sha1 of the 25 records version 2 dropped
 
 
 def _databases(con: sqlite3.Connection) -> list[str]:
