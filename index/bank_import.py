@@ -311,7 +311,8 @@ def import_fresh(
                 # with explicit ids, which mostly ascend with the file, file order spares
                 # the ORDER BY's sort and the id index's (10^6 CSV entries: 5.4 s against 7.2)
                 order = "" if staging.explicit else " ORDER BY u.hash, u.algorithm"
-                added = con.execute(insert + order, (bank_id, import_id)).rowcount
+                with small_sorts(con):  # the ORDER BY's sort (10^6 MD5: 4.3 -> 3.8 s)
+                    added = con.execute(insert + order, (bank_id, import_id)).rowcount
             else:
                 added = con.execute(
                     insert + " ORDER BY u.algorithm, u.hash ON CONFLICT DO NOTHING",

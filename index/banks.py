@@ -56,7 +56,7 @@ from index.bank_types import (
 from index.errors import BankError, HashListFormatError
 from index.ingest.records import is_skippable
 from index.staging import drop as drop_staging
-from index.store_schema import connect, transaction, unchecked_references
+from index.store_schema import connect, small_sorts, transaction, unchecked_references
 
 __all__ = [
     "BankDetail",
@@ -159,7 +159,8 @@ class BankStore:
             with unchecked_references(self.con), transaction(self.con):
                 done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
                 if done is None:
-                    staged = staging.finish()
+                    with small_sorts(self.con):  # sorts of the staged list only
+                        staged = staging.finish()
                     if staged.rejected and not options.skip_invalid:
                         raise Rollback(refused(options, path, fmt, staged))
                     done = import_into(self.con, path, options, fmt, staged, scheme_name)
