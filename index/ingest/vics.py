@@ -22,7 +22,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ijson
@@ -320,6 +320,9 @@ def _no_constants(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+# what `_DECODER.raw_decode` calls, without its Python frame (an attribute JSONDecoder sets,
+# absent from the stubs); raises StopIteration where raw_decode raises JSONDecodeError
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
@@ -514,7 +517,7 @@ class _FastReader:
         line, counted = self.line, self.counted  # the line at offset `counted`
         if pos < counted:
             return
-        scan, comma_at, count = _DECODER.scan_once, _COMMA.match, buf.count
+        scan, comma_at, count = _SCAN, _COMMA.match, buf.count
         records, pending = self.records, self.pending
         while pos < n and buf[pos] == "{":
             try:
