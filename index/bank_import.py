@@ -20,7 +20,7 @@ import hashlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from dataclasses import replace as replace_result
 from datetime import UTC, datetime
@@ -370,8 +370,11 @@ def bulk_indexes(con: sqlite3.Connection, rows: int, unique: bool = False) -> It
     for name, _, _ in dropped:
         con.execute(f"DROP INDEX {name}")
     yield any(u for _, _, u in dropped)
-    with small_sorts(con):  # each build reads the table in order: no random pages revisited
-        for _, sql, _ in dropped:
+    for _, sql, unique_key in dropped:
+        # the key's input (hashes in table order) is random: small sort runs; the id index's
+        # mostly ascends (ids in file order, or hashes inserted sorted), which one large run
+        # sorts faster (10^7 VICS entries: 4.4 s of CPU against 4.9-5.8 in small runs)
+        with small_sorts(con) if unique_key else nullcontext(con):
             con.execute(sql)
 
 
