@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import cli
-from hashing.algorithms.local_features import describe_rgb
+from hashing.algorithms.local_features import describe_query_rgb, describe_rgb
 from index.bank_import import ImportOptions
 from index.banks import BankStore
 from synthetic_fixtures.edits import EDITS, edit_rng
@@ -156,3 +156,26 @@ def test_spilled_linker_equals_in_memory(tmp_path: Path) -> None:
     assert [(a, b) for a, b, _ in got] == [(1, 0), (2, 0)]
     assert 70 < got[0][2].ref_covered_pct < 90 and got[0][2].query_covered_pct > 95
     assert not list(tmp_path.iterdir())  # closing removes the spill
+
+
+def test_media_match_reasons_land_on_their_items_in_any_chunk(setup: dict[str, Path]) -> None:
+    """A later chunk's ordinals do not start at 0 (a 10^4-image scan's second chunk raised
+    IndexError): reasons are placed by position in the chunk."""
+    from index.media_bank import MediaMatcher
+    from triage.local_match import media_match
+    from triage.policy import Policy
+
+    ref = _photo(100)
+    crop = EDITS["crop_20"](ref, edit_rng(SEED, 100, "crop_20"))
+    items = [CaseItem.from_row(500 + k, {"path": f"x{k}.jpg", "status": "hashed"},
+                               describe_query_rgb(np.asarray(img)).to_bytes())
+             for k, img in enumerate((_photo(7), crop))]
+    with BankStore(setup["media_store"]) as s:
+        media = MediaMatcher(s.db_path, s.dir)
+        try:
+            out = media_match(items, media, Policy())
+        finally:
+            media.close()
+    assert [i.ordinal for i in out] == [500, 501]
+    assert out[0].reasons == ()
+    assert [(r.kind, r.algo, r.entry) for r in out[1].reasons] == [("local", "orb", "ref.jpg")]

@@ -67,18 +67,20 @@ def _features(blobs: Sequence[bytes | None]) -> list[LocalFeatures]:
 
 def _windows(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy
              ) -> dict[int, list[Reason]]:
+    """Sub-window PDQ reasons by position in `items` (not ordinal: a chunk's ordinals do not
+    start at 0)."""
     index, rows = media.windows()
     radius = policy.radius.get("pdq")
     out: dict[int, list[Reason]] = {}
     if index.ntotal == 0 or radius is None:
         return out
-    which = [i for i in items if i.record.hashes.get("pdq") and (
+    which = [k for k, i in enumerate(items) if i.record.hashes.get("pdq") and (
         i.record.pdq_quality is None or i.record.pdq_quality >= policy.min_quality)]
     if not which:
         return out
-    lims, dists, ids = index.range_search(pack("pdq", (i.record.hashes["pdq"] for i in which)),
-                                          radius)
-    for q, item in enumerate(which):
+    lims, dists, ids = index.range_search(
+        pack("pdq", (items[k].record.hashes["pdq"] for k in which)), radius)
+    for q, pos in enumerate(which):
         best: dict[tuple[str, str], Reason] = {}
         for k in range(lims[q], lims[q + 1]):
             for e in rows[int(ids[k])]:
@@ -86,7 +88,7 @@ def _windows(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy
                 if key not in best or int(dists[k]) < best[key].distance:
                     best[key] = _reason("near", "pdq_grid", e, int(dists[k]))
         if best:
-            out[item.ordinal] = list(best.values())
+            out[pos] = list(best.values())
     return out
 
 
@@ -99,13 +101,14 @@ def media_match(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy,
     found = _windows(items, media, policy)
     refs = media.features()
     if refs.n_items:
-        ask = [i for i in items if i.features and not any(r.kind == "exact" for r in i.reasons)]
-        matches = match_features(_features([i.features for i in ask]), refs, params)
+        ask = [k for k, i in enumerate(items)
+               if i.features and not any(r.kind == "exact" for r in i.reasons)]
+        matches = match_features(_features([items[k].features for k in ask]), refs, params)
         entries = media.item_entries(sorted({m.item for m in matches}))
         for m in matches:
             e = entries.get(m.item)
             if e is not None:
-                found.setdefault(ask[m.query].ordinal, []).append(
+                found.setdefault(ask[m.query], []).append(
                     _reason("local", "orb", e, round(m.transform.mean_distance),
                             transform=m.transform))
     if not found:
