@@ -22,6 +22,7 @@ from triage.pipeline import OUTPUT_NAMES, ScanConfig, run_scan
 
 SEED = 29
 N_DISTINCT = 40
+ONE_ITEM_BUDGET = 2 << 10  # derive.chunk_rows: one item per chunk
 
 
 def _photo(k: int, w: int = 480, h: int = 360) -> Image.Image:
@@ -142,3 +143,19 @@ def test_many_distinct_photos_never_link() -> None:
         linker.add(items)
         pairs = linker.pairs(set(range(0, n, 2)))
     assert [(a, b) for a, b, _ in pairs] == [(n, 0)]
+
+
+def test_media_matches_land_on_their_items_in_any_chunk(case: dict[str, object]) -> None:
+    """A budget of one item per chunk: the media bank's reasons (sub-window PDQ and local
+    features) are found for the item that holds them however far into the case it is, and the
+    outputs equal the one-chunk scan's (they once were looked up by ordinal in the chunk)."""
+    root = case["root"]
+    assert isinstance(root, Path)
+    tiny = root / "tiny-case"
+    run_scan(ScanConfig(evidence=(root / "evidence",), case_dir=tiny, store_dir=root / "store",
+                        workers=0, memory_budget=ONE_ITEM_BUDGET))
+    queue = {Path(r["path"]).name: r for r in map(json.loads, (tiny / "queue.jsonl").open())}
+    held = [r for r in queue["from_holdings.jpg"]["reasons"] if r["bank"] == "holdings"]
+    assert held and {r["entry"] for r in held} == {"2019/ref.jpg"}
+    for name in ("queue.jsonl", "queue.csv"):
+        assert (tiny / name).read_bytes() == (root / "case" / name).read_bytes(), name
