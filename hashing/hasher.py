@@ -130,12 +130,7 @@ def _image_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
 def _media_bank_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
     """Local features and sub-window PDQs (bank-side signatures; never in a hash record's
     output)."""
-    from hashing.algorithms.local_features import (
-        MAX_KEYPOINTS,
-        QUERY_CANDIDATES,
-        QUERY_KEYPOINTS,
-        describe,
-    )
+    from hashing.algorithms.local_features import describe, describe_query
     from hashing.algorithms.pdq_windows import window_hashes
 
     assert img.luma is not None
@@ -143,10 +138,8 @@ def _media_bank_fields(img: DecodedImage, opts: HashOptions) -> dict[str, Any]:
     if "orb" in opts.perceptual:
         # a media-bank import (the only caller that asks for sub-windows) describes bank
         # items; a scan describes query images, with more keypoints from more candidates
-        bank = "pdq_grid" in opts.perceptual
-        out["local_features"] = describe(
-            img.luma, img.width, img.height, max_keypoints=MAX_KEYPOINTS if bank else
-            QUERY_KEYPOINTS, candidates=None if bank else QUERY_CANDIDATES).to_bytes()
+        how = describe if "pdq_grid" in opts.perceptual else describe_query
+        out["local_features"] = how(img.luma, img.width, img.height).to_bytes()
     if "pdq_grid" in opts.perceptual:
         out["pdq_windows"] = window_hashes(img.luma)
     return out

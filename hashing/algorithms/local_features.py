@@ -146,7 +146,7 @@ def describe(luma: np.ndarray, width: int | None = None, height: int | None = No
     `width`/`height` are the original image's size when `luma` is a reduced decode (the fast
     JPEG path); keypoints are mapped to those coordinates. Images under `MIN_SIDE` pixels on
     a side get no keypoints. `candidates` ORB corners are detected before `max_keypoints` of
-    them are spread over the image (default `DETECT_FACTOR` per kept; a scan passes
+    them are spread over the image (default `DETECT_FACTOR` per kept; `describe_query` passes
     `QUERY_CANDIDATES`).
     """
     h0, w0 = luma.shape[:2]
@@ -175,13 +175,22 @@ def describe(luma: np.ndarray, width: int | None = None, height: int | None = No
     return LocalFeatures(width, height, geo, np.ascontiguousarray(desc, dtype=np.uint8))
 
 
-def describe_rgb(rgb: np.ndarray, max_keypoints: int = MAX_KEYPOINTS,
-                 candidates: int | None = None) -> LocalFeatures:
+def describe_rgb(rgb: np.ndarray, max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
     """`describe` of an RGB uint8 array (tests, benchmarks, the media-bank importer)."""
-    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
-    return describe(gray, max_keypoints=max_keypoints, candidates=candidates)
+    return describe(_gray(rgb), max_keypoints=max_keypoints)
+
+
+def describe_query(luma: np.ndarray, width: int | None = None,
+                   height: int | None = None) -> LocalFeatures:
+    """`describe` as a scan describes its images (`QUERY_KEYPOINTS` from `QUERY_CANDIDATES`);
+    bank images keep `describe`'s defaults."""
+    return describe(luma, width, height, QUERY_KEYPOINTS, QUERY_CANDIDATES)
 
 
 def describe_query_rgb(rgb: np.ndarray) -> LocalFeatures:
-    """`describe_rgb` as a scan describes its images (`QUERY_KEYPOINTS`, `QUERY_CANDIDATES`)."""
-    return describe_rgb(rgb, QUERY_KEYPOINTS, QUERY_CANDIDATES)
+    """`describe_query` of an RGB uint8 array (tests, benchmarks)."""
+    return describe_query(_gray(rgb))
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
