@@ -34,6 +34,7 @@ from index.bank_import import (
     check_bank_name,
     check_options,
     error_text,
+    import_direct,
     import_fresh,
     import_into,
     parse_options_for,
@@ -151,21 +152,27 @@ class BankStore:
         touched: set[str] = set()
         try:
             fmt, scheme, scheme_name = resolve(path, options)
-            staging = stage_file(self.con, path, fmt, parse_options_for(options, scheme))
-            if staging.rejected and not options.skip_invalid:
-                raise Rollback(refused(options, path, fmt, staging.finish()))
+            parse_options = parse_options_for(options, scheme)
             # every reference an import writes is to its own bank and import rows (or to
             # a bank read in the same write transaction)
             with unchecked_references(self.con), transaction(self.con):
-                done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
-                if done is None:
-                    with small_sorts(self.con):  # sorts of the staged list only
-                        staged = staging.finish()
-                    if staged.rejected and not options.skip_invalid:
-                        raise Rollback(refused(options, path, fmt, staged))
-                    done = import_into(self.con, path, options, fmt, staged, scheme_name)
-                result, touched = done
-                bump(self.con, touched)
+                done = import_direct(self.con, path, options, fmt, parse_options, scheme_name)
+                if done is not None:
+                    bump(self.con, done[1])
+            if done is None:
+                staging = stage_file(self.con, path, fmt, parse_options)
+                if staging.rejected and not options.skip_invalid:
+                    raise Rollback(refused(options, path, fmt, staging.finish()))
+                with unchecked_references(self.con), transaction(self.con):
+                    done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
+                    if done is None:
+                        with small_sorts(self.con):  # sorts of the staged list only
+                            staged = staging.finish()
+                        if staged.rejected and not options.skip_invalid:
+                            raise Rollback(refused(options, path, fmt, staged))
+                        done = import_into(self.con, path, options, fmt, staged, scheme_name)
+                    bump(self.con, done[1])
+            result, touched = done
         except sqlite3.Error as e:
             # the store, not the list, is at fault (full disk, I/O error): not a rejection
             raise BankError(tr(

@@ -256,3 +256,102 @@ def test_vics_column_check_stages_what_the_reference_says(
     assert fast == staged_rows(list(batched(vics.parse(str(path), ParseOptions()))))
     assert fast[2] + len(fast[1]) == 40
     assert by_column[:4] == [True] * 4  # the uniform runs were checked by column
+
+
+def _every_entry(store_dir: Path) -> list[tuple[Any, ...]]:
+    con = connect(str(store_dir / "banks.sqlite"))
+    try:
+        return con.execute(
+            "SELECT b.name, e.entry_id, e.algorithm, e.hash, e.quality, e.category,"
+            " e.vic_category, e.caid_category, e.series, e.known_good, e.retracted, e.line,"
+            " i.version FROM entries e JOIN banks b ON b.id = e.bank_id"
+            " JOIN imports i ON i.id = e.import_id ORDER BY 1, 3, 4"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _vics(tmp_path: Path, media: list[dict[str, Any]]) -> str:
+    import json
+
+    path = tmp_path / "v.json"
+    path.write_text('{"value": [{"CaseID": 1, "Media": [\n' + ",\n".join(
+        json.dumps(m) for m in media) + "\n]}]}\n", encoding="utf-8")
+    return str(path)
+
+
+def _lists(tmp_path: Path) -> dict[str, tuple[str, ImportOptions]]:
+    quoted = tmp_path / "quoted.csv"  # labels with quotes, a blank line
+    rows = "".join(f"m{i},{MD5[i]},{SHA1[i]},\"it's \"\"{i % 3}\"\"\",{'a' if i % 2 else 'b'}\n"
+                   for i in range(40))
+    quoted.write_text("id,md5,sha1,category,series\n" + rows + f"\nx,{MD5[41]},{SHA1[41]},c,s\n",
+                      encoding="utf-8")
+    nul = tmp_path / "nul.csv"  # a label SQL text cannot carry
+    nul.write_text("id,md5,sha1,category\n" + f"x,{MD5[41]},{SHA1[41]},nul\0here\n",
+                   encoding="utf-8")
+    plain_md5 = tmp_path / "plain.txt"
+    plain_md5.write_text("".join(h + "\n" for h in MD5[:60]), encoding="utf-8")
+    bad = csv_list(tmp_path, "bad.csv", PLAIN[:10] + [("m10", 10, "cat")])
+    Path(bad).write_text(Path(bad).read_text() + "m11,zz,zz,cat\n", encoding="utf-8")
+    return {
+        "csv": (csv_list(tmp_path, "a.csv", PLAIN), ImportOptions(bank="b", version="1")),
+        "quoted": (str(quoted), ImportOptions(bank="b", version="1")),
+        "nul": (str(nul), ImportOptions(bank="b")),
+        "hashlist": (str(plain_md5), ImportOptions(bank="b", format="hashlist",
+                                                   category="cam", known_good=True)),
+        "vics": (_vics(tmp_path, [_media(i) for i in range(30)]), ImportOptions(bank="b")),
+        "rejected": (bad, ImportOptions(bank="b")),
+        "skipped": (bad, ImportOptions(bank="b", skip_invalid=True)),
+        "repeat": (csv_list(tmp_path, "r.csv", REPEAT_SAME), ImportOptions(bank="b")),
+        "unreadable": (str(tmp_path / "missing.csv"), ImportOptions(bank="b", format="csv")),
+    }
+
+
+@pytest.mark.parametrize("kind", ["csv", "quoted", "nul", "hashlist", "vics", "rejected", "skipped",
+                                  "repeat", "unreadable"])
+def test_a_first_import_without_staging_equals_the_staged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A large first import goes into `entries` without staging (import_direct) and gives the
+    staged path's entries, report and lookups; a list only the staged checks can judge
+    (a repeat, a rejected record) or hold in SQL text (NUL) is staged after all, and a
+    missing file is refused alike."""
+    path, options = _lists(tmp_path)[kind]
+    staged_calls: list[str] = []
+    real_stage = bank_import.stage_file
+
+    def staging(*args: Any) -> Any:
+        staged_calls.append(args[1])
+        return real_stage(*args)
+
+    import index.banks
+
+    monkeypatch.setattr(index.banks, "stage_file", staging)
+    out = {}
+    for tag, bulk, least in (("staged", 10**9, 10**9), ("direct", 1, 1)):
+        monkeypatch.setattr(bank_import, "BULK_ROWS", bulk)
+        monkeypatch.setattr(bank_import, "DIRECT_BYTES", least)
+        staged_calls.clear()
+        with BankStore(tmp_path / tag) as store:
+            try:
+                result = store.import_file(path, options)
+            except ImportRejectedError as e:
+                result = e.result
+            except FileNotFoundError:
+                result = None
+            hits = [sorted((e.bank, e.entry_id) for e in store.open_matcher().lookup_digest(
+                "md5", MD5[n])) for n in (3, 10, 41, 59)]
+            con = store.con
+            assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+            assert [n for n, _, _ in entry_indexes(con)] == ["entries_key", "entries_by_id"]
+            imports = con.execute("SELECT format, added, rejected FROM imports").fetchall()
+        out[tag] = (outcome(result) if result else None, hits, imports,
+                    _every_entry(tmp_path / tag), bool(staged_calls))
+    fallback = kind in ("nul", "rejected", "repeat")
+    assert out["staged"][:4] == out["direct"][:4]
+    assert out["direct"][4] == fallback
+    if kind == "unreadable":
+        assert out["direct"][0][0] == "rejected" and not out["direct"][3]
+    elif not fallback:
+        assert out["staged"][4] and out["direct"][3]  # staged before, now imported directly
