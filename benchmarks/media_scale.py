@@ -144,11 +144,12 @@ def import_bank(holdings: Path, store: Path, bank: int) -> dict[str, Any]:
             "store_bytes_per_image": total / bank}
 
 
-def outcome(case: Path, bank: int) -> dict[str, int]:
+def outcome(case: Path, bank: int) -> dict[str, Any]:
     """From the case queue: copies and edits found (with which reason kinds), and distinct
-    photos that matched or linked anything (false positives)."""
-    found = {"copy": 0, "edit": 0, "edit_local": 0, "edit_grid": 0, "edit_linked": 0,
-             "distinct_flagged": 0}
+    photos that matched or linked anything (false positives), with their queue rows' reasons
+    so a false positive can be examined after the case is gone."""
+    found: dict[str, Any] = {"copy": 0, "edit": 0, "edit_local": 0, "edit_grid": 0,
+                             "edit_linked": 0, "distinct_flagged": 0, "flagged_rows": []}
     with open(case / "queue.jsonl", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
@@ -161,6 +162,7 @@ def outcome(case: Path, bank: int) -> dict[str, int]:
                 continue
             if kind == "distinct":
                 found["distinct_flagged"] += 1
+                found["flagged_rows"].append({"path": row["path"], "reasons": reasons})
             elif kind == "copy":
                 found["copy"] += 1
             else:
