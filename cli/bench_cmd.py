@@ -6,8 +6,8 @@ import importlib
 
 import click
 
-BENCHMARKS = ("hashing", "matching", "accuracy", "media_bank", "scan", "dask", "ingest",
-              "service", "disks", "containers", "report")
+BENCHMARKS = ("hashing", "matching", "accuracy", "media_bank", "descriptor_search", "scan",
+              "dask", "ingest", "service", "disks", "containers", "report")
 
 
 @click.command("bench")

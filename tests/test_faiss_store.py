@@ -216,3 +216,23 @@ def test_ivf_is_approximate_with_measured_recall() -> None:
     assert (dist <= 31).all()
     with pytest.raises(ValueError):
         FaissBinaryIndex(db, kind="hnsw")  # type: ignore[arg-type]
+
+
+def test_ivf_with_sampled_centroids_needs_no_training() -> None:
+    rng = np.random.default_rng(21)
+    db = _codes(22, 4_000)
+    q = _codes(23, 30)
+    for k in range(30):
+        for j in range(5):
+            db[k * 5 + j] = _near(q[k], 5 + 5 * j, rng)
+    exact = HammingIndex(db)
+    every = FaissBinaryIndex(db, kind="ivf", nlist=32, nprobe=32, sampled=True)
+    assert every.recall_against(exact, q, 31) == 1.0  # every list probed: exhaustive
+    # a code is always filed under its own centroid, so a query equal to a centroid finds it
+    few = FaissBinaryIndex(db, kind="ivf", nlist=32, nprobe=1, sampled=True)
+    centroids = np.sort(np.random.default_rng(0).choice(len(db), 32, replace=False))
+    lims, dist, ids = few.range_search(db[centroids], 0)
+    assert all(c in ids[lims[k]:lims[k + 1]] for k, c in enumerate(centroids))
+    assert (dist == 0).all()
+    with pytest.raises(ValueError, match="sampled centroids"):
+        FaissBinaryIndex(db[:10], kind="ivf", nlist=32, sampled=True)

@@ -177,3 +177,17 @@ def test_store_export_moves_signatures_between_stores_only(tmp_path: Path, folde
         assert load_features(c.con)[0].n_items == 2
     code, _, err = _invoke(tmp_path / "s4", "import-store", str(folder / "readme.txt"))
     assert code != 0
+
+
+def test_large_feature_sets_are_searched_through_an_inverted_file() -> None:
+    from index.faiss_store import FaissBinaryIndex
+    from index.hamming import HammingIndex
+    from index.media_bank import APPROXIMATE_FROM, descriptor_index, ivf_lists
+
+    assert [ivf_lists(n) for n in (10**5, 5 * 10**5, 5 * 10**6)] == [512, 1024, 4096]
+    codes = np.random.default_rng(3).integers(0, 256, (APPROXIMATE_FROM, 32), dtype=np.uint8)
+    assert isinstance(descriptor_index(codes[:-1]), HammingIndex)
+    large = descriptor_index(codes)
+    assert isinstance(large, FaissBinaryIndex) and large.kind == "ivf"
+    lims, dist, ids = large.range_search(codes[:50], 0)  # each code finds itself
+    assert (ids[lims[:-1]] == np.arange(50)).all() and (dist[lims[:-1]] == 0).all()

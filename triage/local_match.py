@@ -30,8 +30,7 @@ import numpy as np
 
 from hashing.algorithms.local_features import DESCRIPTOR_BYTES, MAX_KEYPOINTS, LocalFeatures
 from hashing.codec import pack
-from index.hamming import HammingIndex
-from index.media_bank import FeatureSet, MediaMatcher
+from index.media_bank import FeatureSet, MediaMatcher, descriptor_index
 from triage.items import CaseItem
 from triage.match import Reason, _reason
 from triage.outputs import FILE_MODE
@@ -248,7 +247,7 @@ class CaseLinker:
         kps, desc = self._kps.array(), self._desc.array()
         # the known-bad images' descriptors are copied into memory (the index's codes); the
         # queries are read from the mapped files a batch at a time
-        refs = FeatureSet(HammingIndex(np.ascontiguousarray(desc[rows])),
+        refs = FeatureSet(descriptor_index(np.ascontiguousarray(desc[rows])),
                           np.repeat(np.arange(refs_at.size, dtype=np.int64), kept[refs_at]),
                           np.ascontiguousarray(kps[rows]), np.asarray(items[refs_at, 1:3]))
         queries = _Spilled(queries_at, items, starts, kps, desc)

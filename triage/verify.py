@@ -1,7 +1,8 @@
 """Local-feature matching with geometric verification: descriptor votes, then RANSAC.
 
-A query image's descriptors are searched in a `FeatureSet` (the bank's, or the case's own)
-with the exact Hamming engine; each query keypoint votes once for every reference item it has
+A query image's descriptors are searched in a `FeatureSet` (the bank's, or the case's own):
+the exact Hamming engine, or past `media_bank.APPROXIMATE_FROM` descriptors an inverted file
+that keeps ~95 % of its pairs; each query keypoint votes once for every reference item it has
 a descriptor near. The items with the most votes are verified: OpenCV's RANSAC fits a
 similarity (rotation, uniform scale, shift) from query to reference keypoints. Only inliers
 that agree with the fit in keypoint size (within one pyramid level) and orientation count,
