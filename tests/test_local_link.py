@@ -159,3 +159,40 @@ def test_media_matches_land_on_their_items_in_any_chunk(case: dict[str, object])
     assert held and {r["entry"] for r in held} == {"2019/ref.jpg"}
     for name in ("queue.jsonl", "queue.csv"):
         assert (tiny / name).read_bytes() == (root / "case" / name).read_bytes(), name
+
+
+def test_chunks_that_carry_local_features_are_sized_for_them(
+        case: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image's features (up to 1,000 keypoints of 48 bytes, read back and decoded) are
+    ~12 times what the chunk size assumed of an item: the match stage's chunks are sized for
+    them, and the outputs do not change."""
+    from hashing.algorithms.local_features import describe_query_rgb
+    from triage import derive
+
+    f = describe_query_rgb(make_photo(np.random.default_rng((SEED, 7)), 1024, 768))
+    assert len(f) > 900
+    blob = f.to_bytes()
+    back = LocalFeatures.from_bytes(blob)
+    assert len(blob) + back.keypoints.nbytes + back.descriptors.nbytes <= derive.FEATURE_ITEM_BYTES
+    budget = 40 * (derive.ITEM_BYTES + derive.FEATURE_ITEM_BYTES)  # 10 such items a chunk
+    assert derive.chunk_rows(budget, features=True) == 10
+    assert derive.chunk_rows(budget) > 100
+    seen: list[tuple[bool, int]] = []
+    chunks = derive._chunks
+
+    def spy(db: CaseDB, run: int, size: int, features: bool = False):  # type: ignore[no-untyped-def]
+        for chunk in chunks(db, run, size, features):
+            seen.append((features, len(chunk)))
+            yield chunk
+
+    monkeypatch.setattr(derive, "_chunks", spy)
+    root = case["root"]
+    assert isinstance(root, Path)
+    out = root / "budget-case"
+    run_scan(ScanConfig(evidence=(root / "evidence",), case_dir=out, store_dir=root / "store",
+                        workers=0, memory_budget=budget))
+    with_features = [n for features, n in seen if features]
+    assert with_features and max(with_features) == 10
+    assert max(n for features, n in seen if not features) > 10  # scoring: the whole case
+    for name in ("queue.jsonl", "queue.csv"):
+        assert (out / name).read_bytes() == (root / "case" / name).read_bytes(), name

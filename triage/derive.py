@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hashing.algorithms.local_features import DESCRIPTOR_BYTES, KEYPOINT_BYTES, QUERY_KEYPOINTS
 from hashing.registry import spec
 from index.media_bank import MediaMatcher
 from triage.casedb import CaseDB
@@ -48,12 +49,20 @@ from triage.stages import StageTimer
 
 DEFAULT_MEMORY_BUDGET = 256 << 20
 ITEM_BYTES = 8 << 10  # a generous bound on one item in a chunk (record, reasons, queue row)
+# What an image's local features add while the match stage holds its chunk: the bytes read
+# back from the case and the arrays decoded from them, at QUERY_KEYPOINTS keypoints of 48
+# bytes each, and 1 KiB for the blob's header and the objects. Sized at ITEM_BYTES alone, a
+# 10^4-image scan held 8,192 images' features at once: 840 MB of the 1,047 MB its process
+# reached, against a 256 MB budget.
+FEATURE_ITEM_BYTES = 2 * QUERY_KEYPOINTS * (DESCRIPTOR_BYTES + KEYPOINT_BYTES) + 1024
 MIN_CHUNK, MAX_CHUNK = 1, 50_000
 
 
-def chunk_rows(memory_budget: int) -> int:
-    """Items per chunk: a quarter of the budget, leaving the rest to clustering and SQLite."""
-    return max(MIN_CHUNK, min(MAX_CHUNK, memory_budget // 4 // ITEM_BYTES))
+def chunk_rows(memory_budget: int, features: bool = False) -> int:
+    """Items per chunk: a quarter of the budget, leaving the rest to clustering and SQLite
+    (`features`: the chunk carries the items' local features)."""
+    per_item = ITEM_BYTES + (FEATURE_ITEM_BYTES if features else 0)
+    return max(MIN_CHUNK, min(MAX_CHUNK, memory_budget // 4 // per_item))
 
 
 def _chunks(db: CaseDB, run: int, size: int,
@@ -78,7 +87,7 @@ class _Reviewed:
     decided: set[int] = field(default_factory=set)
 
 
-def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
+def _match(db: CaseDB, run: int, memory_budget: int, banks: Banks, policy: Policy,
            scratch: Scratch, media: MediaMatcher | None, linker: CaseLinker,
            decisions: DecisionIndex, reviewed: _Reviewed) -> tuple[np.ndarray, np.ndarray]:
     """Reasons and known-bad leads into the scratch store, PDQ nodes into its spill, image
@@ -88,7 +97,9 @@ def _match(db: CaseDB, run: int, size: int, banks: Banks, policy: Policy,
     bad: list[int] = []
     good: list[int] = []
     linking = links_enabled(policy)
-    for chunk in _chunks(db, run, size, features=local_features_needed(policy, media)):
+    features = local_features_needed(policy, media)
+    size = chunk_rows(memory_budget, features)
+    for chunk in _chunks(db, run, size, features=features):
         reasons = match_records([i.record for i in chunk], banks, policy)
         if media is not None:
             chunk = media_match([replace(i, reasons=rs) for i, rs in
@@ -201,8 +212,8 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
     reviewed = _Reviewed()
     with Scratch(case) as scratch, CaseLinker(case) as linker:
         with timer.stage("match"):
-            bad, good = _match(db, run, size, banks, policy, scratch, media, linker, decisions,
-                               reviewed)
+            bad, good = _match(db, run, memory_budget, banks, policy, scratch, media, linker,
+                               decisions, reviewed)
         with timer.stage("cluster"):
             clusters = _cluster(policy, scratch, bad, good, linker, reviewed,
                                 ClusterSpill.for_budget(case, memory_budget))

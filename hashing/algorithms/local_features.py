@@ -32,6 +32,7 @@ MAX_KEYPOINTS = 500  # kept per bank image (and per known-bad image in in-case l
 # (benchmarks/media_bank.py, originals 640-1024 px); the bank side stays at 500 (storage).
 QUERY_KEYPOINTS = 1000
 DESCRIPTOR_BYTES = 32  # 256-bit ORB descriptors
+KEYPOINT_BYTES = 16  # x, y, size, angle as float32
 MIN_SIDE = 48  # smaller images carry too few keypoints to verify a transform
 DETECT_FACTOR = 4  # candidates detected per keypoint kept (bank images)
 # Candidates detected per scanned image before the spread. ORB keeps its strongest corners per
@@ -88,7 +89,7 @@ class LocalFeatures:
         magic, version, width, height, n = _HEADER.unpack_from(blob)
         if magic != _MAGIC or version != _VERSION:
             raise ValueError("not a local features blob of this version")
-        kp_end = _HEADER.size + n * 16
+        kp_end = _HEADER.size + n * KEYPOINT_BYTES
         if len(blob) != kp_end + n * DESCRIPTOR_BYTES:
             raise ValueError(f"local features blob holds {len(blob)} bytes, not {n} keypoints")
         kps = np.frombuffer(blob, dtype="<f4", count=n * 4, offset=_HEADER.size).reshape(n, 4)
