@@ -199,13 +199,19 @@ def test_flat_knn_distances_equal_hamming_index() -> None:
     assert (small[1][:, 3:] == -1).all() and (small[0][:, 3:] == PAD_DISTANCE).all()
 
 
-def test_ivf_is_approximate_with_measured_recall() -> None:
-    rng = np.random.default_rng(16)
-    db = _codes(17, 4_000)
-    q = _codes(18, 30)
+def _planted(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """4,000 random codes and 30 queries, each with 5 codes planted 5-25 bits from it."""
+    rng = np.random.default_rng(seed)
+    db = _codes(seed + 1, 4_000)
+    q = _codes(seed + 2, 30)
     for k in range(30):
         for j in range(5):
             db[k * 5 + j] = _near(q[k], 5 + 5 * j, rng)
+    return db, q
+
+
+def test_ivf_is_approximate_with_measured_recall() -> None:
+    db, q = _planted(16)
     ivf = FaissBinaryIndex(db, kind="ivf", nlist=16, nprobe=16)
     exact = HammingIndex(db)
     assert ivf.recall_against(exact, q, 31) == 1.0  # probing every list is exhaustive
@@ -219,12 +225,7 @@ def test_ivf_is_approximate_with_measured_recall() -> None:
 
 
 def test_ivf_with_sampled_centroids_needs_no_training() -> None:
-    rng = np.random.default_rng(21)
-    db = _codes(22, 4_000)
-    q = _codes(23, 30)
-    for k in range(30):
-        for j in range(5):
-            db[k * 5 + j] = _near(q[k], 5 + 5 * j, rng)
+    db, q = _planted(21)
     exact = HammingIndex(db)
     every = FaissBinaryIndex(db, kind="ivf", nlist=32, nprobe=32, sampled=True)
     assert every.recall_against(exact, q, 31) == 1.0  # every list probed: exhaustive
