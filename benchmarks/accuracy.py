@@ -276,6 +276,29 @@ def cross_histograms(orig: HashTable, edit: HashTable,
     return out
 
 
+def phash_radius_study(pos: dict[str, np.ndarray], edit_names: list[str],
+                       radii: tuple[int, ...] = (8, 6, 4)) -> dict[str, Any]:
+    """What a smaller pHash radius costs a scan, which also matches PDQ: per radius, edited
+    pairs pHash finds and pairs pHash or the scan's PDQ finds; for each step down, the pairs
+    only the larger radius found that PDQ does not (by edit). pHash distances are even (32
+    ones), so 6 is the step below the default 8."""
+    ph, pdq = pos["phash"], pos["scan"]
+    by_pdq = pdq <= (spec("pdq").default_radius or 0)
+    rows: dict[str, Any] = {"pairs": int(ph.size), "radii": {}}
+    for r in radii:
+        rows["radii"][str(r)] = {"phash": int((ph <= r).sum()),
+                                 "phash_or_pdq": int(((ph <= r) | by_pdq).sum())}
+    for hi, lo in zip(radii, radii[1:], strict=False):
+        edge = (ph > lo) & (ph <= hi)
+        lost = edge & ~by_pdq
+        rows[f"{hi}->{lo}"] = {
+            "edge_pairs": int(edge.sum()), "found_by_pdq": int((edge & by_pdq).sum()),
+            "lost_by_edit": {edit_names[j]: int(lost[:, j].sum())
+                             for j in range(len(edit_names)) if lost[:, j].any()},
+        }
+    return rows
+
+
 def rate_at(hist: np.ndarray, radius: int) -> float:
     """Fraction of a distance histogram at or under `radius` (inclusive, as matching is)."""
     total = int(hist.sum())
@@ -451,6 +474,23 @@ def _dihedral_note(result: dict[str, Any]) -> str:
             f"scan's pixel-plane variants ({exact0['scan']:.0%} identical).")
 
 
+def _phash_radius_notes(study: dict[str, Any] | None) -> list[str]:
+    """The pHash radius trade-off in a scan that also matches PDQ (older results lack it)."""
+    if not study:
+        return []
+    per = study["radii"]
+    lines = ["", "### pHash radius in a scan that also matches PDQ", "",
+             harness.markdown_table(
+                 ("pHash radius", "edited pairs pHash finds", "pHash or the scan's PDQ"),
+                 [(r, v["phash"], v["phash_or_pdq"]) for r, v in per.items()]), ""]
+    for step, v in study.items():
+        if "->" in step:
+            lost = ", ".join(f"{k} {n}" for k, n in v["lost_by_edit"].items()) or "none"
+            lines.append(f"- {step}: {v['edge_pairs']} pairs only the larger radius finds, "
+                         f"{v['found_by_pdq']} of them found by PDQ anyway; lost: {lost}.")
+    return lines + [f"(of {study['pairs']:,} edited pairs)"]
+
+
 def _markdown_notes(result: dict[str, Any]) -> str:
     fpr = result["false_positive_rate"]
     flat = result["flat_images"]
@@ -499,6 +539,7 @@ def _markdown_notes(result: dict[str, Any]) -> str:
                   "these are for local (keypoint) matching."]
     else:
         lines.append(f"No edit brought the default scan's recall under {WEAK_RECALL:.0%}.")
+    lines += _phash_radius_notes(result.get("phash_radius"))
     ref = result["pdq_vs_pdqhash"]
     lines += [
         "",
@@ -694,6 +735,7 @@ def run(out_dir: str | Path, quick: bool = False) -> dict[str, Any]:
         "weak_scan_edits": weak,
         "pdq_vs_pdqhash": reference_deviation(cfg, orig),
         "histograms": histograms,
+        "phash_radius": phash_radius_study(pos, edit_names),
         "images_hashed": cfg.n_originals * (1 + len(edit_names)) + cfg.n_flat,
         "hash_seconds": hash_seconds,
     }

@@ -171,3 +171,20 @@ def test_merge_media_bank_rerenders_a_saved_result(tmp_path: Path,
     assert isinstance(cr, dict)
     assert cr["accuracy_commit"] == "def5678" and cr["commit"] == "abc1234"
     assert cr["false_positives"]["crop_resistant"] == 3
+
+
+def test_phash_radius_study_counts_what_pdq_recovers() -> None:
+    # 2 originals x 3 edits: pHash distances and the scan's PDQ distances, pinned by hand
+    pos = {"phash": np.array([[2, 8, 6], [8, 10, 4]]),
+           "scan": np.array([[40, 10, 50], [60, 20, 5]])}
+    study = accuracy.phash_radius_study(pos, ["a", "b", "c"])
+    assert study["pairs"] == 6
+    assert study["radii"]["8"] == {"phash": 5, "phash_or_pdq": 6}
+    assert study["radii"]["6"] == {"phash": 3, "phash_or_pdq": 5}
+    assert study["radii"]["4"] == {"phash": 2, "phash_or_pdq": 4}
+    # at 8 -> 6 the edge pairs are (0, 1) and (1, 0): PDQ finds (0, 1), (1, 0) is lost
+    assert study["8->6"] == {"edge_pairs": 2, "found_by_pdq": 1, "lost_by_edit": {"a": 1}}
+    assert study["6->4"] == {"edge_pairs": 1, "found_by_pdq": 0, "lost_by_edit": {"c": 1}}
+    notes = "\n".join(accuracy._phash_radius_notes(study))
+    assert "| 6 | 3 | 5 |" in notes and "lost: a 1" in notes
+    assert accuracy._phash_radius_notes(None) == []
