@@ -23,9 +23,9 @@ cost per query image, linear in the set, dominated a scan's matching, so the set
 through an inverted file (`descriptor_index`): each descriptor is filed under the nearest of
 ~1.5·√N centroids and a query scans the lists of its `IVF_PROBES` nearest. Measured against
 the exact scan (benchmarks/descriptor_search.py, 200 edited copies and 200 distinct photos as
-queries, CPU a query image on the 2-core EPYC): 1,000 bank images 531 -> 32 ms, 95 % of the
-exact putative pairs kept; 10,000 images 6,073 -> 168 ms, 86 % kept; at both, every edit
-verified against its original and nothing else verified.
+queries, 12 kinds of edit, CPU a query image on the 2-core EPYC): 1,000 bank images 604 ->
+34 ms, 95 % of the exact putative pairs kept; 10,000 images 6,306 -> 167 ms, 86 % kept; at
+both, every edit verified against its original and nothing else verified.
 """
 
 from __future__ import annotations
