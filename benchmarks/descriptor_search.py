@@ -43,7 +43,7 @@ from benchmarks.harness import main, write_results
 from benchmarks.media_scale import SEED, _photo
 from benchmarks.plots import grid, save
 from hashing.algorithms.local_features import LocalFeatures, describe_query_rgb, describe_rgb
-from index.faiss_store import FaissBinaryIndex
+from index.faiss_store import FaissBinaryIndex, range_pairs
 from index.media_bank import FeatureSet
 from synthetic_fixtures.edits import EDITS as EDIT_FNS
 from synthetic_fixtures.edits import edit_rng
@@ -92,17 +92,13 @@ def _extra_item(k: int) -> LocalFeatures:
     return describe_rgb(_decoded(_photo((2, k))))
 
 
-def _pairs(lims: np.ndarray, ids: np.ndarray) -> set[tuple[int, int]]:
-    q = np.repeat(np.arange(lims.size - 1), np.diff(lims))
-    return set(zip(q.tolist(), ids.tolist(), strict=True))
-
-
 def _measure(refs: FeatureSet, queries: list[LocalFeatures], truth: list[int],
              kinds: list[str]) -> dict[str, Any]:
     codes = np.concatenate([q.descriptors for q in queries])
     c0 = time.process_time()
-    lims, _, ids = refs.index.range_search(codes, RADIUS)
+    result = refs.index.range_search(codes, RADIUS)
     search = time.process_time() - c0
+    pairs = range_pairs(result)
     c0 = time.process_time()
     found = match_features(queries, refs)
     match = time.process_time() - c0
@@ -114,7 +110,7 @@ def _measure(refs: FeatureSet, queries: list[LocalFeatures], truth: list[int],
         "edits_missed": dict(sorted(Counter(kinds[k] for k, t in enumerate(truth)
                                             if t >= 0 and k not in right).items())),
         "wrong_or_distinct_verified": sum(1 for m in found if truth[m.query] != m.item),
-        "_pairs": _pairs(lims, ids),
+        "_pairs": pairs,
     }
 
 
@@ -148,15 +144,15 @@ def run(out: str | Path, quick: bool = False) -> dict[str, Any]:
                            [kinds[k] for k in on])
             got.update(items=items, descriptors=int(refs.index.ntotal), engine=engine,
                        build_cpu_s=build, index_mib=refs.nbytes / 2**20,
-                       lists=(int(refs.index._index.nlist)
+                       lists=(refs.index.nlist
                               if isinstance(refs.index, FaissBinaryIndex) else 0))
             by_engine[engine] = got
         exact, ivf = by_engine["exact"], by_engine["ivf"]
         want = exact.pop("_pairs")
         ivf.pop("_pairs")
         sub_codes = np.concatenate([queries[k].descriptors for k in sub])
-        lims, _, ids = refs.index.range_search(sub_codes, RADIUS)  # refs: the inverted file
-        ivf["pair_recall"] = len(want & _pairs(lims, ids)) / len(want) if want else 1.0
+        got_pairs = range_pairs(refs.index.range_search(sub_codes, RADIUS))  # the inverted file
+        ivf["pair_recall"] = len(want & got_pairs) / len(want) if want else 1.0
         exact["pair_recall"] = 1.0
         ivf["speedup"] = exact["match_ms_per_image"] / ivf["match_ms_per_image"]
         rows += [exact, ivf]

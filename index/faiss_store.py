@@ -334,6 +334,11 @@ class FaissBinaryIndex:
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def nlist(self) -> int:
+        """Inverted lists of an IVF index (0 for any other kind)."""
+        return int(getattr(self._index, "nlist", 0))
+
     def _queries(self, queries: np.ndarray) -> np.ndarray:
         q = _check_codes(queries, "queries")
         if q.shape[1] != self.nbytes:
@@ -373,13 +378,14 @@ class FaissBinaryIndex:
     def recall_against(self, exact: BinaryIndex, queries: np.ndarray, radius: int) -> float:
         """Share of `exact`'s (query, id) matches within `radius` that this index also finds
         (1.0 when there is nothing to find)."""
-        want = _pairs(exact.range_search(queries, radius))
+        want = range_pairs(exact.range_search(queries, radius))
         if not want:
             return 1.0
-        return len(want & _pairs(self.range_search(queries, radius))) / len(want)
+        return len(want & range_pairs(self.range_search(queries, radius))) / len(want)
 
 
-def _pairs(result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[tuple[int, int]]:
+def range_pairs(result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> set[tuple[int, int]]:
+    """The (query, id) pairs of a range search's `(lims, distances, ids)`."""
     lims, _, ids = result
     query = np.repeat(np.arange(lims.size - 1), np.diff(lims))
     return set(zip(query.tolist(), ids.tolist(), strict=True))
