@@ -13,7 +13,7 @@ PDQ = AlgorithmSpec(
     has_quality=True, dihedral=True, frames=True, variants=True, always_scan=True,
 )
 PHASH = AlgorithmSpec("phash", "perceptual", 64, default_radius=8, description="imagehash.phash",
-                      variants=True)
+                      variants=True, confirm_radius=6)
 DHASH = AlgorithmSpec("dhash", "perceptual", 64, default_radius=8, description="imagehash.dhash",
                       variants=True)
 AHASH = AlgorithmSpec("ahash", "perceptual", 64, default_radius=6,

@@ -34,6 +34,10 @@ class AlgorithmSpec:
     frames: bool = False  # videos are hashed frame by frame with this algorithm
     variants: bool = False  # query-side canonical variants (trim, embedded, deskew) are hashed
     always_scan: bool = False  # a scan computes it even when no bank holds it (clustering)
+    # A near match farther than this to a media-bank item stands only if the item's local
+    # features verify it: at that distance the hash alone no longer tells copies from
+    # look-alikes among 10^4+ images (`triage.local_match`, benchmarks/media_scale)
+    confirm_radius: int | None = None
 
     @property
     def nbytes(self) -> int:

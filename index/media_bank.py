@@ -367,6 +367,24 @@ class MediaMatcher:
     def features(self) -> FeatureSet:
         return self._features
 
+    def features_of(self, bank: str, entry_id: str) -> LocalFeatures | None:
+        """The local features of media-bank item `entry_id` of `bank`, matchable as in
+        `load_features`; None for an entry that is no media item or holds none. Asked only
+        for the few items a hash matched weakly (`triage.local_match`)."""
+        row = self._con.execute(
+            "SELECT e.hash, f.features FROM entries e JOIN banks b ON b.id = e.bank_id"
+            " JOIN local_features f ON f.entry = e.id WHERE b.name = ? AND e.entry_id = ?"
+            " AND e.algorithm = ? AND e.retracted = 0 AND b.enabled = 1",
+            (bank, entry_id, ALGORITHM),
+        ).fetchone() if self._features.n_items else None
+        if row is None:
+            return None
+        try:
+            f = LocalFeatures.from_bytes(bytes(row[1]))
+        except ValueError:
+            return None
+        return f if f.fingerprint() == row[0] and len(f) else None
+
     def item_entries(self, items: Sequence[int]) -> dict[int, BankEntry]:
         """Feature-set item -> its `orb` entry (items whose entry is gone are left out); asked
         only for the few items a scan verified."""

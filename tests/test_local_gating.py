@@ -173,7 +173,7 @@ def test_media_match_reasons_land_on_their_items_in_any_chunk(setup: dict[str, P
     with BankStore(setup["media_store"]) as s:
         media = MediaMatcher(s.db_path, s.dir)
         try:
-            out = media_match(items, media, Policy())
+            out = media_match(items, media, Policy()).items
         finally:
             media.close()
     assert [i.ordinal for i in out] == [500, 501]

@@ -57,7 +57,8 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
         try:
             reasons = match_records([i.record for i in items], matcher, policy)
             items = [replace(i, reasons=r) for i, r in zip(items, reasons, strict=True)]
-            items = media_match(items, media, policy)
+            matched = media_match(items, media, policy)
+            items = matched.items
             matching = matching_notes(matcher.held_algorithms(), policy)
         finally:
             matcher.close()
@@ -71,6 +72,7 @@ def _in_memory(case: Path, out: Path, store: Path) -> None:
             "policy": policy.to_dict()}
     write_vics(out / "export.vics.json", queue, info)
     counts = SummaryCounts(policy)
+    counts.refuted_weak_matches = matched.refuted
     for item in items:
         counts.add_item(item)
     for row in queue:

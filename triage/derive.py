@@ -89,21 +89,24 @@ class _Reviewed:
 
 def _match(db: CaseDB, run: int, memory_budget: int, banks: Banks, policy: Policy,
            scratch: Scratch, media: MediaMatcher | None, linker: CaseLinker,
-           decisions: DecisionIndex, reviewed: _Reviewed) -> tuple[np.ndarray, np.ndarray]:
+           decisions: DecisionIndex, reviewed: _Reviewed
+           ) -> tuple[np.ndarray, np.ndarray, int]:
     """Reasons and known-bad leads into the scratch store, PDQ nodes into its spill, image
     features into `linker`; returns the ordinals of known-bad and of known-good items (what
-    clustering needs of the hits). Bank hits an analyst graded false positive do not make an
-    item known-bad."""
+    clustering needs of the hits) and the count of weak matches local features refuted. Bank
+    hits an analyst graded false positive do not make an item known-bad."""
     bad: list[int] = []
     good: list[int] = []
+    refuted = 0
     linking = links_enabled(policy)
     features = local_features_needed(policy, media)
     size = chunk_rows(memory_budget, features)
     for chunk in _chunks(db, run, size, features=features):
         reasons = match_records([i.record for i in chunk], banks, policy)
         if media is not None:
-            chunk = media_match([replace(i, reasons=rs) for i, rs in
-                                 zip(chunk, reasons, strict=True)], media, policy)
+            matched = media_match([replace(i, reasons=rs) for i, rs in
+                                   zip(chunk, reasons, strict=True)], media, policy)
+            chunk, refuted = matched.items, refuted + matched.refuted
             reasons = [i.reasons for i in chunk]
         if linking:
             linker.add(chunk)
@@ -131,7 +134,7 @@ def _match(db: CaseDB, run: int, memory_budget: int, banks: Banks, policy: Polic
         scratch.put_leads(leads)
         if policy.cluster_enabled:
             scratch.nodes.add(*node_rows(chunk, policy.min_quality))
-    return np.asarray(bad, dtype=np.int64), np.asarray(good, dtype=np.int64)
+    return np.asarray(bad, dtype=np.int64), np.asarray(good, dtype=np.int64), refuted
 
 
 def _cluster(policy: Policy, scratch: Scratch, bad: np.ndarray, good: np.ndarray,
@@ -212,7 +215,7 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
     reviewed = _Reviewed()
     with Scratch(case) as scratch, CaseLinker(case) as linker:
         with timer.stage("match"):
-            bad, good = _match(db, run, memory_budget, banks, policy, scratch, media, linker,
+            bad, good, refuted = _match(db, run, memory_budget, banks, policy, scratch, media, linker,
                                decisions, reviewed)
         with timer.stage("cluster"):
             clusters = _cluster(policy, scratch, bad, good, linker, reviewed,
@@ -224,6 +227,7 @@ def derive_and_write(case: Path, db: CaseDB, run: int, banks: Banks, policy: Pol
             write_queue_csv(case / "queue.csv", scratch.ranked())
             write_vics(case / "export.vics.json", scratch.ranked(), info)
         timer.add("total", timer.elapsed())
+        counts.refuted_weak_matches = refuted
         summary = counts.summary(clusters, run_info, timer.seconds, used_banks)
         if extra:  # the attention list stays last (write_summary streams it there)
             tail = {"attention": summary.pop("attention")} if "attention" in summary else {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, overload
 
@@ -91,9 +91,63 @@ def _windows(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class MediaMatched:
+    """`items` with the media banks' reasons; `refuted`: weak hash matches to media-bank
+    items whose local features did not verify them, dropped (counted in the summary)."""
+
+    items: list[CaseItem]
+    refuted: int = 0
+
+
+def _weak(r: Reason, policy: Policy) -> bool:
+    """A near match farther than its algorithm's confirm radius (`Policy.confirm_radius`).
+    Only plain near matches: a mirrored or reframed one is not what local features compare."""
+    c = policy.confirm_radius.get(r.algo)
+    return r.kind == "near" and c is not None and r.distance > c
+
+
+def _confirm(item: CaseItem, media: MediaMatcher, policy: Policy, params: VerifyParams
+             ) -> tuple[CaseItem, int]:
+    """`item` with its weak matches to media-bank items checked against those items' local
+    features: one that another algorithm matched (not weakly) too stands; else a verified
+    transform keeps it (and adds the local reason explaining it); else it is dropped. A weak
+    match that cannot be checked (no features on either side, no media item) stands."""
+    weak = [r for r in item.reasons if _weak(r, policy)]
+    if not weak or not item.features:
+        return item, 0
+    query = _features([item.features])[0]
+    if not len(query):
+        return item, 0
+    strong = {(r.bank, r.entry, r.algo) for r in item.reasons
+              if r.kind != "cluster" and not _weak(r, policy)}
+    dropped: list[Reason] = []
+    added: list[Reason] = []
+    for r in weak:
+        if any(b == r.bank and e == r.entry and a != r.algo for b, e, a in strong):
+            continue
+        assert r.bank is not None and r.entry is not None  # a near match names its entry
+        ref = media.features_of(r.bank, r.entry)
+        if ref is None:
+            continue
+        found = match_features([query], FeatureSet.build([ref], approximate=False), params)
+        if found:
+            t = found[0].transform
+            added.append(replace(r, kind="local", algo="orb", distance=round(t.mean_distance),
+                                 transform=t))
+        else:
+            dropped.append(r)
+    if not dropped and not added:
+        return item, 0
+    kept = [r for r in item.reasons if r not in dropped]
+    return replace(item, reasons=tuple(sorted((*kept, *added), key=lambda r: r.sort_key))), \
+        len(dropped)
+
+
 def media_match(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy,
-                params: VerifyParams = DEFAULT_PARAMS) -> list[CaseItem]:
-    """`items` with the media banks' reasons added (sub-window PDQ and local features).
+                params: VerifyParams = DEFAULT_PARAMS) -> MediaMatched:
+    """`items` with the media banks' reasons added (sub-window PDQ and local features) and
+    their weak hash matches to media-bank items confirmed or refuted (`_confirm`).
 
     An item already matched exactly is not matched again: nothing it could add would change
     its place, and local matching is the costly part of a scan."""
@@ -110,17 +164,22 @@ def media_match(items: Sequence[CaseItem], media: MediaMatcher, policy: Policy,
                 found.setdefault(ask[m.query], []).append(
                     _reason("local", "orb", e, round(m.transform.mean_distance),
                             transform=m.transform))
-    if not found:
-        return list(items)
     out = list(items)
     for k, extra in found.items():
-        # a reason for a (bank, entry) the item already has from PDQ or a digest adds nothing
-        have = {(r.bank, r.entry) for r in out[k].reasons if r.kind != "cluster"}
+        # a reason for a (bank, entry) the item already has from PDQ or a digest adds nothing;
+        # one that confirms a weak match (`_confirm`) is kept
+        have = {(r.bank, r.entry) for r in out[k].reasons
+                if r.kind != "cluster" and not _weak(r, policy)}
         new = [r for r in extra if (r.bank, r.entry) not in have]
         if new:
             merged = sorted((*out[k].reasons, *new), key=lambda r: r.sort_key)
             out[k] = replace(out[k], reasons=tuple(merged))
-    return out
+    refuted = 0
+    if refs.n_items:
+        for k, item in enumerate(out):
+            out[k], n = _confirm(item, media, policy, params)
+            refuted += n
+    return MediaMatched(out, refuted)
 
 
 class _Column:

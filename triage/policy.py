@@ -10,6 +10,8 @@ a policy file only overrides them. Example (every key optional):
     dihedral = true
     variants = true          # hash query-side canonical variants (trim, caption, embedded, deskew)
     low_quality_radius = 8   # PDQ under min_quality: low-confidence match within this radius
+    confirm_radius = { phash = 6 }  # a near match farther than this to a media-bank item
+                                    # stands only if the item's local features verify it
 
     [video]
     query_frames_pct = 80.0   # share of the video's frames that must match
@@ -94,6 +96,10 @@ def _default_radii() -> dict[str, int]:
     return {n: r for n in PERCEPTUAL if (r := spec(n).default_radius) is not None}
 
 
+def _default_confirm() -> dict[str, int]:
+    return {n: r for n in PERCEPTUAL if (r := spec(n).confirm_radius) is not None}
+
+
 def _default_tiers() -> dict[str, int]:
     return {k: i + 1 for i, k in enumerate(TIER_KEYS)}
 
@@ -107,6 +113,9 @@ class Policy:
     # Hashes under the quality floor match only within this much smaller radius, as a
     # separate low-confidence reason (-1 = never); the numbers are in benchmarks/accuracy.
     low_quality_radius: int = LOW_QUALITY_RADIUS
+    # Near matches to media-bank items farther than this need their local features' verdict
+    # (triage.local_match); an algorithm not listed, or a radius within it, never does.
+    confirm_radius: Mapping[str, int] = field(default_factory=_default_confirm)
     video_query_pct: float = 80.0
     video_bank_pct: float = 0.0
     cluster_enabled: bool = True
@@ -138,6 +147,7 @@ class Policy:
                 "dihedral": self.dihedral,
                 "variants": self.variants,
                 "low_quality_radius": self.low_quality_radius,
+                "confirm_radius": dict(sorted(self.confirm_radius.items())),
             },
             "video": {
                 "query_frames_pct": self.video_query_pct,
@@ -203,6 +213,19 @@ def _unknown(unknown: set[str], allowed: set[str]) -> str:
         keys=", ".join(hints), valid=", ".join(sorted(allowed)))
 
 
+def _radii(src: str, key: str, given: Any, base: Mapping[str, int]) -> dict[str, int]:
+    """`base` with the radii a `[match]` table of algorithm = radius sets."""
+    if not isinstance(given, dict):
+        raise PolicyError(src, f"match.{key}", tr("expected a table of algorithm = radius"))
+    out = dict(base)
+    for algo, r in given.items():
+        if algo not in PERCEPTUAL:
+            raise PolicyError(src, f"match.{key}", tr("{algo!r} is not a perceptual algorithm",
+                                                            algo=algo))
+        out[algo] = _int(src, f"match.{key}.{algo}", r, 0, spec(algo).bits)
+    return out
+
+
 def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy:
     """Validate a parsed policy document; unknown keys are errors (a typo must not go unseen)."""
     tables = {"match", "video", "cluster", "tiers", "limits", "review", "report"}
@@ -210,7 +233,7 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
     if unknown:
         raise PolicyError(src, "", _unknown(unknown, tables))
     m = _table(src, doc, "match", {"radius", "min_quality", "dihedral", "variants",
-                                   "low_quality_radius"})
+                                   "low_quality_radius", "confirm_radius"})
     v = _table(src, doc, "video", {"query_frames_pct", "bank_frames_pct"})
     c = _table(src, doc, "cluster", {"enabled", "radius", "local_links"})
     t = _table(src, doc, "tiers", set(TIER_KEYS))
@@ -218,15 +241,9 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
     rev = _table(src, doc, "review", {"quarantine_false_positives"})
     rep = _table(src, doc, "report", {"unmatched_rows"})
     base = Policy()
-    radius = dict(base.radius)
     radius_in = m.get("radius", {})
-    if not isinstance(radius_in, dict):
-        raise PolicyError(src, "match.radius", tr("expected a table of algorithm = radius"))
-    for algo, r in radius_in.items():
-        if algo not in PERCEPTUAL:
-            raise PolicyError(src, "match.radius", tr("{algo!r} is not a perceptual algorithm",
-                                                            algo=algo))
-        radius[algo] = _int(src, f"match.radius.{algo}", r, 0, spec(algo).bits)
+    radius = _radii(src, "radius", radius_in, base.radius)
+    confirm = _radii(src, "confirm_radius", m.get("confirm_radius", {}), base.confirm_radius)
     tiers = dict(base.tiers)
     for key, value in t.items():
         tiers[key] = _int(src, f"tiers.{key}", value, 1, 99)
@@ -238,6 +255,7 @@ def policy_from_mapping(doc: Mapping[str, Any], src: str = "<policy>") -> Policy
         low_quality_radius=_int(src, "match.low_quality_radius",
                                 m.get("low_quality_radius", base.low_quality_radius), -1,
                                 PDQ.bits),
+        confirm_radius=confirm,
         radius_set=frozenset(radius_in),
         video_query_pct=_pct(src, "video.query_frames_pct",
                              v.get("query_frames_pct", base.video_query_pct)),

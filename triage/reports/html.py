@@ -387,7 +387,9 @@ def render_report(summary: Mapping[str, Any], rows: Iterable[QueueRow],
     overview = [("queue", _("queued"), counts["queue"]),
                 ("known_good", _("known-good"), counts["known_good"]),
                 ("attention", _("attention"), counts["attention"]),
-                ("clusters", _("clusters"), counts["clusters"])]
+                ("clusters", _("clusters"), counts["clusters"]),
+                ("refuted", _("weak matches refuted by local features"),
+                 counts.get("refuted_weak_matches", 0))]
     head = "".join(f'<tr><th>{_e(label)}</th><td class="n" id="total-{_e(k)}">{v}</td></tr>'
                    for k, label, v in overview)
     tables = "".join([

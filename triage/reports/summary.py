@@ -84,6 +84,9 @@ class SummaryCounts:
         self.queue = 0
         self.attention = 0
         self.attention_kept: list[dict[str, Any]] = []
+        # weak hash matches to media-bank items that their local features did not verify
+        # (`triage.local_match`): dropped from the items, so counted here by the matcher
+        self.refuted_weak_matches = 0
 
     def add_item(self, item: CaseItem) -> dict[str, Any] | None:
         """Count `item`; returns its attention entry, if it has one, for the caller to keep."""
@@ -146,6 +149,7 @@ class SummaryCounts:
                 "attention": self.attention,
                 "clusters": clusters,
                 "clustered_files": self.clustered,
+                "refuted_weak_matches": self.refuted_weak_matches,
                 "accounting": self.accounting(),
             },
             "tier_names": {str(n): tier_names[n] for n in sorted(tier_names)},
