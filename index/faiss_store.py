@@ -225,6 +225,69 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
     return removed
 
 
+# A saved IVF (`write_ivf_atomic`): magic, the caller's key (what the index was built from),
+# the payload's SHA-256 and length, then FAISS's own serialisation of the index
+_IVF_MAGIC = b"OSECIVF1"
+_IVF_HEADER = struct.Struct("<8s32s32sQ")
+
+
+def write_ivf_atomic(path: str | Path, index: FaissBinaryIndex, key: bytes) -> None:
+    """Save an IVF index under `key` (32 bytes, e.g. a SHA-256 of the codes and build
+    parameters), atomically as `write_index_atomic` does, readable only by the owner (the
+    inverted lists hold the codes themselves)."""
+    if len(key) != 32:
+        raise ValueError(f"the key must be 32 bytes, got {len(key)}")
+    payload = faiss.serialize_index_binary(index._index).data
+    final = Path(path)
+    tmp = _temp_name(final)
+    try:
+        with open(tmp, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(_IVF_HEADER.pack(_IVF_MAGIC, key, hashlib.sha256(payload).digest(),
+                                      len(payload)))
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IndexWriteError(str(final), exc.strerror or str(exc)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _install(tmp, final)
+
+
+def read_ivf(path: str | Path, key: bytes, nprobe: int) -> FaissBinaryIndex | None:
+    """The IVF index `write_ivf_atomic` saved at `path` under `key`, searching `nprobe`
+    lists; None when there is none or it was saved under another key (built from other
+    codes). Raises `IndexCorruptError` for a file whose payload does not match its checksum
+    or does not parse."""
+    p = str(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(_IVF_HEADER.size)
+            if len(head) < _IVF_HEADER.size:
+                raise IndexCorruptError(p, "truncated header")
+            magic, saved_key, digest, length = _IVF_HEADER.unpack(head)
+            if magic != _IVF_MAGIC:
+                raise IndexCorruptError(p, "not a saved IVF index")
+            if saved_key != key:
+                return None
+            payload = np.fromfile(fh, dtype=np.uint8)
+    except FileNotFoundError:
+        return None
+    if payload.nbytes != length or hashlib.sha256(payload.data).digest() != digest:
+        raise IndexCorruptError(p, "checksum mismatch")
+    try:
+        found = FaissBinaryIndex.wrap(faiss.deserialize_index_binary(payload))
+    except RuntimeError as exc:
+        raise IndexCorruptError(p, _faiss_reason(exc)) from None
+    if found.nlist == 0:
+        raise IndexCorruptError(p, "not an IVF index")
+    found._index.nprobe = min(nprobe, found.nlist)
+    return found
+
+
 class _Mapped:
     """Owns the FAISS index whose file mapping backs an array (numpy keeps this as `.base`)."""
 

@@ -237,3 +237,40 @@ def test_ivf_with_sampled_centroids_needs_no_training() -> None:
     assert (dist == 0).all()
     with pytest.raises(ValueError, match="sampled centroids"):
         FaissBinaryIndex(db[:10], kind="ivf", nlist=32, sampled=True)
+
+
+def _same_search(a: BinaryIndex, b: BinaryIndex, q: np.ndarray, radius: int) -> bool:
+    return all(np.array_equal(x, y) for x, y in
+               zip(a.range_search(q, radius), b.range_search(q, radius), strict=True))
+
+
+def test_saved_ivf_round_trip_key_and_damage(tmp_path: Path) -> None:
+    from index.faiss_store import read_ivf, write_ivf_atomic
+
+    db, q = _planted(22)
+    built = FaissBinaryIndex(db, kind="ivf", nlist=32, nprobe=4, sampled=True)
+    path = tmp_path / "d.ivf"
+    key = hashlib.sha256(b"codes").digest()
+    assert read_ivf(path, key, 4) is None  # nothing saved yet
+    write_ivf_atomic(path, built, key)
+    assert os.stat(path).st_mode & 0o777 == 0o600  # it holds the codes themselves
+    assert [p.name for p in tmp_path.iterdir()] == ["d.ivf"]  # no temp file left
+    back = read_ivf(path, key, 4)
+    assert back is not None and back.nlist == 32 and back.ntotal == len(db)
+    assert _same_search(back, built, q, 31)
+    wider = read_ivf(path, key, 32)  # the probe count is the reader's
+    assert wider is not None and wider.recall_against(HammingIndex(db), q, 31) == 1.0
+    assert read_ivf(path, hashlib.sha256(b"other codes").digest(), 4) is None
+    with pytest.raises(ValueError):
+        write_ivf_atomic(path, built, b"short")
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        read_ivf(path, key, 4)
+    path.write_bytes(bytes(data[:50]))
+    with pytest.raises(IndexCorruptError, match="truncated"):
+        read_ivf(path, key, 4)
+    write_index_atomic(path, db)  # a flat index file is no saved IVF
+    with pytest.raises(IndexCorruptError, match="not a saved IVF"):
+        read_ivf(path, key, 4)

@@ -10,6 +10,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -191,3 +192,78 @@ def test_large_feature_sets_are_searched_through_an_inverted_file() -> None:
     assert isinstance(large, FaissBinaryIndex) and large.kind == "ivf"
     lims, dist, ids = large.range_search(codes[:50], 0)  # each code finds itself
     assert (ids[lims[:-1]] == np.arange(50)).all() and (dist[lims[:-1]] == 0).all()
+
+
+def test_a_large_descriptor_index_is_saved_and_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Building the inverted file costs a pass over every code (42-47 s at 5·10^6): it is
+    saved beside the store and read back while the codes are the same; other codes or a
+    damaged file build it again."""
+    from index import faiss_store
+    from index.media_bank import APPROXIMATE_FROM, descriptor_index
+
+    codes = np.random.default_rng(4).integers(0, 256, (APPROXIMATE_FROM, 32), dtype=np.uint8)
+    saved = str(tmp_path / "index" / "orb.ivf")
+    builds: list[int] = []
+    real = faiss_store.FaissBinaryIndex.__init__
+
+    def counting(self: Any, *a: Any, **kw: Any) -> None:
+        builds.append(1)
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(faiss_store.FaissBinaryIndex, "__init__", counting)
+    first = descriptor_index(codes, saved=saved)
+    assert len(builds) == 1 and os.path.isfile(saved)
+    again = descriptor_index(codes, saved=saved)
+    assert len(builds) == 1  # read back, not built
+    q = codes[::997]
+    for a, b in zip(first.range_search(q, 40), again.range_search(q, 40), strict=True):
+        assert np.array_equal(a, b)
+    other = codes.copy()
+    other[0] ^= 1
+    descriptor_index(other, saved=saved)  # other codes: built, and saved in their place
+    assert len(builds) == 2
+    descriptor_index(other, saved=saved)
+    assert len(builds) == 2
+    data = bytearray(Path(saved).read_bytes())
+    data[-1] ^= 1
+    Path(saved).write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        rebuilt = descriptor_index(other, saved=saved)
+    assert len(builds) == 3 and "checksum mismatch; building it again" in caplog.text
+    assert rebuilt.ntotal == len(other)
+    descriptor_index(other, saved=saved)  # the damaged file was replaced
+    assert len(builds) == 3
+    # a folder that cannot be written only costs the next open the build
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with caplog.at_level("WARNING"):
+        descriptor_index(codes, saved=str(blocked / "orb.ivf"))
+    assert "not saved" in caplog.text
+
+
+def test_a_media_bank_keeps_its_inverted_file_in_the_store(
+        tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from index import media_bank
+    from index.hamming import HammingIndex
+
+    monkeypatch.setattr(media_bank, "APPROXIMATE_FROM", 1)  # these 3 images count as large
+    store = tmp_path / "store"
+    code, _, err = _invoke(store, "import-media", str(folder), "--bank", "held", "--workers", "0")
+    assert code == 0, err
+    saved = store / "index" / media_bank.DESCRIPTOR_INDEX_FILE
+    with BankStore(store) as s:
+        m = MediaMatcher(s.db_path, s.dir)
+        assert not isinstance(m.features().index, HammingIndex)
+        m.close()
+        assert saved.stat().st_mode & 0o777 == 0o600
+        first = saved.stat().st_ino
+        m = MediaMatcher(s.db_path, s.dir)  # read back: the file is not written again
+        m.close()
+        assert saved.stat().st_ino == first
+        orb = next(r["hash"] for r in s.history("held") if r["algorithm"] == "orb")
+        s.retract("held", [orb], "test")
+        m = MediaMatcher(s.db_path, s.dir)  # other codes: built and saved again
+        assert m.features().n_items == 2
+        m.close()
+        assert saved.stat().st_ino != first
