@@ -128,9 +128,10 @@ def test_which_weak_matches_stand(setup: dict[str, Path]) -> None:
         _item(3, lookalike, _near("x", 8, bank="partner")),  # no media item to compare
         _item(4, lookalike, _near("b51.jpg", 8), _near("b51.jpg", 20, algo="pdq")),
         _item(5, lookalike, _near("b51.jpg", 8), _near("b51.jpg", 8, algo="dhash")),
-        _item(6, crop, _near("b51.jpg", 8)),  # a real crop: verified, the transform added
+        _item(6, lookalike, _near("b51.jpg", 8), _near("b51.jpg", 2, kind="dihedral")),
+        _item(7, crop, _near("b51.jpg", 8)),  # a real crop: verified, the transform added
     ]
-    items.append(replace(items[0], ordinal=7, features=None))  # no features: cannot check
+    items.append(replace(items[0], ordinal=8, features=None))  # no features: cannot check
     with BankStore(setup["store"]) as s:
         media = MediaMatcher(s.db_path, s.dir)
         try:
@@ -144,11 +145,12 @@ def test_which_weak_matches_stand(setup: dict[str, Path]) -> None:
     assert kinds[3] == [("near", "phash", 8)]
     assert sorted(kinds[4]) == [("near", "pdq", 20), ("near", "phash", 8)]
     assert kinds[5] == []  # two weak hashes do not confirm each other
-    assert ("near", "phash", 8) in kinds[6]
-    local = [r for r in got.items[6].reasons if r.kind == "local"]
+    assert sorted(kinds[6]) == [("dihedral", "phash", 2), ("near", "phash", 8)]
+    assert ("near", "phash", 8) in kinds[7]
+    local = [r for r in got.items[7].reasons if r.kind == "local"]
     assert len(local) == 1 and local[0].entry == "b51.jpg" and local[0].transform is not None
     assert local[0].transform.inliers >= 10
-    assert kinds[7] == [("near", "phash", 8)]
+    assert kinds[8] == [("near", "phash", 8)]
     assert got.refuted == 3  # item 0's match and both of item 5's
 
 

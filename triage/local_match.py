@@ -110,7 +110,7 @@ def _weak(r: Reason, policy: Policy) -> bool:
 def _confirm(item: CaseItem, media: MediaMatcher, policy: Policy, params: VerifyParams
              ) -> tuple[CaseItem, int]:
     """`item` with its weak matches to media-bank items checked against those items' local
-    features: one that another algorithm matched (not weakly) too stands; else a verified
+    features: one whose item also matched otherwise (not weakly) stands; else a verified
     transform keeps it (and adds the local reason explaining it); else it is dropped. A weak
     match that cannot be checked (no features on either side, no media item) stands."""
     weak = [r for r in item.reasons if _weak(r, policy)]
@@ -119,12 +119,12 @@ def _confirm(item: CaseItem, media: MediaMatcher, policy: Policy, params: Verify
     query = _features([item.features])[0]
     if not len(query):
         return item, 0
-    strong = {(r.bank, r.entry, r.algo) for r in item.reasons
+    strong = {(r.bank, r.entry) for r in item.reasons
               if r.kind != "cluster" and not _weak(r, policy)}
     dropped: list[Reason] = []
     added: list[Reason] = []
     for r in weak:
-        if any(b == r.bank and e == r.entry and a != r.algo for b, e, a in strong):
+        if (r.bank, r.entry) in strong:
             continue
         assert r.bank is not None and r.entry is not None  # a near match names its entry
         ref = media.features_of(r.bank, r.entry)
