@@ -208,13 +208,14 @@ def _row(r: dict[str, Any]) -> tuple[Any, ...]:
             f"{s['peak_rss_mb']:,.0f}", f"{r['describe']['descriptors_mean']:.0f}",
             f"{r['bank']['store_bytes_per_image']:,.0f}",
             f"{o['copy']}/{r['copies']}", f"{o['edit']}/{r['edits']}", o["distinct_flagged"],
+            s.get("counts", {}).get("refuted_weak_matches", "-"),
             f"{s['load_before'][0]:.1f}-{s['load_after'][0]:.1f}", s["nice"])
 
 
 HEADERS = ("images", "scan wall s", "scan CPU ms/image", "describe images/s (1 core)",
            "walk+hash images/s", "match images/s", "link+cluster images/s", "peak RSS MB (tree)",
            "descriptors/image", "store bytes/bank image", "copies found", "edits found",
-           "distinct flagged", "load (1-min, before-after)", "nice")
+           "distinct flagged", "weak matches refuted", "load (1-min, before-after)", "nice")
 
 
 def publish(out: Path, rows: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
@@ -238,6 +239,9 @@ def publish(out: Path, rows: list[dict[str, Any]], note: str = "") -> dict[str, 
             f"{r['outcome']['edit_grid']}, in-case link {r['outcome']['edit_linked']}"
             for r in rows),
     ]
+    lines += ["", "Weak matches refuted: the scan's pHash matches past the confirm radius (7-8 "
+              "bits) to bank items whose local features did not verify them, dropped "
+              "(summary `counts.refuted_weak_matches`; '-': a row run before 60126c4)."]
     if note:
         lines += ["", note]
     result = {"rows": rows, "note": note}
