@@ -34,8 +34,9 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -304,28 +305,51 @@ class _Writer:
         return None
 
 
-def _content_sha256(items: Sequence[MediaItem]) -> str:
-    h = hashlib.sha256()
-    for item in sorted(items, key=lambda i: i.path):
-        h.update(item.path.encode("utf-8", "surrogateescape") + b"\0")
+class _ContentDigest:
+    """SHA-256 of an import's content, independent of the order items come in: over the
+    items sorted by path, each as the SHA-256 of its path and hashes (32 bytes an item
+    held, not the item)."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[str, bytes]] = []
+
+    def add(self, item: MediaItem) -> None:
+        h = hashlib.sha256(item.path.encode("utf-8", "surrogateescape") + b"\0")
         h.update("".join(f"{a}:{x}" for a, x in item.record.hashes).encode() + b"\n")
-    return h.hexdigest()
+        self._parts.append((item.path, h.digest()))
+
+    def hexdigest(self) -> str:
+        h = hashlib.sha256()
+        for _, part in sorted(self._parts):
+            h.update(part)
+        return h.hexdigest()
 
 
-def write_media(store: BankStore, spec: MediaImport, items: Sequence[MediaItem],
-                skipped: Sequence[RejectedRecord], notes: dict[str, int]) -> ImportResult:
-    """Write the items into bank `spec.bank` in one transaction; what cannot be written (a file
-    whose content another entry of the same import already holds) is reported, not fatal.
+@dataclass(slots=True)
+class MediaTally:
+    """What an import sets aside besides its items: files it could not hash (reported with
+    the rest) and its counts. Read by `write_media` after the last item, so a caller that
+    produces the items lazily may fill it while they are read."""
+
+    skipped: list[RejectedRecord] = field(default_factory=list)
+    notes: Counter[str] = field(default_factory=Counter)
+
+
+def write_media(store: BankStore, spec: MediaImport, items: Iterable[MediaItem],
+                tally: MediaTally) -> ImportResult:
+    """Write the items into bank `spec.bank` in one transaction, reading them one at a
+    time; what cannot be written (a file whose content another entry of the same import
+    already holds) is reported, not fatal.
 
     Media imports always commit what is valid: the folder is the unit's own holdings and a
-    duplicate or an undecodable file must not block the rest. `skipped` are files the caller
-    could not hash (reported with the rest).
+    duplicate or an undecodable file must not block the rest.
     """
     check_bank_name(spec.bank)
     con = store.con
     stamp = now()
-    rejected = list(skipped)
+    rejected: list[RejectedRecord] = []
     touched: set[str] = set()
+    content = _ContentDigest()
     try:
         with transaction(con):
             ensure_schema(con)
@@ -341,13 +365,13 @@ def write_media(store: BankStore, spec: MediaImport, items: Sequence[MediaItem],
                 bank_id = row[0]
             import_id = con.execute(
                 "INSERT INTO imports (bank_id, file, file_sha256, format, version, imported_at,"
-                " added, updated, unchanged, rejected) VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, 0)",
-                (bank_id, spec.folder, _content_sha256(items), spec.format, spec.version,
-                 stamp),
+                " added, updated, unchanged, rejected) VALUES (?, ?, '', ?, ?, ?, 0, 0, 0, 0)",
+                (bank_id, spec.folder, spec.format, spec.version, stamp),
             ).lastrowid
             assert bank_id is not None and import_id is not None
             importer = _Writer(con, int(bank_id), int(import_id))
             for item in items:
+                content.add(item)
                 reason = importer.apply(item.record)
                 if reason is not None:
                     rejected.append(RejectedRecord(item.record.line, f"{item.path}: {reason}"))
@@ -355,10 +379,12 @@ def write_media(store: BankStore, spec: MediaImport, items: Sequence[MediaItem],
                 if item.features is not None:
                     put_features(con, int(bank_id), item.features)
             touched = importer.touched
+            rejected = tally.skipped + rejected
             con.execute(
-                "UPDATE imports SET added = ?, updated = ?, unchanged = ?, rejected = ?"
-                " WHERE id = ?",
-                (importer.added, importer.updated, importer.unchanged, len(rejected), import_id),
+                "UPDATE imports SET added = ?, updated = ?, unchanged = ?, rejected = ?,"
+                " file_sha256 = ? WHERE id = ?",
+                (importer.added, importer.updated, importer.unchanged, len(rejected),
+                 content.hexdigest(), import_id),
             )
             con.execute(
                 "UPDATE banks SET source = COALESCE(?, source), version = COALESCE(?, version),"
@@ -377,7 +403,7 @@ def write_media(store: BankStore, spec: MediaImport, items: Sequence[MediaItem],
     return ImportResult(
         bank=spec.bank, file=spec.folder, format=spec.format, status="imported",
         added=importer.added, updated=importer.updated, unchanged=importer.unchanged,
-        rejected=tuple(rejected), notes=dict(notes),
+        rejected=tuple(rejected), notes=dict(tally.notes),
         skip_invalid=True,
     )
 

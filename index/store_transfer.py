@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,14 @@ from hashing.i18n import tr
 from index.bank_types import ImportResult
 from index.errors import BankError
 from index.ingest.records import ParsedRecord, RejectedRecord
-from index.media_bank import ALGORITHM, MediaImport, MediaItem, has_features_table, write_media
+from index.media_bank import (
+    ALGORITHM,
+    MediaImport,
+    MediaItem,
+    MediaTally,
+    has_features_table,
+    write_media,
+)
 
 if TYPE_CHECKING:
     from index.banks import BankStore
@@ -133,4 +140,4 @@ def import_bank(store: BankStore, path: str, bank: str | None = None) -> ImportR
         items.append(MediaItem(record, feats, entry_id))
     spec = MediaImport(name, str(Path(path).resolve()), source=meta[1], version=meta[2],
                        known_good=bool(meta[3]), format="store")
-    return write_media(store, spec, items, rejected, {"items": len(items)})
+    return write_media(store, spec, items, MediaTally(list(rejected), Counter(items=len(items))))

@@ -267,3 +267,60 @@ def test_a_media_bank_keeps_its_inverted_file_in_the_store(
         assert m.features().n_items == 2
         m.close()
         assert saved.stat().st_ino != first
+
+
+class _Killed(Exception):
+    """Stands in for a kill between two chunks of an import."""
+
+
+def _bank_rows(store: Path) -> list[tuple[object, ...]]:
+    with BankStore(store) as s:
+        return s.con.execute(
+            "SELECT e.algorithm, e.hash, e.entry_id, e.category, e.line FROM entries e"
+            " ORDER BY e.algorithm, e.hash").fetchall()
+
+
+def test_a_killed_media_import_resumes_without_hashing_again(tmp_path: Path,
+                                                             folder: Path) -> None:
+    """Hashing holdings takes hours, and the bank is written at the end: what a killed run
+    hashed is kept in the store's staging file and reused by the next run of the same import,
+    a file changed since is hashed again, and the bank equals one uninterrupted import's."""
+    from index.banks import BankStore
+    from triage.media_import import MediaImportOptions, import_media
+    from triage.media_staging import staging_path
+
+    for k in range(3, 40):
+        _photo(k, 200, 150).save(folder / f"p{k:02d}.jpg", quality=85)
+    options = MediaImportOptions(bank="held", category="A", workers=0)
+    once = tmp_path / "once"
+    with BankStore(once) as s:
+        whole = import_media(s, str(folder), options)
+    store = tmp_path / "store"
+    settled: list[int] = []
+
+    def kill_after_two_chunks(n: int) -> None:
+        settled.append(n)
+        if len(settled) == 2:
+            raise _Killed
+
+    with BankStore(store) as s:
+        with pytest.raises(_Killed):
+            import_media(s, str(folder), options, progress=kill_after_two_chunks)
+        staged = staging_path(s.dir, "held", str(folder))
+        assert os.path.isfile(staged) and stat.S_IMODE(os.stat(staged).st_mode) == 0o600
+        assert s.con.execute("SELECT COUNT(*) FROM entries").fetchone() == (0,)
+    done = sum(settled)
+    assert 0 < done < whole.added
+    changed = sorted(folder.glob("p*.jpg"))[0]  # among the first settled (walk order)
+    os.utime(changed, (1_000_000_000, 1_000_000_000))
+    with BankStore(store) as s:
+        resumed = import_media(s, str(folder), options)
+        assert not os.path.exists(staged)  # the bank is written: the staging is gone
+    reused = resumed.notes["reused from an interrupted import"]
+    assert reused == done - 1  # all the killed run settled but the file changed since
+    assert "reused from an interrupted import" not in whole.notes
+    assert (resumed.added, resumed.rejected) == (whole.added, whole.rejected)
+    assert _bank_rows(store) == _bank_rows(once)
+    with BankStore(store) as s:  # an import that finished leaves nothing to reuse
+        again = import_media(s, str(folder), options)
+    assert "reused from an interrupted import" not in again.notes and again.added == 0

@@ -14,8 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -29,10 +28,14 @@ from index.bank_types import ImportResult
 from index.banks import BankStore
 from index.errors import BankError
 from index.ingest.records import ParsedRecord, RejectedRecord
-from index.media_bank import MediaImport, MediaItem, write_media
+from index.media_bank import MediaImport, MediaItem, MediaTally, write_media
+from triage.audit import tool_version
 from triage.executor import make_executor
+from triage.identity import location_key
+from triage.media_staging import MediaStaging, staging_path
+from triage.resume import resume_key
 from triage.runner import Runner, Settled
-from triage.walk import walk
+from triage.walk import WalkItem, walk
 
 MEDIA_ALGORITHMS = ("pdq", "phash", "md5", "sha1", "sha256", "pdq_grid", "orb")
 BATCH_FILES = 16
@@ -94,6 +97,60 @@ def _entries(rec: HashRecord, line: int, entry_id: str,
     return parsed, features
 
 
+def _hash_into(staging: MediaStaging, folder: str, opts: HashOptions, workers: int | None,
+               progress: Callable[[int], None] | None) -> Runner:
+    """Hash the folder's walk items into `staging`, reusing what an interrupted import of
+    the same folder and bank already hashed."""
+    def reusable(item: WalkItem) -> bool:
+        return staging.reusable(location_key(item.location), item.size, item.mtime)
+
+    def record(chunk: list[Settled]) -> None:
+        staging.put(chunk)
+        if progress is not None:
+            progress(len(chunk))
+
+    executor = make_executor(workers, None)
+    runner = Runner(opts, executor, BATCH_FILES, reusable)
+    try:
+        runner.run(walk([folder]), record)
+    finally:
+        executor.close()
+    return runner
+
+
+def _spec(folder: str, options: MediaImportOptions) -> MediaImport:
+    return MediaImport(options.bank, folder, options.category, options.source,
+                       options.version, options.known_good)
+
+
+def _items(staging: MediaStaging, folder: str, options: MediaImportOptions,
+           labels: dict[str, str], tally: MediaTally) -> Iterator[MediaItem]:
+    """The staged outcomes as bank items, one at a time in location order; what is not an
+    item goes to `tally`."""
+    listed: set[str] = set()
+    for staged in staging.outcomes():
+        rec = staged.record
+        rel = _relative(staged.path, folder)
+        if rec.status != "hashed" and not rec.hashes:
+            tally.notes[f"not hashed: {rec.kind}"] += 1
+            if rec.status == "error" or staged.archive_error:
+                tally.skipped.append(
+                    RejectedRecord(staged.line, f"{rel}: {rec.error or rec.reason}"))
+            continue
+        if rec.status == "error":
+            tally.notes["errors"] += 1
+            tally.skipped.append(RejectedRecord(staged.line, f"{rel}: {rec.error}"))
+        kind = (rec.media_type or "other").split("/")[0]
+        tally.notes[f"{kind}s" if kind in ("image", "video") else "other files"] += 1
+        parsed, features = _entries(rec, staged.line, rel, labels.get(rel, options.category),
+                                    options.known_good)
+        listed.add(rel)
+        yield MediaItem(parsed, features, rel)
+    unlabelled = [rel for rel in labels if rel not in listed]
+    if unlabelled:
+        tally.notes["categories without a file"] = len(unlabelled)
+
+
 def import_media(store: BankStore, folder: str, options: MediaImportOptions,
                  progress: Callable[[int], None] | None = None) -> ImportResult:
     """Hash `folder` and write it into bank `options.bank`; the JSON report goes to the
@@ -105,46 +162,15 @@ def import_media(store: BankStore, folder: str, options: MediaImportOptions,
         raise BankError(tr("give --category or --categories, not both"))
     labels = read_categories(options.categories) if options.categories else {}
     opts = HashOptions(algorithms=MEDIA_ALGORITHMS)
-    skipped: list[RejectedRecord] = []
-    notes: Counter[str] = Counter()
-    items: list[MediaItem] = []
-    line = 0
-
-    def record(chunk: list[Settled]) -> None:
-        nonlocal line
-        for settled in chunk:
-            line += 1
-            rec = settled.record
-            rel = _relative(settled.path, folder)
-            if rec is None:  # nothing is reused: the runner is given no stored rows
-                continue
-            if rec.status != "hashed" and not rec.hashes:
-                notes[f"not hashed: {rec.kind}"] += 1
-                if rec.status == "error" or settled.archive_error:
-                    skipped.append(RejectedRecord(line, f"{rel}: {rec.error or rec.reason}"))
-                continue
-            if rec.status == "error":
-                notes["errors"] += 1
-                skipped.append(RejectedRecord(line, f"{rel}: {rec.error}"))
-            kind = (rec.media_type or "other").split("/")[0]
-            notes[f"{kind}s" if kind in ("image", "video") else "other files"] += 1
-            parsed, features = _entries(rec, line, rel, labels.get(rel, options.category),
-                                        options.known_good)
-            items.append(MediaItem(parsed, features, rel))
-        if progress is not None:
-            progress(len(chunk))
-
-    executor = make_executor(options.workers, None)
-    try:
-        Runner(opts, executor, BATCH_FILES).run(walk([folder]), record)
-    finally:
-        executor.close()
-    unlabelled = [rel for rel in labels if rel not in {i.path for i in items}]
-    if unlabelled:
-        notes["categories without a file"] = len(unlabelled)
-    spec_ = MediaImport(options.bank, folder, options.category, options.source,
-                        options.version, options.known_good)
-    result = write_media(store, spec_, items, skipped, dict(notes))
+    with MediaStaging(staging_path(store.dir, options.bank, folder),
+                      resume_key(opts, tool_version()), MEDIA_ALGORITHMS) as staging:
+        runner = _hash_into(staging, folder, opts, options.workers, progress)
+        tally = MediaTally()
+        if runner.reused:
+            tally.notes["reused from an interrupted import"] = runner.reused
+        result = write_media(store, _spec(folder, options),
+                             _items(staging, folder, options, labels, tally), tally)
+        staging.remove()  # the bank is written: a rerun hashes the folder afresh
     report = os.path.join(
         store.dir, "reports",
         f"import-media-{options.bank}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json",
