@@ -222,15 +222,20 @@ def load_features(con: sqlite3.Connection, saved: str | None = None
     feats: list[LocalFeatures] = []
     pks: list[int] = []
     for pk, fingerprint, blob in rows:
-        try:
-            f = LocalFeatures.from_bytes(bytes(blob))
-        except ValueError:
-            continue
-        if f.fingerprint() != fingerprint:
-            continue
-        feats.append(f)
-        pks.append(int(pk))
+        if (f := _intact(fingerprint, blob)) is not None:
+            feats.append(f)
+            pks.append(int(pk))
     return FeatureSet.build(feats, saved=saved), np.asarray(pks, dtype=np.int64)
+
+
+def _intact(fingerprint: str, blob: bytes) -> LocalFeatures | None:
+    """A stored feature blob, or None when it does not parse or no longer matches its
+    entry's hash (damaged since it was written)."""
+    try:
+        f = LocalFeatures.from_bytes(bytes(blob))
+    except ValueError:
+        return None
+    return f if f.fingerprint() == fingerprint else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,8 +312,8 @@ class _Writer:
 
 class _ContentDigest:
     """SHA-256 of an import's content, independent of the order items come in: over the
-    items sorted by path, each as the SHA-256 of its path and hashes (32 bytes an item
-    held, not the item)."""
+    items sorted by path, each as the SHA-256 of its path and hashes (its path and 32 bytes
+    held an item, not its hashes)."""
 
     def __init__(self) -> None:
         self._parts: list[tuple[str, bytes]] = []
@@ -444,13 +449,8 @@ class MediaMatcher:
             " AND e.algorithm = ? AND e.retracted = 0 AND b.enabled = 1",
             (bank, entry_id, ALGORITHM),
         ).fetchone() if self._features.n_items else None
-        if row is None:
-            return None
-        try:
-            f = LocalFeatures.from_bytes(bytes(row[1]))
-        except ValueError:
-            return None
-        return f if f.fingerprint() == row[0] and len(f) else None
+        f = _intact(*row) if row is not None else None
+        return f if f is not None and len(f) else None
 
     def item_entries(self, items: Sequence[int]) -> dict[int, BankEntry]:
         """Feature-set item -> its `orb` entry (items whose entry is gone are left out); asked

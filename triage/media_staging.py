@@ -117,10 +117,6 @@ class MediaStaging:
             self._db.execute("ROLLBACK")
             raise
 
-    def reused(self) -> int:
-        (n,) = self._db.execute("SELECT COUNT(*) FROM outcomes WHERE seen = 1").fetchone()
-        return int(n)
-
     def outcomes(self) -> Iterator[Staged]:
         """The current run's outcomes one at a time in location order (a scan's manifest
         order), numbered from 1 in that order: the same numbers whatever order the items
