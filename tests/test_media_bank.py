@@ -324,3 +324,23 @@ def test_a_killed_media_import_resumes_without_hashing_again(tmp_path: Path,
     with BankStore(store) as s:  # an import that finished leaves nothing to reuse
         again = import_media(s, str(folder), options)
     assert "reused from an interrupted import" not in again.notes and again.added == 0
+
+
+def test_a_damaged_staging_file_is_started_afresh(tmp_path: Path, folder: Path) -> None:
+    from triage.media_import import MediaImportOptions, import_media
+    from triage.media_staging import staging_path
+
+    options = MediaImportOptions(bank="held", category="A", workers=0)
+    once = tmp_path / "once"
+    with BankStore(once) as s:
+        whole = import_media(s, str(folder), options)
+    store = tmp_path / "store"
+    with BankStore(store) as s:
+        staged = Path(staging_path(s.dir, "held", str(folder)))
+        staged.parent.mkdir(mode=0o700)
+        staged.write_bytes(b"not a database" * 100)  # a staging file damaged on disk
+        result = import_media(s, str(folder), options)
+        assert not staged.exists()
+    assert "reused from an interrupted import" not in result.notes
+    assert (result.added, result.rejected) == (whole.added, whole.rejected)
+    assert _bank_rows(store) == _bank_rows(once)

@@ -67,7 +67,13 @@ class MediaStaging:
         os.close(fd)
         self.path, self.opts, self.algorithms = path, opts, algorithms
         self._db = sqlite3.connect(path, isolation_level=None)
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        try:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        except sqlite3.DatabaseError:  # a damaged staging file (ours): start afresh
+            self.remove()
+            self._db = sqlite3.connect(path, isolation_level=None)
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            os.chmod(path, 0o600)
         if version != STAGING_VERSION:  # another layout (an older tool's): start afresh
             self._db.executescript("DROP TABLE IF EXISTS outcomes")
         # a lost last chunk after a power cut is hashed again: NORMAL is enough
