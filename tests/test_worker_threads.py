@@ -82,3 +82,53 @@ def test_scan_threads_caps_the_scan_process_and_restores() -> None:
 ])
 def test_scan_cores(workers: int | None, scheduler: str | None, cores: int | None) -> None:
     assert scan_cores(workers, scheduler) == cores
+
+
+COLD_CACHE_CHILD = r"""
+import json, sys
+from hashing.hasher import HashOptions
+from hashing.types import HashRecord
+from triage.batches import BatchResult, HashBatch, HashTask
+from triage.executor import LocalExecutor
+from triage.identity import fs_location
+sys.path.insert(0, "tests")
+from test_worker_threads import compile_in_worker
+
+loc = fs_location(b"/e", b"/e")
+batches = [HashBatch(k, (HashTask(f"/e/{k}", None, b"", 0, 0.0, location=loc),),
+                     HashOptions()) for k in range(4)]
+executor = LocalExecutor(2, fn=compile_in_worker)
+try:
+    print(json.dumps([r.records[0].path for r in executor.run(iter(batches))]))
+finally:
+    executor.close()
+"""
+
+
+def compile_in_worker(batch: HashBatch) -> BatchResult:
+    """Batch function: compile a kernel no cache holds (what a fresh install's first scan
+    does in every worker) and report the worker's numba thread count, or the error."""
+    import numba
+
+    @numba.njit(cache=False)
+    def twice(x: int) -> int:
+        return 2 * x
+
+    try:
+        seen = json.dumps({"value": twice(batch.seq), "numba": numba.get_num_threads()})
+    except RuntimeError as e:
+        seen = json.dumps({"error": str(e)})
+    return BatchResult(batch.seq, tuple(HashRecord(path=seen, status="hashed")
+                                        for _ in batch.tasks), 0.0, str(os.getpid()))
+
+
+def test_workers_compile_kernels_after_the_thread_limit() -> None:
+    """numba reads NUMBA_NUM_THREADS when a preloaded module imports it (2 here); the worker's
+    limit to 1 must not make its later compiles refuse the changed value."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", COLD_CACHE_CHILD], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = sorted((json.loads(s) for s in json.loads(out.stdout.strip().splitlines()[-1])),
+                  key=lambda s: s.get("value", -1))
+    assert seen == [{"value": 2 * k, "numba": 1} for k in range(4)]

@@ -37,10 +37,18 @@ def limit_threads(n: int = 1) -> dict[str, int]:
     (its count is per thread: a Dask worker's task thread must call this itself)."""
     global _worker_limited
     if not _worker_limited:
+        launched = _numba_launched()
         for name in THREAD_VARIABLES:
-            if name == "NUMBA_NUM_THREADS" and _numba_launched():
+            if name == "NUMBA_NUM_THREADS" and launched:
                 continue  # numba rereads it at each compile and refuses a changed count
             os.environ[name] = str(n)
+        if not launched and "numba" in sys.modules:
+            # numba read the variable on import (a preloaded module imported it): read it
+            # again now, or the pool `_set` launches takes the old count and the first
+            # compile in this worker (a cold cache) refuses the variable's new value
+            from numba.core import config
+
+            config.reload_config()
         _set(n)
         _worker_limited = True
     else:
