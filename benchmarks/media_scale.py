@@ -139,6 +139,10 @@ def import_bank(holdings: Path, store: Path, bank: int) -> dict[str, Any]:
     _cli("bank", "import-media", str(holdings), "--bank", "holdings", "--category", "bench",
          "--store", str(store))
     seconds = time.perf_counter() - t0
+    (report,) = store.glob("reports/import-media-*.json")
+    rejected = json.loads(report.read_text())["rejected_count"]
+    if rejected:  # a bank missing originals would publish edits "not found" for no reason
+        raise RuntimeError(f"import-media rejected {rejected} of {bank} originals: {report}")
     total = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
     return {"images": bank, "seconds": seconds, "images_per_s": bank / seconds,
             "store_bytes_per_image": total / bank}
