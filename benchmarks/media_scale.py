@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from benchmarks import harness
+from benchmarks import harness, plots
 from benchmarks.scan_scale import REPO, scan
 from hashing.algorithms.local_features import describe_query_rgb
 from synthetic_fixtures.edits import EDITS, edit_rng
@@ -222,6 +222,22 @@ HEADERS = ("images", "scan wall s", "scan CPU ms/image", "describe images/s (1 c
            "distinct flagged", "weak matches refuted", "load (1-min, before-after)", "nice")
 
 
+def plot(out: Path, rows: list[dict[str, Any]]) -> Path:
+    """Per row: each stage's images/s, and the scan's CPU per image and peak RSS."""
+    fig, (rates, costs) = plots.grid(2, ncols=2)
+    labels = [f"{r['images']:,} (row {k + 1})" for k, r in enumerate(rows)]
+    stages = {"walk+hash": "walk_and_hash", "match": "match", "link+cluster": "cluster"}
+    plots.bars(rates, labels, {
+        name: [r["images"] / r["scan"]["stages"].get(stage, float("nan")) for r in rows]
+        for name, stage in stages.items()}, "images/s (stage wall time)")
+    rates.set_title("stage throughput")
+    plots.bars(costs, labels, {
+        "scan CPU ms/image": [r["scan"]["cpu_seconds"] / r["images"] * 1000 for r in rows],
+        "peak RSS (100 MB)": [r["scan"]["peak_rss_mb"] / 100 for r in rows]}, "")
+    costs.set_title("cost per image, memory")
+    return plots.save(fig, out / "media_scale.png")
+
+
 def publish(out: Path, rows: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
     imports = ", ".join(f"{r['bank']['images_per_s']:.1f}" for r in rows)
     describe_ms = ", ".join(f"{r['describe']['cpu_ms_per_image']:.1f}" for r in rows)
@@ -248,9 +264,11 @@ def publish(out: Path, rows: list[dict[str, Any]], note: str = "") -> dict[str, 
               "(summary `counts.refuted_weak_matches`; '-': a row run before 60126c4)."]
     if note:
         lines += ["", note]
+    lines += ["", "Plot: `media_scale.png`."]
     result = {"rows": rows, "note": note}
     harness.write_results(out, "media_scale", result, HEADERS, [_row(r) for r in rows],
                           notes="\n".join(lines))
+    plot(out, rows)
     return result
 
 
