@@ -187,8 +187,8 @@ def measure(n: int, work: Path, bank_size: int = BANK) -> dict[str, Any]:
         data_bytes = sum(p.stat().st_size for p in evidence.rglob("*.jpg"))
         bank = import_bank(holdings, store, bank_size)
         desc = describe_rate(evidence, n)
-        # every byte copy is of a distinct original and no edit's original is in the case:
-        # no cluster is expected (attention rows still invalidate the row)
+        # every byte copy is of a distinct original; an edit's original is in the case only
+        # past 50,000 images (edit and copy then cluster), so no cluster count is required
         s = scan(evidence, case, store, n, gen_case, min_clusters=0)
         result = {"images": n, "bank": bank, "describe": desc, "scan": s.to_dict(),
                   "outcome": outcome(case, bank_size), "case_bytes": data_bytes,
