@@ -231,6 +231,7 @@ def plot(out: Path, rows: list[dict[str, Any]]) -> Path:
         name: [r["images"] / r["scan"]["stages"].get(stage, float("nan")) for r in rows]
         for name, stage in stages.items()}, "images/s (stage wall time)")
     rates.set_title("stage throughput")
+    rates.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0, -0.35), ncols=3)
     plots.bars(costs, labels, {
         "scan CPU ms/image": [r["scan"]["cpu_seconds"] / r["images"] * 1000 for r in rows],
         "peak RSS (100 MB)": [r["scan"]["peak_rss_mb"] / 100 for r in rows]}, "")
