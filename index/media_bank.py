@@ -312,8 +312,8 @@ class _Writer:
 
 class _ContentDigest:
     """SHA-256 of an import's content, independent of the order items come in: over the
-    items sorted by path, each as the SHA-256 of its path and hashes (its path and 32 bytes
-    held an item, not its hashes)."""
+    items sorted by path, each as the SHA-256 of its path and hashes (what is held per item:
+    its path and those 32 bytes, not its hashes)."""
 
     def __init__(self) -> None:
         self._parts: list[tuple[str, bytes]] = []

@@ -87,8 +87,7 @@ def test_scan_cores(workers: int | None, scheduler: str | None, cores: int | Non
 COLD_CACHE_CHILD = r"""
 import json, sys
 from hashing.hasher import HashOptions
-from hashing.types import HashRecord
-from triage.batches import BatchResult, HashBatch, HashTask
+from triage.batches import HashBatch, HashTask
 from triage.executor import LocalExecutor
 from triage.identity import fs_location
 sys.path.insert(0, "tests")

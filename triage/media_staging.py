@@ -58,22 +58,26 @@ def staging_path(store_dir: str, bank: str, folder: str) -> str:
     return os.path.join(store_dir, "staging", f"media-{name[:32]}.sqlite")
 
 
+def _connect(path: str) -> sqlite3.Connection:
+    """The staging database, its file created 0600 before SQLite opens it (it holds the
+    holding's hashes and local features)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    return sqlite3.connect(path, isolation_level=None)
+
+
 class MediaStaging:
     """The outcomes of one import's walk items; `algorithms` read back from the records."""
 
     def __init__(self, path: str, opts: str, algorithms: tuple[str, ...]) -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
         self.path, self.opts, self.algorithms = path, opts, algorithms
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = _connect(path)
         try:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
         except sqlite3.DatabaseError:  # a damaged staging file (ours): start afresh
             self.remove()
-            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db = _connect(path)
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
-            os.chmod(path, 0o600)
         if version != STAGING_VERSION:  # another layout (an older tool's): start afresh
             self._db.executescript("DROP TABLE IF EXISTS outcomes")
         # a lost last chunk after a power cut is hashed again: NORMAL is enough
