@@ -38,6 +38,7 @@ from index.ingest import csv as csv_list
 from index.ingest import hashlist, nsrl, pdq, rdsv3, vics
 from index.ingest.detect import detect_format
 from index.ingest.records import Batch, ParseOptions, Record, RejectedRecord, batched
+from index.multirow import insert_rows
 from index.staging import LABELS, Staged, Staging, entry_id, same_as_entry
 from index.store_schema import entry_indexes, small_sorts, transaction
 
@@ -417,9 +418,9 @@ def import_direct(
                     spec(algo)  # inlined into SQL below: only registry names may pass
                     values = _DIRECT[shape].format(
                         labels=", ".join(map(_literal, labels[1:])))
-                    con.executemany(
-                        f"INSERT INTO entries (bank_id, algorithm, import_id, hash, {_COLUMNS},"
-                        f" line) VALUES ({bank_id}, '{algo}', {import_id}, {values})",
+                    insert_rows(
+                        con, f"INSERT INTO entries (bank_id, algorithm, import_id, hash,"
+                        f" {_COLUMNS}, line)", f"({bank_id}, '{algo}', {import_id}, {values})",
                         group,
                     )
                     rows += len(group)

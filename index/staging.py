@@ -2,7 +2,7 @@
 
 Why: checking each record against the store with its own INSERT and SELECT cost two SQL round
 trips per hash, and a 10^7-entry list took most of an hour. Here a parser's batches go into an
-unindexed temp table with `executemany`, binding only what differs per row (line, hash, id):
+unindexed temp table by multi-row inserts (`index.multirow`), binding only what differs per row (line, hash, id):
 what a batch shares (algorithm, labels) is one row of `labels` referenced by number. Then one
 GROUP BY builds `uniq` (one row per distinct algorithm and hash, with the first record's data)
 in sorted order, and only lists that repeat a hash or an explicit id pay for the conflict
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from hashing.registry import SPECS
 from index.ingest.records import Batch, Labels, RejectedRecord
+from index.multirow import insert_rows
 
 LABELS = ("quality", "category", "vic_category", "caid_category", "series", "known_good")
 _UNIQ = (
@@ -125,10 +126,10 @@ class Staging:
             if algo not in SPECS:  # inlined into SQL below: only registry names may pass
                 raise ValueError(f"unknown algorithm {algo!r}")
             values = _VALUES[shape].format(algo=algo, label=self._label(labels))
-            self.con.executemany(
-                "INSERT INTO staging.stage (key, line, item, algorithm, hash, entry_id, label)"
-                f" VALUES {values}",
-                rows,
+            insert_rows(
+                self.con,
+                "INSERT INTO staging.stage (key, line, item, algorithm, hash, entry_id, label)",
+                values, rows,
             )
             self.rows += len(rows)
             self.algorithms.add(algo)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from operator import eq, itemgetter, methodcaller
 from typing import Any, BinaryIO, TypeVar
@@ -26,7 +26,7 @@ from hashing.output import restore_text
 from hashing.registry import PERCEPTUAL, SPECS, STORE_PRIVATE
 from index.categories import SchemeError, canonical, label_for_text
 from index.errors import HashListFormatError
-from index.ingest.fastlines import BLOCK, hex_cells
+from index.ingest.fastlines import BLOCK, lower_hex_cells
 from index.ingest.records import (
     BOM,
     Batch,
@@ -351,9 +351,10 @@ def _fast_block(
     for i, target in sorted(columns.items()):
         col = cells[i]
         if target in HASH_COLUMNS:
-            if not hex_cells(col, SPECS[target].hex_length):
+            lowered = lower_hex_cells(col, SPECS[target].hex_length)
+            if lowered is None:
                 return None
-            hash_cols.append((target, list(map(str.lower, col))))
+            hash_cols.append((target, lowered))
         elif target == "id":
             joined = "\n".join(col)
             # cells without spaces or quotes are their own ids (no strip, no restore)
@@ -387,7 +388,8 @@ def _fast_block(
     first = hash_cols[0][1]
     for raw, idx in members.items():
         pick = (lambda col: list(col)) if len(idx) == n else _picker(idx)
-        lines_of = list(range(start, start + n)) if len(idx) == n else [start + i for i in idx]
+        lines_of: Sequence[int] = (range(start, start + n) if len(idx) == n
+                                   else list(map(start.__add__, idx)))
         own_ids = pick(ids) if ids is not None else None
         for j, (algo, values) in enumerate(hash_cols):
             labels = labels_of[raw][1 if algo in _PERCEPTUAL else 0]

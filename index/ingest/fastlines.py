@@ -113,3 +113,21 @@ def hex_cells(col: list[str], digits: int) -> bool:
         return not "".join(col).encode("ascii").translate(None, _HEX)
     except UnicodeEncodeError:
         return False
+
+
+def lower_hex_cells(col: list[str], digits: int) -> list[str] | None:
+    """The column in lower case when every cell is hex of `digits` characters (`hex_cells`),
+    else None. A column already in lower case is returned as it is; another is lowered as one
+    string (a call of `str.lower` per cell was a fifth of a CSV block's time)."""
+    if set(map(len, col)) != {digits}:
+        return None
+    try:
+        block = "".join(col).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if block.translate(None, _HEX):
+        return None
+    if not block.translate(None, _HEX[:16]):
+        return col
+    # every cell is hex, so none holds the separator
+    return "\n".join(col).lower().split("\n")

@@ -17,7 +17,7 @@ from typing import Any
 
 from hashing.registry import PERCEPTUAL, SPECS
 from index.categories import BUILTIN, CategoryLabel, CategoryScheme
-from index.ingest.fastlines import hex_cells
+from index.ingest.fastlines import lower_hex_cells
 from index.ingest.records import (
     Batch,
     GroupKey,
@@ -150,9 +150,9 @@ def _names(objs: list[Any], wanted: frozenset[str]) -> dict[str, str] | None:
 
 def _hex(algo: str, col: list[Any]) -> list[str] | None:
     """The column lower-cased when every cell is a hex string of the algorithm's length."""
-    if set(map(type, col)) != {str} or not hex_cells(col, SPECS[algo].hex_length):
+    if set(map(type, col)) != {str}:
         return None
-    return "\n".join(col).lower().split("\n")
+    return lower_hex_cells(col, SPECS[algo].hex_length)
 
 
 def _alternative(col: list[Any], alternatives: dict[str, str], fields: set[str]
