@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from hashing.registry import SPECS
 from index.ingest.records import Batch, Labels, RejectedRecord
 from index.multirow import insert_rows
+from index.store_schema import PAGE_BYTES
 
 LABELS = ("quality", "category", "vic_category", "caid_category", "series", "known_good")
 _UNIQ = (
@@ -94,6 +95,7 @@ class Staging:
         drop(con)
         # "": a private database in a temp file, deleted when detached or closed
         con.execute("ATTACH DATABASE '' AS staging")
+        con.execute(f"PRAGMA staging.page_size={PAGE_BYTES}")  # see PAGE_BYTES
         con.execute(
             "CREATE TABLE staging.labels (id INTEGER PRIMARY KEY, explicit INTEGER NOT NULL,"
             " quality INTEGER, category TEXT, vic_category INTEGER, caid_category TEXT,"

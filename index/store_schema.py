@@ -18,6 +18,12 @@ from contextlib import contextmanager
 SCHEMA_VERSION = 3
 CACHE_KIB = 65536  # the store connection's page cache, KiB (see `connect`)
 SORT_KIB = 4096  # the page cache while a bulk import builds indexes (see `small_sorts`)
+# The page size of a new store (an existing one keeps its own). A bulk import writes each page
+# to the WAL, reads it back to build the indexes and copies it into the database at the
+# checkpoint, a system call per page each time: with 16 KiB pages instead of SQLite's 4 KiB,
+# 10^6 CSV entries took 8-11 % less CPU (3.18-3.28 s against 3.55-3.60, alternating runs on
+# the Xeon; 32 and 64 KiB gained no more)
+PAGE_BYTES = 16384
 # Version 2 stores keep their layout (an inline UNIQUE (bank_id, algorithm, hash) and the
 # covering `entries_by_hash`): every query works on both; only a bulk import is faster on 3,
 # whose one unique index can be dropped and rebuilt (`entry_indexes`).
@@ -126,6 +132,8 @@ def connect(path: str) -> sqlite3.Connection:
     survive power loss, not only a process crash.
     """
     con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=600)
+    # takes effect only while the file is empty: before the WAL switch writes its header
+    con.execute(f"PRAGMA page_size={PAGE_BYTES}")
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
     con.execute("PRAGMA foreign_keys=ON")

@@ -19,6 +19,7 @@ from index.ingest.vics_columns import media_batch
 from index.staging import Staging, drop
 from index.store_schema import (
     CACHE_KIB,
+    PAGE_BYTES,
     SCHEMA_VERSION,
     connect,
     entry_indexes,
@@ -203,6 +204,24 @@ def test_a_version_2_store_opens_imports_and_matches(tmp_path: Path,
             assert [n for n, _, _ in entry_indexes(store.con)] == [
                 "entries_by_hash", "entries_by_id"]
             assert schema_version(store.con) == 2
+
+
+def test_a_new_store_takes_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    with BankStore(tmp_path / "new") as store:
+        assert store.con.execute("PRAGMA page_size").fetchone() == (PAGE_BYTES,)
+        assert PAGE_BYTES != 4096  # SQLite's default: the pragma above must have acted
+    old = tmp_path / "old"
+    old.mkdir()
+    con = sqlite3.connect(old / "banks.sqlite")  # a store begun with SQLite's default pages
+    con.execute("PRAGMA page_size=4096")
+    con.execute("CREATE TABLE pad (a)")
+    con.commit()
+    con.close()
+    with BankStore(old) as store:
+        store.import_file(csv_list(tmp_path, "v1.csv", PLAIN), ImportOptions(bank="b"))
+        assert store.con.execute("PRAGMA page_size").fetchone() == (4096,)
+        assert store.con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert [e.entry_id for e in store.open_matcher().lookup_digest("md5", MD5[5])] == ["m5"]
 
 
 def _media(i: int, **over: Any) -> dict[str, Any]:
