@@ -25,6 +25,7 @@ def statement(head: str, row: str, width: int, rows: int) -> str:
     ?1..?width are renumbered for each copy (copy k binds ?(k*width+1)..?(k*width+width))."""
     if not all(1 <= int(m) <= width for m in _PARAMETER.findall(row)):
         raise ValueError(f"row template {row!r} binds parameters outside ?1..?{width}")
+
     def copy(k: int) -> str:
         return _PARAMETER.sub(lambda m: f"?{int(m.group(1)) + k * width}", row)
 

@@ -2,11 +2,12 @@
 
 Why: checking each record against the store with its own INSERT and SELECT cost two SQL round
 trips per hash, and a 10^7-entry list took most of an hour. Here a parser's batches go into an
-unindexed temp table by multi-row inserts (`index.multirow`), binding only what differs per row (line, hash, id):
-what a batch shares (algorithm, labels) is one row of `labels` referenced by number. Then one
-GROUP BY builds `uniq` (one row per distinct algorithm and hash, with the first record's data)
-in sorted order, and only lists that repeat a hash or an explicit id pay for the conflict
-passes. SQLite spills its sorts to temp files, so memory stays flat whatever the list's size.
+unindexed temp table by multi-row inserts (`index.multirow`), binding only what differs per
+row (line, hash, id): what a batch shares (algorithm, labels) is one row of `labels` referenced
+by number. Then one GROUP BY builds `uniq` (one row per distinct algorithm and hash, with the
+first record's data) in sorted order, and only lists that repeat a hash or an explicit id pay
+for the conflict passes. SQLite spills its sorts to temp files, so memory stays flat whatever
+the list's size.
 
 The checks are the sequential importer's: within one file a repeated hash or id is accepted
 when its data is identical (counted as a duplicate record) and rejected, naming the earlier
