@@ -107,12 +107,7 @@ _HEX = b"0123456789abcdefABCDEF"
 def hex_cells(col: list[str], digits: int) -> bool:
     """Whether every cell is an ASCII hex string of `digits` characters, checked for the whole
     column at once (the bulk paths' test before any per-cell work)."""
-    if set(map(len, col)) != {digits}:
-        return False
-    try:
-        return not "".join(col).encode("ascii").translate(None, _HEX)
-    except UnicodeEncodeError:
-        return False
+    return lower_hex_cells(col, digits) is not None
 
 
 def lower_hex_cells(col: list[str], digits: int) -> list[str] | None:
