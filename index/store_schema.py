@@ -4,9 +4,9 @@ Tables: `banks` (provenance, enabled, known-good), `entries` (one row per bank x
 hash; retracted rows stay as history), `imports` (what was imported when, from which file),
 `generations` (a counter per algorithm bumped by every change that alters what it matches),
 `index_files` (checksum, row count, generation and bank versions of each perceptual index file)
-and `index_rows` (index row -> entries: identical hashes from several banks share one row) and
-`false_positives` (analysts' confirmed false matches per bank entry, one per case and item)
-and `attachments` (RDSv3 publications read in place as banks: `index.attached`).
+and `index_maps` (index row -> entries, as blobs of pairs: identical hashes from several banks
+share one row) and `false_positives` (analysts' confirmed false matches per bank entry, one per
+case and item) and `attachments` (RDSv3 publications read in place as banks: `index.attached`).
 """
 
 from __future__ import annotations
@@ -92,12 +92,13 @@ CREATE TABLE IF NOT EXISTS index_files (
     bank_versions TEXT NOT NULL,
     built_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS index_rows (
+-- (row, entry) pairs, little-endian int64, in row order, a part per `bank_index.build` chunk
+CREATE TABLE IF NOT EXISTS index_maps (
     algorithm TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    entry INTEGER NOT NULL REFERENCES entries(id)
+    part INTEGER NOT NULL,
+    pairs BLOB NOT NULL,
+    PRIMARY KEY (algorithm, part)
 );
-CREATE INDEX IF NOT EXISTS index_rows_by_row ON index_rows (algorithm, row);
 """ + """
 CREATE TABLE IF NOT EXISTS false_positives (
     id INTEGER PRIMARY KEY,
@@ -122,7 +123,7 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 """
 # Added after the first stores were made: created on open when missing (see `connect`).
-_LATER_TABLES = ("false_positives", "attachments")
+_LATER_TABLES = ("false_positives", "attachments", "index_maps")
 
 
 def connect(path: str) -> sqlite3.Connection:

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hashing import codec
 from index.bank_types import ImportRejectedError
 from index.banks import BankStore, ImportOptions, default_store_dir
 from index.categories import is_code
@@ -294,6 +295,78 @@ def test_corrupt_index_is_detected_by_checksum_and_rebuilt(
     assert "corrupt" in caplog.text
 
 
+def _pairs(store: BankStore) -> list[list[int]]:
+    blobs = store.con.execute(
+        "SELECT pairs FROM index_maps WHERE algorithm = 'pdq' ORDER BY part").fetchall()
+    return np.frombuffer(b"".join(b for (b,) in blobs), "<i8").reshape(-1, 2).tolist()
+
+
+def _set_map(store: BankStore, blobs: list[bytes]) -> None:
+    store.con.execute("DELETE FROM index_maps WHERE algorithm = 'pdq'")
+    for part, blob in enumerate(blobs):
+        store.con.execute("INSERT INTO index_maps VALUES ('pdq', ?, ?)", (part, blob))
+
+
+def _blob(pairs: list[list[int]]) -> bytes:
+    return np.array(pairs, dtype="<i8").tobytes()
+
+
+# each tampered row map (from the good one, 4 rows, 5 entries: the same PDQ in two banks)
+# and the reason it is refused for
+_TAMPERED: dict[str, tuple[object, str]] = {
+    "a pair short": (lambda p: [_blob(p[:-1])], "fewer than the recorded"),
+    "a pair more": (lambda p: [_blob(p + [[3, p[-1][1]]])], "more than the recorded"),
+    "half a pair": (lambda p: [_blob(p)[:-8]], "not whole pairs"),
+    "rows out of order": (lambda p: [_blob([p[1], p[0], *p[2:]])], "in row order"),
+    "a row skipped": (lambda p: [_blob([[r + (r > 1), e] for r, e in p])], "in row order"),
+    "a row before 0": (lambda p: [_blob([[r - 1, e] for r, e in p])], "in row order"),
+    "no map": (lambda p: [], "no row map: built by an earlier version"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(_TAMPERED))
+def test_a_damaged_row_map_is_detected_and_rebuilt(
+    store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """The row map (index row -> entries, int64 blobs) is checked on every load like the
+    codes: wrong sizes, order or coverage get the index rebuilt, never a wrong entry."""
+    store.import_file(write(tmp_path, "l.csv", csv_list(4)), ImportOptions(bank="a"))
+    store.import_file(write(tmp_path, "b.txt", f"{PDQ[2]},70\n"), ImportOptions(bank="b"))
+    store.open_matcher().close()
+    good = _pairs(store)
+    assert len(good) == 5 and {r for r, _ in good} == {0, 1, 2, 3}
+    tamper, reason = _TAMPERED[damage]
+    _set_map(store, tamper(good))  # type: ignore[operator]
+    with caplog.at_level(logging.INFO, logger="index.bank_index"):
+        m = store.open_matcher()
+    assert reason in caplog.text and "rebuilding" in caplog.text
+    assert _pairs(store) == good
+    index, rows = m.perceptual("pdq")
+    lims, _, ids = index.range_search(codec.pack("pdq", [PDQ[2]]), 0)
+    assert sorted(e.bank for e in rows[int(ids[lims[0]])]) == ["a", "b"]
+    m.close()
+
+
+def test_an_index_from_before_index_maps_is_rebuilt_and_the_old_table_dropped(
+    store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store whose row maps were one table row per entry (`index_rows`): its indexes are
+    rebuilt on load and the old table goes."""
+    store.import_file(write(tmp_path, "l.csv", csv_list(3)), ImportOptions(bank="a"))
+    store.open_matcher().close()
+    good = _pairs(store)
+    store.con.execute("CREATE TABLE index_rows (algorithm TEXT NOT NULL, row INTEGER NOT NULL,"
+                      " entry INTEGER NOT NULL REFERENCES entries(id))")
+    store.con.executemany("INSERT INTO index_rows VALUES ('pdq', ?, ?)", good)
+    store.con.execute("DELETE FROM index_maps")
+    with caplog.at_level(logging.INFO, logger="index.bank_index"):
+        assert store.open_matcher().perceptual("pdq")[0].ntotal == 3
+    assert "built by an earlier version" in caplog.text
+    assert _pairs(store) == good
+    assert store.con.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'index_rows'").fetchone() is None
+
+
 def test_build_skips_an_invalid_stored_hash(
     store: BankStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -330,9 +403,10 @@ def test_chunked_index_build_equals_the_one_shot_build(
 
     def built(chunk: int) -> tuple[object, ...]:
         info = build(store.con, store.dir, "pdq", chunk=chunk)
-        rows = store.con.execute(
-            "SELECT algorithm, row, entry FROM index_rows ORDER BY algorithm, row, entry"
-        ).fetchall()
+        blobs = store.con.execute(
+            "SELECT pairs FROM index_maps WHERE algorithm = 'pdq' ORDER BY part").fetchall()
+        rows = [tuple(p) for p in np.frombuffer(b"".join(b for (b,) in blobs), "<i8")
+                .reshape(-1, 2).tolist()]
         record = store.con.execute(
             "SELECT algorithm, file, sha256, rows, entries, generation, bank_versions"
             " FROM index_files WHERE algorithm = 'pdq'"
@@ -346,7 +420,7 @@ def test_chunked_index_build_equals_the_one_shot_build(
             assert built(chunk) == one_shot, chunk
     info, _, rows, _ = one_shot
     assert info.rows == 9 and info.entries == 12  # 7 of a's 8 + b's 5 (3 shared); c disabled
-    assert len({r for _, r, _ in rows}) == 9
+    assert len({r for r, _ in rows}) == 9 and len(rows) == 12
     assert sorted(p.name for p in path.parent.iterdir()) == ["pdq.faissbin"]  # no spill left
     assert store.con.execute("PRAGMA foreign_keys").fetchone() == (1,)  # enforced again
 

@@ -135,7 +135,7 @@ REBUILD_KILLS = {
     "temp_written": "open|.tmp",  # the temp file opened, codes about to stream into it
     "before_rename": "os.rename|pdq.faissbin",  # fsynced, not yet renamed over the index
     "after_rename": "open|/index",  # renamed; fsyncing the directory, DB not yet updated
-    "mapping_txn": "sql|INSERT INTO index_rows",  # inside the DB transaction of the row map
+    "mapping_txn": "sql|INSERT INTO index_maps",  # inside the DB transaction of the row map
 }
 
 
