@@ -212,11 +212,9 @@ def schema_version(con: sqlite3.Connection) -> int:
 @contextmanager
 def unchecked_references(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """Foreign keys not enforced for the block (outside any transaction: SQLite ignores the
-    pragma inside one). Only for rows whose references were just read from this store and
-    cannot have gone since (entries are never deleted: retraction is a flag), or were written
-    by the block's own transaction (an import's bank and import rows). Checking them cost a
-    random lookup per row and reference (into `entries`: a third of an index build; into
-    `banks` and `imports`: 0.16 s of CPU per 10^6 entries a first import inserts)."""
+    pragma inside one). Only for rows whose references are to rows written or read by the
+    block's own transaction (an import's bank and import rows). Checking them cost a random
+    lookup per row and reference (0.16 s of CPU per 10^6 entries a first import inserts)."""
     con.execute("PRAGMA foreign_keys=OFF")
     try:
         yield con
