@@ -217,16 +217,20 @@ def _try_load(con: sqlite3.Connection, store_dir: str, algorithm: str) -> Loaded
         pairs = _row_map(con, algorithm, nentries)
     if isinstance(pairs, str):
         return pairs
-    # row_ptr needs the rows in order and each of 0..nrows-1 present: steps of 0 (same row) or 1
-    rows = pairs[:, 0]
-    steps = np.diff(rows)
-    if (len(rows) != 0 and (rows[0] != 0 or rows[-1] != nrows - 1
-                            or bool(np.any((steps != 0) & (steps != 1))))) or (
-            len(rows) == 0 and nrows != 0):
+    if not _covers_in_order(pairs[:, 0], nrows):
         return "corrupt (row map does not cover the index in row order)"
     row_ptr = np.zeros(nrows + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=nrows), out=row_ptr[1:])
     return LoadedIndex(codes, row_ptr, pairs[:, 1].copy(), sha or None, json.loads(versions))
+
+
+def _covers_in_order(rows: np.ndarray, nrows: int) -> bool:
+    """Whether `rows` runs through 0..nrows-1 in order, each at least once (what `row_ptr`
+    needs): it starts at 0, ends at nrows-1 and steps by 0 (the same row) or 1."""
+    if len(rows) == 0:
+        return nrows == 0
+    steps = np.diff(rows)
+    return bool(rows[0] == 0 and rows[-1] == nrows - 1 and np.all((steps == 0) | (steps == 1)))
 
 
 def _row_map(con: sqlite3.Connection, algorithm: str, entries: int) -> np.ndarray | str:
