@@ -16,6 +16,7 @@ from index.bank_types import ImportRejectedError
 from index.banks import BankStore, ImportOptions
 from index.ingest.records import Batch
 from index.ingest.vics_columns import media_batch
+from index.multirow import FlatRows
 from index.staging import Staging, drop
 from index.store_schema import (
     CACHE_KIB,
@@ -167,7 +168,9 @@ def test_staging_database_goes_with_each_list(tmp_path: Path) -> None:
     labels = (0, None, None, None, None, None, 0)
     for n in (2, 1):  # a second list on one connection gets a fresh database
         staging = Staging(con)
-        staging.add(Batch({("md5", labels, "line"): [(i, MD5[i]) for i in range(n)]}, [], {}, n))
+        rows = FlatRows(2)
+        rows.add_columns(range(n), MD5[:n])
+        staging.add(Batch({("md5", labels, "line"): rows}, [], {}, n))
         assert staging.finish().hashes == n
     drop(con)
     assert _databases(con) == ["main"]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.multirow import insert_rows, statement
+from index.multirow import FlatRows, insert_rows, statement
 
 
 def test_statement_renumbers_each_copy_of_the_row() -> None:
@@ -24,12 +24,24 @@ def test_statement_refuses_a_parameter_beyond_the_width() -> None:
         statement("INSERT INTO t (a)", "(?3)", 2, 1)
 
 
-def test_rows_of_different_widths_are_refused() -> None:
-    con = sqlite3.connect(":memory:")
-    con.execute("CREATE TABLE t (a, b)")
-    with pytest.raises(ValueError, match="different widths"):
-        insert_rows(con, "INSERT INTO t (a, b)", "(?1, ?2)", [(1, 2), (3,)])
-    assert con.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)
+def test_rows_of_another_width_are_refused() -> None:
+    rows = FlatRows(2)
+    with pytest.raises(ValueError, match="a row of 1 cells among rows of 2"):
+        rows.append(3)
+    with pytest.raises(ValueError, match=r"2 columns of \[1, 2\] cells for rows of 2"):
+        rows.add_columns([1], [2, 3])
+    with pytest.raises(ValueError, match="3 columns"):
+        rows.add_columns([1], [2], [3])
+    assert rows.flat == [] and len(rows) == 0
+
+
+def test_columns_and_rows_land_in_one_row_order() -> None:
+    rows = FlatRows(3)
+    rows.append(1, "a", None)
+    rows.add_columns(range(2, 4), ["b", "c"], ["x", None])
+    rows.add_columns([], [], [])
+    assert list(rows) == [(1, "a", None), (2, "b", "x"), (3, "c", None)]
+    assert rows.flat == [1, "a", None, 2, "b", "x", 3, "c", None] and len(rows) == 3
 
 
 def _table() -> sqlite3.Connection:
@@ -49,7 +61,10 @@ def test_rows_land_as_one_row_inserts_put_them(
     """Any count (full statements plus a remainder), NULLs, quotes and non-ASCII text."""
     head, row = "INSERT INTO t (line, hash, entry, kind)", "(?1, ?2, COALESCE(?3, ?2), 'k')"
     ours, reference = _table(), _table()
-    insert_rows(ours, head, row, rows, per_statement)
+    flat = FlatRows(3)
+    if rows:
+        flat.add_columns(*zip(*rows, strict=True))
+    insert_rows(ours, head, row, flat, per_statement)
     reference.executemany(f"{head} VALUES {row}", rows)
     assert (ours.execute("SELECT * FROM t ORDER BY n").fetchall()
             == reference.execute("SELECT * FROM t ORDER BY n").fetchall())

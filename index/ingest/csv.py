@@ -43,10 +43,12 @@ from index.ingest.records import (
     check_hash,
     check_quality,
     check_vic,
+    group_rows,
     is_skippable,
     iter_text_lines,
     rows_by_key,
 )
+from index.multirow import FlatRows
 
 _LABELS = {
     "quality": "quality",
@@ -384,31 +386,30 @@ def _fast_block(
         labels_of[raw] = ((explicit, None, *shared), (explicit, v["quality"], *shared))
     # rows by label combination (usually one or a few), then each group column by column in C
     members = rows_by_key(label_rows)
-    groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
+    groups: dict[GroupKey, FlatRows] = {}
     first = hash_cols[0][1]
+    # an id can equal its hash (then stored as NULL) only where the lengths agree
+    id_lengths = set(map(len, ids)) if ids is not None else set()
     for raw, idx in members.items():
-        pick = (lambda col: list(col)) if len(idx) == n else _picker(idx)
+        pick = (lambda col: col) if len(idx) == n else _picker(idx)
         lines_of: Sequence[int] = (range(start, start + n) if len(idx) == n
                                    else list(map(start.__add__, idx)))
         own_ids = pick(ids) if ids is not None else None
         for j, (algo, values) in enumerate(hash_cols):
             labels = labels_of[raw][1 if algo in _PERCEPTUAL else 0]
             hashes = pick(values)
+            group_columns: tuple[Sequence[Any], ...]
             if own_ids is not None:
-                entries = own_ids if not any(map(eq, own_ids, hashes)) else [
+                same = SPECS[algo].hex_length in id_lengths and any(map(eq, own_ids, hashes))
+                entries = own_ids if not same else [
                     None if e == h else e for e, h in zip(own_ids, hashes, strict=True)]
-                rows_of_group: Iterable[tuple[Any, ...]] = zip(
-                    lines_of, hashes, entries, strict=True
-                )
-                shape = "keyed"
+                group_columns, shape = (lines_of, hashes, entries), "keyed"
             elif j == 0:
-                rows_of_group = zip(lines_of, hashes, strict=True)
-                shape = "line"
+                group_columns, shape = (lines_of, hashes), "line"
             else:
-                rows_of_group = zip(lines_of, hashes, pick(first), strict=True)
-                shape = "keyed"
+                group_columns, shape = (lines_of, hashes, pick(first)), "keyed"
             # label combinations differing only in quality share a digest's group
-            groups.setdefault((algo, labels, shape), []).extend(rows_of_group)
+            group_rows(groups, (algo, labels, shape)).add_columns(*group_columns)
     return Batch(groups, [], {}, n)
 
 

@@ -21,6 +21,7 @@ from index.ingest.records import (
     hashes_record,
     parse_lines,
 )
+from index.multirow import FlatRows
 
 _BY_LENGTH = {32: "md5", 40: "sha1"}
 _HEX = b"0123456789abcdefABCDEF"
@@ -47,7 +48,8 @@ def _fast_block(lines: list[bytes], start: int, options: ParseOptions) -> Batch 
         return None
     hashes = b"".join(lines).decode("ascii").lower().split()
     labels = (0, None, options.category, None, None, None, int(options.known_good))
-    rows = list(zip(range(start, start + len(lines)), hashes, strict=True))
+    rows = FlatRows(2)
+    rows.add_columns(range(start, start + len(lines)), hashes)
     return Batch({(algo, labels, "line"): rows}, [], {}, len(lines))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from index.ingest.fastlines import line_batches
 from index.ingest.records import (
@@ -23,8 +22,10 @@ from index.ingest.records import (
     RejectedRecord,
     check_hash,
     check_quality,
+    group_rows,
     parse_lines,
 )
+from index.multirow import FlatRows
 
 
 def parse(path: str, options: ParseOptions) -> Iterator[Record]:
@@ -48,11 +49,11 @@ def _fast_block(lines: list[bytes], start: int, options: ParseOptions) -> Batch 
         return None
     if _BLOCK.fullmatch(text) is None:
         return None
-    groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
+    groups: dict[GroupKey, FlatRows] = {}
     kg = int(options.known_good)
     for line, (hex_, quality) in enumerate(_PAIR.findall(text), start):
         labels = (0, int(quality), options.category, None, None, None, kg)
-        groups.setdefault(("pdq", labels, "line"), []).append((line, hex_))
+        group_rows(groups, ("pdq", labels, "line")).append(line, hex_)
     return Batch(groups, [], {}, len(lines))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from hashing.i18n import tr
 from index.errors import HashListFormatError
@@ -22,8 +21,10 @@ from index.ingest.records import (
     ParseOptions,
     Record,
     RejectedRecord,
+    group_rows,
     hashes_record,
 )
+from index.multirow import FlatRows
 
 MAGIC = b"SQLite format 3\x00"
 COLUMNS = ("sha256", "sha1", "md5")
@@ -93,7 +94,7 @@ def batches(path: str, options: ParseOptions) -> Iterator[Batch]:
                 else:
                     # each hash is its own entry: repeats across packages never conflict
                     for algo, h in rec.hashes:
-                        batch.groups.setdefault((algo, labels, "line"), []).append((number, h))
+                        group_rows(batch.groups, (algo, labels, "line")).append(number, h)
                     batch.records += 1
         yield batch
 
@@ -103,7 +104,7 @@ def _fast(chunk: list[tuple[str | None, ...]], start: int,
     from hashing.registry import SPECS
 
     columns = list(zip(*chunk, strict=True))
-    groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
+    groups: dict[GroupKey, FlatRows] = {}
     for algo, values in zip(COLUMNS, columns, strict=True):
         if set(map(type, values)) != {str} or set(map(len, values)) != {SPECS[algo].hex_length}:
             return None
@@ -113,7 +114,6 @@ def _fast(chunk: list[tuple[str | None, ...]], start: int,
                 return None
         except UnicodeEncodeError:
             return None
-        groups[(algo, labels, "line")] = list(
-            zip(range(start, start + len(values)), map(str.lower, values), strict=True)
-        )
+        rows = groups[(algo, labels, "line")] = FlatRows(2)
+        rows.add_columns(range(start, start + len(values)), list(map(str.lower, values)))
     return Batch(groups, [], {}, len(chunk))

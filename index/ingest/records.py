@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from hashing import codec
 from hashing.errors import HashFormatError, UnknownAlgorithmError
 from index.categories import CategoryScheme
 from index.errors import HashListFormatError
+from index.multirow import FlatRows
 
 BOM = b"\xef\xbb\xbf"
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
@@ -186,6 +187,15 @@ Labels = tuple[int, int | None, str | None, int | None, str | None, str | None, 
 #   "keyed": (line, hash, entry_id | None)   key = line (None: the hash is the id)
 #   "item":  (item, line, hash, entry_id | None)   key = item (VICS Media ordinal)
 GroupKey = tuple[str, Labels, str]  # (algorithm, labels, shape)
+SHAPE_WIDTHS = {"line": 2, "keyed": 3, "item": 4}
+
+
+def group_rows(groups: dict[GroupKey, FlatRows], key: GroupKey) -> FlatRows:
+    """The rows of `key`'s group, a new empty one of its shape's width when there are none."""
+    rows = groups.get(key)
+    if rows is None:
+        rows = groups[key] = FlatRows(SHAPE_WIDTHS[key[2]])
+    return rows
 
 
 @dataclass(slots=True)
@@ -193,7 +203,7 @@ class Batch:
     """Several records of one list as staged rows grouped by what they share, plus the records
     rejected among them. `key` is unique per record of one file."""
 
-    groups: dict[GroupKey, list[tuple[Any, ...]]]
+    groups: dict[GroupKey, FlatRows]
     rejected: list[RejectedRecord]
     notes: dict[str, int]
     records: int  # valid records in `groups`
@@ -213,11 +223,9 @@ class Batch:
             )
             entry = None if entry_id == h else entry_id
             if rec.item is not None:
-                self.groups.setdefault((algo, labels, "item"), []).append(
-                    (rec.item, rec.line, h, entry)
-                )
+                group_rows(self.groups, (algo, labels, "item")).append(rec.item, rec.line, h, entry)
             else:
-                self.groups.setdefault((algo, labels, "keyed"), []).append((rec.line, h, entry))
+                group_rows(self.groups, (algo, labels, "keyed")).append(rec.line, h, entry)
         self.records += 1
         for note in rec.notes:
             self.notes[note] = self.notes.get(note, 0) + 1

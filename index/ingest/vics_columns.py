@@ -25,8 +25,10 @@ from index.ingest.records import (
     ParseOptions,
     RecordError,
     check_bool,
+    group_rows,
     rows_by_key,
 )
+from index.multirow import FlatRows
 
 _FIELDS = ("md5", "sha1", "sha256")  # the reference's order: a record's first hash is its id
 _MEMBERS = frozenset({*_FIELDS, "alternativehashes", "category", "isprecategorized",
@@ -96,7 +98,7 @@ def _stage(hash_cols: list[tuple[str, list[str]]], ids: list[str] | None,
     explicit = int(ids is not None)
     entry_ids = ids if ids is not None else hash_cols[0][1]
     combos: list[tuple[Any, Any, Any]] = list(zip(categories, series, qualities, strict=True))
-    groups: dict[GroupKey, list[tuple[Any, ...]]] = {}
+    groups: dict[GroupKey, FlatRows] = {}
     for (category, series_value, quality), idx in rows_by_key(combos).items():
         label = labels[category]
         shared = (label.label if label else options.category,
@@ -111,8 +113,8 @@ def _stage(hash_cols: list[tuple[str, list[str]]], ids: list[str] | None,
             hashes = get(values)
             entries = [None if e == h else e for e, h in zip(own_ids, hashes, strict=True)] \
                 if any(map(eq, own_ids, hashes)) else own_ids
-            groups.setdefault((algo, group_labels, "item"), []).extend(
-                zip(own_items, own_lines, hashes, entries, strict=True))
+            group_rows(groups, (algo, group_labels, "item")).add_columns(
+                own_items, own_lines, hashes, entries)
     return Batch(groups, [], {}, len(lines))
 
 
