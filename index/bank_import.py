@@ -357,6 +357,11 @@ _DIRECT = {
 }
 
 
+def least_rows(path: str) -> int:
+    """The fewest entry rows a list of this file's size can hold (see `DIRECT_BYTES`)."""
+    return os.path.getsize(path) // DIRECT_BYTES
+
+
 class _Fallback(Exception):
     """Internal: the direct first import met what only the staged checks can judge."""
 
@@ -390,8 +395,8 @@ def import_direct(
     the bank's indexes are rebuilt, not updated in file order. Holds the write lock while
     parsing (readers go on under WAL; another importer waits).
     """
-    least_rows = os.path.getsize(path) // DIRECT_BYTES
-    if not rebuilds_indexes(con, least_rows):
+    least = least_rows(path)
+    if not rebuilds_indexes(con, least):
         return None
     if con.execute(
         "SELECT 1 FROM banks b WHERE b.name = ? AND EXISTS"
@@ -410,7 +415,7 @@ def import_direct(
     notes: Counter[str] = Counter()
     try:
         bank_id, import_id = _bank_and_import(con, path, options, fmt, scheme_name, stamp)
-        with bulk_indexes(con, least_rows, unique=True):
+        with bulk_indexes(con, least, unique=True):
             for batch in BATCHES[fmt](path, parse_options):
                 if batch.rejected and not options.skip_invalid:
                     raise _Fallback

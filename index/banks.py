@@ -8,6 +8,7 @@ rebuilt after the commit, so a crash between the two only leaves an index that t
 
 Layout of the store directory (0700; files 0600):
     banks.sqlite (+ -wal, -shm)   metadata, entries, import history, index records
+                                  (+ -journal while a bulk import has it to itself)
     index/<algorithm>.faissbin    one FAISS binary index per perceptual algorithm
     reports/import-<bank>-<time>.json
 """
@@ -19,7 +20,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
@@ -37,7 +38,9 @@ from index.bank_import import (
     import_direct,
     import_fresh,
     import_into,
+    least_rows,
     parse_options_for,
+    rebuilds_indexes,
     refused,
     resolve,
     stage_file,
@@ -55,9 +58,15 @@ from index.bank_types import (
     RetractResult,
 )
 from index.errors import BankError, HashListFormatError
-from index.ingest.records import is_skippable
+from index.ingest.records import ParseOptions, is_skippable
 from index.staging import drop as drop_staging
-from index.store_schema import connect, small_sorts, transaction, unchecked_references
+from index.store_schema import (
+    connect,
+    rollback_journal,
+    small_sorts,
+    transaction,
+    unchecked_references,
+)
 
 __all__ = [
     "BankDetail",
@@ -139,6 +148,32 @@ class BankStore:
 
     # -- import ---------------------------------------------------------------------------
 
+    def _import(
+        self, path: str, options: ImportOptions, fmt: str, parse_options: ParseOptions,
+        scheme_name: str | None,
+    ) -> tuple[ImportResult, set[str]]:
+        """The import's write transactions: straight into `entries`, else staged and checked."""
+        # every reference an import writes is to its own bank and import rows (or to a bank
+        # read in the same write transaction)
+        with unchecked_references(self.con), transaction(self.con):
+            done = import_direct(self.con, path, options, fmt, parse_options, scheme_name)
+            if done is not None:
+                bump(self.con, done[1])
+                return done
+        staging = stage_file(self.con, path, fmt, parse_options)
+        if staging.rejected and not options.skip_invalid:
+            raise Rollback(refused(options, path, fmt, staging.finish()))
+        with unchecked_references(self.con), transaction(self.con):
+            done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
+            if done is None:
+                with small_sorts(self.con):  # sorts of the staged list only
+                    staged = staging.finish()
+                if staged.rejected and not options.skip_invalid:
+                    raise Rollback(refused(options, path, fmt, staged))
+                done = import_into(self.con, path, options, fmt, staged, scheme_name)
+            bump(self.con, done[1])
+        return done
+
     def import_file(
         self, path: str, options: ImportOptions, report_path: str | None = None
     ) -> ImportResult:
@@ -153,25 +188,10 @@ class BankStore:
         try:
             fmt, scheme, scheme_name = resolve(path, options)
             parse_options = parse_options_for(options, scheme)
-            # every reference an import writes is to its own bank and import rows (or to
-            # a bank read in the same write transaction)
-            with unchecked_references(self.con), transaction(self.con):
-                done = import_direct(self.con, path, options, fmt, parse_options, scheme_name)
-                if done is not None:
-                    bump(self.con, done[1])
-            if done is None:
-                staging = stage_file(self.con, path, fmt, parse_options)
-                if staging.rejected and not options.skip_invalid:
-                    raise Rollback(refused(options, path, fmt, staging.finish()))
-                with unchecked_references(self.con), transaction(self.con):
-                    done = import_fresh(self.con, path, options, fmt, staging, scheme_name)
-                    if done is None:
-                        with small_sorts(self.con):  # sorts of the staged list only
-                            staged = staging.finish()
-                        if staged.rejected and not options.skip_invalid:
-                            raise Rollback(refused(options, path, fmt, staged))
-                        done = import_into(self.con, path, options, fmt, staged, scheme_name)
-                    bump(self.con, done[1])
+            # a list large against the store rebuilds its indexes: alone, it skips the WAL
+            bulk = rebuilds_indexes(self.con, least_rows(path))
+            with rollback_journal(self.con) if bulk else nullcontext(False):
+                done = self._import(path, options, fmt, parse_options, scheme_name)
             result, touched = done
         except sqlite3.Error as e:
             # the store, not the list, is at fault (full disk, I/O error): not a rejection

@@ -5,6 +5,7 @@ indexes whole after a refusal, and version 2 stores (inline UNIQUE) keep working
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -377,3 +378,93 @@ def test_a_first_import_without_staging_equals_the_staged_one(
         assert out["direct"][0][0] == "rejected" and not out["direct"][3]
     elif not fallback:
         assert out["staged"][4] and out["direct"][3]  # staged before, now imported directly
+
+
+def _bulk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every import counts as large against the store (rebuilds its indexes)."""
+    monkeypatch.setattr(bank_import, "BULK_ROWS", 1)
+    monkeypatch.setattr(bank_import, "DIRECT_BYTES", 1)
+
+
+def _at_key_build(con: sqlite3.Connection, action: Any) -> None:
+    """Run `action` when `con` is about to build the entries' key (mid-import, uncommitted)."""
+    con.set_trace_callback(
+        lambda sql: sql.startswith("CREATE UNIQUE INDEX entries_key") and action())
+
+
+def test_a_bulk_import_alone_with_the_store_skips_the_wal_and_leaves_it_in_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _bulk(monkeypatch)
+    path = csv_list(tmp_path, "l.csv", [(f"m{i}", i, "cam") for i in range(300)])
+    seen: list[tuple[bool, bool]] = []
+    with BankStore(tmp_path / "s") as store:
+        db = store.db_path
+        _at_key_build(store.con, lambda: seen.append(
+            (os.path.exists(db + "-journal"), os.path.exists(db + "-wal"))))
+        assert store.import_file(path, ImportOptions(bank="b")).added == 600
+        assert store.con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store.con.execute("PRAGMA busy_timeout").fetchone() == (600_000,)
+    assert seen == [(True, False)]  # a rollback journal, no WAL, while it ran
+    assert not os.path.exists(db + "-journal")
+    assert len(entries(tmp_path / "s")) == 600
+
+
+def test_a_bulk_import_keeps_the_wal_while_another_connection_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A running service or scan holds the store open: the import stays under WAL and their
+    reads are answered, from the last commit, while it runs."""
+    _bulk(monkeypatch)
+    path = csv_list(tmp_path, "l.csv", [(f"m{i}", i, "cam") for i in range(300)])
+    with BankStore(tmp_path / "s") as store:
+        store.import_file(csv_list(tmp_path, "old.csv", [("o", 399, "cam")]),
+                          ImportOptions(bank="old"))
+        reader = connect(store.db_path)
+        reader.execute("PRAGMA busy_timeout=200")  # a wait would be a failure, not a hang
+        db = store.db_path
+        reads: list[tuple[bool, int]] = []
+        _at_key_build(store.con, lambda: reads.append((
+            os.path.exists(db + "-journal"),
+            reader.execute("SELECT COUNT(*) FROM entries").fetchone()[0])))
+        assert store.import_file(path, ImportOptions(bank="b")).added == 600
+        assert reads == [(False, 2)]
+        assert reader.execute("SELECT COUNT(*) FROM entries").fetchone() == (602,)
+        reader.close()
+
+
+def test_a_connection_opened_during_a_bulk_import_reads_and_follows_the_store_back_to_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _bulk(monkeypatch)
+    path = csv_list(tmp_path, "l.csv", [(f"m{i}", i, "cam") for i in range(300)])
+    opened: list[tuple[sqlite3.Connection, str, int]] = []
+
+    def open_one() -> None:
+        con = connect(db)  # cannot switch the store to WAL now: must not fail
+        con.execute("PRAGMA busy_timeout=200")
+        opened.append((con, con.execute("PRAGMA journal_mode").fetchone()[0],
+                       con.execute("SELECT COUNT(*) FROM entries").fetchone()[0]))
+
+    with BankStore(tmp_path / "s") as store:
+        db = store.db_path
+        _at_key_build(store.con, open_one)
+        assert store.import_file(path, ImportOptions(bank="b")).added == 600
+    ((con, mode, during),) = opened
+    assert (mode, during) == ("delete", 0)  # the import's rows not committed yet
+    assert con.execute("SELECT COUNT(*) FROM entries").fetchone() == (600,)
+    assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    con.close()
+
+
+def test_a_store_left_under_a_rollback_journal_is_switched_back_by_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """As when a reader held on past the import's return to WAL (`rollback_journal` warns)."""
+    BankStore(tmp_path / "s").close()
+    db = str(tmp_path / "s" / "banks.sqlite")
+    con = sqlite3.connect(db, isolation_level=None)
+    assert con.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
+    con.close()
+    with BankStore(tmp_path / "s") as store:
+        assert store.con.execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -188,6 +188,48 @@ def test_sigkill_between_import_commit_and_index_rebuild(tmp_path: Path) -> None
 _FIRST = pdq_lines(1, 13)
 
 
+# a bulk import (every list counts as large against the store), alone with the store: under
+# a rollback journal instead of the WAL (`store_schema.rollback_journal`)
+BULK_IMPORT = ("import sys\nfrom index import bank_import\n"
+               "bank_import.BULK_ROWS = bank_import.DIRECT_BYTES = 1\n" + IMPORT)
+BULK_KILLS = {
+    "rows_written": "sql|CREATE UNIQUE INDEX entries_key",  # rows in, uncommitted
+    "committing": "sql|COMMIT",  # every write done, the commit about to run
+    "committed": "sql|PRAGMA main.journal_mode=WAL",  # committed, not yet back under WAL
+}
+
+
+@pytest.mark.parametrize("point", sorted(BULK_KILLS))
+def test_sigkill_in_a_bulk_import_under_the_rollback_journal(tmp_path: Path, point: str) -> None:
+    """Killed before its commit, the import is rolled back by the next open (its hot
+    journal); killed after, it is whole. Either way the store is back under WAL, intact,
+    and importing the list again finishes with nothing lost or doubled."""
+    hashes = pdq_lines(300, 14)
+    lst = tmp_path / "bulk.pdq.txt"
+    lst.write_text("".join(f"{h},80\n" for h in hashes))
+    store_dir = tmp_path / "s"
+    with BankStore(store_dir) as store:
+        store.import_file(str(_first(tmp_path)), ImportOptions(bank="first"))
+    run_killed(BULK_IMPORT, BULK_KILLS[point], str(store_dir), str(lst))
+    db = store_dir / "banks.sqlite"
+    assert not (store_dir / "banks.sqlite-wal").exists()
+    hot = (store_dir / "banks.sqlite-journal")
+    assert hot.exists() == (point != "committed")  # a hot journal only before the commit
+    committed = point == "committed"
+    with BankStore(store_dir) as store:
+        assert store.con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert [b.name for b in store.list_banks()] == (["first", "late"] if committed
+                                                        else ["first"])
+        assert entry_counts(store) == ((2, 301, 2) if committed else (1, 1, 1))
+    assert not hot.exists() and sqlite3.connect(db).execute(
+        "PRAGMA integrity_check").fetchone() == ("ok",)
+    with BankStore(store_dir) as store:
+        again = store.import_file(str(lst), ImportOptions(bank="late"))
+        assert again.added == (0 if committed else len(hashes))
+        assert entry_counts(store)[1] == 1 + len(hashes)
+    assert_store_matches(store_dir, [*_FIRST, *hashes], None)
+
+
 def _first(tmp_path: Path) -> Path:
     path = tmp_path / "first.pdq.txt"
     path.write_text(f"{_FIRST[0]},90\n")
