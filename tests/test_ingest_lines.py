@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from index.categories import VIC
 from index.errors import HashListFormatError
 from index.ingest import csv as csv_list
-from index.ingest import hashlist, nsrl, pdq
+from index.ingest import fastlines, hashlist, nsrl, pdq
 from index.ingest.detect import detect_format
 from index.ingest.records import Batch, ParsedRecord, ParseOptions, RejectedRecord, batched
 
@@ -194,3 +197,26 @@ def test_csv_bulk_blocks_with_one_label_column_stage_what_the_reference_does(
     fast = _staged(list(csv_list.batches(path, options)))
     assert fast == _staged(list(batched(csv_list.parse(path, options))))
     assert fast[1] == 40
+
+
+@given(data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")),
+       block=st.sampled_from([1, 2, 7, 64]))
+def test_whole_line_blocks_cut_as_readlines_does(data: bytes, block: int) -> None:
+    """Every block ends after a b"\\n" and together they are the lines `readlines` gives
+    (a last line without a line ending gets one), whatever the block size."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fastlines, "BLOCK", block)
+        blocks = list(fastlines.whole_line_blocks(io.BytesIO(data)))
+    assert all(b.endswith(b"\n") and b for b in blocks)
+    expected = io.BytesIO(data).readlines()
+    if expected and not expected[-1].endswith(b"\n"):
+        expected[-1] += b"\n"
+    assert [line for b in blocks for line in fastlines.block_lines(b)] == expected
+
+
+@given(st.lists(st.text(st.characters(blacklist_characters="\n"), max_size=4), max_size=6))
+def test_plain_ids_is_the_regex(cells: list[str]) -> None:
+    """The bytes check of ASCII ids says what `_PLAIN_ID` says (Unicode spaces included)."""
+    expected = csv_list._PLAIN_ID.fullmatch("\n".join(cells)) is not None
+    assert csv_list.plain_ids(cells) == expected
+    assert csv_list.plain_ids([*cells, "id\x1c"]) is False  # a separator `\\s` matches

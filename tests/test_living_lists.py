@@ -199,8 +199,7 @@ def test_bulk_path_stages_what_the_reference_parser_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str], crlf: bool, fmt: str,
     block: int,
 ) -> None:
-    monkeypatch.setattr(fastlines, "BLOCK", block)
-    monkeypatch.setattr(csv_list, "BLOCK", block)
+    monkeypatch.setattr(fastlines, "BLOCK", block)  # the CSV blocks' size too
     if fmt == "csv":
         lines = ["id,md5,pdq,quality,category"] + lines
     end = "\r\n" if crlf else "\n"
