@@ -133,8 +133,9 @@ _LATER_TABLES = ("false_positives", "attachments", "index_maps")
 def connect(path: str) -> sqlite3.Connection:
     """Open the store database in autocommit mode; callers open transactions explicitly.
 
-    WAL lets a scan read while an import writes; synchronous=FULL makes a committed import
-    survive power loss, not only a process crash.
+    WAL lets a scan read while an import writes (except while a bulk import has the store to
+    itself, `rollback_journal`: then reads wait for its commit); synchronous=FULL makes a
+    committed import survive power loss, not only a process crash.
     """
     con = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                           timeout=BUSY_SECONDS)
