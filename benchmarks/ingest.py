@@ -260,7 +260,7 @@ def _publish(out_dir: str, rows: list[dict[str, Any]], nsrl: list[dict[str, Any]
                   if r["kind"] == "first import, store shared"}
         fig, (a, b) = grid(2, ncols=2, panel_size=(9.0, 4.0))
         bars(a, labels, {
-            "records / CPU-s": [r["records_per_cpu_s"] for r in first],
+            "records / CPU-s (store to itself)": [r["records_per_cpu_s"] for r in first],
             "store shared (WAL)": [shared.get((r["format"], r["entries"]), 0.0) for r in first],
         }, "records/s")
         bars(b, labels, {"peak RSS MB": [r["peak_rss_mb"] for r in first]}, "MB")
