@@ -168,12 +168,7 @@ IMPORT = ("import sys\nfrom index.banks import BankStore, ImportOptions\n"
 def test_sigkill_between_import_commit_and_index_rebuild(tmp_path: Path) -> None:
     """The import is committed whole, the index is stale: the next open rebuilds it, and
     importing the same list again adds nothing (nothing lost, nothing doubled)."""
-    hashes = pdq_lines(500, 12)
-    lst = tmp_path / "late.pdq.txt"
-    lst.write_text("".join(f"{h},80\n" for h in hashes))
-    store_dir = tmp_path / "s"
-    with BankStore(store_dir) as store:
-        store.import_file(str(_first(tmp_path)), ImportOptions(bank="first"))
+    hashes, lst, store_dir = _late_list_and_store(tmp_path, 500, 12)
     run_killed(IMPORT, "open|.tmp", str(store_dir), str(lst))
     with BankStore(store_dir) as store:
         assert [b.name for b in store.list_banks()] == ["first", "late"]
@@ -186,6 +181,23 @@ def test_sigkill_between_import_commit_and_index_rebuild(tmp_path: Path) -> None
 
 
 _FIRST = pdq_lines(1, 13)
+
+
+def _first(tmp_path: Path) -> Path:
+    path = tmp_path / "first.pdq.txt"
+    path.write_text(f"{_FIRST[0]},90\n")
+    return path
+
+
+def _late_list_and_store(tmp_path: Path, n: int, seed: int) -> tuple[list[str], Path, Path]:
+    """`n` PDQ hashes, their list (for bank "late") and a store holding only bank "first"."""
+    hashes = pdq_lines(n, seed)
+    lst = tmp_path / "late.pdq.txt"
+    lst.write_text("".join(f"{h},80\n" for h in hashes))
+    store_dir = tmp_path / "s"
+    with BankStore(store_dir) as store:
+        store.import_file(str(_first(tmp_path)), ImportOptions(bank="first"))
+    return hashes, lst, store_dir
 
 
 # a bulk import (every list counts as large against the store), alone with the store: under
@@ -204,14 +216,8 @@ def test_sigkill_in_a_bulk_import_under_the_rollback_journal(tmp_path: Path, poi
     """Killed before its commit, the import is rolled back by the next open (its hot
     journal); killed after, it is whole. Either way the store is back under WAL, intact,
     and importing the list again finishes with nothing lost or doubled."""
-    hashes = pdq_lines(300, 14)
-    lst = tmp_path / "bulk.pdq.txt"
-    lst.write_text("".join(f"{h},80\n" for h in hashes))
-    store_dir = tmp_path / "s"
-    with BankStore(store_dir) as store:
-        store.import_file(str(_first(tmp_path)), ImportOptions(bank="first"))
+    hashes, lst, store_dir = _late_list_and_store(tmp_path, 300, 14)
     run_killed(BULK_IMPORT, BULK_KILLS[point], str(store_dir), str(lst))
-    db = store_dir / "banks.sqlite"
     assert not (store_dir / "banks.sqlite-wal").exists()
     hot = (store_dir / "banks.sqlite-journal")
     assert hot.exists() == (point != "committed")  # a hot journal only before the commit
@@ -221,19 +227,13 @@ def test_sigkill_in_a_bulk_import_under_the_rollback_journal(tmp_path: Path, poi
         assert [b.name for b in store.list_banks()] == (["first", "late"] if committed
                                                         else ["first"])
         assert entry_counts(store) == ((2, 301, 2) if committed else (1, 1, 1))
-    assert not hot.exists() and sqlite3.connect(db).execute(
-        "PRAGMA integrity_check").fetchone() == ("ok",)
+        assert store.con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert not hot.exists()
     with BankStore(store_dir) as store:
         again = store.import_file(str(lst), ImportOptions(bank="late"))
         assert again.added == (0 if committed else len(hashes))
         assert entry_counts(store)[1] == 1 + len(hashes)
     assert_store_matches(store_dir, [*_FIRST, *hashes], None)
-
-
-def _first(tmp_path: Path) -> Path:
-    path = tmp_path / "first.pdq.txt"
-    path.write_text(f"{_FIRST[0]},90\n")
-    return path
 
 
 SCAN = ("import sys\nfrom pathlib import Path\nfrom triage.pipeline import ScanConfig, run_scan\n"
