@@ -1,5 +1,5 @@
 """Service load benchmark: `POST /v1/lookup` on loopback against banks of 10^6 and 10^7 entries
-(each entry a PDQ hash and an MD5; PDQ only above 10^6, see `_MD5_UP_TO`), with our Hamming
+(each entry a PDQ hash and an MD5), with our Hamming
 index and with FAISS (IndexBinaryFlat) behind the same endpoint.
 
 The server is the real one (`triage serve`'s app on uvicorn) in a child process; the client
@@ -41,10 +41,6 @@ from benchmarks.plots import bars, grid, save
 _BUDGET_S = 20.0  # per (bank, engine, algorithm, request size): 6 of them per bank
 _COUNTS = {1: 400, 100: 40}
 _SIZES = (1_000_000, 10_000_000)
-# Banks above this carry PDQ only: 10^7 entries with an MD5 each would take ~5.3 GB of store,
-# over one developer's share of the shared machine's disk (MD5 lookups among 10^7+ digests
-# are measured by benchmarks.ingest_rdsv3)
-_MD5_UP_TO = 1_000_000
 
 
 def _md5(i: int) -> str:
@@ -143,12 +139,11 @@ def _bank(work: Path, n: int, rng: np.random.Generator) -> tuple[Path, np.ndarra
     # a partner's CSV with its own short ids (entry ids as long as the hash would double the
     # store's size: 10^7 entries must fit the shared machine's disk)
     path = work / f"bank-{n}.csv"
-    md5 = n <= _MD5_UP_TO
     with open(path, "w", encoding="ascii") as f:
-        f.write("id,pdq,md5,quality,category\n" if md5 else "id,pdq,quality,category\n")
+        f.write("id,pdq,md5,quality,category\n")
         for start in range(0, n, 100_000):
             f.write("".join(
-                f"p{start + i},{row.tobytes().hex()},{_md5(start + i) + ',' if md5 else ''}90,cam\n"
+                f"p{start + i},{row.tobytes().hex()},{_md5(start + i)},90,cam\n"
                 for i, row in enumerate(codes[start:start + 100_000])))
     if store.exists():
         shutil.rmtree(store)
@@ -305,7 +300,7 @@ def run(out_dir: str, quick: bool = False, keep: str | None = None,
             # would repeat bank codes (each a run of the same generator's bytes)
             queries = np.random.default_rng([16, n])
             pdq = _pdq_items(codes, 4000, queries)
-            md5 = _md5_items(n, 4000, queries) if n <= _MD5_UP_TO else []
+            md5 = _md5_items(n, 4000, queries)
             del codes
             for engine in ("hamming (ours)", "faiss-flat"):
                 for got in _measure(store, n, engine, key, pdq, md5):
@@ -346,8 +341,7 @@ def _publish(out_dir: str, rows: list[dict[str, Any]], fresh: bool) -> dict[str,
                   notes="POST /v1/lookup through the real server (uvicorn) on loopback,"
                   " sequential requests on one keep-alive connection, at most"
                   f" {_COUNTS[1]} single-hash or {_COUNTS[100]} 100-hash requests or"
-                  f" {_BUDGET_S:g} s per row. Each bank entry is a PDQ hash and an MD5 (banks"
-                  f" above {_MD5_UP_TO:,} entries: PDQ only, for the shared machine's disk). A PDQ"
+                  f" {_BUDGET_S:g} s per row. Each bank entry is a PDQ hash and an MD5. A PDQ"
                   " item is what a scan sends: quality 90 and the 8 dihedral hashes (8 range"
                   " queries at the policy radius 31; half the items are 8-bit variants of bank"
                   " entries, so matched ~0.5); an MD5 item is an exact lookup, half present."
