@@ -1,6 +1,6 @@
 """Service load benchmark: `POST /v1/lookup` on loopback against banks of 10^6 and 10^7 entries
-(each entry a PDQ hash and an MD5), with our Hamming
-index and with FAISS (IndexBinaryFlat) behind the same endpoint.
+(each entry a PDQ hash and an MD5), with our Hamming index and with FAISS (IndexBinaryFlat)
+behind the same endpoint.
 
 The server is the real one (`triage serve`'s app on uvicorn) in a child process; the client
 sends sequential requests on one keep-alive connection, bounded in count and time, of 1 hash
@@ -242,7 +242,7 @@ def _measure(store: Path, n: int, engine: str, key: str, pdq: list[dict[str, Any
         port = queue.get(timeout=3600)
         _wait_healthy(port)
         start_s = time.perf_counter() - t0
-        runs = [("pdq", pdq)] + ([("md5", md5)] if engine != "faiss-flat" and md5 else [])
+        runs = [("pdq", pdq)] + ([("md5", md5)] if engine != "faiss-flat" else [])
         for algo, items in runs:
             _load(port, key, items[:16], 1, budget_s=30)  # warm up (numba, MIH tables, pages)
             for per_request in (1, 100):
